@@ -1,0 +1,133 @@
+/* bitnet.c public API: load a BitNet b1.58 i2_s GGUF, tokenize, evaluate,
+ * sample. Every function that can fail takes (char *err, size_t errlen) and
+ * writes a one-line reason there (without the "bitnet: error:" prefix). */
+#ifndef BITNET_H
+#define BITNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BN_VERSION "0.1.0"
+
+typedef struct bn_model bn_model;
+typedef struct bn_context bn_context;
+typedef struct bn_tokenizer bn_tokenizer;
+typedef struct bn_sampler bn_sampler;
+
+/* ---- model -------------------------------------------------------------- */
+typedef struct bn_hparams {
+    char arch[32];                  /* "bitnet-b1.58" or "bitnet-25" */
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+    int n_head, n_head_kv, head_dim, n_rot;
+    float rope_theta, rms_eps;
+} bn_hparams;
+
+enum bn_head_type {                 /* storage of the tied LM head */
+    BN_HEAD_DEFAULT = 0,            /* whatever the engine measures best */
+    BN_HEAD_F16 = 1,                /* the file's F16: exact parity with bitnet.cpp */
+    BN_HEAD_Q8 = 2                  /* int8, one scale per 32 (smaller, faster decode) */
+};
+
+typedef struct bn_model_params {
+    const char *kernel;             /* NULL/"" = best for this CPU (or $BITNET_KERNEL) */
+    int vocab_only;                 /* 1: tokenizer only, weights never touched */
+    int head;                       /* enum bn_head_type */
+    const char *pre_tokenizer;      /* NULL = from the file; "llama3" or "default" */
+} bn_model_params;
+
+bn_model_params bn_model_default_params(void);
+bn_model *bn_model_load(const char *path, const bn_model_params *p, char *err, size_t errlen);
+void bn_model_free(bn_model *m);
+const bn_hparams *bn_model_hparams(const bn_model *m);
+const bn_tokenizer *bn_model_tokenizer(const bn_model *m);
+const char *bn_model_kernel_name(const bn_model *m);
+uint64_t bn_model_file_size(const bn_model *m);
+uint64_t bn_model_n_params(const bn_model *m);
+
+/* ---- tokenizer ------------------------------------------------------------ */
+int bn_vocab_size(const bn_tokenizer *t);
+int32_t bn_token_bos(const bn_tokenizer *t);
+int32_t bn_token_eos(const bn_tokenizer *t);
+int32_t bn_token_eot(const bn_tokenizer *t);        /* -1 when the vocab has none */
+int bn_token_is_eog(const bn_tokenizer *t, int32_t id);
+int bn_add_bos(const bn_tokenizer *t);              /* tokenizer.ggml.add_bos_token */
+/* Look up a token by its exact text (specials included); -1 if absent. */
+int32_t bn_token_lookup(const bn_tokenizer *t, const char *text, size_t len);
+
+/* Tokenize len bytes of text (NUL is an ordinary byte; invalid UTF-8 becomes
+ * U+FFFD per bad byte). Writes up to max ids and returns the total count
+ * (which may exceed max: call again with a larger buffer), or -1 on error. */
+int bn_tokenize(const bn_tokenizer *t, const char *text, size_t len,
+                int add_bos, int parse_special, int32_t *out, int max);
+/* Raw bytes of one token: control tokens give "" unless special != 0.
+ * Returns the byte count (may exceed cap: nothing is truncated silently,
+ * the caller retries), never negative for a valid id; -1 for a bad id. */
+int bn_token_to_bytes(const bn_tokenizer *t, int32_t id, int special, char *buf, int cap);
+
+/* Streaming decoder: feed ids, get bytes that are complete UTF-8 sequences;
+ * incomplete trailing sequences are held back until the next token. */
+typedef struct bn_detok {
+    const bn_tokenizer *tok;
+    unsigned char pending[8];
+    int n_pending;
+} bn_detok;
+void bn_detok_init(bn_detok *d, const bn_tokenizer *t);
+/* Appends printable bytes for `id` to out (cap bytes); returns count written. */
+int bn_detok_push(bn_detok *d, int32_t id, char *out, int cap);
+/* Flushes held-back bytes (each incomplete sequence as U+FFFD). */
+int bn_detok_flush(bn_detok *d, char *out, int cap);
+
+/* ---- context ---------------------------------------------------------------- */
+typedef struct bn_context_params {
+    int n_ctx;                      /* 0 = the model's context_length */
+    int n_threads;                  /* 0 = number of physical cores */
+    int n_batch;                    /* prompt tokens per forward batch; 0 = 512 */
+} bn_context_params;
+
+bn_context_params bn_context_default_params(void);
+bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, size_t errlen);
+void bn_context_free(bn_context *c);
+int bn_context_n_ctx(const bn_context *c);
+int bn_context_n_past(const bn_context *c);        /* tokens in the KV cache */
+int bn_context_n_threads(const bn_context *c);
+void bn_context_reset(bn_context *c);              /* empty the KV cache */
+
+/* Evaluate n tokens at positions n_past .. n_past+n-1 (prompt batches use the
+ * GEMM kernels, n == 1 the GEMV kernels; both give the same numbers).
+ * Logits are kept for the last token, or for every token when all_logits.
+ * Returns 0, or -1 with a message (e.g. context full) and the cache untouched. */
+int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
+              char *err, size_t errlen);
+/* Logits of row i of the last bn_decode (i = 0 .. n-1 with all_logits,
+ * else only the last row: pass -1). n_vocab floats. */
+const float *bn_get_logits(const bn_context *c, int i);
+
+/* ---- sampler ----------------------------------------------------------------- */
+typedef struct bn_sampler_params {
+    uint32_t seed;                  /* BN_SEED_RANDOM = pick one (see bn_sampler_seed) */
+    float temp;                     /* <= 0: greedy */
+    int top_k;                      /* <= 0: off */
+    float top_p;                    /* >= 1: off */
+    float min_p;                    /* <= 0: off */
+    float repeat_penalty;           /* 1: off */
+    int repeat_last_n;
+    float freq_penalty, presence_penalty;
+} bn_sampler_params;
+#define BN_SEED_RANDOM 0xFFFFFFFFu
+
+bn_sampler_params bn_sampler_default_params(void);  /* llama-cli defaults (SPEC 7.2) */
+bn_sampler *bn_sampler_new(const bn_sampler_params *p, int n_vocab);
+void bn_sampler_free(bn_sampler *s);
+uint32_t bn_sampler_seed(const bn_sampler *s);      /* the seed actually used */
+void bn_sampler_reset(bn_sampler *s);               /* clear history, re-seed */
+void bn_sampler_accept(bn_sampler *s, int32_t token); /* push into penalty history */
+int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,88 @@
+/* The kernel table: every hot loop of the forward pass, as function pointers
+ * that one variant (ref, avx2, avx512, neon) fills in. The forward pass calls
+ * only through this table; the table is chosen once at start-up
+ * (dispatch.c) and is the engine's only global.
+ *
+ * Ternary matmul contract (SPEC 4.5):
+ *   - activations are quantized per token (quantize_act) to int8 q[K] with a
+ *     float scale s and act_sum = Σ q;
+ *   - a [K x M] ternary weight (M rows of K, K % 128 == 0) is repacked once at
+ *     load time from I2_S into the variant's layout (ternary_repack);
+ *   - per token, act_prep turns q into whatever the variant streams against
+ *     the weights (a copy for multiply-add kernels, lookup tables for LUT
+ *     kernels); Q/K/V (and gate/up) share one prepared input;
+ *   - gemv / gemm write the exact integer dot products
+ *         dot[m] = Σ_k w[m][k] · q[k],   w ∈ {-1,0,+1}
+ *     which every variant must reproduce bit-for-bit (ternary_ref.c is the
+ *     definition). The float epilogue y = (float)dot / s · w_scale is applied
+ *     by the caller (bn_ternary_epilogue below), so it is identical for all.
+ */
+#ifndef BN_KERNELS_H
+#define BN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bn_kernels {
+    const char *name;               /* "ref", "avx2", "avx512", "neon" */
+
+    /* ---- activations ---------------------------------------------------- */
+    /* SPEC 4.5 steps 1-4: double absmax with a 1e-5 floor, s = (float)(127/amax),
+     * q = round-half-even(x·s) clamped to [-128,127], *sum = Σ q. Returns s. */
+    float (*quantize_act)(const float *x, int K, int8_t *q, int32_t *sum);
+
+    /* ---- ternary weights ------------------------------------------------ */
+    /* Row ranges given to gemv/gemm start at multiples of row_block and end at
+     * a multiple of row_block or at M. */
+    int row_block;
+    size_t (*ternary_packed_size)(int K, int M);
+    /* i2s: the K*M/4 payload bytes of an I2_S tensor (SPEC 2.2). */
+    void (*ternary_repack)(const uint8_t *i2s, int K, int M, void *packed);
+    /* Bytes of prepared activations for one token of width K, and the
+     * preparation itself (one token). Buffers are 64-byte aligned. */
+    size_t (*act_prep_size)(int K);
+    void (*act_prep)(const int8_t *q, int K, void *prep);
+    /* One token: dot[m - m0] for m in [m0, m1). */
+    void (*ternary_gemv)(const void *packed, int K, int M, const void *prep,
+                         int m0, int m1, int32_t *dot);
+    /* N tokens (prepared inputs at prep + n * act_prep_size(K)):
+     * dot[n * ldd + (m - m0)] for n in [0, N), m in [m0, m1). */
+    void (*ternary_gemm)(const void *packed, int K, int M, const void *prep, int N,
+                         int m0, int m1, int32_t *dot, int ldd);
+
+    /* ---- f16 (embeddings, LM head, attention over the f16 KV cache) ------ */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int n);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, int n);   /* round-to-nearest-even */
+    /* Σ a[i]·b[i], products of f16 values accumulated in float (SPEC 4.7). */
+    float (*dot_f16)(const uint16_t *a, const uint16_t *b, int n);
+    /* y[m - m0] = dot_f16(W + m·K, x, K) for m in [m0, m1): the LM head. */
+    void (*gemv_f16)(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+} bn_kernels;
+
+/* The float epilogue shared by every variant (SPEC 4.5 step 6). raw − act_sum
+ * equals dot exactly and |dot| < 2^24, so (float)dot is exact. */
+static inline float bn_ternary_epilogue(int32_t dot, float act_scale, float w_scale) {
+    return ((float)dot / act_scale) * w_scale;
+}
+
+/* ---- dispatch (dispatch.c) ------------------------------------------------ */
+/* Pick the best variant this CPU supports, or the one named by `force`
+ * ("ref", "avx2", "avx512", "neon"; NULL or "" = auto, then the environment
+ * variable BITNET_KERNEL is honoured). Returns NULL with a message in err when
+ * the named variant is unknown or unsupported by this CPU. */
+const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen);
+/* Every variant compiled into this binary and supported by this CPU
+ * (for tests and the kernel bench). Returns the count; fills up to max. */
+int bn_kernels_available(const bn_kernels **out, int max);
+
+/* Variants (each defined in its own file; NULL-returning when not compiled). */
+const bn_kernels *bn_kernels_ref(void);
+const bn_kernels *bn_kernels_avx2(void);
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_neon(void);
+
+/* Scalar helpers every variant may use. */
+float bn_f16_to_f32(uint16_t h);
+uint16_t bn_f32_to_f16(float f);
+
+#endif
