@@ -86,6 +86,9 @@ typedef struct bn_context_params {
     int n_ctx;                      /* 0 = the model's context_length */
     int n_threads;                  /* 0 = number of physical cores */
     int n_batch;                    /* prompt tokens per forward batch; 0 = 512 */
+    int n_outputs_max;              /* logit rows one bn_decode may keep with
+                                       all_logits (perplexity, logits --all);
+                                       0 = 1 (last token only). Sized up front. */
 } bn_context_params;
 
 bn_context_params bn_context_default_params(void);
@@ -98,7 +101,8 @@ void bn_context_reset(bn_context *c);              /* empty the KV cache */
 
 /* Evaluate n tokens at positions n_past .. n_past+n-1 (prompt batches use the
  * GEMM kernels, n == 1 the GEMV kernels; both give the same numbers).
- * Logits are kept for the last token, or for every token when all_logits.
+ * Logits are kept for the last token, or for every token when all_logits
+ * (then n must be <= n_outputs_max).
  * Returns 0, or -1 with a message (e.g. context full) and the cache untouched. */
 int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
               char *err, size_t errlen);
