@@ -1,0 +1,126 @@
+/* Run-time choice of the kernel variant: what the CPU can run (CPUID + XGETBV
+ * on x86, AT_HWCAP on aarch64), what this binary contains (a variant's entry
+ * point returns NULL where it was not compiled), and what the user forces
+ * (argument or $BITNET_KERNEL). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define BN_X86 1
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#define BN_AARCH64_LINUX 1
+#endif
+
+enum { CPU_AVX2 = 1, CPU_AVX512 = 2, CPU_NEON = 4 };
+
+#ifdef BN_X86
+/* XCR0: which register states the OS saves on context switch. Without the
+ * OS's consent the instructions exist but the upper register halves would be
+ * lost, so CPUID alone is not enough. */
+static unsigned long long read_xcr0(void) {
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+static int cpu_features(void) {
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    const int fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx) return 0;
+    unsigned long long xcr0 = read_xcr0();
+    if ((xcr0 & 0x6) != 0x6) return 0;                 /* XMM + YMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    int feats = 0;
+    const int avx2 = (b >> 5) & 1;
+    if (avx2 && fma && f16c) feats |= CPU_AVX2;
+    const int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+    const int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    const int vbmi = (c >> 1) & 1, vnni = (c >> 11) & 1;
+    const int zmm_state = (xcr0 & 0xe0) == 0xe0;       /* opmask, ZMM0-15 hi, ZMM16-31 */
+    if ((feats & CPU_AVX2) && avx512f && avx512dq && avx512bw && avx512vl && vbmi && vnni &&
+        zmm_state)
+        feats |= CPU_AVX512;
+    return feats;
+}
+#elif defined(BN_AARCH64_LINUX)
+static int cpu_features(void) {
+#ifdef HWCAP_ASIMD
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? CPU_NEON : 0;
+#else
+    return CPU_NEON;    /* Advanced SIMD is mandatory in ARMv8-A */
+#endif
+}
+#elif defined(__aarch64__)
+static int cpu_features(void) {
+    return CPU_NEON;
+}
+#else
+static int cpu_features(void) {
+    return 0;
+}
+#endif
+
+typedef struct variant {
+    const char *name;
+    const bn_kernels *(*get)(void);
+    int needs;          /* CPU_* bits; 0 = runs anywhere */
+} variant;
+
+/* Best first: the automatic choice is the first usable entry. */
+static const variant variants[] = {
+    {"avx512", bn_kernels_avx512, CPU_AVX512},
+    {"avx2", bn_kernels_avx2, CPU_AVX2},
+    {"neon", bn_kernels_neon, CPU_NEON},
+    {"ref", bn_kernels_ref, 0},
+};
+enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+
+static const bn_kernels *usable(const variant *v, int feats) {
+    if ((v->needs & feats) != v->needs) return NULL;
+    return v->get();
+}
+
+const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen) {
+    if (!force || !*force) force = getenv("BITNET_KERNEL");
+    const int feats = cpu_features();
+    if (!force || !*force || strcmp(force, "auto") == 0) {
+        for (int i = 0; i < N_VARIANTS; i++) {
+            const bn_kernels *k = usable(&variants[i], feats);
+            if (k) return k;
+        }
+        return bn_kernels_ref();
+    }
+    for (int i = 0; i < N_VARIANTS; i++) {
+        if (strcmp(force, variants[i].name) != 0) continue;
+        const bn_kernels *k = usable(&variants[i], feats);
+        if (!k && err && errlen)
+            snprintf(err, errlen, "kernel '%s' is not supported by this CPU", force);
+        return k;
+    }
+    if (err && errlen)
+        snprintf(err, errlen, "unknown kernel '%s' (expected ref, avx2, avx512 or neon)", force);
+    return NULL;
+}
+
+int bn_kernels_available(const bn_kernels **out, int max) {
+    /* Reference first, then increasing capability: tests compare against
+     * out[0]. */
+    const int feats = cpu_features();
+    int n = 0;
+    for (int i = N_VARIANTS - 1; i >= 0; i--) {
+        const bn_kernels *k = usable(&variants[i], feats);
+        if (!k) continue;
+        if (n < max && out) out[n] = k;
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,131 @@
+/* The portable scalar reference: the definition of correct for every other
+ * variant. Written for clarity, not speed. The packed layout is the file's
+ * I2_S payload unchanged (SPEC 2.2), so this file also documents it. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* ---- activations (SPEC 4.5 steps 1-4) -------------------------------------- */
+
+/* Round to nearest, ties to even, as the fork's nearest_int: adding 1.5*2^23
+ * puts v + 1.5*2^23 in [2^23, 2^24) (for |v| < 2^22), where the float spacing
+ * is exactly 1, so the addition itself rounds v to an integer under the
+ * default round-to-nearest-even mode; the low mantissa bits then hold
+ * rne(v) + 2^22. Equal to nearbyintf(v) for |v| < 2^22 (test_quantize_act.c
+ * checks both on ties). */
+static int32_t nearest_int(float v) {
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static float ref_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
+    double amax = 1e-5;
+    for (int i = 0; i < K; i++) {
+        double a = fabs((double)x[i]);
+        if (a > amax) amax = a;
+    }
+    float s = (float)(127.0 / amax);
+    int32_t total = 0;
+    for (int i = 0; i < K; i++) {
+        /* |x*s| <= 127 (plus rounding), far below 2^22: nearest_int is valid. */
+        int32_t v = nearest_int(x[i] * s);
+        if (v > 127) v = 127;
+        if (v < -128) v = -128;
+        q[i] = (int8_t)v;
+        total += v;
+    }
+    *sum = total;
+    return s;
+}
+
+/* ---- ternary weights --------------------------------------------------------- */
+
+static size_t ref_packed_size(int K, int M) {
+    return (size_t)K * (size_t)M / 4;
+}
+
+static void ref_repack(const uint8_t *i2s, int K, int M, void *packed) {
+    memcpy(packed, i2s, ref_packed_size(K, M));
+}
+
+/* Weight k of a row in I2_S: block k/128, byte 32*block + k%32, group
+ * (k%128)/32 in bits 7-6, 5-4, 3-2, 1-0. Code 0/1/2 -> -1/0/+1, 3 -> 0. */
+static int i2s_weight(const uint8_t *row, int k) {
+    int block = k / 128, j = k % 128;
+    int byte = row[32 * block + j % 32];
+    int code = (byte >> (6 - 2 * (j / 32))) & 3;
+    return code == 3 ? 0 : code - 1;
+}
+
+static size_t ref_act_prep_size(int K) {
+    return (size_t)K;
+}
+
+static void ref_act_prep(const int8_t *q, int K, void *prep) {
+    memcpy(prep, q, (size_t)K);
+}
+
+static void ref_gemv(const void *packed, int K, int M, const void *prep,
+                     int m0, int m1, int32_t *dot) {
+    (void)M;
+    const uint8_t *w = packed;
+    const int8_t *q = prep;
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *row = w + (size_t)m * (size_t)K / 4;
+        int32_t acc = 0;
+        for (int k = 0; k < K; k++) acc += i2s_weight(row, k) * q[k];
+        dot[m - m0] = acc;
+    }
+}
+
+static void ref_gemm(const void *packed, int K, int M, const void *prep, int N,
+                     int m0, int m1, int32_t *dot, int ldd) {
+    const int8_t *q = prep;
+    for (int n = 0; n < N; n++)
+        ref_gemv(packed, K, M, q + (size_t)n * ref_act_prep_size(K), m0, m1,
+                 dot + (size_t)n * (size_t)ldd);
+}
+
+/* ---- f16 ------------------------------------------------------------------------ */
+
+static void ref_f16_to_f32(const uint16_t *src, float *dst, int n) {
+    for (int i = 0; i < n; i++) dst[i] = bn_f16_to_f32(src[i]);
+}
+
+static void ref_f32_to_f16(const float *src, uint16_t *dst, int n) {
+    for (int i = 0; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
+}
+
+static float ref_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+    float acc = 0.0f;
+    for (int i = 0; i < n; i++) acc += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
+    return acc;
+}
+
+static void ref_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1,
+                         float *y) {
+    for (int m = m0; m < m1; m++) y[m - m0] = ref_dot_f16(W + (size_t)m * (size_t)K, x, K);
+}
+
+static const bn_kernels ref_kernels = {
+    .name = "ref",
+    .quantize_act = ref_quantize_act,
+    .row_block = 1,
+    .ternary_packed_size = ref_packed_size,
+    .ternary_repack = ref_repack,
+    .act_prep_size = ref_act_prep_size,
+    .act_prep = ref_act_prep,
+    .ternary_gemv = ref_gemv,
+    .ternary_gemm = ref_gemm,
+    .f16_to_f32 = ref_f16_to_f32,
+    .f32_to_f16 = ref_f32_to_f16,
+    .dot_f16 = ref_dot_f16,
+    .gemv_f16 = ref_gemv_f16,
+};
+
+const bn_kernels *bn_kernels_ref(void) {
+    return &ref_kernels;
+}
