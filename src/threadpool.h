@@ -1,0 +1,27 @@
+/* A persistent worker pool: the forward pass hands it one task at a time and
+ * every thread (the caller is thread 0) runs that task with its own (ith, nth)
+ * until all have returned. Workers spin briefly between tasks, then sleep, so
+ * the many short tasks of a decode step do not pay a wake-up each. */
+#ifndef BN_THREADPOOL_H
+#define BN_THREADPOOL_H
+
+typedef struct bn_threadpool bn_threadpool;
+
+/* A task: called once on each of the nth threads with ith = 0 .. nth-1. */
+typedef void (*bn_task_fn)(void *ctx, int ith, int nth);
+
+/* n_threads >= 1 counts the caller; n_threads - 1 workers are started.
+ * Returns NULL when a thread cannot be created. */
+bn_threadpool *bn_threadpool_new(int n_threads);
+void bn_threadpool_free(bn_threadpool *pool);
+int bn_threadpool_n_threads(const bn_threadpool *pool);
+
+/* Runs fn(ctx, ith, nth) on every thread and returns when all are done.
+ * Only one thread may call this at a time. */
+void bn_threadpool_run(bn_threadpool *pool, bn_task_fn fn, void *ctx);
+
+/* Physical cores this process may run on (SMT siblings counted once), from
+ * /sys/devices/system/cpu/cpuN/topology; falls back to the online CPU count. */
+int bn_physical_cores(void);
+
+#endif
