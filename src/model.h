@@ -37,6 +37,8 @@ struct bn_model {
     bn_tokenizer *tok;
     uint64_t n_params;
     uint64_t packed_bytes;          /* bytes of repacked ternary weights */
+    void *packed_arena;             /* one 64-byte aligned block holding every
+                                       ternary's packed layout (owned) */
 };
 
 #endif
