@@ -1,0 +1,319 @@
+/* The BitNet b1.58 transformer (SPEC §4), for a batch of tokens at once.
+ *
+ *   h = embed(token)
+ *   per layer:
+ *     a = rmsnorm(h, attn_norm);  q, k, v = BitLinear(a);  RoPE(q, k)
+ *     store k, v in the f16 cache;  o = attention(q, cache)
+ *     h += BitLinear_o(rmsnorm(o, attn_sub_norm))
+ *     f = rmsnorm(h, ffn_norm);  m = relu(gate(f))^2 * up(f)
+ *     h += BitLinear_down(rmsnorm(m, ffn_sub_norm))
+ *   logits = f16(rmsnorm(h, output_norm)) · token_embd^T
+ *
+ * One set of numerics for every batch size: bitnet.cpp's single-token (decode)
+ * path, so a prompt evaluated as one batch and token by token gives the same
+ * bits. Each step is a task on the thread pool; every output element is
+ * computed by exactly one thread with the same operations whatever the thread
+ * count, so results do not depend on it either. */
+#include <math.h>
+#include <string.h>
+
+#include "forward.h"
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* Thread ith's share [*m0, *m1) of M rows, cut at multiples of `block`. */
+static void split_rows(int M, int block, int ith, int nth, int *m0, int *m1) {
+    long long nb = (M + block - 1) / block;
+    *m0 = (int)(nb * ith / nth) * block;
+    *m1 = imin(M, (int)(nb * (ith + 1) / nth) * block);
+}
+
+/* RMSNorm exactly as ggml: squares rounded to float, summed in double; the
+ * mean rounded to float; y = (x * scale) * w. */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    float mean = (float)(sum / n);
+    float scale = 1.0f / sqrtf(mean + eps);
+    for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+/* ---- per-token steps ----------------------------------------------------------- */
+
+typedef struct step {
+    bn_context *c;
+    int n;                          /* tokens in the batch */
+    int pos0;                       /* position of the first */
+    int layer;
+    const int32_t *tokens;
+    /* norm_quant: input rows of width K, normed with w (NULL: already normed) */
+    const float *in;
+    const float *norm_w;
+    int K;
+    /* head */
+    int out_first;                  /* first token whose logits are kept */
+    float *logits;
+} step;
+
+static void task_embed(void *arg, int ith, int nth) {
+    const step *s = arg;
+    const bn_context *c = s->c;
+    int E = c->hp.n_embd;
+    for (int i = ith; i < s->n; i += nth)
+        c->kern->f16_to_f32(c->model->tok_embd + (size_t)s->tokens[i] * E, c->x + (size_t)i * E, E);
+}
+
+/* RMSNorm, int8 quantization and the kernel's activation preparation of each
+ * token: done once per input and shared by the projections that read it. */
+static void task_norm_quant(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bn_context *c = s->c;
+    const bn_kernels *kern = c->kern;
+    int K = s->K;
+    size_t prep_size = kern->act_prep_size(K);
+    for (int i = ith; i < s->n; i += nth) {
+        float *xn = c->xn + (size_t)i * K;
+        int8_t *aq = c->act_q + (size_t)i * K;
+        rmsnorm(xn, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
+        c->act_scale[i] = kern->quantize_act(xn, K, aq, &c->act_sum[i]);
+        kern->act_prep(aq, K, (char *)c->act_prep + (size_t)i * prep_size);
+    }
+}
+
+/* ---- BitLinear (SPEC §4.5) -------------------------------------------------------- */
+
+/* Exact integer dots of rows [m0, m1) of w for the batch's prepared inputs:
+ * dot[i * M + m]. GEMV for one token, GEMM for more (same integers). */
+static void ternary_dots(const bn_context *c, const bn_ternary *w, int n, int m0, int m1,
+                         int32_t *dot) {
+    if (m0 >= m1) return;
+    if (n == 1)
+        c->kern->ternary_gemv(w->packed, w->K, w->M, c->act_prep, m0, m1, dot + m0);
+    else
+        c->kern->ternary_gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot + m0, w->M);
+}
+
+/* y[i * M + m] = epilogue(dot) for this thread's rows; accumulate adds it to y
+ * (the residual connection) instead of storing. */
+static void bitlinear(const step *s, const bn_ternary *w, int32_t *dot, float *y, int accumulate,
+                      int ith, int nth) {
+    const bn_context *c = s->c;
+    int m0, m1, M = w->M;
+    split_rows(M, c->kern->row_block, ith, nth, &m0, &m1);
+    ternary_dots(c, w, s->n, m0, m1, dot);
+    for (int i = 0; i < s->n; i++) {
+        const int32_t *d = dot + (size_t)i * M;
+        float *yi = y + (size_t)i * M;
+        float as = c->act_scale[i];
+        for (int m = m0; m < m1; m++) {
+            float v = bn_ternary_epilogue(d[m], as, w->scale);
+            yi[m] = accumulate ? yi[m] + v : v;
+        }
+    }
+}
+
+static void task_qkv(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bn_context *c = s->c;
+    const bn_layer *L = &c->model->layers[s->layer];
+    int32_t *dot_q = c->dot;
+    int32_t *dot_k = dot_q + (size_t)s->n * c->hp.n_embd;
+    int32_t *dot_v = dot_k + (size_t)s->n * c->kv_dim;
+    bitlinear(s, &L->wq, dot_q, c->q, 0, ith, nth);
+    bitlinear(s, &L->wk, dot_k, c->k, 0, ith, nth);
+    bitlinear(s, &L->wv, dot_v, c->v, 0, ith, nth);
+}
+
+static void task_attn_out(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bitlinear(s, &s->c->model->layers[s->layer].wo, s->c->dot, s->c->x, 1, ith, nth);
+}
+
+/* gate and up share the quantized input; m = relu(gate)^2 * up, ggml's order. */
+static void task_gate_up(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bn_context *c = s->c;
+    const bn_layer *L = &c->model->layers[s->layer];
+    int F = c->hp.n_ff, m0, m1;
+    int32_t *dot_g = c->dot;
+    int32_t *dot_u = dot_g + (size_t)s->n * F;
+    split_rows(F, c->kern->row_block, ith, nth, &m0, &m1);
+    ternary_dots(c, &L->wgate, s->n, m0, m1, dot_g);
+    ternary_dots(c, &L->wup, s->n, m0, m1, dot_u);
+    for (int i = 0; i < s->n; i++) {
+        float as = c->act_scale[i];
+        for (int m = m0; m < m1; m++) {
+            size_t at = (size_t)i * F + m;
+            float g = bn_ternary_epilogue(dot_g[at], as, L->wgate.scale);
+            float u = bn_ternary_epilogue(dot_u[at], as, L->wup.scale);
+            float r = g > 0.0f ? g : 0.0f;
+            c->ffn[at] = (r * r) * u;
+        }
+    }
+}
+
+static void task_ffn_down(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bitlinear(s, &s->c->model->layers[s->layer].wdown, s->c->dot, s->c->x, 1, ith, nth);
+}
+
+/* ---- RoPE and the KV cache (SPEC §4.3, §4.4) ------------------------------------ */
+
+/* NEOX RoPE over the first n_rot dims of one head: pairs (i, i + n_rot/2).
+ * cs holds cos, sin for each pair. */
+static void rope_head(float *x, const float *cs, int n_rot) {
+    int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float x0 = x[i], x1 = x[i + half];
+        float cos_t = cs[2 * i], sin_t = cs[2 * i + 1];
+        x[i] = x0 * cos_t - x1 * sin_t;
+        x[i + half] = x0 * sin_t + x1 * cos_t;
+    }
+}
+
+/* Rotates each token's q and k, then writes k and v to the cache at its
+ * position. Angles as ggml: theta starts at the position and is multiplied by
+ * theta_scale once per pair (iteratively, in float). */
+static void task_rope_store(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bn_context *c = s->c;
+    const bn_hparams *hp = &c->hp;
+    int hd = hp->head_dim, n_rot = hp->n_rot, kvd = c->kv_dim;
+    float theta_scale = powf(hp->rope_theta, -2.0f / (float)n_rot);
+    float *cs = c->rope + (size_t)ith * n_rot;
+    uint16_t *tmp = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
+    size_t layer_kv = (size_t)s->layer * c->n_ctx * kvd;
+
+    for (int i = ith; i < s->n; i += nth) {
+        int pos = s->pos0 + i;
+        float theta = (float)pos;
+        for (int p = 0; p < n_rot / 2; p++) {
+            cs[2 * p] = cosf(theta);
+            cs[2 * p + 1] = sinf(theta);
+            theta *= theta_scale;
+        }
+        float *q = c->q + (size_t)i * hp->n_embd;
+        float *k = c->k + (size_t)i * kvd;
+        for (int h = 0; h < hp->n_head; h++) rope_head(q + h * hd, cs, n_rot);
+        for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + h * hd, cs, n_rot);
+
+        c->kern->f32_to_f16(k, c->k_cache + layer_kv + (size_t)pos * kvd, kvd);
+        c->kern->f32_to_f16(c->v + (size_t)i * kvd, tmp, kvd);
+        uint16_t *vt = c->v_cache + layer_kv;
+        for (int d = 0; d < kvd; d++) vt[(size_t)d * c->n_ctx + pos] = tmp[d];
+    }
+}
+
+/* ---- attention (SPEC §4.4, §4.7) ---------------------------------------------------- */
+
+/* One (token, head) pair per iteration, causal over positions 0..pos. Q and
+ * the probabilities are rounded to f16 for their f16 products; the softmax is
+ * in float with the sum in double, p = e * float(1/sum). */
+static void task_attention(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bn_context *c = s->c;
+    const bn_kernels *kern = c->kern;
+    const bn_hparams *hp = &c->hp;
+    int hd = hp->head_dim, kvd = c->kv_dim;
+    int group = hp->n_head / hp->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *score = c->scores + (size_t)ith * c->n_ctx;
+    uint16_t *p16 = c->probs16 + (size_t)ith * c->n_ctx;
+    uint16_t *q16 = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
+    const uint16_t *kc = c->k_cache + (size_t)s->layer * c->n_ctx * kvd;
+    const uint16_t *vt = c->v_cache + (size_t)s->layer * c->n_ctx * kvd;
+
+    for (int job = ith; job < s->n * hp->n_head; job += nth) {
+        int i = job / hp->n_head, h = job % hp->n_head;
+        int n_kv = s->pos0 + i + 1;
+        int kvh = h / group;
+        kern->f32_to_f16(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, q16, hd);
+
+        float max = -INFINITY;
+        for (int t = 0; t < n_kv; t++) {
+            score[t] = kern->dot_f16(q16, kc + (size_t)t * kvd + (size_t)kvh * hd, hd) * scale;
+            if (score[t] > max) max = score[t];
+        }
+        double sum = 0.0;
+        for (int t = 0; t < n_kv; t++) {
+            score[t] = expf(score[t] - max);
+            sum += (double)score[t];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int t = 0; t < n_kv; t++) score[t] *= inv;
+        kern->f32_to_f16(score, p16, n_kv);
+
+        float *out = c->att + (size_t)i * hp->n_embd + (size_t)h * hd;
+        for (int d = 0; d < hd; d++)
+            out[d] = kern->dot_f16(p16, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_kv);
+    }
+}
+
+/* ---- LM head (SPEC §4.8, §4.9) ---------------------------------------------------------- */
+
+static void task_final_norm(void *arg, int ith, int nth) {
+    const step *s = arg;
+    bn_context *c = s->c;
+    int E = c->hp.n_embd;
+    float *tmp = c->xn + (size_t)ith * E;   /* xn is free now; one row per thread */
+    for (int i = s->out_first + ith; i < s->n; i += nth) {
+        rmsnorm(tmp, c->x + (size_t)i * E, c->model->output_norm, E, c->hp.rms_eps);
+        c->kern->f32_to_f16(tmp, c->head_in + (size_t)(i - s->out_first) * E, E);
+    }
+}
+
+/* Tied F16 head: rows split across threads, a few rows at a time against every
+ * kept token so each slice of the table is read once per batch. */
+static void task_lm_head(void *arg, int ith, int nth) {
+    enum { ROWS = 16 };
+    const step *s = arg;
+    bn_context *c = s->c;
+    int E = c->hp.n_embd, V = c->hp.n_vocab, m0, m1;
+    split_rows(V, ROWS, ith, nth, &m0, &m1);
+    for (int r = m0; r < m1; r += ROWS) {
+        int r1 = imin(r + ROWS, m1);
+        for (int i = 0; i < s->n - s->out_first; i++)
+            c->kern->gemv_f16(c->model->tok_embd, E, c->head_in + (size_t)i * E, r, r1,
+                              s->logits + (size_t)i * V + r);
+    }
+}
+
+/* ---- the whole pass ------------------------------------------------------------------------ */
+
+void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits) {
+    const bn_hparams *hp = &c->hp;
+    bn_threadpool *pool = c->pool;
+    step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens};
+
+    bn_threadpool_run(pool, task_embed, &s);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const bn_layer *L = &c->model->layers[l];
+        s.layer = l;
+
+        s.in = c->x, s.norm_w = L->attn_norm, s.K = hp->n_embd;
+        bn_threadpool_run(pool, task_norm_quant, &s);
+        bn_threadpool_run(pool, task_qkv, &s);
+        bn_threadpool_run(pool, task_rope_store, &s);
+        bn_threadpool_run(pool, task_attention, &s);
+
+        s.in = c->att, s.norm_w = L->attn_sub_norm, s.K = hp->n_embd;
+        bn_threadpool_run(pool, task_norm_quant, &s);
+        bn_threadpool_run(pool, task_attn_out, &s);
+
+        s.in = c->x, s.norm_w = L->ffn_norm, s.K = hp->n_embd;
+        bn_threadpool_run(pool, task_norm_quant, &s);
+        bn_threadpool_run(pool, task_gate_up, &s);
+
+        s.in = c->ffn, s.norm_w = L->ffn_sub_norm, s.K = hp->n_ff;
+        bn_threadpool_run(pool, task_norm_quant, &s);
+        bn_threadpool_run(pool, task_ffn_down, &s);
+    }
+    if (!logits) return;
+
+    s.out_first = all ? 0 : n - 1;
+    s.logits = logits;
+    bn_threadpool_run(pool, task_final_norm, &s);
+    bn_threadpool_run(pool, task_lm_head, &s);
+}
