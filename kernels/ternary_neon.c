@@ -1,7 +1,201 @@
-/* NEON lookup-table kernels (aarch64). Filled in by the NEON work; on other
- * architectures this variant does not exist. */
-#include "kernels.h"
+/* NEON lookup-table kernels for plain ARMv8.0 Advanced SIMD, and the choice
+ * between them and the sdot kernels (ternary_neon_dotprod.c) for aarch64.
+ *
+ * Layout ("nibble tiles"): rows are taken 32 at a time (a tile; the last one
+ * padded with zero weights). Weights are taken in pairs along K; a pair
+ * (c0, c1) of I2_S codes becomes the 4-bit index 3*c0 + c1 (0..8). For step s
+ * of a tile (weights 4s..4s+3) two 16-byte vectors hold rows 0-15 and 16-31:
+ * byte r = index(pair 2s) | index(pair 2s+1) << 4. So 2 bits per weight, as
+ * in the file, and one vector load feeds 16 rows x 4 weights.
+ *
+ * Tables: one vqtbl1q_s8 looks up 16 rows against the same activation pair,
+ * so the lanes are rows and the accumulators are per row (no horizontal sums).
+ * A pair sum w0*a0 + w1*a1 spans [-256, 256] and does not fit a byte, so each
+ * activation is split a = 16*hi + lo (hi = a >> 4 in [-8, 7], lo = a & 15) and
+ * each pair gets two 16-byte tables, w0*lo0 + w1*lo1 in [-30, 30] and
+ * w0*hi0 + w1*hi1 in [-16, 16]. Those add in int8 lanes for 4 lookups
+ * (|sum| <= 120), in int16 for a 128-weight block (|lo| <= 1920,
+ * |16*hi| <= 16384) and in int32 beyond: exact for every int8 input and K. */
+#include "neon_common.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+enum { TILE = 32 };
+
+/* I2_S code of weight k in a row (SPEC 2.2); code 3 is read as 1 (weight 0),
+ * as the reference does. */
+static inline int i2s_code(const uint8_t *row, int k) {
+    int j = k & 127;
+    int c = (row[(k >> 7) * 32 + (j & 31)] >> (6 - 2 * (j >> 5))) & 3;
+    return c == 3 ? 1 : c;
+}
+
+static size_t lut_packed_size(int K, int M) {
+    size_t tiles = (size_t)(M + TILE - 1) / TILE;
+    return tiles * TILE * (size_t)K / 4;
+}
+
+static void lut_repack(const uint8_t *i2s, int K, int M, void *packed) {
+    uint8_t *out = packed;
+    const size_t row_bytes = (size_t)K / 4;
+    const size_t tile_bytes = TILE * row_bytes;
+    const int tiles = (M + TILE - 1) / TILE;
+    for (int t = 0; t < tiles; t++) {
+        uint8_t *dst = out + (size_t)t * tile_bytes;
+        for (int r = 0; r < TILE; r++) {
+            const int m = t * TILE + r;
+            /* byte of row r at step s: dst[s*32 + r] (halves are rows 0-15, 16-31) */
+            if (m >= M) {
+                for (int s = 0; s < K / 4; s++) dst[(size_t)s * TILE + r] = 4 | 4 << 4;
+                continue;
+            }
+            const uint8_t *row = i2s + (size_t)m * row_bytes;
+            for (int s = 0; s < K / 4; s++) {
+                int k = 4 * s;
+                int lo = 3 * i2s_code(row, k) + i2s_code(row, k + 1);
+                int hi = 3 * i2s_code(row, k + 2) + i2s_code(row, k + 3);
+                dst[(size_t)s * TILE + r] = (uint8_t)(lo | hi << 4);
+            }
+        }
+    }
+}
+
+/* Per step: lo and hi tables of pair 2s, then of pair 2s+1 (64 bytes). */
+static size_t lut_act_prep_size(int K) {
+    return (size_t)K * 16;
+}
+
+/* Weight of the first / second element of index i = 3*c0 + c1 (i < 9); the
+ * unused entries 9-15 are 0. */
+static const int8_t W_FIRST[16] = {-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+static const int8_t W_SECOND[16] = {-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+
+static void lut_act_prep(const int8_t *q, int K, void *prep) {
+    int8_t *t = prep;
+    const int8x16_t w0 = vld1q_s8(W_FIRST), w1 = vld1q_s8(W_SECOND);
+    for (int j = 0; j < K / 2; j++) {
+        const int a0 = q[2 * j], a1 = q[2 * j + 1];
+        /* a = 16*(a >> 4) + (a & 15): arithmetic shift of a negative int */
+        int8x16_t lo = vmulq_s8(w0, vdupq_n_s8((int8_t)(a0 & 15)));
+        lo = vmlaq_s8(lo, w1, vdupq_n_s8((int8_t)(a1 & 15)));
+        int8x16_t hi = vmulq_s8(w0, vdupq_n_s8((int8_t)(a0 >> 4)));
+        hi = vmlaq_s8(hi, w1, vdupq_n_s8((int8_t)(a1 >> 4)));
+        vst1q_s8(t + 32 * j, lo);
+        vst1q_s8(t + 32 * j + 16, hi);
+    }
+}
+
+/* One tile of 32 rows against one prepared token: out[r] for r < 32. */
+static void lut_tile(const uint8_t *w, int K, const int8_t *tab, int32_t out[TILE]) {
+    const uint8x16_t nib = vdupq_n_u8(0x0f);
+    int32x4_t acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = vdupq_n_s32(0);
+
+    for (int b = 0; b < K / 128; b++) {
+        int16x8_t lo16[4], hi16[4];
+        for (int i = 0; i < 4; i++) lo16[i] = hi16[i] = vdupq_n_s16(0);
+        /* 32 steps per block, two at a time: four int8 lookups per lane */
+        for (int s = b * 32; s < b * 32 + 32; s += 2) {
+            int8x16_t lo8[2], hi8[2];
+            for (int u = 0; u < 2; u++) {
+                const int8x16x4_t T = vld1q_s8_x4(tab + (size_t)(s + u) * 64);
+                const uint8_t *ws = w + (size_t)(s + u) * TILE;
+                for (int h = 0; h < 2; h++) {
+                    uint8x16_t v = vld1q_u8(ws + 16 * h);
+                    uint8x16_t i0 = vandq_u8(v, nib), i1 = vshrq_n_u8(v, 4);
+                    int8x16_t l = vaddq_s8(vqtbl1q_s8(T.val[0], i0), vqtbl1q_s8(T.val[2], i1));
+                    int8x16_t g = vaddq_s8(vqtbl1q_s8(T.val[1], i0), vqtbl1q_s8(T.val[3], i1));
+                    lo8[h] = u ? vaddq_s8(lo8[h], l) : l;
+                    hi8[h] = u ? vaddq_s8(hi8[h], g) : g;
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                lo16[2 * h] = vaddw_s8(lo16[2 * h], vget_low_s8(lo8[h]));
+                lo16[2 * h + 1] = vaddw_high_s8(lo16[2 * h + 1], lo8[h]);
+                hi16[2 * h] = vaddw_s8(hi16[2 * h], vget_low_s8(hi8[h]));
+                hi16[2 * h + 1] = vaddw_high_s8(hi16[2 * h + 1], hi8[h]);
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            int16x8_t v = vaddq_s16(lo16[i], vshlq_n_s16(hi16[i], 4));
+            acc[2 * i] = vaddw_s16(acc[2 * i], vget_low_s16(v));
+            acc[2 * i + 1] = vaddw_high_s16(acc[2 * i + 1], v);
+        }
+    }
+    for (int i = 0; i < 8; i++) vst1q_s32(out + 4 * i, acc[i]);
+}
+
+static void lut_gemm(const void *packed, int K, int M, const void *prep, int N,
+                     int m0, int m1, int32_t *dot, int ldd) {
+    (void)M;
+    const size_t tile_bytes = TILE * (size_t)K / 4;
+    const size_t prep_bytes = lut_act_prep_size(K);
+    int32_t out[TILE];
+    /* Tile outer, token inner: a tile's weights stay in cache for all N. */
+    for (int m = m0; m < m1; m += TILE) {
+        const uint8_t *w = (const uint8_t *)packed + (size_t)(m / TILE) * tile_bytes;
+        const int rows = m1 - m < TILE ? m1 - m : TILE;
+        for (int n = 0; n < N; n++) {
+            lut_tile(w, K, (const int8_t *)prep + (size_t)n * prep_bytes, out);
+            memcpy(dot + (size_t)n * (size_t)ldd + (m - m0), out, (size_t)rows * sizeof *out);
+        }
+    }
+}
+
+static void lut_gemv(const void *packed, int K, int M, const void *prep,
+                     int m0, int m1, int32_t *dot) {
+    lut_gemm(packed, K, M, prep, 1, m0, m1, dot, 0);
+}
+
+static const bn_kernels neon_lut_kernels = {
+    .name = "neon",
+    .quantize_act = bn_neon_quantize_act,
+    .row_block = TILE,
+    .ternary_packed_size = lut_packed_size,
+    .ternary_repack = lut_repack,
+    .act_prep_size = lut_act_prep_size,
+    .act_prep = lut_act_prep,
+    .ternary_gemv = lut_gemv,
+    .ternary_gemm = lut_gemm,
+    .f16_to_f32 = bn_neon_f16_to_f32,
+    .f32_to_f16 = bn_neon_f32_to_f16,
+    .dot_f16 = bn_neon_dot_f16,
+    .gemv_f16 = bn_neon_gemv_f16,
+};
+
+const bn_kernels *bn_kernels_neon_lut(void) {
+    return &neon_lut_kernels;
+}
+
+int bn_neon_cpu_has_dotprod(void) {
+#if defined(__linux__)
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return 0;
+#endif
+}
+
+/* The sdot kernels where the CPU has them, else the lookup tables.
+ * BITNET_NEON_DOTPROD=0 forces the lookup tables (to compare the two). */
+const bn_kernels *bn_kernels_neon(void) {
+    const char *env = getenv("BITNET_NEON_DOTPROD");
+    if (env && strcmp(env, "0") == 0) return bn_kernels_neon_lut();
+    return bn_neon_cpu_has_dotprod() ? bn_kernels_neon_dotprod() : bn_kernels_neon_lut();
+}
+
+#else /* not aarch64: this variant does not exist */
 
 const bn_kernels *bn_kernels_neon(void) {
-    return NULL;    /* not yet built for aarch64 */
+    return NULL;
 }
+
+#endif

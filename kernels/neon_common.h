@@ -1,0 +1,27 @@
+/* Internal to the aarch64 NEON variant: the pieces both NEON tables share
+ * (activation quantization and f16 loops, neon_common.c) and the two tables
+ * bn_kernels_neon() chooses between. Everything here exists on aarch64 only. */
+#ifndef BN_NEON_COMMON_H
+#define BN_NEON_COMMON_H
+
+#include "kernels.h"
+
+#if defined(__aarch64__)
+
+float bn_neon_quantize_act(const float *x, int K, int8_t *q, int32_t *sum);
+
+void bn_neon_f16_to_f32(const uint16_t *src, float *dst, int n);
+void bn_neon_f32_to_f16(const float *src, uint16_t *dst, int n);
+float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n);
+void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+
+/* Plain ARMv8.0 NEON: lookup-table kernel (ternary_neon.c). */
+const bn_kernels *bn_kernels_neon_lut(void);
+/* ARMv8.2 dot product (ternary_neon_dotprod.c). Callers must check that the
+ * CPU has ASIMDDP first: the table's code uses sdot. */
+const bn_kernels *bn_kernels_neon_dotprod(void);
+/* Whether this CPU (HWCAP_ASIMDDP) can run the dotprod table. */
+int bn_neon_cpu_has_dotprod(void);
+
+#endif
+#endif

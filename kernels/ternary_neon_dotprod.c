@@ -1,0 +1,165 @@
+/* ARMv8.2 dot-product kernels (sdot), for aarch64 CPUs with ASIMDDP; compiled
+ * with -march=armv8.2-a+dotprod+fp16 and only reached through
+ * bn_kernels_neon() after the HWCAP check.
+ *
+ * A multiply-add kernel on the file's own layout: sdot does 16 int8 products
+ * per instruction, more than a byte table lookup can replace (a lookup covers
+ * at most 2-3 weights per lane and its sums need wider lanes), so on these
+ * CPUs the lookup-table kernel of ternary_neon.c is kept for plain NEON only.
+ *
+ * Weights stay in I2_S order (SPEC 2.2; code 3 rewritten to 1 at repack):
+ * half h of a 32-byte block holds, in bits 7-6 / 5-4 / 3-2 / 1-0, the codes of
+ * weights 32g + 16h + i (g = 0..3, i = 0..15). The fields are isolated with
+ * one instruction each - a shift for bits 7-6, an AND for the others - which
+ * leaves field 1 scaled by 16 and field 2 by 4. Each field gets its own int32
+ * accumulator (four independent sdot chains per row) and the scale is shifted
+ * out exactly at the end. With unsigned codes c = w + 1 the sum is
+ * Σ c*q = dot + Σ q, so act_prep stores Σ q beside the activations. */
+#include "neon_common.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <string.h>
+
+#if !defined(__ARM_FEATURE_DOTPROD)
+#error "ternary_neon_dotprod.c must be compiled with +dotprod (see CMakeLists.txt)"
+#endif
+
+enum { ROWS = 4, PREP_HEADER = 64 };
+
+static size_t dp_packed_size(int K, int M) {
+    return (size_t)K * (size_t)M / 4;
+}
+
+/* Copy, turning code 3 (read as weight 0) into code 1 so that Σ c*q holds. */
+static void dp_repack(const uint8_t *i2s, int K, int M, void *packed) {
+    const size_t n = dp_packed_size(K, M);
+    uint8_t *out = packed;
+    size_t i = 0;
+    const uint8x16_t lo_bits = vdupq_n_u8(0x55);
+    for (; i + 16 <= n; i += 16) {
+        uint8x16_t v = vld1q_u8(i2s + i);
+        /* a field is 3 where both its bits are set: clear the high bit there */
+        uint8x16_t both = vandq_u8(vandq_u8(v, vshrq_n_u8(v, 1)), lo_bits);
+        vst1q_u8(out + i, vbicq_u8(v, vshlq_n_u8(both, 1)));
+    }
+    for (; i < n; i++) {
+        uint8_t v = i2s[i];
+        uint8_t both = (uint8_t)(v & (v >> 1) & 0x55);
+        out[i] = (uint8_t)(v & ~(both << 1));
+    }
+}
+
+/* [int32 Σq, padding to 64 bytes][q, K bytes] */
+static size_t dp_act_prep_size(int K) {
+    return PREP_HEADER + (size_t)K;
+}
+
+static void dp_act_prep(const int8_t *q, int K, void *prep) {
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int i = 0; i < K; i += 16) acc = vpadalq_s16(acc, vpaddlq_s8(vld1q_s8(q + i)));
+    int32_t sum = vaddvq_s32(acc);
+    memcpy(prep, &sum, sizeof sum);
+    memcpy((uint8_t *)prep + PREP_HEADER, q, (size_t)K);
+}
+
+static inline int32_t dp_reduce(int32x4_t f0, int32x4_t f1, int32x4_t f2, int32x4_t f3) {
+    /* every lane of f1 is a multiple of 16 and of f2 a multiple of 4 */
+    int32x4_t t = vaddq_s32(vaddq_s32(f0, f3), vaddq_s32(vshrq_n_s32(f1, 4), vshrq_n_s32(f2, 2)));
+    return vaddvq_s32(t);
+}
+
+/* Rows [m, m + ROWS) against one token; the activation loads are shared. */
+static void dp_rows4(const uint8_t *w, size_t row_bytes, int K, const int8_t *q,
+                     int32_t sum, int32_t *out) {
+    const uint8x16_t m30 = vdupq_n_u8(0x30), m0c = vdupq_n_u8(0x0c), m03 = vdupq_n_u8(0x03);
+    int32x4_t acc[ROWS][4];
+    for (int r = 0; r < ROWS; r++)
+        for (int g = 0; g < 4; g++) acc[r][g] = vdupq_n_s32(0);
+    for (int b = 0; b < K / 128; b++) {
+        for (int h = 0; h < 2; h++) {
+            const int8_t *qa = q + 128 * b + 16 * h;
+            const int8x16_t a0 = vld1q_s8(qa), a1 = vld1q_s8(qa + 32);
+            const int8x16_t a2 = vld1q_s8(qa + 64), a3 = vld1q_s8(qa + 96);
+            for (int r = 0; r < ROWS; r++) {
+                uint8x16_t v = vld1q_u8(w + r * row_bytes + 32 * (size_t)b + 16 * h);
+                acc[r][0] = vdotq_s32(acc[r][0], vreinterpretq_s8_u8(vshrq_n_u8(v, 6)), a0);
+                acc[r][1] = vdotq_s32(acc[r][1], vreinterpretq_s8_u8(vandq_u8(v, m30)), a1);
+                acc[r][2] = vdotq_s32(acc[r][2], vreinterpretq_s8_u8(vandq_u8(v, m0c)), a2);
+                acc[r][3] = vdotq_s32(acc[r][3], vreinterpretq_s8_u8(vandq_u8(v, m03)), a3);
+            }
+        }
+    }
+    for (int r = 0; r < ROWS; r++)
+        out[r] = dp_reduce(acc[r][0], acc[r][1], acc[r][2], acc[r][3]) - sum;
+}
+
+/* One row (the M tail). */
+static int32_t dp_row1(const uint8_t *w, int K, const int8_t *q, int32_t sum) {
+    const uint8x16_t m30 = vdupq_n_u8(0x30), m0c = vdupq_n_u8(0x0c), m03 = vdupq_n_u8(0x03);
+    int32x4_t f0 = vdupq_n_s32(0), f1 = f0, f2 = f0, f3 = f0;
+    for (int b = 0; b < K / 128; b++) {
+        for (int h = 0; h < 2; h++) {
+            const int8_t *qa = q + 128 * b + 16 * h;
+            uint8x16_t v = vld1q_u8(w + 32 * (size_t)b + 16 * h);
+            f0 = vdotq_s32(f0, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)), vld1q_s8(qa));
+            f1 = vdotq_s32(f1, vreinterpretq_s8_u8(vandq_u8(v, m30)), vld1q_s8(qa + 32));
+            f2 = vdotq_s32(f2, vreinterpretq_s8_u8(vandq_u8(v, m0c)), vld1q_s8(qa + 64));
+            f3 = vdotq_s32(f3, vreinterpretq_s8_u8(vandq_u8(v, m03)), vld1q_s8(qa + 96));
+        }
+    }
+    return dp_reduce(f0, f1, f2, f3) - sum;
+}
+
+/* Rows in chunks of 32 (8 KB of weights at K = 2560, kept in L1 while every
+ * token of the batch streams past), four rows per inner call. */
+static void dp_gemm(const void *packed, int K, int M, const void *prep, int N,
+                    int m0, int m1, int32_t *dot, int ldd) {
+    (void)M;
+    enum { CHUNK = 32 };
+    const size_t row_bytes = (size_t)K / 4;
+    const size_t prep_bytes = dp_act_prep_size(K);
+    for (int c = m0; c < m1; c += CHUNK) {
+        const int ce = m1 - c < CHUNK ? m1 : c + CHUNK;
+        for (int n = 0; n < N; n++) {
+            const uint8_t *p = (const uint8_t *)prep + (size_t)n * prep_bytes;
+            int32_t sum;
+            memcpy(&sum, p, sizeof sum);
+            const int8_t *q = (const int8_t *)(p + PREP_HEADER);
+            int32_t *d = dot + (size_t)n * (size_t)ldd;
+            int m = c;
+            for (; m + ROWS <= ce; m += ROWS)
+                dp_rows4((const uint8_t *)packed + (size_t)m * row_bytes, row_bytes, K, q, sum,
+                         d + (m - m0));
+            for (; m < ce; m++)
+                d[m - m0] = dp_row1((const uint8_t *)packed + (size_t)m * row_bytes, K, q, sum);
+        }
+    }
+}
+
+static void dp_gemv(const void *packed, int K, int M, const void *prep,
+                    int m0, int m1, int32_t *dot) {
+    dp_gemm(packed, K, M, prep, 1, m0, m1, dot, 0);
+}
+
+static const bn_kernels neon_dotprod_kernels = {
+    .name = "neon",
+    .quantize_act = bn_neon_quantize_act,
+    .row_block = ROWS,
+    .ternary_packed_size = dp_packed_size,
+    .ternary_repack = dp_repack,
+    .act_prep_size = dp_act_prep_size,
+    .act_prep = dp_act_prep,
+    .ternary_gemv = dp_gemv,
+    .ternary_gemm = dp_gemm,
+    .f16_to_f32 = bn_neon_f16_to_f32,
+    .f32_to_f16 = bn_neon_f32_to_f16,
+    .dot_f16 = bn_neon_dot_f16,
+    .gemv_f16 = bn_neon_gemv_f16,
+};
+
+const bn_kernels *bn_kernels_neon_dotprod(void) {
+    return &neon_dotprod_kernels;
+}
+
+#endif /* __aarch64__ */
