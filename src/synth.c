@@ -468,7 +468,7 @@ int bn_synth_write(const bn_synth_config *c, const char *path, char *err, size_t
     if ((c->vocab == BN_SYNTH_VOCAB_LLAMA3 ? vocab_llama3(&v, c->vocab_file, err, errlen)
                                            : vocab_bytes(&v, err, errlen)) != 0)
         goto out;
-    size_t n_jobs = 2 + (size_t)c->n_layer * 11;
+    size_t n_jobs = 3 + (size_t)c->n_layer * 11;
     w = gguf_writer_new(32);
     jobs = calloc(n_jobs, sizeof *jobs);
     order = malloc((size_t)(c->n_layer ? c->n_layer : 1) * sizeof *order);
@@ -514,6 +514,8 @@ int bn_synth_write(const bn_synth_config *c, const char *path, char *err, size_t
         }
     }
     add_tensor(w, c, job++, "output_norm.weight", GGML_F32, 1, E, 1);
+    if (c->with_output_weight)
+        add_tensor(w, c, job++, "output.weight", GGML_F16, 2, E, v.n_tokens);
     rc = gguf_writer_write(w, path, err, errlen);
 out:
     gguf_writer_free(w);

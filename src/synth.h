@@ -41,6 +41,8 @@ typedef struct bn_synth_config {
     uint32_t retype_type;
     uint32_t retype_n_dims;
     uint64_t retype_ne[2];
+    int with_output_weight;         /* add an (unused) F16 output.weight, as the
+                                       first "bitnet-25" upload had */
 } bn_synth_config;
 
 /* Fill c with a preset: "2b4t" (published shapes, LLaMA-3 vocab) or "small"
