@@ -280,6 +280,8 @@ static void test_array_round_trip(void **state)
     assert_true(gguf_arr_float(kv, 1) == -1.0);
     kv = gguf_find_kv(&f, "a.f64");
     assert_true(gguf_arr_float(kv, 0) == 1e300 && gguf_arr_float(kv, 1) == -0.5);
+    assert_true(gguf_arr_int(kv, 0) == INT64_MAX);   /* saturates */
+    assert_true(gguf_arr_int(kv, 1) == 0);           /* truncates toward zero */
     kv = gguf_find_kv(&f, "a.empty");
     assert_int_equal(kv->arr_n, 0); assert_int_equal(kv->nbytes, 0);
 
@@ -468,6 +470,29 @@ static void test_writer_rejects(void **state)
     gguf_w_arr(w, "nested", GGUF_ARRAY, NULL, 0);
     assert_int_equal(gguf_writer_to_buffer(w, &buf, &len), -1);
     gguf_writer_free(w);
+
+    /* Each misuse is reported by the write, naming the culprit. */
+    static const char *const wants[] = { "n_dims 5 > 4", "not a scalar type",
+                                         "neither data nor a fill function",
+                                         "element count overflows" };
+    for (int k = 0; k < 4; k++) {
+        uint64_t big[4] = { 1ull << 32, 1ull << 32, 1, 1 };
+        w = gguf_writer_new(0);
+        if (k == 0)
+            gguf_w_tensor(w, "t", GGML_F32, 5, big, NULL, fill_pattern, NULL);
+        if (k == 1)
+            gguf_w_scalar(w, "s", GGUF_STRING, "x");
+        if (k == 2)
+            gguf_w_tensor(w, "t", GGML_F32, 1, big, NULL, NULL, NULL);
+        if (k == 3)
+            gguf_w_tensor(w, "t", GGML_F32, 2, big, NULL, fill_pattern, NULL);
+        gguf_w_u32(w, "later", 1);   /* ignored after the first error */
+        assert_int_equal(gguf_writer_write(w, BN_BINARY_DIR "/test_gguf_never.gguf", err,
+                                           sizeof err), -1);
+        if (!strstr(err, wants[k]))
+            fail_msg("writer error \"%s\" lacks \"%s\"", err, wants[k]);
+        gguf_writer_free(w);
+    }
 
     w = gguf_writer_new(0);
     assert_int_equal(gguf_writer_write(w, "/nonexistent-dir/x.gguf", err, sizeof err), -1);
@@ -736,6 +761,16 @@ static void test_tensor_info_errors(void **state)
 
     put_le(ne1, 1ull << 63, 8);   /* negative as ggml's int64 */
     expect_error(buf, len, "element count of tensor 't.quant' overflows");
+    memcpy(buf, orig, len);
+
+    /* 2^62 F32 elements fit int64 but not their 2^64 bytes. */
+    put_le(type, GGML_F32, 4);
+    put_le(ne0, 1ull << 62, 8);
+    put_le(ne1, 1, 8);
+    expect_error(buf, len, "byte size of tensor 't.quant' overflows");
+    /* Bytes that fit, but not after data_start + offset. */
+    put_le(ne0, (1ull << 62) - 8, 8);
+    expect_error(buf, len, "+18446744073709551584) lies past the end of the file");
     memcpy(buf, orig, len);
 
     put_le(type, 99, 4);
