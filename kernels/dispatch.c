@@ -124,3 +124,20 @@ int bn_kernels_available(const bn_kernels **out, int max) {
     }
     return n;
 }
+
+int bn_kernels_all(const bn_kernels **out, int max) {
+    int n = bn_kernels_available(out, max);
+    /* Alternatives of a variant, usable where that variant is. */
+    static const variant extras[] = {
+        {"avx2-mad", bn_kernels_avx2_mad, CPU_AVX2},
+        {"avx2-lut", bn_kernels_avx2_lut, CPU_AVX2},
+    };
+    const int feats = cpu_features();
+    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
+        const bn_kernels *k = usable(&extras[i], feats);
+        if (!k) continue;
+        if (n < max && out) out[n] = k;
+        n++;
+    }
+    return n;
+}

@@ -74,12 +74,19 @@ const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen)
 /* Every variant compiled into this binary and supported by this CPU
  * (for tests and the kernel bench). Returns the count; fills up to max. */
 int bn_kernels_available(const bn_kernels **out, int max);
+/* Like bn_kernels_available, plus the alternatives dispatch never picks but
+ * the bench and tests measure and check (e.g. "avx2-mad", the multiply-add
+ * baseline, or "avx2-lut"). Reference first. */
+int bn_kernels_all(const bn_kernels **out, int max);
 
 /* Variants (each defined in its own file; NULL-returning when not compiled). */
 const bn_kernels *bn_kernels_ref(void);
 const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx512(void);
 const bn_kernels *bn_kernels_neon(void);
+/* AVX2 alternatives (ternary_avx2.c); bn_kernels_avx2() is one of them. */
+const bn_kernels *bn_kernels_avx2_mad(void);
+const bn_kernels *bn_kernels_avx2_lut(void);
 
 /* Scalar helpers every variant may use. */
 float bn_f16_to_f32(uint16_t h);

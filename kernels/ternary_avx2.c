@@ -1,7 +1,475 @@
-/* avx2 kernels: being written (issue 3); until then this variant is absent and
- * dispatch falls back to the next one. */
+/* AVX2 kernels (x86-64 with AVX2 + FMA + F16C), two ternary designs that
+ * share the activation and f16 code:
+ *
+ *  "avx2-mad": the multiply-add baseline, bitnet.cpp's default approach
+ *    (SPEC 8.1): weights stay in I2_S, each 128-weight block is unpacked with
+ *    shifts + masks into codes 0..2 and multiplied with vpmaddubsw against the
+ *    int8 activations; Σ code·q − Σ q gives the exact dot.
+ *
+ *  "avx2-lut": lookup tables. Weights are repacked into 4-bit indices over
+ *    the 9 sums of a pair of weights; per token, act_prep builds for every
+ *    pair of activations the 9 exact int16 sums, split into a low-byte and a
+ *    high-byte 16-entry table, looked up 32 rows at a time with vpshufb.
+ *
+ * Both layouts are 2 bits per weight. bn_kernels_avx2() is whichever of the
+ * two measured faster (see the comment at the end of the file). */
 #include "kernels.h"
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#include <string.h>
+
+/* ---- activations (SPEC 4.5 steps 1-4), bit-exact with ternary_ref.c -------- */
+
+static float avx2_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
+    /* max|x| in float is exact (max does not round), so comparing it with
+     * the 1e-5 floor in double afterwards equals the reference's double loop. */
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mx = _mm256_setzero_ps();
+    for (int i = 0; i < K; i += 8)
+        mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + i), absmask));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mx);
+    double amax = 1e-5;
+    for (int i = 0; i < 8; i++)
+        if ((double)lanes[i] > amax) amax = lanes[i];
+    const float s = (float)(127.0 / amax);
+
+    /* cvtps_epi32 rounds to nearest even (default MXCSR), the same as the
+     * reference's 1.5*2^23 trick; packs saturate, which is the clamp. */
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < K; i += 32) {
+        __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+        __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs));
+        __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs));
+        __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs));
+        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+        bytes = _mm256_permutevar8x32_epi32(bytes, order);     /* undo the lane-wise packs */
+        _mm256_storeu_si256((__m256i *)(q + i), bytes);
+        /* Sum the clamped bytes: pairs of int8 -> int16 -> int32. */
+        __m256i w16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(w16, _mm256_set1_epi16(1)));
+    }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    *sum = _mm_cvtsi128_si32(s4);
+    return s;
+}
+
+static int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* ---- f16 (F16C) ------------------------------------------------------------------ */
+
+static void avx2_f16_to_f32(const uint16_t *src, float *dst, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = bn_f16_to_f32(src[i]);
+}
+
+static void avx2_f32_to_f16(const float *src, uint16_t *dst, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
+}
+
+static float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The product of two f16 values is exact in float (11+11 significant bits),
+ * so fmadd equals multiply-then-add; only the summation order differs from
+ * the reference (4 x 8 partial sums). */
+static float avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+#define LD(p, o) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((p) + i + (o))))
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(LD(a, 0), LD(b, 0), s0);
+        s1 = _mm256_fmadd_ps(LD(a, 8), LD(b, 8), s1);
+        s2 = _mm256_fmadd_ps(LD(a, 16), LD(b, 16), s2);
+        s3 = _mm256_fmadd_ps(LD(a, 24), LD(b, 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(LD(a, 0), LD(b, 0), s0);
+#undef LD
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) r += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
+    return r;
+}
+
+static void avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    for (int m = m0; m < m1; m++) y[m - m0] = avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
+}
+
+/* ---- prepared activations shared by the multiply-add kernel: q then Σq ------ */
+
+static size_t mad_prep_size(int K) {
+    return (size_t)K + 64;      /* keeps consecutive tokens 64-byte aligned */
+}
+
+static void mad_act_prep(const int8_t *q, int K, void *prep) {
+    memcpy(prep, q, (size_t)K);
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < K; i += 32) {
+        __m256i w16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1),
+                                           _mm256_loadu_si256((const __m256i *)(q + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(w16, _mm256_set1_epi16(1)));
+    }
+    int32_t s = hsum_epi32(acc);
+    memcpy((uint8_t *)prep + K, &s, sizeof s);
+}
+
+static int32_t prep_sum(const void *prep, int K) {
+    int32_t s;
+    memcpy(&s, (const uint8_t *)prep + K, sizeof s);
+    return s;
+}
+
+/* ================= avx2-mad: I2_S + vpmaddubsw (the baseline) ================= */
+
+static size_t mad_packed_size(int K, int M) {
+    return (size_t)K * (size_t)M / 4;
+}
+
+/* A copy of I2_S with the unused code 3 turned into 1 (weight 0, as every
+ * decoder reads it), so the multiply-add needs no special case. */
+static void mad_repack(const uint8_t *i2s, int K, int M, void *packed) {
+    uint8_t *out = packed;
+    size_t n = mad_packed_size(K, M);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = i2s[i];
+        uint8_t both = (uint8_t)(b & (b >> 1) & 0x55);   /* low bit of each code-3 field */
+        out[i] = (uint8_t)(b & ~(both << 1));            /* 3 -> 1 */
+    }
+}
+
+/* Σ code·q over 128-weight blocks for R rows (sharing activation loads) and
+ * T tokens (sharing the unpacked weights). Per block a lane of the int16
+ * accumulator gains at most 4 groups x 2 products x 2 x 128 = 2048 in
+ * magnitude; widening every 8 blocks (16384) can never overflow. */
+static inline void mad_tile(const uint8_t *w, int K, const int8_t *q, size_t qstride,
+                            int R, int T, int32_t out[4][4]) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc32[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc32[r][t] = _mm256_setzero_si256();
+    const int nb = K / 128;
+    for (int b0 = 0; b0 < nb; b0 += 8) {
+        const int b1 = b0 + 8 < nb ? b0 + 8 : nb;
+        __m256i acc16[4][4];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) acc16[r][t] = _mm256_setzero_si256();
+        for (int b = b0; b < b1; b++) {
+            for (int r = 0; r < R; r++) {
+                __m256i p = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * K / 4 + 32 * b));
+                __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(p, 6), mask);
+                __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
+                __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(p, 2), mask);
+                __m256i c3 = _mm256_and_si256(p, mask);
+                for (int t = 0; t < T; t++) {
+                    const int8_t *a = q + t * qstride + 128 * b;
+                    __m256i s0 = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)a));
+                    __m256i s1 = _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(a + 32)));
+                    __m256i s2 = _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(a + 64)));
+                    __m256i s3 = _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(a + 96)));
+                    acc16[r][t] = _mm256_add_epi16(acc16[r][t], _mm256_add_epi16(_mm256_add_epi16(s0, s1),
+                                                                                  _mm256_add_epi16(s2, s3)));
+                }
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++)
+                acc32[r][t] = _mm256_add_epi32(acc32[r][t], _mm256_madd_epi16(acc16[r][t], ones));
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) out[r][t] = hsum_epi32(acc32[r][t]);
+}
+
+/* gemv as bitnet.cpp's 1xN kernel: 4 rows share each activation load. */
+static void mad_gemv(const void *packed, int K, int M, const void *prep,
+                     int m0, int m1, int32_t *dot) {
+    (void)M;
+    const uint8_t *w = packed;
+    const int32_t asum = prep_sum(prep, K);
+    int32_t out[4][4];
+    int m = m0;
+    for (; m + 4 <= m1; m += 4) {
+        mad_tile(w + (size_t)m * K / 4, K, prep, 0, 4, 1, out);
+        for (int r = 0; r < 4; r++) dot[m - m0 + r] = out[r][0] - asum;
+    }
+    for (; m < m1; m++) {
+        mad_tile(w + (size_t)m * K / 4, K, prep, 0, 1, 1, out);
+        dot[m - m0] = out[0][0] - asum;
+    }
+}
+
+/* gemm as bitnet.cpp's Nx1 kernel: one weight row against 4 tokens. */
+static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
+                     int m0, int m1, int32_t *dot, int ldd) {
+    (void)M;
+    const uint8_t *w = packed;
+    const size_t ps = mad_prep_size(K);
+    const int8_t *q = prep;
+    int32_t out[4][4];
+    int n = 0;
+    for (; n + 4 <= N; n += 4) {
+        for (int m = m0; m < m1; m++) {
+            mad_tile(w + (size_t)m * K / 4, K, q + n * ps, ps, 1, 4, out);
+            for (int t = 0; t < 4; t++)
+                dot[(size_t)(n + t) * ldd + (m - m0)] = out[0][t] - prep_sum(q + (n + t) * ps, K);
+        }
+    }
+    for (; n < N; n++) mad_gemv(packed, K, M, q + n * ps, m0, m1, dot + (size_t)n * ldd);
+}
+
+#define AVX2_MAD_TABLE(label)                                                    \
+    {                                                                        \
+        .name = label, .quantize_act = avx2_quantize_act, .row_block = 1,   \
+        .ternary_packed_size = mad_packed_size, .ternary_repack = mad_repack, \
+        .act_prep_size = mad_prep_size, .act_prep = mad_act_prep,           \
+        .ternary_gemv = mad_gemv, .ternary_gemm = mad_gemm,                 \
+        .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
+        .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
+    }
+
+/* ================= avx2-lut: pair indices + vpshufb tables ==================== */
+/*
+ * Layout: rows in tiles of 16 (the last tile padded with zero weights). A
+ * tile is K/8 chunks of 32 bytes; chunk c covers k = 8c..8c+7:
+ *   byte r      (r < 16): low nibble = pair (8c+0, 8c+1), high = (8c+2, 8c+3)
+ *   byte 16 + r         : low nibble = pair (8c+4, 8c+5), high = (8c+6, 8c+7)
+ * of row r, a pair index being 3·code(k) + code(k+1) (0..8, codes 0..2).
+ * So one load gives 16 rows x 8 weights, and the two 128-bit lanes look up
+ * different pairs, each in its own table.
+ *
+ * Prepared activations: per chunk 4 x 32 bytes, tables of the 16 entries
+ * v[3a+b] = (a−1)·q[k] + (b−1)·q[k+1] (entries 9..15 are 0):
+ *   T0 = low bytes  [pair 8c+0 | pair 8c+4],  T1 = high bytes of the same,
+ *   T2 = low bytes  [pair 8c+2 | pair 8c+6],  T3 = high bytes of the same.
+ * |v| <= 256, so low byte + 256·(signed high byte) restores v exactly.
+ */
+enum { LUT_ROWS = 16 };
+
+static size_t lut_packed_size(int K, int M) {
+    size_t tiles = (size_t)(M + LUT_ROWS - 1) / LUT_ROWS;
+    return tiles * (size_t)K * LUT_ROWS / 4;
+}
+
+static int i2s_code(const uint8_t *row, int k) {
+    int c = (row[32 * (k / 128) + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
+    return c == 3 ? 1 : c;
+}
+
+static void lut_repack(const uint8_t *i2s, int K, int M, void *packed) {
+    uint8_t *out = packed;
+    const int tiles = (M + LUT_ROWS - 1) / LUT_ROWS;
+    for (int t = 0; t < tiles; t++) {
+        uint8_t *tile = out + (size_t)t * K * LUT_ROWS / 4;
+        for (int r = 0; r < LUT_ROWS; r++) {
+            const int m = t * LUT_ROWS + r;
+            const uint8_t *row = i2s + (size_t)m * K / 4;
+            for (int c = 0; c < K / 8; c++) {
+                int idx[4];
+                for (int p = 0; p < 4; p++) {
+                    int k = 8 * c + 2 * p;
+                    idx[p] = m < M ? 3 * i2s_code(row, k) + i2s_code(row, k + 1) : 4;  /* 4 = (0,0) */
+                }
+                tile[32 * c + r] = (uint8_t)(idx[0] | idx[1] << 4);
+                tile[32 * c + 16 + r] = (uint8_t)(idx[2] | idx[3] << 4);
+            }
+        }
+    }
+}
+
+static size_t lut_prep_size(int K) {
+    return (size_t)K / 8 * 128 + 64;    /* tables, then Σq (unused here, kept for symmetry) */
+}
+
+/* Builds the 16 int16 sums for one pair as [16 low bytes | 16 high bytes]. */
+static inline __m256i pair_table(int8_t qa, int8_t qb) {
+    const __m256i wa = _mm256_setr_epi16(-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i wb = _mm256_setr_epi16(-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+                                           0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    __m256i v = _mm256_add_epi16(_mm256_mullo_epi16(wa, _mm256_set1_epi16(qa)),
+                                 _mm256_mullo_epi16(wb, _mm256_set1_epi16(qb)));
+    v = _mm256_shuffle_epi8(v, split);              /* per lane: lows, highs */
+    return _mm256_permute4x64_epi64(v, 0xd8);       /* lows 0-15 | highs 0-15 */
+}
+
+static void lut_act_prep(const int8_t *q, int K, void *prep) {
+    uint8_t *t = prep;
+    for (int c = 0; c < K / 8; c++, t += 128) {
+        const int8_t *a = q + 8 * c;
+        __m256i p0 = pair_table(a[0], a[1]), p1 = pair_table(a[2], a[3]);
+        __m256i p2 = pair_table(a[4], a[5]), p3 = pair_table(a[6], a[7]);
+        /* T0 = lows p0|p2, T1 = highs p0|p2, T2 = lows p1|p3, T3 = highs p1|p3 */
+        _mm256_store_si256((__m256i *)(t + 0), _mm256_permute2x128_si256(p0, p2, 0x20));
+        _mm256_store_si256((__m256i *)(t + 32), _mm256_permute2x128_si256(p0, p2, 0x31));
+        _mm256_store_si256((__m256i *)(t + 64), _mm256_permute2x128_si256(p1, p3, 0x20));
+        _mm256_store_si256((__m256i *)(t + 96), _mm256_permute2x128_si256(p1, p3, 0x31));
+    }
+    int32_t s = 0;
+    for (int i = 0; i < K; i++) s += q[i];
+    memcpy((uint8_t *)prep + (size_t)K / 8 * 128, &s, sizeof s);
+}
+
+/* Adds the int16 accumulator of one tile (lane 0 and lane 1 hold different
+ * pairs of the same 8 rows) into 8 int32 row sums. */
+static inline __m256i widen_rows(__m256i acc16) {
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc16)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc16, 1)));
+}
+
+/* Dot products of NT tiles (16 rows each) with T tokens' tables. Each int16
+ * lane gains at most 2 x 256 per chunk; widening every 32 chunks (16384)
+ * cannot overflow. */
+static inline void lut_tile(const uint8_t *w, size_t tile_stride, int NT, int K,
+                            const uint8_t *tab, size_t tab_stride, int T, __m256i out[2][4][2]) {
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    for (int i = 0; i < NT; i++)
+        for (int t = 0; t < T; t++) out[i][t][0] = out[i][t][1] = _mm256_setzero_si256();
+    const int nc = K / 8;
+    for (int c0 = 0; c0 < nc; c0 += 32) {
+        const int c1 = c0 + 32 < nc ? c0 + 32 : nc;
+        __m256i acc[2][4][2];
+        for (int i = 0; i < NT; i++)
+            for (int t = 0; t < T; t++) acc[i][t][0] = acc[i][t][1] = _mm256_setzero_si256();
+        for (int c = c0; c < c1; c++) {
+            __m256i ilo[2], ihi[2];
+            for (int i = 0; i < NT; i++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(w + i * tile_stride + 32 * c));
+                ilo[i] = _mm256_and_si256(x, lo4);
+                ihi[i] = _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4);
+            }
+            for (int t = 0; t < T; t++) {
+                const uint8_t *tc = tab + t * tab_stride + 128 * c;
+                const __m256i t0 = _mm256_load_si256((const __m256i *)tc);
+                const __m256i t1 = _mm256_load_si256((const __m256i *)(tc + 32));
+                const __m256i t2 = _mm256_load_si256((const __m256i *)(tc + 64));
+                const __m256i t3 = _mm256_load_si256((const __m256i *)(tc + 96));
+                for (int i = 0; i < NT; i++) {
+                    __m256i al = _mm256_shuffle_epi8(t0, ilo[i]), ah = _mm256_shuffle_epi8(t1, ilo[i]);
+                    __m256i bl = _mm256_shuffle_epi8(t2, ihi[i]), bh = _mm256_shuffle_epi8(t3, ihi[i]);
+                    acc[i][t][0] = _mm256_add_epi16(acc[i][t][0],
+                        _mm256_add_epi16(_mm256_unpacklo_epi8(al, ah), _mm256_unpacklo_epi8(bl, bh)));
+                    acc[i][t][1] = _mm256_add_epi16(acc[i][t][1],
+                        _mm256_add_epi16(_mm256_unpackhi_epi8(al, ah), _mm256_unpackhi_epi8(bl, bh)));
+                }
+            }
+        }
+        /* unpacklo gives rows 0-7, unpackhi rows 8-15 (per lane). */
+        for (int i = 0; i < NT; i++)
+            for (int t = 0; t < T; t++) {
+                out[i][t][0] = _mm256_add_epi32(out[i][t][0], widen_rows(acc[i][t][0]));
+                out[i][t][1] = _mm256_add_epi32(out[i][t][1], widen_rows(acc[i][t][1]));
+            }
+    }
+}
+
+static void store_rows(const __m256i v[2], int m, int m0, int m1, int32_t *dot) {
+    int32_t rows[16];
+    _mm256_storeu_si256((__m256i *)rows, v[0]);
+    _mm256_storeu_si256((__m256i *)(rows + 8), v[1]);
+    for (int r = 0; r < 16 && m + r < m1; r++) dot[m + r - m0] = rows[r];
+}
+
+static void lut_gemm(const void *packed, int K, int M, const void *prep, int N,
+                     int m0, int m1, int32_t *dot, int ldd) {
+    (void)M;
+    const uint8_t *w = packed;
+    const uint8_t *tab = prep;
+    const size_t ts = (size_t)K * LUT_ROWS / 4, ps = lut_prep_size(K);
+    __m256i out[2][4][2];
+    for (int n = 0; n < N; n += 4) {
+        const int T = N - n < 4 ? N - n : 4;
+        int m = m0;
+        for (; m + LUT_ROWS < m1; m += 2 * LUT_ROWS) {
+            /* Two tiles per pass share every table load. The tail tile of
+             * M may be partial: it is padded in the packed data. */
+            const uint8_t *wt = w + (size_t)(m / LUT_ROWS) * ts;
+            switch (T) {
+            case 1: lut_tile(wt, ts, 2, K, tab + n * ps, ps, 1, out); break;
+            case 2: lut_tile(wt, ts, 2, K, tab + n * ps, ps, 2, out); break;
+            case 3: lut_tile(wt, ts, 2, K, tab + n * ps, ps, 3, out); break;
+            default: lut_tile(wt, ts, 2, K, tab + n * ps, ps, 4, out); break;
+            }
+            for (int t = 0; t < T; t++) {
+                store_rows(out[0][t], m, m0, m1, dot + (size_t)(n + t) * ldd);
+                store_rows(out[1][t], m + LUT_ROWS, m0, m1, dot + (size_t)(n + t) * ldd);
+            }
+        }
+        for (; m < m1; m += LUT_ROWS) {
+            const uint8_t *wt = w + (size_t)(m / LUT_ROWS) * ts;
+            switch (T) {
+            case 1: lut_tile(wt, ts, 1, K, tab + n * ps, ps, 1, out); break;
+            case 2: lut_tile(wt, ts, 1, K, tab + n * ps, ps, 2, out); break;
+            case 3: lut_tile(wt, ts, 1, K, tab + n * ps, ps, 3, out); break;
+            default: lut_tile(wt, ts, 1, K, tab + n * ps, ps, 4, out); break;
+            }
+            for (int t = 0; t < T; t++) store_rows(out[0][t], m, m0, m1, dot + (size_t)(n + t) * ldd);
+        }
+    }
+}
+
+static void lut_gemv(const void *packed, int K, int M, const void *prep,
+                     int m0, int m1, int32_t *dot) {
+    lut_gemm(packed, K, M, prep, 1, m0, m1, dot, 0);
+}
+
+#define AVX2_LUT_TABLE(label)                                                    \
+    {                                                                        \
+        .name = label, .quantize_act = avx2_quantize_act, .row_block = LUT_ROWS, \
+        .ternary_packed_size = lut_packed_size, .ternary_repack = lut_repack, \
+        .act_prep_size = lut_prep_size, .act_prep = lut_act_prep,           \
+        .ternary_gemv = lut_gemv, .ternary_gemm = lut_gemm,                 \
+        .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
+        .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
+    }
+
+static const bn_kernels avx2_mad_kernels = AVX2_MAD_TABLE("avx2-mad");
+static const bn_kernels avx2_lut_kernels = AVX2_LUT_TABLE("avx2-lut");
+/* MEASUREMENT-PENDING */
+static const bn_kernels avx2_kernels = AVX2_LUT_TABLE("avx2");
+
+const bn_kernels *bn_kernels_avx2_mad(void) {
+    return &avx2_mad_kernels;
+}
+
+const bn_kernels *bn_kernels_avx2_lut(void) {
+    return &avx2_lut_kernels;
+}
+
+const bn_kernels *bn_kernels_avx2(void) {
+    return &avx2_kernels;
+}
+
+#else   /* not an AVX2 build: the variant does not exist here */
+
+const bn_kernels *bn_kernels_avx2_mad(void) {
+    return NULL;
+}
+
+const bn_kernels *bn_kernels_avx2_lut(void) {
+    return NULL;
+}
 
 const bn_kernels *bn_kernels_avx2(void) {
     return NULL;
 }
+
+#endif

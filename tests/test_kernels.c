@@ -1,0 +1,363 @@
+/* Every kernel variant (and alternative such as the multiply-add baseline)
+ * against the scalar reference: exact integer dot products on sampled shapes
+ * and adversarial data, row-range splits as threads use them, f16
+ * conversions over all halves, and f16 dot products within a derived bound. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels.h"
+
+static const bn_kernels *all[16];
+static int n_all;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {     /* xorshift64*: reproducible across platforms */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static void *aalloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+    assert_non_null(p);
+    return p;
+}
+
+static int setup(void **state) {
+    (void)state;
+    n_all = bn_kernels_all(all, 16);
+    return n_all >= 1 && strcmp(all[0]->name, "ref") == 0 ? 0 : -1;
+}
+
+enum wkind { W_RANDOM, W_MINUS, W_PLUS, W_ZERO };
+enum akind { A_RANDOM, A_MAX, A_MIN, A_ALT, A_ZERO };
+
+/* I2_S payload of M rows of K weights; random codes include the unused 3
+ * (weight 0) now and then. */
+static uint8_t *make_weights(int K, int M, enum wkind kind) {
+    size_t n = (size_t)K * M / 4;
+    uint8_t *w = aalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        switch (kind) {
+        case W_MINUS: w[i] = 0x00; break;
+        case W_PLUS: w[i] = 0xaa; break;
+        case W_ZERO: w[i] = 0x55; break;
+        default: {
+            uint8_t b = 0;
+            for (int j = 0; j < 4; j++) {
+                uint32_t r = rnd() % 31;
+                b = (uint8_t)(b << 2 | (r == 0 ? 3 : r % 3));
+            }
+            w[i] = b;
+        }
+        }
+    }
+    return w;
+}
+
+static void fill_acts(int8_t *q, int K, enum akind kind) {
+    for (int i = 0; i < K; i++) {
+        switch (kind) {
+        case A_MAX: q[i] = 127; break;
+        case A_MIN: q[i] = -128; break;
+        case A_ALT: q[i] = (int8_t)(i & 1 ? -128 : 127); break;
+        case A_ZERO: q[i] = 0; break;
+        default: q[i] = (int8_t)(rnd() & 0xff);
+        }
+    }
+}
+
+/* Runs one variant on (K, M, N) and compares with the reference result. */
+static void check_variant(const bn_kernels *k, const uint8_t *i2s, int K, int M,
+                          const int8_t *q, int N, const int32_t *want) {
+    void *packed = aalloc(k->ternary_packed_size(K, M));
+    k->ternary_repack(i2s, K, M, packed);
+    const size_t ps = k->act_prep_size(K);
+    uint8_t *prep = aalloc(ps * N);
+    for (int n = 0; n < N; n++) k->act_prep(q + (size_t)n * K, K, prep + ps * n);
+    int32_t *got = aalloc(sizeof(int32_t) * M * N);
+
+    /* Whole matrix: gemm, and gemv per token. */
+    memset(got, 0x5a, sizeof(int32_t) * M * N);
+    k->ternary_gemm(packed, K, M, prep, N, 0, M, got, M);
+    for (size_t i = 0; i < (size_t)M * N; i++) {
+        if (got[i] != want[i])
+            fail_msg("%s gemm K=%d M=%d N=%d: token %zu row %zu: %d != %d", k->name, K, M, N,
+                     i / M, i % M, got[i], want[i]);
+    }
+    for (int n = 0; n < N && n < 3; n++) {
+        memset(got, 0x5a, sizeof(int32_t) * M);
+        k->ternary_gemv(packed, K, M, prep + ps * n, 0, M, got);
+        for (int m = 0; m < M; m++)
+            if (got[m] != want[(size_t)n * M + m])
+                fail_msg("%s gemv K=%d M=%d: token %d row %d: %d != %d", k->name, K, M, n, m,
+                         got[m], want[(size_t)n * M + m]);
+    }
+
+    /* Split rows as threads would: cut points at multiples of row_block. */
+    const int rb = k->row_block;
+    const int blocks = (M + rb - 1) / rb;
+    const int cut1 = (int)(rnd() % (blocks + 1)) * rb, cut2 = (int)(rnd() % (blocks + 1)) * rb;
+    int cuts[4] = {0, cut1 < cut2 ? cut1 : cut2, cut1 < cut2 ? cut2 : cut1, M};
+    if (cuts[1] > M) cuts[1] = M;
+    if (cuts[2] > M) cuts[2] = M;
+    memset(got, 0x5a, sizeof(int32_t) * M * N);
+    for (int p = 0; p < 3; p++) {
+        int m0 = cuts[p], m1 = cuts[p + 1];
+        if (m0 >= m1) continue;
+        k->ternary_gemm(packed, K, M, prep, N, m0, m1, got + m0, M);
+        k->ternary_gemv(packed, K, M, prep, m0, m1, got + m0);  /* token 0 again */
+    }
+    for (size_t i = 0; i < (size_t)M * N; i++)
+        if (got[i] != want[i])
+            fail_msg("%s split [%d,%d,%d,%d] K=%d M=%d N=%d: token %zu row %zu: %d != %d", k->name,
+                     cuts[0], cuts[1], cuts[2], cuts[3], K, M, N, i / M, i % M, got[i], want[i]);
+    free(packed);
+    free(prep);
+    free(got);
+}
+
+static void check_case(int K, int M, int N, enum wkind wk, enum akind ak) {
+    uint8_t *w = make_weights(K, M, wk);
+    int8_t *q = aalloc((size_t)K * N);
+    for (int n = 0; n < N; n++) fill_acts(q + (size_t)n * K, K, n == 0 ? ak : A_RANDOM);
+    int32_t *want = aalloc(sizeof(int32_t) * M * N);
+
+    const bn_kernels *ref = all[0];
+    void *packed = aalloc(ref->ternary_packed_size(K, M));
+    ref->ternary_repack(w, K, M, packed);
+    const size_t ps = ref->act_prep_size(K);
+    uint8_t *prep = aalloc(ps * N);
+    for (int n = 0; n < N; n++) ref->act_prep(q + (size_t)n * K, K, prep + ps * n);
+    ref->ternary_gemm(packed, K, M, prep, N, 0, M, want, M);
+
+    /* The reference itself against the definition on a few entries. */
+    for (int t = 0; t < 4; t++) {
+        int n = (int)(rnd() % N), m = (int)(rnd() % M);
+        int32_t acc = 0;
+        const uint8_t *row = w + (size_t)m * K / 4;
+        for (int kk = 0; kk < K; kk++) {
+            int code = (row[32 * (kk / 128) + kk % 32] >> (6 - 2 * ((kk % 128) / 32))) & 3;
+            acc += (code == 3 ? 0 : code - 1) * q[(size_t)n * K + kk];
+        }
+        assert_int_equal(acc, want[(size_t)n * M + m]);
+    }
+    for (int v = 1; v < n_all; v++) check_variant(all[v], w, K, M, q, N, want);
+    free(packed);
+    free(prep);
+    free(w);
+    free(q);
+    free(want);
+}
+
+/* Adversarial extremes: K = 8192 with all −128 activations and all ±1
+ * weights is the largest possible |dot| (2^20); int16 paths must widen. */
+static void test_extremes(void **state) {
+    (void)state;
+    const enum wkind wks[] = {W_MINUS, W_PLUS, W_ZERO, W_RANDOM};
+    const enum akind aks[] = {A_MAX, A_MIN, A_ALT, A_ZERO, A_RANDOM};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < 5; j++) check_case(8192, 37, 3, wks[i], aks[j]);
+    check_case(128, 1, 1, W_PLUS, A_MIN);
+}
+
+/* Sampled shapes: every K multiple of 128 up to 8192 is reachable; M up to
+ * 8192 including non-multiples of any row block; N from 1 to 200. Kept
+ * small in K·M·N so the suite stays fast under sanitizers and qemu. */
+static void test_random_shapes(void **state) {
+    (void)state;
+    for (int it = 0; it < 40; it++) {
+        int K = 128 * (1 + (int)(rnd() % 64));
+        int M = 1 + (int)(rnd() % 97);
+        int N = 1 + (int)(rnd() % 9);
+        check_case(K, M, N, W_RANDOM, A_RANDOM);
+    }
+    check_case(128, 8192, 1, W_RANDOM, A_RANDOM);
+    check_case(256, 4099, 2, W_RANDOM, A_ALT);
+    check_case(128, 50, 200, W_RANDOM, A_RANDOM);
+    check_case(384, 33, 131, W_RANDOM, A_MIN);
+    check_case(2560, 64, 17, W_RANDOM, A_RANDOM);
+    check_case(6912, 40, 5, W_RANDOM, A_RANDOM);
+}
+
+/* ---- f16 ------------------------------------------------------------------- */
+
+static uint32_t fbits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float bitsf(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void test_f16_scalar_edges(void **state) {
+    (void)state;
+    assert_true(bn_f16_to_f32(0x3c00) == 1.0f);
+    assert_true(bn_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    assert_true(bn_f16_to_f32(0x03ff) == ldexpf(1023.0f, -24));
+    assert_true(bn_f16_to_f32(0x7bff) == 65504.0f);
+    assert_true(bn_f16_to_f32(0xc000) == -2.0f);
+    assert_true(isinf(bn_f16_to_f32(0x7c00)) && bn_f16_to_f32(0xfc00) < 0);
+    assert_true(isnan(bn_f16_to_f32(0x7e01)) && isnan(bn_f16_to_f32(0x7c01)));
+    assert_int_equal(fbits(bn_f16_to_f32(0x8000)), 0x80000000u);
+
+    assert_int_equal(bn_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(bn_f32_to_f16(65519.996f), 0x7bff);     /* just below the midpoint */
+    assert_int_equal(bn_f32_to_f16(65520.0f), 0x7c00);       /* midpoint, odd -> inf */
+    assert_int_equal(bn_f32_to_f16(1e10f), 0x7c00);
+    assert_int_equal(bn_f32_to_f16(-INFINITY), 0xfc00);
+    assert_int_equal(bn_f32_to_f16(-0.0f), 0x8000);
+    assert_int_equal(bn_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00);      /* tie -> even */
+    assert_int_equal(bn_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), 0x3c02);  /* tie -> even (up) */
+    assert_int_equal(bn_f32_to_f16(1.0f + ldexpf(1, -11) + ldexpf(1, -20)), 0x3c01);
+    assert_int_equal(bn_f32_to_f16(ldexpf(1, -25)), 0x0000);             /* tie with 0 -> 0 */
+    assert_int_equal(bn_f32_to_f16(ldexpf(1, -25) * 1.0000001f), 0x0001);
+    assert_int_equal(bn_f32_to_f16(ldexpf(3, -25)), 0x0002);             /* 1.5 units -> 2 */
+    assert_int_equal(bn_f32_to_f16(ldexpf(5, -25)), 0x0002);             /* 2.5 units -> 2 */
+    assert_int_equal(bn_f32_to_f16(ldexpf(2047, -25)), 0x0400);          /* carry to normal */
+    assert_int_equal(bn_f32_to_f16(ldexpf(1, -14)), 0x0400);
+    assert_int_equal(bn_f32_to_f16(ldexpf(1, -30)), 0x0000);
+    assert_int_equal(bn_f32_to_f16(bitsf(1)), 0x0000);                   /* f32 subnormal */
+    uint16_t h = bn_f32_to_f16(NAN);
+    assert_true((h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0);
+}
+
+static void test_f16_all_halves(void **state) {
+    (void)state;
+    uint16_t *h = malloc(65536 * 2), *back = malloc(65536 * 2);
+    float *f = malloc(65536 * 4);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    for (int v = 0; v < n_all; v++) {
+        const bn_kernels *k = all[v];
+        k->f16_to_f32(h, f, 65536);
+        k->f32_to_f16(f, back, 65536);
+        for (int i = 0; i < 65536; i++) {
+            float s = bn_f16_to_f32((uint16_t)i);
+            if (fbits(f[i]) != fbits(s)) fail_msg("%s f16_to_f32(%04x)", k->name, i);
+            int nan = (i & 0x7c00) == 0x7c00 && (i & 0x3ff);
+            /* Round trip is exact except that a NaN comes back quiet. */
+            uint16_t want = nan ? (uint16_t)(i | 0x200) : (uint16_t)i;
+            if (back[i] != want) fail_msg("%s round trip %04x -> %04x", k->name, i, back[i]);
+        }
+    }
+    free(h);
+    free(back);
+    free(f);
+}
+
+/* SIMD f32 -> f16 equals the scalar rounding on random bit patterns, near
+ * halfway points and with lengths that leave a scalar tail. */
+static void test_f32_to_f16_random(void **state) {
+    (void)state;
+    enum { N = 4099 };
+    float *f = malloc(N * 4);
+    uint16_t *h = malloc(N * 2);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = rnd();
+        if (i % 3 == 0) u = (u & 0xffffe000u) | 0x1000u;   /* exact halfway cases */
+        if (i % 7 == 0) u = (u & 0x87ffffffu) | 0x30000000u; /* subnormal f16 range */
+        f[i] = bitsf(u);
+    }
+    for (int v = 0; v < n_all; v++) {
+        all[v]->f32_to_f16(f, h, N);
+        for (int i = 0; i < N; i++)
+            if (h[i] != bn_f32_to_f16(f[i]))
+                fail_msg("%s f32_to_f16(%08x) = %04x", all[v]->name, fbits(f[i]), h[i]);
+    }
+    free(f);
+    free(h);
+}
+
+/* Each f16 x f16 product is exact in float (11 + 11 significant bits), so
+ * the only difference between variants is the summation order. Any order of
+ * n−1 float additions is within (n−1)·2^-24·Σ|a_i·b_i| of the exact sum
+ * (standard recursive-summation bound, first order), hence variant and
+ * double-precision truth differ by at most that; we check against the exact
+ * sum (computed in double, exact for these magnitudes) with this bound. */
+static void test_dot_f16(void **state) {
+    (void)state;
+    const int lens[] = {1, 7, 8, 31, 32, 33, 100, 2560, 6913};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li], M = 5;
+        uint16_t *a = malloc(sizeof(uint16_t) * n * M), *b = malloc(sizeof(uint16_t) * n);
+        for (int i = 0; i < n * M; i++) a[i] = bn_f32_to_f16(((int)(rnd() % 20001) - 10000) / 1000.0f);
+        for (int i = 0; i < n; i++) b[i] = bn_f32_to_f16(((int)(rnd() % 20001) - 10000) / 3000.0f);
+        float y[5];
+        for (int v = 0; v < n_all; v++) {
+            const bn_kernels *k = all[v];
+            k->gemv_f16(a, n, b, 1, M, y);
+            for (int m = 0; m < M; m++) {
+                double exact = 0, mag = 0;
+                for (int i = 0; i < n; i++) {
+                    double p = (double)bn_f16_to_f32(a[m * n + i]) * bn_f16_to_f32(b[i]);
+                    exact += p;
+                    mag += fabs(p);
+                }
+                double tol = (n - 1) * ldexp(1.0, -24) * mag * 1.01 + 1e-30;
+                float d = k->dot_f16(a + m * n, b, n);
+                if (fabs(d - exact) > tol) fail_msg("%s dot_f16 n=%d: %g vs %g", k->name, n, d, exact);
+                if (m >= 1 && fabs(y[m - 1] - exact) > tol)
+                    fail_msg("%s gemv_f16 n=%d: %g vs %g", k->name, n, y[m - 1], exact);
+            }
+        }
+        free(a);
+        free(b);
+    }
+}
+
+static void test_dispatch(void **state) {
+    (void)state;
+    unsetenv("BITNET_KERNEL");
+    char err[128] = "";
+    const bn_kernels *k = bn_kernels_select("ref", err, sizeof err);
+    assert_non_null(k);
+    assert_string_equal(k->name, "ref");
+    assert_null(bn_kernels_select("sse9", err, sizeof err));
+    assert_non_null(strstr(err, "unknown kernel 'sse9'"));
+    const bn_kernels *avail[8];
+    int n = bn_kernels_available(avail, 8);
+    assert_true(n >= 1);
+    assert_string_equal(avail[0]->name, "ref");
+    for (int i = 0; i < n; i++) {
+        assert_ptr_equal(bn_kernels_select(avail[i]->name, err, sizeof err), avail[i]);
+    }
+    /* A variant this CPU or build lacks gives the clear error. */
+    const char *names[] = {"avx2", "avx512", "neon"};
+    for (int j = 0; j < 3; j++) {
+        int have = 0;
+        for (int i = 0; i < n; i++) have |= strcmp(avail[i]->name, names[j]) == 0;
+        if (have) continue;
+        err[0] = 0;
+        assert_null(bn_kernels_select(names[j], err, sizeof err));
+        assert_non_null(strstr(err, "is not supported by this CPU"));
+    }
+    const bn_kernels *best = bn_kernels_select(NULL, err, sizeof err);
+    assert_non_null(best);
+    assert_ptr_equal(best, avail[n - 1]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_extremes),
+        cmocka_unit_test(test_random_shapes),
+        cmocka_unit_test(test_f16_scalar_edges),
+        cmocka_unit_test(test_f16_all_halves),
+        cmocka_unit_test(test_f32_to_f16_random),
+        cmocka_unit_test(test_dot_f16),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
