@@ -189,12 +189,17 @@ int bn_neon_cpu_has_dotprod(void) {
 const bn_kernels *bn_kernels_neon(void) {
     const char *env = getenv("BITNET_NEON_DOTPROD");
     if (env && strcmp(env, "0") == 0) return bn_kernels_neon_lut();
-    return bn_neon_cpu_has_dotprod() ? bn_kernels_neon_dotprod() : bn_kernels_neon_lut();
+    const bn_kernels *dot = bn_kernels_neon_dotprod();
+    return dot ? dot : bn_kernels_neon_lut();
 }
 
 #else /* not aarch64: this variant does not exist */
 
 const bn_kernels *bn_kernels_neon(void) {
+    return NULL;
+}
+
+const bn_kernels *bn_kernels_neon_lut(void) {
     return NULL;
 }
 

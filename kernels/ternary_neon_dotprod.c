@@ -159,7 +159,13 @@ static const bn_kernels neon_dotprod_kernels = {
 };
 
 const bn_kernels *bn_kernels_neon_dotprod(void) {
-    return &neon_dotprod_kernels;
+    return bn_neon_cpu_has_dotprod() ? &neon_dotprod_kernels : NULL;
 }
 
-#endif /* __aarch64__ */
+#else /* not aarch64 */
+
+const bn_kernels *bn_kernels_neon_dotprod(void) {
+    return NULL;
+}
+
+#endif
