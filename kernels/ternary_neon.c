@@ -28,17 +28,28 @@
 
 enum { TILE = 32 };
 
-/* I2_S code of weight k in a row (SPEC 2.2); code 3 is read as 1 (weight 0),
- * as the reference does. */
-static inline int i2s_code(const uint8_t *row, int k) {
-    int j = k & 127;
-    int c = (row[(k >> 7) * 32 + (j & 31)] >> (6 - 2 * (j >> 5))) & 3;
-    return c == 3 ? 1 : c;
-}
-
 static size_t lut_packed_size(int K, int M) {
     size_t tiles = (size_t)(M + TILE - 1) / TILE;
     return tiles * TILE * (size_t)K / 4;
+}
+
+/* Row r of a tile, one 128-weight block: decode the 32 I2_S bytes into codes
+ * (3 read as 1, weight 0, as the reference does) and write the block's 32
+ * step bytes, which lie TILE bytes apart. */
+static void repack_block(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t fix[4] = {0, 1, 2, 1};
+    uint8_t c[128];
+    for (int p = 0; p < 32; p++) {
+        const uint8_t v = src[p];
+        c[p] = fix[v >> 6];
+        c[32 + p] = fix[(v >> 4) & 3];
+        c[64 + p] = fix[(v >> 2) & 3];
+        c[96 + p] = fix[v & 3];
+    }
+    for (int s = 0; s < 32; s++) {
+        const uint8_t *k = c + 4 * s;
+        dst[s * TILE] = (uint8_t)((3 * k[0] + k[1]) | (3 * k[2] + k[3]) << 4);
+    }
 }
 
 static void lut_repack(const uint8_t *i2s, int K, int M, void *packed) {
@@ -50,18 +61,13 @@ static void lut_repack(const uint8_t *i2s, int K, int M, void *packed) {
         uint8_t *dst = out + (size_t)t * tile_bytes;
         for (int r = 0; r < TILE; r++) {
             const int m = t * TILE + r;
-            /* byte of row r at step s: dst[s*32 + r] (halves are rows 0-15, 16-31) */
-            if (m >= M) {
+            if (m >= M) {       /* padding rows: index 4 = (0, 0), table entry 0 */
                 for (int s = 0; s < K / 4; s++) dst[(size_t)s * TILE + r] = 4 | 4 << 4;
                 continue;
             }
             const uint8_t *row = i2s + (size_t)m * row_bytes;
-            for (int s = 0; s < K / 4; s++) {
-                int k = 4 * s;
-                int lo = 3 * i2s_code(row, k) + i2s_code(row, k + 1);
-                int hi = 3 * i2s_code(row, k + 2) + i2s_code(row, k + 3);
-                dst[(size_t)s * TILE + r] = (uint8_t)(lo | hi << 4);
-            }
+            for (int b = 0; b < K / 128; b++)
+                repack_block(row + 32 * (size_t)b, dst + (size_t)b * 32 * TILE + r);
         }
     }
 }
