@@ -1,0 +1,603 @@
+/* Model loader: synthetic models written at test time (hyperparameters,
+ * bindings, I2_S content, repacked weights through every kernel), loader
+ * rejections with their messages, the shared reference models when present,
+ * and `bitnet info`'s report. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "i2s.h"
+#include "info.h"
+#include "model.h"
+#include "synth.h"
+
+#ifndef BN_BINARY_DIR
+#define BN_BINARY_DIR "."
+#endif
+#ifndef BN_SHARED_DIR
+#define BN_SHARED_DIR "../shared"
+#endif
+
+static char g_small[512];                  /* the small synthetic model */
+
+static void write_model(const bn_synth_config *c, const char *path) {
+    char err[256] = "";
+    if (bn_synth_write(c, path, err, sizeof err) != 0)
+        fail_msg("bn_synth_write %s: %s", path, err);
+}
+
+static bn_synth_config small_config(void) {
+    bn_synth_config c;
+    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
+    c.seed = 1234;
+    return c;
+}
+
+static int setup_all(void **state) {
+    (void)state;
+    snprintf(g_small, sizeof g_small, "%s/test_model_small.gguf", BN_BINARY_DIR);
+    bn_synth_config c = small_config();
+    char err[256];
+    if (bn_synth_write(&c, g_small, err, sizeof err) != 0) {
+        fprintf(stderr, "cannot write %s: %s\n", g_small, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown_all(void **state) {
+    (void)state;
+    unlink(g_small);
+    return 0;
+}
+
+static bn_model *load_ok(const char *path, const bn_model_params *p) {
+    char err[512] = "";
+    bn_model *m = bn_model_load(path, p, err, sizeof err);
+    if (!m)
+        fail_msg("load %s: %s", path, err);
+    return m;
+}
+
+/* Expect bn_model_load to fail with exactly this message. */
+static void expect_reject(const bn_synth_config *c, const char *tag, const char *msg) {
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/test_model_bad_%s.gguf", BN_BINARY_DIR, tag);
+    write_model(c, path);
+    bn_model *m = bn_model_load(path, NULL, err, sizeof err);
+    if (m) {
+        bn_model_free(m);
+        unlink(path);
+        fail_msg("%s: loaded, expected \"%s\"", tag, msg);
+    }
+    unlink(path);
+    assert_string_equal(err, msg);
+}
+
+/* Every ternary of every layer with its name, for loops below. */
+static bn_ternary *ternary_of(bn_layer *L, int i, const char **suffix) {
+    static const char *const names[7] = { "attn_q", "attn_k", "attn_v", "attn_output",
+                                          "ffn_gate", "ffn_up", "ffn_down" };
+    bn_ternary *w[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown };
+    *suffix = names[i];
+    return w[i];
+}
+
+/* ---- a well-formed synthetic model -------------------------------------------- */
+
+static void test_small_hparams(void **state) {
+    (void)state;
+    bn_model *m = load_ok(g_small, NULL);
+    const bn_hparams *hp = bn_model_hparams(m);
+    assert_string_equal(hp->arch, "bitnet-b1.58");
+    assert_int_equal(hp->n_vocab, 256 + 16 + 3);
+    assert_int_equal(hp->n_ctx_train, 256);
+    assert_int_equal(hp->n_embd, 256);
+    assert_int_equal(hp->n_layer, 2);
+    assert_int_equal(hp->n_ff, 768);
+    assert_int_equal(hp->n_head, 4);
+    assert_int_equal(hp->n_head_kv, 2);
+    assert_int_equal(hp->head_dim, 64);
+    assert_int_equal(hp->n_rot, 64);
+    assert_true(hp->rope_theta == 10000.0f);
+    assert_true(hp->rms_eps == 1e-5f);
+    assert_non_null(bn_model_tokenizer(m));
+    assert_int_equal(bn_vocab_size(bn_model_tokenizer(m)), hp->n_vocab);
+    /* embedding + output norm + per layer (4 norms + 7 projections) */
+    uint64_t per_layer = 3 * 256 + 768 + 2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 768;
+    assert_int_equal(bn_model_n_params(m), 256 * 275 + 256 + 2 * per_layer);
+    FILE *f = fopen(g_small, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    assert_int_equal(bn_model_file_size(m), (uint64_t)ftell(f));
+    fclose(f);
+    assert_non_null(bn_model_kernel_name(m));
+    assert_string_not_equal(bn_model_kernel_name(m), "none");
+    assert_int_equal(m->head_type, BN_HEAD_F16);
+    bn_model_free(m);
+}
+
+/* Bindings point into the mapping, the F16 embedding is not copied, and the
+ * I2_S bytes decode to exactly the ternary values the writer drew. */
+static void test_small_bindings(void **state) {
+    (void)state;
+    bn_model *m = load_ok(g_small, NULL);
+    const uint8_t *lo = m->gguf.map, *hi = m->gguf.map + m->gguf.size;
+    const gguf_tensor *emb = gguf_find_tensor(&m->gguf, "token_embd.weight");
+    assert_non_null(emb);
+    assert_ptr_equal(m->tok_embd, emb->data);
+    assert_true((const uint8_t *)m->tok_embd >= lo && (const uint8_t *)m->tok_embd < hi);
+    assert_ptr_equal(m->output_norm, gguf_find_tensor(&m->gguf, "output_norm.weight")->data);
+    for (int il = 0; il < 2; il++) {
+        bn_layer *L = &m->layers[il];
+        const float *norms[4] = { L->attn_norm, L->attn_sub_norm, L->ffn_norm, L->ffn_sub_norm };
+        const int widths[4] = { 256, 256, 256, 768 };
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < widths[k]; i++)
+                assert_true(norms[k][i] >= 0.9f && norms[k][i] <= 1.1f);
+        for (int t = 0; t < 7; t++) {
+            const char *suffix;
+            bn_ternary *w = ternary_of(L, t, &suffix);
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", il, suffix);
+            assert_ptr_equal(w->i2s, gguf_find_tensor(&m->gguf, name)->data);
+            uint64_t n = (uint64_t)w->K * (uint64_t)w->M;
+            int8_t *want = malloc(n), *got = malloc(n);
+            assert_non_null(want);
+            assert_non_null(got);
+            float scale;
+            bn_synth_ternary(1234, name, w->K, w->M, want, &scale);
+            bn_i2s_decode(w->i2s, n, got);
+            assert_memory_equal(want, got, n);
+            assert_true(w->scale == scale);
+            assert_true(scale >= 0.02f && scale <= 0.1f);
+            assert_non_null(w->packed);
+            assert_int_equal((uintptr_t)w->packed % 64, 0);
+            /* all three codes occur, roughly a third each */
+            uint64_t zeros = 0;
+            for (uint64_t i = 0; i < n; i++)
+                zeros += want[i] == 0;
+            assert_true(zeros > n / 4 && zeros < n * 5 / 12);
+            free(want);
+            free(got);
+        }
+    }
+    assert_true(m->packed_bytes >= 2 * (2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 768) / 4);
+    bn_model_free(m);
+}
+
+/* The repacked weights give the exact integer dot products of the ternary
+ * values (SPEC 4.5), for every kernel variant this CPU runs. */
+static void test_small_repack_all_kernels(void **state) {
+    (void)state;
+    const bn_kernels *ks[16];
+    int nk = bn_kernels_available(ks, 16);
+    assert_true(nk >= 1);
+    for (int k = 0; k < nk; k++) {
+        bn_model_params p = bn_model_default_params();
+        p.kernel = ks[k]->name;
+        bn_model *m = load_ok(g_small, &p);
+        assert_string_equal(bn_model_kernel_name(m), ks[k]->name);
+        for (int t = 0; t < 7; t++) {
+            const char *suffix;
+            bn_ternary *w = ternary_of(&m->layers[1], t, &suffix);
+            char name[64];
+            snprintf(name, sizeof name, "blk.1.%s.weight", suffix);
+            int K = w->K, M = w->M;
+            int8_t *vals = malloc((size_t)K * M), *q = malloc((size_t)K);
+            void *prep = aligned_alloc(64, (m->kern->act_prep_size(K) + 63) & ~(size_t)63);
+            int32_t *dot = malloc((size_t)M * sizeof *dot);
+            assert_true(vals && q && prep && dot);
+            float scale;
+            bn_synth_ternary(1234, name, K, M, vals, &scale);
+            for (int i = 0; i < K; i++)
+                q[i] = (int8_t)((i * 37 + t * 11) % 256 - 128);
+            m->kern->act_prep(q, K, prep);
+            m->kern->ternary_gemv(w->packed, K, M, prep, 0, M, dot);
+            for (int r = 0; r < M; r++) {
+                int32_t want = 0;
+                for (int i = 0; i < K; i++)
+                    want += vals[(size_t)r * K + i] * q[i];
+                if (dot[r] != want)
+                    fail_msg("kernel %s, %s row %d: %d != %d", ks[k]->name, name, r,
+                             dot[r], want);
+            }
+            free(vals);
+            free(q);
+            free(prep);
+            free(dot);
+        }
+        bn_model_free(m);
+    }
+}
+
+static void test_small_vocab_only(void **state) {
+    (void)state;
+    bn_model_params p = bn_model_default_params();
+    p.vocab_only = 1;
+    bn_model *m = load_ok(g_small, &p);
+    assert_int_equal(bn_model_hparams(m)->n_embd, 256);
+    assert_non_null(bn_model_tokenizer(m));
+    assert_null(m->kern);
+    assert_null(m->layers);
+    assert_null(m->packed_arena);
+    assert_string_equal(bn_model_kernel_name(m), "none");
+    bn_model_free(m);
+}
+
+/* bitnet-25 is the same graph; an output.weight (first upload) is ignored. */
+static void test_bitnet25_with_output_weight(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.arch = "bitnet-25";
+    c.with_output_weight = 1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_model_b25.gguf", BN_BINARY_DIR);
+    write_model(&c, path);
+    bn_model *m = load_ok(path, NULL);
+    assert_string_equal(bn_model_hparams(m)->arch, "bitnet-25");
+    assert_int_equal(m->gguf.n_tensors, 2 + 2 * 11 + 1);
+    assert_int_equal(bn_model_n_params(m),
+                     256 * 275 + 256 + 2 * (3 * 256 + 768 + 2 * 256 * 256 + 2 * 256 * 128 +
+                                            3 * 256 * 768));
+    bn_model_free(m);
+    unlink(path);
+}
+
+/* Any GQA ratio and widths that are multiples of 128 load. */
+static void test_other_shapes(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.n_layer = 3;
+    c.n_embd = 384;
+    c.n_head = 6;
+    c.n_head_kv = 1;
+    c.n_ff = 1024;
+    c.n_ctx = 512;
+    c.rope_theta = 500000.0f;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_model_shapes.gguf", BN_BINARY_DIR);
+    write_model(&c, path);
+    bn_model *m = load_ok(path, NULL);
+    const bn_hparams *hp = bn_model_hparams(m);
+    assert_int_equal(hp->n_layer, 3);
+    assert_int_equal(hp->head_dim, 64);
+    assert_int_equal(hp->n_head_kv, 1);
+    assert_int_equal(m->layers[2].wk.M, 64);
+    assert_int_equal(m->layers[2].wdown.K, 1024);
+    assert_true(hp->rope_theta == 500000.0f);
+    bn_model_free(m);
+    unlink(path);
+}
+
+/* ---- rejections ------------------------------------------------------------------ */
+
+static void test_reject_arch(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.arch = "llama";
+    expect_reject(&c, "arch", "unsupported architecture 'llama' (expected bitnet-b1.58 or "
+                              "bitnet-25)");
+    c = small_config();
+    c.omit = "general.architecture";
+    expect_reject(&c, "noarch", "missing key 'general.architecture'");
+}
+
+static void test_reject_missing_tensor(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.omit = "blk.1.attn_k.weight";
+    expect_reject(&c, "missing", "missing tensor 'blk.1.attn_k.weight'");
+    c.omit = "token_embd.weight";
+    expect_reject(&c, "missing_emb", "missing tensor 'token_embd.weight'");
+    c.omit = "blk.0.ffn_sub_norm.weight";
+    expect_reject(&c, "missing_norm", "missing tensor 'blk.0.ffn_sub_norm.weight'");
+}
+
+static void test_reject_shape(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.retype = "blk.1.ffn_up.weight";
+    c.retype_type = GGML_I2_S;
+    c.retype_n_dims = 2;
+    c.retype_ne[0] = 256;
+    c.retype_ne[1] = 700;
+    expect_reject(&c, "shape", "tensor 'blk.1.ffn_up.weight': expected I2_S [256, 768], "
+                               "found I2_S [256, 700]");
+    c.retype = "blk.0.attn_q.weight";           /* transposed */
+    c.retype_ne[0] = 256;
+    c.retype_ne[1] = 128;
+    expect_reject(&c, "shape2", "tensor 'blk.0.attn_q.weight': expected I2_S [256, 256], "
+                                "found I2_S [256, 128]");
+    c.retype = "output_norm.weight";
+    c.retype_type = GGML_F32;
+    c.retype_n_dims = 1;
+    c.retype_ne[0] = 255;
+    expect_reject(&c, "shape3", "tensor 'output_norm.weight': expected F32 [256], "
+                                "found F32 [255]");
+}
+
+static void test_reject_type(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.retype = "blk.0.attn_q.weight";
+    c.retype_type = GGML_F16;
+    c.retype_n_dims = 2;
+    c.retype_ne[0] = 256;
+    c.retype_ne[1] = 256;
+    expect_reject(&c, "type", "tensor 'blk.0.attn_q.weight': expected I2_S [256, 256], "
+                              "found F16 [256, 256]");
+    c.retype = "token_embd.weight";
+    c.retype_type = GGML_F32;
+    c.retype_ne[1] = 275;
+    expect_reject(&c, "type2", "tensor 'token_embd.weight': expected F16 [256, 275], "
+                               "found F32 [256, 275]");
+    c.retype = "blk.1.attn_norm.weight";
+    c.retype_type = GGML_F16;
+    c.retype_n_dims = 1;
+    expect_reject(&c, "type3", "tensor 'blk.1.attn_norm.weight': expected F32 [256], "
+                               "found F16 [256]");
+}
+
+static void test_reject_k_not_128(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.n_embd = 192;                             /* 4 heads of 48 */
+    expect_reject(&c, "k128", "tensor 'blk.0.attn_q.weight': K = 192 is not a multiple "
+                              "of 128 (I2_S blocks)");
+    c = small_config();
+    c.n_ff = 800;
+    expect_reject(&c, "k128ff", "tensor 'blk.0.ffn_down.weight': K = 800 is not a multiple "
+                                "of 128 (I2_S blocks)");
+}
+
+static void test_reject_missing_key(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.omit = "bitnet-b1.58.attention.layer_norm_rms_epsilon";
+    expect_reject(&c, "noeps", "missing key 'bitnet-b1.58.attention.layer_norm_rms_epsilon'");
+    c.omit = "bitnet-b1.58.embedding_length";
+    expect_reject(&c, "noembd", "missing key 'bitnet-b1.58.embedding_length'");
+    c.omit = "bitnet-b1.58.block_count";
+    expect_reject(&c, "noblocks", "missing key 'bitnet-b1.58.block_count'");
+}
+
+/* Optional keys take their defaults: head_count_kv = head_count, rope base
+ * 10000, rope dims = head dim, vocab size = token count. */
+static void test_optional_key_defaults(void **state) {
+    (void)state;
+    static const char *const keys[] = { "bitnet-b1.58.attention.head_count_kv",
+                                        "bitnet-b1.58.rope.freq_base",
+                                        "bitnet-b1.58.rope.dimension_count",
+                                        "bitnet-b1.58.vocab_size" };
+    for (int i = 0; i < 4; i++) {
+        bn_synth_config c = small_config();
+        c.n_head_kv = 4;                        /* so a missing kv count = head_count fits */
+        c.rope_theta = 10000.0f;
+        c.omit = keys[i];
+        char path[512];
+        snprintf(path, sizeof path, "%s/test_model_opt%d.gguf", BN_BINARY_DIR, i);
+        write_model(&c, path);
+        bn_model *m = load_ok(path, NULL);
+        const bn_hparams *hp = bn_model_hparams(m);
+        assert_int_equal(hp->n_head_kv, 4);
+        assert_true(hp->rope_theta == 10000.0f);
+        assert_int_equal(hp->n_rot, 64);
+        assert_int_equal(hp->n_vocab, 275);
+        bn_model_free(m);
+        unlink(path);
+    }
+}
+
+static void test_reject_head_counts(void **state) {
+    (void)state;
+    bn_synth_config c = small_config();
+    c.n_head_kv = 3;
+    expect_reject(&c, "kv3", "head_count 4 is not a multiple of head_count_kv 3");
+    c = small_config();
+    c.n_head = 3;
+    c.n_head_kv = 1;
+    expect_reject(&c, "h3", "embedding_length 256 is not a multiple of head_count 3");
+    c = small_config();
+    c.n_head = 256;                             /* head dim 1: no RoPE pairs */
+    c.n_head_kv = 256;
+    expect_reject(&c, "hd1", "head dimension 1 (embedding_length / head_count) must be even "
+                             "for NEOX RoPE");
+    c = small_config();
+    c.n_layer = 0;
+    expect_reject(&c, "l0", "key 'bitnet-b1.58.block_count' = 0 is out of range [1, 4096]");
+    c = small_config();
+    c.n_head_kv = 8;
+    expect_reject(&c, "kv8", "head_count 4 is not a multiple of head_count_kv 8");
+}
+
+/* Overwrites the scale float of tensor `name` in the file at `path`. */
+static void patch_scale(const char *path, const char *name, float v) {
+    gguf_file g;
+    char err[256];
+    assert_int_equal(gguf_open(&g, path, err, sizeof err), 0);
+    const gguf_tensor *t = gguf_find_tensor(&g, name);
+    assert_non_null(t);
+    uint64_t at = g.data_start + t->offset + t->ne[0] * t->ne[1] / 4;
+    gguf_close(&g);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)at, SEEK_SET), 0);
+    assert_int_equal(fwrite(&v, 4, 1, f), 1);
+    fclose(f);
+}
+
+static void test_reject_bad_scale(void **state) {
+    (void)state;
+    const float bad[3] = { 0.0f, -0.5f, (float)NAN };
+    const char *msgs[3] = {
+        "tensor 'blk.1.ffn_gate.weight': scale 0 is not a positive finite number",
+        "tensor 'blk.1.ffn_gate.weight': scale -0.5 is not a positive finite number",
+        "tensor 'blk.1.ffn_gate.weight': scale nan is not a positive finite number",
+    };
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_model_scale.gguf", BN_BINARY_DIR);
+    bn_synth_config c = small_config();
+    for (int i = 0; i < 3; i++) {
+        write_model(&c, path);
+        patch_scale(path, "blk.1.ffn_gate.weight", bad[i]);
+        char err[512] = "";
+        bn_model *m = bn_model_load(path, NULL, err, sizeof err);
+        assert_null(m);
+        assert_string_equal(err, msgs[i]);
+        /* vocab_only never reads tensor data, so it still loads */
+        bn_model_params p = bn_model_default_params();
+        p.vocab_only = 1;
+        m = load_ok(path, &p);
+        bn_model_free(m);
+    }
+    unlink(path);
+}
+
+static void test_reject_params(void **state) {
+    (void)state;
+    char err[512] = "";
+    bn_model_params p = bn_model_default_params();
+    p.head = BN_HEAD_Q8;
+    assert_null(bn_model_load(g_small, &p, err, sizeof err));
+    assert_string_equal(err, "the q8 head is not available in this build");
+    p = bn_model_default_params();
+    p.kernel = "no-such-kernel";
+    err[0] = 0;
+    assert_null(bn_model_load(g_small, &p, err, sizeof err));
+    assert_true(strlen(err) > 0);
+    err[0] = 0;
+    assert_null(bn_model_load(BN_BINARY_DIR "/no-such-model.gguf", NULL, err, sizeof err));
+    assert_non_null(strstr(err, "cannot open"));
+    /* explicit f16 and the default both give the f16 head */
+    p = bn_model_default_params();
+    p.head = BN_HEAD_F16;
+    bn_model *m = load_ok(g_small, &p);
+    assert_int_equal(m->head_type, BN_HEAD_F16);
+    bn_model_free(m);
+}
+
+/* ---- bitnet info ------------------------------------------------------------------- */
+
+static void test_info_report(void **state) {
+    (void)state;
+    bn_model *m = load_ok(g_small, NULL);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_non_null(out);
+    bn_print_info(out, m);
+    fclose(out);
+    assert_non_null(strstr(buf, "architecture:  bitnet-b1.58"));
+    assert_non_null(strstr(buf, "n_embd       256"));
+    assert_non_null(strstr(buf, "metadata (25 keys)"));
+    assert_non_null(strstr(buf, "tokenizer.ggml.tokens"));
+    assert_non_null(strstr(buf, "arr[str,275]"));
+    assert_non_null(strstr(buf, "tensors (24)"));
+    assert_non_null(strstr(buf, "token_embd.weight"));
+    assert_non_null(strstr(buf, "[256, 275]"));
+    assert_non_null(strstr(buf, "blk.1.ffn_down.weight"));
+    assert_non_null(strstr(buf, "[768, 256]"));
+    assert_non_null(strstr(buf, "49184"));                   /* 768*256/4 + 32 */
+    assert_non_null(strstr(buf, "14 I2_S"));
+    assert_non_null(strstr(buf, "9 F32"));
+    assert_non_null(strstr(buf, "KV cache"));
+    assert_non_null(strstr(buf, bn_model_kernel_name(m)));
+    free(buf);
+    bn_model_free(m);
+}
+
+/* ---- the shared reference models (when present) ------------------------------------ */
+
+typedef struct ref_model {
+    const char *file;
+    int n_vocab, n_ctx, n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim;
+    float theta;
+    uint64_t n_params;                          /* 0: not documented */
+} ref_model;
+
+static void check_ref(const ref_model *r) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/%s", BN_SHARED_DIR, r->file);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "[   SKIP   ] %s not present\n", path);
+        return;
+    }
+    for (int vocab_only = 0; vocab_only <= 1; vocab_only++) {
+        bn_model_params p = bn_model_default_params();
+        p.vocab_only = vocab_only;
+        bn_model *m = load_ok(path, &p);
+        const bn_hparams *hp = bn_model_hparams(m);
+        assert_string_equal(hp->arch, "bitnet-b1.58");
+        assert_int_equal(hp->n_vocab, r->n_vocab);
+        assert_int_equal(hp->n_ctx_train, r->n_ctx);
+        assert_int_equal(hp->n_embd, r->n_embd);
+        assert_int_equal(hp->n_layer, r->n_layer);
+        assert_int_equal(hp->n_ff, r->n_ff);
+        assert_int_equal(hp->n_head, r->n_head);
+        assert_int_equal(hp->n_head_kv, r->n_head_kv);
+        assert_int_equal(hp->head_dim, r->head_dim);
+        assert_int_equal(hp->n_rot, r->head_dim);
+        assert_true(hp->rope_theta == r->theta);
+        assert_true(hp->rms_eps == 1e-5f);
+        assert_int_equal(bn_vocab_size(bn_model_tokenizer(m)), r->n_vocab);
+        if (!vocab_only) {
+            if (r->n_params)
+                assert_int_equal(bn_model_n_params(m), r->n_params);
+            /* Real I2_S data: every code is 0..2 and all three occur. */
+            bn_ternary *w = &m->layers[0].wq;
+            uint64_t n = (uint64_t)w->K * w->M, count[4] = { 0 };
+            for (uint64_t i = 0; i < n; i++)
+                count[bn_i2s_code(w->i2s, i)]++;
+            assert_int_equal(count[3], 0);
+            assert_true(count[0] > n / 5 && count[1] > n / 5 && count[2] > n / 5);
+            assert_true(w->scale > 0.0f && w->scale < 1.0f);
+        } else {
+            assert_null(m->layers);
+        }
+        bn_model_free(m);
+    }
+}
+
+static void test_shared_models(void **state) {
+    (void)state;
+    static const ref_model refs[] = {
+        { "tiny-shakespeare.gguf", 2048, 256, 256, 4, 768, 4, 2, 64, 10000.0f, 3676416 },
+        { "mini-llama3.gguf", 128256, 4096, 256, 2, 768, 2, 1, 128, 500000.0f, 0 },
+        { "mid-2b4t.gguf", 2048, 4096, 2560, 2, 6912, 20, 5, 128, 500000.0f, 0 },
+    };
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
+        check_ref(&refs[i]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_hparams),
+        cmocka_unit_test(test_small_bindings),
+        cmocka_unit_test(test_small_repack_all_kernels),
+        cmocka_unit_test(test_small_vocab_only),
+        cmocka_unit_test(test_bitnet25_with_output_weight),
+        cmocka_unit_test(test_other_shapes),
+        cmocka_unit_test(test_reject_arch),
+        cmocka_unit_test(test_reject_missing_tensor),
+        cmocka_unit_test(test_reject_shape),
+        cmocka_unit_test(test_reject_type),
+        cmocka_unit_test(test_reject_k_not_128),
+        cmocka_unit_test(test_reject_missing_key),
+        cmocka_unit_test(test_optional_key_defaults),
+        cmocka_unit_test(test_reject_head_counts),
+        cmocka_unit_test(test_reject_bad_scale),
+        cmocka_unit_test(test_reject_params),
+        cmocka_unit_test(test_info_report),
+        cmocka_unit_test(test_shared_models),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
