@@ -97,44 +97,65 @@ static void lut_act_prep(const int8_t *q, int K, void *prep) {
     }
 }
 
-/* One tile of 32 rows against one prepared token: out[r] for r < 32. */
-static void lut_tile(const uint8_t *w, int K, const int8_t *tab, int32_t out[TILE]) {
-    const uint8x16_t nib = vdupq_n_u8(0x0f);
-    int32x4_t acc[8];
-    for (int i = 0; i < 8; i++) acc[i] = vdupq_n_s32(0);
+/* Two pair lookups for 16 rows (one weight vector) in the lo and hi tables
+ * of a step: T = {lo(2s), hi(2s), lo(2s+1), hi(2s+1)}. */
+static inline void lookup16(const int8x16x4_t *T, uint8x16_t v, int8x16_t *lo, int8x16_t *hi) {
+    const uint8x16_t i0 = vandq_u8(v, vdupq_n_u8(0x0f)), i1 = vshrq_n_u8(v, 4);
+    *lo = vaddq_s8(vqtbl1q_s8(T->val[0], i0), vqtbl1q_s8(T->val[2], i1));
+    *hi = vaddq_s8(vqtbl1q_s8(T->val[1], i0), vqtbl1q_s8(T->val[3], i1));
+}
 
+/* lo + 16*hi of 8 rows (exact in int16, see the top), added into int32. */
+static inline void flush8(int32x4_t *a, int32x4_t *b, int16x8_t lo, int16x8_t hi) {
+    const int16x8_t v = vaddq_s16(lo, vshlq_n_s16(hi, 4));
+    *a = vaddw_s16(*a, vget_low_s16(v));
+    *b = vaddw_high_s16(*b, v);
+}
+
+/* One tile of 32 rows against one prepared token: out[r] for r < 32.
+ * Written out by hand (no small arrays or 2-trip loops) so that every
+ * accumulator stays in a register. */
+static void lut_tile(const uint8_t *w, int K, const int8_t *tab, int32_t out[TILE]) {
+    int32x4_t c0 = vdupq_n_s32(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     for (int b = 0; b < K / 128; b++) {
-        int16x8_t lo16[4], hi16[4];
-        for (int i = 0; i < 4; i++) lo16[i] = hi16[i] = vdupq_n_s16(0);
-        /* 32 steps per block, two at a time: four int8 lookups per lane */
+        /* int16 sums of rows 0-7, 8-15, 16-23, 24-31: lo tables (l) and hi (h) */
+        int16x8_t l0 = vdupq_n_s16(0), l1 = l0, l2 = l0, l3 = l0;
+        int16x8_t h0 = l0, h1 = l0, h2 = l0, h3 = l0;
         for (int s = b * 32; s < b * 32 + 32; s += 2) {
-            int8x16_t lo8[2], hi8[2];
-            for (int u = 0; u < 2; u++) {
-                const int8x16x4_t T = vld1q_s8_x4(tab + (size_t)(s + u) * 64);
-                const uint8_t *ws = w + (size_t)(s + u) * TILE;
-                for (int h = 0; h < 2; h++) {
-                    uint8x16_t v = vld1q_u8(ws + 16 * h);
-                    uint8x16_t i0 = vandq_u8(v, nib), i1 = vshrq_n_u8(v, 4);
-                    int8x16_t l = vaddq_s8(vqtbl1q_s8(T.val[0], i0), vqtbl1q_s8(T.val[2], i1));
-                    int8x16_t g = vaddq_s8(vqtbl1q_s8(T.val[1], i0), vqtbl1q_s8(T.val[3], i1));
-                    lo8[h] = u ? vaddq_s8(lo8[h], l) : l;
-                    hi8[h] = u ? vaddq_s8(hi8[h], g) : g;
-                }
-            }
-            for (int h = 0; h < 2; h++) {
-                lo16[2 * h] = vaddw_s8(lo16[2 * h], vget_low_s8(lo8[h]));
-                lo16[2 * h + 1] = vaddw_high_s8(lo16[2 * h + 1], lo8[h]);
-                hi16[2 * h] = vaddw_s8(hi16[2 * h], vget_low_s8(hi8[h]));
-                hi16[2 * h + 1] = vaddw_high_s8(hi16[2 * h + 1], hi8[h]);
-            }
+            const int8x16x4_t T0 = vld1q_s8_x4(tab + (size_t)s * 64);
+            const int8x16x4_t T1 = vld1q_s8_x4(tab + (size_t)s * 64 + 64);
+            const uint8_t *ws = w + (size_t)s * TILE;
+            int8x16_t la, ga, lb, gb, lx, gx;      /* a: rows 0-15, b: rows 16-31 */
+            lookup16(&T0, vld1q_u8(ws), &la, &ga);
+            lookup16(&T0, vld1q_u8(ws + 16), &lb, &gb);
+            lookup16(&T1, vld1q_u8(ws + 32), &lx, &gx);
+            la = vaddq_s8(la, lx);                 /* 4 lookups: |lo| <= 120 */
+            ga = vaddq_s8(ga, gx);                 /*            |hi| <= 64  */
+            lookup16(&T1, vld1q_u8(ws + 48), &lx, &gx);
+            lb = vaddq_s8(lb, lx);
+            gb = vaddq_s8(gb, gx);
+            l0 = vaddw_s8(l0, vget_low_s8(la));
+            l1 = vaddw_high_s8(l1, la);
+            l2 = vaddw_s8(l2, vget_low_s8(lb));
+            l3 = vaddw_high_s8(l3, lb);
+            h0 = vaddw_s8(h0, vget_low_s8(ga));
+            h1 = vaddw_high_s8(h1, ga);
+            h2 = vaddw_s8(h2, vget_low_s8(gb));
+            h3 = vaddw_high_s8(h3, gb);
         }
-        for (int i = 0; i < 4; i++) {
-            int16x8_t v = vaddq_s16(lo16[i], vshlq_n_s16(hi16[i], 4));
-            acc[2 * i] = vaddw_s16(acc[2 * i], vget_low_s16(v));
-            acc[2 * i + 1] = vaddw_high_s16(acc[2 * i + 1], v);
-        }
+        flush8(&c0, &c1, l0, h0);
+        flush8(&c2, &c3, l1, h1);
+        flush8(&c4, &c5, l2, h2);
+        flush8(&c6, &c7, l3, h3);
     }
-    for (int i = 0; i < 8; i++) vst1q_s32(out + 4 * i, acc[i]);
+    vst1q_s32(out, c0);
+    vst1q_s32(out + 4, c1);
+    vst1q_s32(out + 8, c2);
+    vst1q_s32(out + 12, c3);
+    vst1q_s32(out + 16, c4);
+    vst1q_s32(out + 20, c5);
+    vst1q_s32(out + 24, c6);
+    vst1q_s32(out + 28, c7);
 }
 
 static void lut_gemm(const void *packed, int K, int M, const void *prep, int N,
