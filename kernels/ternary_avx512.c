@@ -1,7 +1,262 @@
-/* avx512 kernels: being written (issue 3); until then this variant is absent and
- * dispatch falls back to the next one. */
+/* AVX-512 kernels (F/BW/VL/DQ + VNNI + VBMI; selected only when the CPU and
+ * the OS support all of them). Ternary matmuls are multiply-add, not lookup
+ * tables: vpdpbusd multiplies 64 unsigned codes (0..2) by signed int8
+ * activations and adds groups of 4 straight into int32 lanes, which no
+ * vpshufb/vpermb table path can match in work per instruction when every
+ * table entry needs 16 bits to stay exact. Σ code·q − Σq is the exact dot.
+ *
+ * Layout: rows in tiles of 32 (the last tile padded with code 1 = weight 0),
+ * each tile K/16 chunks of 128 bytes; chunk c (k = 16c..16c+15) holds two
+ * 64-byte halves h = 0, 1 (rows 16h..16h+15), and in a half byte 4r + b has
+ * at bits 2j+1..2j the code of row r, k = 16c + 4j + b. So (half >> 2j) & 3
+ * is a vector whose int32 lane r holds row r's codes for k = 16c+4j..+3, the
+ * operand vpdpbusd wants against one broadcast int32 of 4 activations: rows
+ * land in lanes, no horizontal sums. 2 bits per weight, one stream per tile. */
 #include "kernels.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#include <string.h>
+
+/* ---- activations (SPEC 4.5 steps 1-4), bit-exact with ternary_ref.c -------- */
+
+static float avx512_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
+    __m512 mx = _mm512_setzero_ps();
+    for (int i = 0; i < K; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    /* max in float is exact; the floor comparison in double equals the
+     * reference's double loop. */
+    double amax = 1e-5, m = (double)_mm512_reduce_max_ps(mx);
+    if (m > amax) amax = m;
+    const float s = (float)(127.0 / amax);
+    const __m512 vs = _mm512_set1_ps(s);
+    const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+    __m512i acc = _mm512_setzero_si512();
+    for (int i = 0; i < K; i += 16) {
+        /* cvtps_epi32: round to nearest even under the default MXCSR. */
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs));
+        v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+        acc = _mm512_add_epi32(acc, v);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(v));
+    }
+    *sum = _mm512_reduce_add_epi32(acc);
+    return s;
+}
+
+/* ---- f16 -------------------------------------------------------------------------- */
+
+static void avx512_f16_to_f32(const uint16_t *src, float *dst, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    for (; i < n; i++) dst[i] = bn_f16_to_f32(src[i]);
+}
+
+static void avx512_f32_to_f16(const float *src, uint16_t *dst, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
+}
+
+/* f16 x f16 products are exact in float, so fmadd = multiply then add; only
+ * the order of the float sums differs from the reference. */
+static float avx512_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+#define LD(p, o) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((p) + i + (o))))
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(LD(a, 0), LD(b, 0), s0);
+        s1 = _mm512_fmadd_ps(LD(a, 16), LD(b, 16), s1);
+        s2 = _mm512_fmadd_ps(LD(a, 32), LD(b, 32), s2);
+        s3 = _mm512_fmadd_ps(LD(a, 48), LD(b, 48), s3);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(LD(a, 0), LD(b, 0), s0);
+#undef LD
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (; i < n; i++) r += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
+    return r;
+}
+
+static void avx512_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    for (int m = m0; m < m1; m++) y[m - m0] = avx512_dot_f16(W + (size_t)m * (size_t)K, x, K);
+}
+
+/* ---- ternary ------------------------------------------------------------------------ */
+
+enum { TILE = 32, MAX_TOK = 8 };
+
+static size_t v_packed_size(int K, int M) {
+    return (size_t)(M + TILE - 1) / TILE * (size_t)K * TILE / 4;
+}
+
+static int i2s_code(const uint8_t *row, int k) {
+    int c = (row[32 * (k / 128) + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
+    return c == 3 ? 1 : c;
+}
+
+static void v_repack(const uint8_t *i2s, int K, int M, void *packed) {
+    uint8_t *out = packed;
+    const size_t tile_bytes = (size_t)K * TILE / 4;
+    memset(out, 0, v_packed_size(K, M));
+    for (int m = 0; m < (M + TILE - 1) / TILE * TILE; m++) {
+        const uint8_t *row = m < M ? i2s + (size_t)m * K / 4 : NULL;
+        uint8_t *tile = out + (size_t)(m / TILE) * tile_bytes;
+        const int h = (m % TILE) / 16, r = m % 16;
+        for (int k = 0; k < K; k++) {
+            const int c = k / 16, j = (k % 16) / 4, b = k % 4;
+            const int code = m < M ? i2s_code(row, k) : 1;
+            tile[128 * c + 64 * h + 4 * r + b] |= (uint8_t)(code << (2 * j));
+        }
+    }
+}
+
+static size_t v_prep_size(int K) {
+    return (size_t)K + 64;      /* q, then Σq; keeps tokens 64-byte aligned */
+}
+
+static void v_act_prep(const int8_t *q, int K, void *prep) {
+    memcpy(prep, q, (size_t)K);
+    __m512i acc = _mm512_setzero_si512();
+    for (int i = 0; i < K; i += 16)
+        acc = _mm512_add_epi32(acc, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + i))));
+    int32_t s = _mm512_reduce_add_epi32(acc);
+    memcpy((uint8_t *)prep + K, &s, sizeof s);
+}
+
+static int32_t prep_sum(const uint8_t *prep, int K) {
+    int32_t s;
+    memcpy(&s, prep + K, sizeof s);
+    return s;
+}
+
+static inline __m512i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+static void store_rows(__m512i v, int m, int m0, int m1, int32_t *dot) {
+    if (m + 16 <= m1) {
+        _mm512_storeu_si512(dot + (m - m0), v);
+    } else if (m < m1) {
+        _mm512_mask_storeu_epi32(dot + (m - m0), (__mmask16)((1u << (m1 - m)) - 1), v);
+    }
+}
+
+/* One 32-row tile against T tokens: the four code vectors of each half are
+ * unpacked once per chunk and used by every token. |dot| <= 2·128·K fits
+ * int32 for any K the engine sees, so there is no intermediate width. */
+static inline void tile_tokens(const uint8_t *w, int K, const uint8_t *prep, size_t ps, int T,
+                               int m, int m0, int m1, int32_t *dot, int ldd) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    __m512i acc[2][MAX_TOK];
+    for (int t = 0; t < T; t++) acc[0][t] = acc[1][t] = _mm512_setzero_si512();
+    for (int c = 0; c < K / 16; c++) {
+        const __m512i p0 = _mm512_loadu_si512(w + 128 * c), p1 = _mm512_loadu_si512(w + 128 * c + 64);
+        __m512i c0[4], c1[4];
+        c0[0] = _mm512_and_si512(p0, mask);
+        c1[0] = _mm512_and_si512(p1, mask);
+        c0[1] = _mm512_and_si512(_mm512_srli_epi16(p0, 2), mask);
+        c1[1] = _mm512_and_si512(_mm512_srli_epi16(p1, 2), mask);
+        c0[2] = _mm512_and_si512(_mm512_srli_epi16(p0, 4), mask);
+        c1[2] = _mm512_and_si512(_mm512_srli_epi16(p1, 4), mask);
+        c0[3] = _mm512_and_si512(_mm512_srli_epi16(p0, 6), mask);
+        c1[3] = _mm512_and_si512(_mm512_srli_epi16(p1, 6), mask);
+        for (int j = 0; j < 4; j++)
+            for (int t = 0; t < T; t++) {
+                const __m512i a = bcast4(prep + t * ps + 16 * c + 4 * j);
+                acc[0][t] = _mm512_dpbusd_epi32(acc[0][t], c0[j], a);
+                acc[1][t] = _mm512_dpbusd_epi32(acc[1][t], c1[j], a);
+            }
+    }
+    for (int t = 0; t < T; t++) {
+        const __m512i s = _mm512_set1_epi32(prep_sum(prep + t * ps, K));
+        store_rows(_mm512_sub_epi32(acc[0][t], s), m, m0, m1, dot + (size_t)t * ldd);
+        store_rows(_mm512_sub_epi32(acc[1][t], s), m + 16, m0, m1, dot + (size_t)t * ldd);
+    }
+}
+
+static void v_gemm(const void *packed, int K, int M, const void *prep, int N,
+                   int m0, int m1, int32_t *dot, int ldd) {
+    (void)M;
+    const uint8_t *w = packed;
+    const size_t tb = (size_t)K * TILE / 4, ps = v_prep_size(K);
+    const uint8_t *pp = prep;
+    /* Tokens outer in groups of 8: a group's activations (8·K bytes) stay in
+     * L1/L2 while the tiles stream past. */
+    for (int n = 0; n < N; n += MAX_TOK) {
+        const int T = N - n < MAX_TOK ? N - n : MAX_TOK;
+        const uint8_t *pn = pp + n * ps;
+        int32_t *dn = dot + (size_t)n * ldd;
+        for (int m = m0; m < m1; m += TILE) {
+            const uint8_t *wt = w + (size_t)(m / TILE) * tb;
+            switch (T) {    /* constant T: accumulators stay in registers */
+            case 1: tile_tokens(wt, K, pn, ps, 1, m, m0, m1, dn, ldd); break;
+            case 2: tile_tokens(wt, K, pn, ps, 2, m, m0, m1, dn, ldd); break;
+            case 3: tile_tokens(wt, K, pn, ps, 3, m, m0, m1, dn, ldd); break;
+            case 4: tile_tokens(wt, K, pn, ps, 4, m, m0, m1, dn, ldd); break;
+            case 5: tile_tokens(wt, K, pn, ps, 5, m, m0, m1, dn, ldd); break;
+            case 6: tile_tokens(wt, K, pn, ps, 6, m, m0, m1, dn, ldd); break;
+            case 7: tile_tokens(wt, K, pn, ps, 7, m, m0, m1, dn, ldd); break;
+            default: tile_tokens(wt, K, pn, ps, 8, m, m0, m1, dn, ldd); break;
+            }
+        }
+    }
+}
+
+/* One token: 8 independent accumulators per tile (one per half and code
+ * vector) so the vpdpbusd latency chain never limits a memory-bound stream. */
+static void v_gemv(const void *packed, int K, int M, const void *prep,
+                   int m0, int m1, int32_t *dot) {
+    (void)M;
+    const uint8_t *w = packed, *q = prep;
+    const size_t tb = (size_t)K * TILE / 4;
+    const __m512i mask = _mm512_set1_epi8(3);
+    const __m512i s = _mm512_set1_epi32(prep_sum(q, K));
+    for (int m = m0; m < m1; m += TILE) {
+        const uint8_t *wt = w + (size_t)(m / TILE) * tb;
+        __m512i a0[4], a1[4];
+        for (int j = 0; j < 4; j++) a0[j] = a1[j] = _mm512_setzero_si512();
+        for (int c = 0; c < K / 16; c++) {
+            const __m512i p0 = _mm512_loadu_si512(wt + 128 * c), p1 = _mm512_loadu_si512(wt + 128 * c + 64);
+            for (int j = 0; j < 4; j++) {
+                const __m512i a = bcast4(q + 16 * c + 4 * j);
+                a0[j] = _mm512_dpbusd_epi32(a0[j], _mm512_and_si512(_mm512_srli_epi16(p0, 2 * j), mask), a);
+                a1[j] = _mm512_dpbusd_epi32(a1[j], _mm512_and_si512(_mm512_srli_epi16(p1, 2 * j), mask), a);
+            }
+        }
+        __m512i r0 = _mm512_add_epi32(_mm512_add_epi32(a0[0], a0[1]), _mm512_add_epi32(a0[2], a0[3]));
+        __m512i r1 = _mm512_add_epi32(_mm512_add_epi32(a1[0], a1[1]), _mm512_add_epi32(a1[2], a1[3]));
+        store_rows(_mm512_sub_epi32(r0, s), m, m0, m1, dot);
+        store_rows(_mm512_sub_epi32(r1, s), m + 16, m0, m1, dot);
+    }
+}
+
+static const bn_kernels avx512_kernels = {
+    .name = "avx512",
+    .quantize_act = avx512_quantize_act,
+    .row_block = TILE,
+    .ternary_packed_size = v_packed_size,
+    .ternary_repack = v_repack,
+    .act_prep_size = v_prep_size,
+    .act_prep = v_act_prep,
+    .ternary_gemv = v_gemv,
+    .ternary_gemm = v_gemm,
+    .f16_to_f32 = avx512_f16_to_f32,
+    .f32_to_f16 = avx512_f32_to_f16,
+    .dot_f16 = avx512_dot_f16,
+    .gemv_f16 = avx512_gemv_f16,
+};
+
+const bn_kernels *bn_kernels_avx512(void) {
+    return &avx512_kernels;
+}
+
+#else
 
 const bn_kernels *bn_kernels_avx512(void) {
     return NULL;
 }
+
+#endif
