@@ -1,0 +1,99 @@
+/* Internal layout of bn_tokenizer, shared by tokenizer.c (loading, API),
+ * tok_bpe.c (merging), tok_pretok.c (splitting) and tok_detok.c. */
+#ifndef BN_TOK_INTERNAL_H
+#define BN_TOK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenizer.h"
+
+/* GGUF tokenizer.ggml.token_type values. */
+enum { BN_TT_NORMAL = 1, BN_TT_UNKNOWN = 2, BN_TT_CONTROL = 3, BN_TT_USER_DEFINED = 4,
+       BN_TT_UNUSED = 5, BN_TT_BYTE = 6 };
+
+/* Open-addressing table: byte string -> symbol id. */
+typedef struct bn_strmap {
+    int32_t *slot;                  /* -1 = empty */
+    uint32_t mask;
+} bn_strmap;
+
+/* Open-addressing table: (left id, right id) -> merge rank and result. */
+typedef struct bn_merge_slot {
+    uint64_t key;                   /* (left << 32 | right) + 1; 0 = empty */
+    uint32_t rank;
+    int32_t result;                 /* symbol id of left+right */
+} bn_merge_slot;
+
+/* Byte trie of special-token texts for leftmost-longest matching. */
+typedef struct bn_trie_node {
+    int32_t child;                  /* first child, -1 none */
+    int32_t sibling;                /* next sibling, -1 none */
+    int32_t token;                  /* token ending here, -1 none */
+    uint8_t byte;
+    uint8_t always;                 /* USER_DEFINED: matched even without parse_special */
+} bn_trie_node;
+
+struct bn_tokenizer {
+    int n_vocab;
+    int n_sym;                      /* n_vocab + merge intermediates absent from the vocab */
+    uint8_t *type;                  /* token_type per vocab id */
+    char *bytes;                    /* raw bytes of every symbol, back to back */
+    uint32_t *off, *len;            /* per symbol (n_sym) */
+    bn_strmap bpe;                  /* raw bytes -> id, BPE-reachable symbols */
+    int32_t byte_id[256];           /* single-byte token, -1 if absent */
+
+    bn_merge_slot *merge;
+    uint32_t merge_mask;
+
+    bn_trie_node *trie;
+    int n_trie;
+    uint8_t special_first[256];     /* bytes a special text can start with */
+
+    enum bn_pre_type pre;
+    int ignore_merges;              /* whole-piece vocab hit first (LLaMA-3) */
+    int add_bos;
+    int32_t bos, eos, eot;
+    int32_t eog[16];
+    int n_eog;
+};
+
+/* Hash of a byte string (also used for lookups by the API). */
+uint32_t bn_tok_hash(const unsigned char *s, size_t n);
+/* Id of a BPE symbol with these bytes, or -1. */
+int32_t bn_tok_find(const bn_tokenizer *t, const unsigned char *s, size_t n);
+
+/* Reusable scratch for bn_bpe_piece (grown on demand). */
+typedef struct bn_bpe_scratch {
+    int32_t *sym, *prev, *next;
+    uint32_t *start, *slen;
+    struct bn_bpe_pair *heap;
+    size_t cap, heap_cap, heap_n;
+} bn_bpe_scratch;
+
+/* Sink for token ids: stores up to max, counts everything. */
+typedef struct bn_id_sink {
+    int32_t *out;
+    int max;
+    long long n;
+} bn_id_sink;
+
+static inline void bn_sink_put(bn_id_sink *s, int32_t id)
+{
+    if (s->n < s->max) s->out[s->n] = id;
+    s->n++;
+}
+
+/* Byte-level BPE of one pre-tokenized piece (valid UTF-8 bytes). Returns 0,
+ * or -1 when out of memory. */
+int bn_bpe_piece(const bn_tokenizer *t, bn_bpe_scratch *sc, const unsigned char *p, size_t n,
+                 bn_id_sink *sink);
+void bn_bpe_scratch_free(bn_bpe_scratch *sc);
+
+/* Pre-tokenizers: split the code points cp[0..n) of one text fragment into
+ * pieces, calling emit(ctx, start, end) (code point indices) in order. */
+typedef int (*bn_piece_fn)(void *ctx, size_t start, size_t end);
+int bn_pretok_llama3(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx);
+int bn_pretok_default(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx);
+
+#endif

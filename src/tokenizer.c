@@ -1,0 +1,628 @@
+/* Tokenizer: loading from GGUF, special tokens, and the public tokenize /
+ * lookup / token-to-bytes API. Splitting is in tok_pretok.c, merging in
+ * tok_bpe.c, streaming decoding in tok_detok.c. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_internal.h"
+#include "unicode.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- hashing ------------------------------------------------------------- */
+
+uint32_t bn_tok_hash(const unsigned char *s, size_t n)
+{
+    uint64_t h = 0x243F6A8885A308D3ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    return (uint32_t)h;
+}
+
+static int sym_eq(const bn_tokenizer *t, int32_t id, const unsigned char *s, size_t n)
+{
+    return t->len[id] == n && memcmp(t->bytes + t->off[id], s, n) == 0;
+}
+
+int32_t bn_tok_find(const bn_tokenizer *t, const unsigned char *s, size_t n)
+{
+    uint32_t h = bn_tok_hash(s, n) & t->bpe.mask;
+    for (;;) {
+        int32_t id = t->bpe.slot[h];
+        if (id < 0) return -1;
+        if (sym_eq(t, id, s, n)) return id;
+        h = (h + 1) & t->bpe.mask;
+    }
+}
+
+/* ---- building --------------------------------------------------------------- */
+
+/* Growable state used only while loading. */
+typedef struct builder {
+    bn_tokenizer *t;
+    size_t bytes_len, bytes_cap;
+    int sym_cap;
+    int n_bpe;                      /* entries in t->bpe */
+} builder;
+
+static int add_symbol(builder *b, const unsigned char *s, size_t n)
+{
+    bn_tokenizer *t = b->t;
+    if (t->n_sym == b->sym_cap) {
+        int nc = b->sym_cap * 2;
+        uint32_t *o = realloc(t->off, (size_t)nc * sizeof *o);
+        if (!o) return -1;
+        t->off = o;
+        uint32_t *l = realloc(t->len, (size_t)nc * sizeof *l);
+        if (!l) return -1;
+        t->len = l;
+        b->sym_cap = nc;
+    }
+    if (b->bytes_len + n > b->bytes_cap) {
+        size_t nc = b->bytes_cap * 2 + n;
+        if (nc > UINT32_MAX) return -1;
+        char *p = realloc(t->bytes, nc);
+        if (!p) return -1;
+        t->bytes = p;
+        b->bytes_cap = nc;
+    }
+    memcpy(t->bytes + b->bytes_len, s, n);
+    t->off[t->n_sym] = (uint32_t)b->bytes_len;
+    t->len[t->n_sym] = (uint32_t)n;
+    b->bytes_len += n;
+    return t->n_sym++;
+}
+
+static int strmap_insert_raw(bn_strmap *m, const bn_tokenizer *t, int32_t id)
+{
+    uint32_t h = bn_tok_hash((const unsigned char *)t->bytes + t->off[id], t->len[id]) & m->mask;
+    while (m->slot[h] >= 0) h = (h + 1) & m->mask;
+    m->slot[h] = id;
+    return 0;
+}
+
+static int strmap_alloc(bn_strmap *m, size_t n_entries)
+{
+    size_t size = 1024;
+    while (size < n_entries * 2) size *= 2;
+    m->slot = malloc(size * sizeof *m->slot);
+    if (!m->slot) return -1;
+    memset(m->slot, 0xFF, size * sizeof *m->slot);
+    m->mask = (uint32_t)(size - 1);
+    return 0;
+}
+
+/* Adds id to the BPE map (load factor kept <= 1/2). */
+static int bpe_add(builder *b, int32_t id)
+{
+    bn_tokenizer *t = b->t;
+    if ((size_t)(b->n_bpe + 1) * 2 > (size_t)t->bpe.mask + 1) {
+        bn_strmap old = t->bpe, nm;
+        if (strmap_alloc(&nm, ((size_t)old.mask + 1))) return -1;
+        for (uint32_t i = 0; i <= old.mask; i++)
+            if (old.slot[i] >= 0) strmap_insert_raw(&nm, t, old.slot[i]);
+        free(old.slot);
+        t->bpe = nm;
+    }
+    strmap_insert_raw(&t->bpe, t, id);
+    b->n_bpe++;
+    return 0;
+}
+
+/* Id of the BPE symbol with these bytes, created (as a non-vocab
+ * intermediate) when missing. */
+static int32_t symbol_for(builder *b, const unsigned char *s, size_t n)
+{
+    int32_t id = bn_tok_find(b->t, s, n);
+    if (id >= 0) return id;
+    id = add_symbol(b, s, n);
+    if (id < 0 || bpe_add(b, id)) return -1;
+    return id;
+}
+
+/* Byte-level token text -> raw bytes. Code points outside the GPT-2
+ * alphabet (and undecodable bytes) are kept as they are. */
+static size_t gpt2_decode(const unsigned char *s, size_t n, unsigned char *out)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = bn_utf8_decode(s + i, n - i, &cp);
+        int byte = k ? bn_gpt2_cp_to_byte(cp) : -1;
+        if (byte >= 0) {
+            out[o++] = (unsigned char)byte;
+            i += (size_t)k;
+        } else {
+            size_t m = k ? (size_t)k : 1;
+            memcpy(out + o, s + i, m);
+            o += m;
+            i += m;
+        }
+    }
+    return o;
+}
+
+static int trie_new_node(bn_tokenizer *t, int *cap, uint8_t byte)
+{
+    if (t->n_trie == *cap) {
+        int nc = *cap ? *cap * 2 : 256;
+        bn_trie_node *p = realloc(t->trie, (size_t)nc * sizeof *p);
+        if (!p) return -1;
+        t->trie = p;
+        *cap = nc;
+    }
+    bn_trie_node *nd = &t->trie[t->n_trie];
+    nd->child = nd->sibling = nd->token = -1;
+    nd->byte = byte;
+    nd->always = 0;
+    return t->n_trie++;
+}
+
+static int trie_insert(bn_tokenizer *t, int *cap, const unsigned char *s, size_t n, int32_t id,
+                       int always)
+{
+    int node = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = t->trie[node].child;
+        while (c >= 0 && t->trie[c].byte != s[i]) c = t->trie[c].sibling;
+        if (c < 0) {
+            c = trie_new_node(t, cap, s[i]);
+            if (c < 0) return -1;
+            t->trie[c].sibling = t->trie[node].child;
+            t->trie[node].child = c;
+        }
+        node = c;
+    }
+    if (t->trie[node].token < 0) {      /* duplicate texts: the first id wins */
+        t->trie[node].token = id;
+        t->trie[node].always = (uint8_t)always;
+    }
+    t->special_first[s[0]] = 1;
+    return 0;
+}
+
+/* Longest special token starting at s (restricted to USER_DEFINED unless
+ * parse_special). Returns its length, 0 if none. */
+static size_t trie_match(const bn_tokenizer *t, const unsigned char *s, size_t n, int parse_special,
+                         int32_t *id)
+{
+    size_t best = 0;
+    int node = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = t->trie[node].child;
+        while (c >= 0 && t->trie[c].byte != s[i]) c = t->trie[c].sibling;
+        if (c < 0) break;
+        node = c;
+        if (t->trie[node].token >= 0 && (parse_special || t->trie[node].always)) {
+            best = i + 1;
+            *id = t->trie[node].token;
+        }
+    }
+    return best;
+}
+
+/* A token by its exact raw text: specials first, then the BPE vocabulary. */
+static int32_t find_text(const bn_tokenizer *t, const char *s, size_t n)
+{
+    int32_t id = -1;
+    if (n && trie_match(t, (const unsigned char *)s, n, 1, &id) == n) return id;
+    id = bn_tok_find(t, (const unsigned char *)s, n);
+    return id < t->n_vocab ? id : -1;
+}
+
+static int is_special_type(int type)
+{
+    return type == BN_TT_CONTROL || type == BN_TT_USER_DEFINED || type == BN_TT_UNKNOWN;
+}
+
+static int32_t get_token_key(const gguf_file *f, const char *key, int n_vocab, int32_t fallback)
+{
+    uint32_t v;
+    if (gguf_get_u32(f, key, &v) == 0 && v < (uint32_t)n_vocab) return (int32_t)v;
+    return fallback;
+}
+
+/* The EOG texts of SPEC 5.1. */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>",
+};
+
+static void add_eog(bn_tokenizer *t, int32_t id)
+{
+    if (id < 0) return;
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return;
+    if (t->n_eog < (int)(sizeof t->eog / sizeof t->eog[0])) t->eog[t->n_eog++] = id;
+}
+
+static int load_vocab(builder *b, const gguf_file *f, const gguf_kv *tokens, const gguf_kv *types,
+                      char *err, size_t errlen)
+{
+    bn_tokenizer *t = b->t;
+    int n = t->n_vocab;
+    int trie_cap = 0;
+    if (trie_new_node(t, &trie_cap, 0) < 0) return -1;     /* root */
+    size_t max_len = 0;
+    const uint8_t *cur = tokens->data;
+    unsigned char *tmp = NULL;
+    size_t tmp_cap = 0;
+    for (int i = 0; i < n; i++) {
+        gguf_str s = gguf_arr_str_next(&cur);
+        if (s.len > UINT32_MAX / 4) {
+            set_err(err, errlen, "token %d is too long", i);
+            free(tmp);
+            return -1;
+        }
+        if (s.len > tmp_cap) {
+            tmp_cap = s.len * 2 + 64;
+            unsigned char *p = realloc(tmp, tmp_cap);
+            if (!p) { free(tmp); return -1; }
+            tmp = p;
+        }
+        int type = BN_TT_NORMAL;
+        if (types) {
+            int64_t v = gguf_arr_int(types, (uint64_t)i);
+            type = v >= 0 && v <= 255 ? (int)v : 0;
+        }
+        t->type[i] = (uint8_t)type;
+        const unsigned char *raw = (const unsigned char *)s.ptr;
+        size_t rn = s.len;
+        if (!is_special_type(type)) {            /* byte-level text -> raw bytes */
+            rn = gpt2_decode(raw, s.len, tmp);
+            raw = tmp;
+        }
+        if (add_symbol(b, raw, rn) < 0) { free(tmp); return -1; }
+        if (rn > max_len) max_len = rn;
+        if (is_special_type(type)) {
+            if (rn && trie_insert(t, &trie_cap, raw, rn, i, type == BN_TT_USER_DEFINED)) {
+                free(tmp);
+                return -1;
+            }
+        } else if (bn_tok_find(t, raw, rn) < 0) {
+            if (bpe_add(b, i)) { free(tmp); return -1; }
+            if (rn == 1 && t->byte_id[raw[0]] < 0) t->byte_id[raw[0]] = i;
+        }
+    }
+    free(tmp);
+    (void)f;
+    return 0;
+}
+
+static int merge_insert(bn_tokenizer *t, int32_t l, int32_t r, uint32_t rank, int32_t result)
+{
+    uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
+    uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->merge_mask;
+    while (t->merge[h].key) {
+        if (t->merge[h].key == key) return 0;     /* duplicate: keep the lower rank */
+        h = (h + 1) & t->merge_mask;
+    }
+    t->merge[h].key = key;
+    t->merge[h].rank = rank;
+    t->merge[h].result = result;
+    return 0;
+}
+
+static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errlen)
+{
+    bn_tokenizer *t = b->t;
+    uint64_t n = merges->arr_n;
+    if (n > (uint64_t)INT32_MAX / 4) {
+        set_err(err, errlen, "too many merges (%llu)", (unsigned long long)n);
+        return -1;
+    }
+    size_t size = 1024;
+    while (size < n * 2) size *= 2;
+    t->merge = calloc(size, sizeof *t->merge);
+    if (!t->merge) return -1;
+    t->merge_mask = (uint32_t)(size - 1);
+
+    const uint8_t *cur = merges->data;
+    unsigned char *tmp = NULL;
+    size_t tmp_cap = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        gguf_str s = gguf_arr_str_next(&cur);
+        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+        if (!sp) {
+            set_err(err, errlen, "merge %llu has no space", (unsigned long long)i);
+            free(tmp);
+            return -1;
+        }
+        if (s.len > tmp_cap) {
+            tmp_cap = s.len * 2 + 64;
+            unsigned char *p = realloc(tmp, tmp_cap);
+            if (!p) { free(tmp); return -1; }
+            tmp = p;
+        }
+        /* left and right decoded back to back: left+right is their concatenation */
+        size_t ln = gpt2_decode((const unsigned char *)s.ptr, (size_t)(sp - s.ptr), tmp);
+        size_t rn = gpt2_decode((const unsigned char *)sp + 1, s.len - (size_t)(sp - s.ptr) - 1,
+                                tmp + ln);
+        int32_t l = symbol_for(b, tmp, ln);
+        int32_t r = symbol_for(b, tmp + ln, rn);
+        int32_t res = symbol_for(b, tmp, ln + rn);
+        if (l < 0 || r < 0 || res < 0) { free(tmp); return -1; }
+        merge_insert(t, l, r, (uint32_t)i, res);
+    }
+    free(tmp);
+    return 0;
+}
+
+static int pre_from_name(const char *s, size_t n, enum bn_pre_type *out)
+{
+    static const char *const llama3[] = { "llama3", "llama-bpe", "llama-v3" };
+    for (size_t i = 0; i < sizeof llama3 / sizeof llama3[0]; i++)
+        if (strlen(llama3[i]) == n && memcmp(llama3[i], s, n) == 0) { *out = BN_PRE_LLAMA3; return 0; }
+    if (n == 7 && memcmp(s, "default", 7) == 0) { *out = BN_PRE_DEFAULT; return 0; }
+    return -1;
+}
+
+bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_override,
+                                     char *err, size_t errlen)
+{
+    gguf_str model;
+    if (gguf_get_str(f, "tokenizer.ggml.model", &model) != 0) {
+        set_err(err, errlen, "no tokenizer in the file (tokenizer.ggml.model missing)");
+        return NULL;
+    }
+    if (!gguf_str_eq(model, "gpt2")) {
+        set_err(err, errlen, "unsupported tokenizer model '%.*s' (only gpt2 byte-level BPE)",
+                (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        return NULL;
+    }
+    const gguf_kv *tokens = gguf_find_kv(f, "tokenizer.ggml.tokens");
+    if (!tokens || tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING ||
+        tokens->arr_n == 0 || tokens->arr_n > (1u << 24)) {
+        set_err(err, errlen, "tokenizer.ggml.tokens is missing or not a non-empty string array");
+        return NULL;
+    }
+    int n_vocab = (int)tokens->arr_n;
+    const gguf_kv *types = gguf_find_kv(f, "tokenizer.ggml.token_type");
+    if (types && (types->type != GGUF_ARRAY || types->arr_n != tokens->arr_n ||
+                  types->arr_type == GGUF_STRING || types->arr_type == GGUF_ARRAY ||
+                  types->arr_type == GGUF_F32 || types->arr_type == GGUF_F64 ||
+                  types->arr_type == GGUF_BOOL)) {
+        set_err(err, errlen, "tokenizer.ggml.token_type is not an integer array of %d entries",
+                n_vocab);
+        return NULL;
+    }
+    const gguf_kv *merges = gguf_find_kv(f, "tokenizer.ggml.merges");
+    if (merges && (merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING)) {
+        set_err(err, errlen, "tokenizer.ggml.merges is not a string array");
+        return NULL;
+    }
+
+    bn_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
+    builder b = { t, 0, 0, 0, 0 };
+    t->n_vocab = n_vocab;
+    b.sym_cap = n_vocab + 16;
+    b.bytes_cap = (size_t)tokens->nbytes + 64;
+    t->type = malloc((size_t)n_vocab);
+    t->off = malloc((size_t)b.sym_cap * sizeof *t->off);
+    t->len = malloc((size_t)b.sym_cap * sizeof *t->len);
+    t->bytes = malloc(b.bytes_cap);
+    for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
+    if (!t->type || !t->off || !t->len || !t->bytes ||
+        strmap_alloc(&t->bpe, (size_t)n_vocab + (merges ? merges->arr_n / 64 : 0)))
+        goto oom;
+    if (err && errlen) err[0] = '\0';
+    if (load_vocab(&b, f, tokens, types, err, errlen)) goto fail;
+    if (merges && load_merges(&b, merges, err, errlen)) goto fail;
+
+    /* special ids */
+    t->bos = get_token_key(f, "tokenizer.ggml.bos_token_id", n_vocab,
+                           find_text(t, "<|begin_of_text|>", 17));
+    t->eos = get_token_key(f, "tokenizer.ggml.eos_token_id", n_vocab,
+                           find_text(t, "<|end_of_text|>", 15));
+    t->eot = get_token_key(f, "tokenizer.ggml.eot_token_id", n_vocab, -1);
+    for (size_t i = 0; t->eot < 0 && i < 6; i++)       /* not <|eom_id|>: it is not an EOT */
+        t->eot = find_text(t, eog_texts[i], strlen(eog_texts[i]));
+    add_eog(t, t->eos);
+    add_eog(t, t->eot);
+    for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++)
+        add_eog(t, find_text(t, eog_texts[i], strlen(eog_texts[i])));
+
+    /* pre-tokenizer: override, else the file's key, else by vocabulary */
+    int llama3_vocab = n_vocab >= 128256 && find_text(t, "<|begin_of_text|>", 17) == 128000;
+    gguf_str pre;
+    if (pre_override && *pre_override) {
+        if (pre_from_name(pre_override, strlen(pre_override), &t->pre)) {
+            set_err(err, errlen, "unknown pre-tokenizer '%s' (use llama3 or default)", pre_override);
+            goto fail;
+        }
+    } else if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
+        if (pre_from_name(pre.ptr, (size_t)pre.len, &t->pre)) {
+            set_err(err, errlen, "unsupported tokenizer.ggml.pre '%.*s' (supported: llama-bpe, "
+                    "llama3, llama-v3, default)", (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+            goto fail;
+        }
+    } else {
+        t->pre = llama3_vocab ? BN_PRE_LLAMA3 : BN_PRE_DEFAULT;
+    }
+    t->ignore_merges = t->pre == BN_PRE_LLAMA3;
+    if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &t->add_bos) != 0)
+        t->add_bos = t->pre == BN_PRE_LLAMA3 && t->bos >= 0;
+    return t;
+
+oom:
+    set_err(err, errlen, "out of memory loading the vocabulary");
+fail:
+    if (err && errlen && !err[0]) set_err(err, errlen, "out of memory loading the vocabulary");
+    bn_tokenizer_free(t);
+    return NULL;
+}
+
+void bn_tokenizer_free(bn_tokenizer *t)
+{
+    if (!t) return;
+    free(t->type);
+    free(t->bytes);
+    free(t->off);
+    free(t->len);
+    free(t->bpe.slot);
+    free(t->merge);
+    free(t->trie);
+    free(t);
+}
+
+enum bn_pre_type bn_tokenizer_pre(const bn_tokenizer *t) { return t->pre; }
+
+/* ---- public accessors ------------------------------------------------------- */
+
+int bn_vocab_size(const bn_tokenizer *t) { return t->n_vocab; }
+int32_t bn_token_bos(const bn_tokenizer *t) { return t->bos; }
+int32_t bn_token_eos(const bn_tokenizer *t) { return t->eos; }
+int32_t bn_token_eot(const bn_tokenizer *t) { return t->eot; }
+int bn_add_bos(const bn_tokenizer *t) { return t->add_bos; }
+
+int bn_token_is_eog(const bn_tokenizer *t, int32_t id)
+{
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return 1;
+    return 0;
+}
+
+int32_t bn_token_lookup(const bn_tokenizer *t, const char *text, size_t len)
+{
+    if (!t || (!text && len)) return -1;
+    return find_text(t, text ? text : "", len);
+}
+
+int bn_token_to_bytes(const bn_tokenizer *t, int32_t id, int special, char *buf, int cap)
+{
+    if (!t || id < 0 || id >= t->n_vocab) return -1;
+    int type = t->type[id];
+    if (type == BN_TT_UNUSED) return 0;
+    if ((type == BN_TT_CONTROL || type == BN_TT_UNKNOWN) && !special) return 0;
+    int n = (int)t->len[id];
+    if (buf && n <= cap) memcpy(buf, t->bytes + t->off[id], (size_t)n);
+    return n;
+}
+
+/* ---- tokenize ------------------------------------------------------------------ */
+
+typedef struct tok_run {
+    const bn_tokenizer *t;
+    const unsigned char *text;      /* the fragment's bytes */
+    const uint32_t *off;            /* byte offset of each code point (+ end) */
+    bn_bpe_scratch sc;
+    bn_id_sink sink;
+} tok_run;
+
+static int on_piece(void *ctx, size_t a, size_t b)
+{
+    tok_run *r = ctx;
+    return bn_bpe_piece(r->t, &r->sc, r->text + r->off[a], r->off[b] - r->off[a], &r->sink);
+}
+
+/* Pre-tokenize and BPE one text fragment of valid UTF-8. */
+static int tokenize_fragment(tok_run *r, const unsigned char *s, size_t n, uint32_t *cp,
+                             uint32_t *off)
+{
+    size_t m = 0, i = 0;
+    while (i < n) {
+        uint32_t c;
+        int k = s[i] < 0x80 ? (c = s[i], 1) : bn_utf8_decode(s + i, n - i, &c);
+        if (k <= 0) { c = BN_UTF8_REPLACEMENT; k = 1; }   /* cannot happen: input is clean */
+        cp[m] = c;
+        off[m++] = (uint32_t)i;
+        i += (size_t)k;
+    }
+    off[m] = (uint32_t)n;
+    r->text = s;
+    r->off = off;
+    return r->t->pre == BN_PRE_LLAMA3 ? bn_pretok_llama3(cp, m, on_piece, r)
+                                      : bn_pretok_default(cp, m, on_piece, r);
+}
+
+/* Copy of text with every byte that does not start a valid UTF-8 sequence
+ * replaced by U+FFFD (llama.cpp's convention: one U+FFFD per bad byte). */
+static unsigned char *sanitize(const unsigned char *s, size_t n, size_t *out_n)
+{
+    if (n > SIZE_MAX / 3) return NULL;
+    unsigned char *o = malloc(n * 3 + 1);
+    if (!o) return NULL;
+    size_t j = 0, i = 0;
+    while (i < n) {
+        uint32_t c;
+        int k = s[i] < 0x80 ? 1 : bn_utf8_decode(s + i, n - i, &c);
+        if (k > 0) {
+            memcpy(o + j, s + i, (size_t)k);
+            j += (size_t)k;
+            i += (size_t)k;
+        } else {
+            o[j++] = 0xEF; o[j++] = 0xBF; o[j++] = 0xBD;
+            i++;
+        }
+    }
+    *out_n = j;
+    return o;
+}
+
+int bn_tokenize(const bn_tokenizer *t, const char *text, size_t len,
+                int add_bos, int parse_special, int32_t *out, int max)
+{
+    if (!t || (!text && len)) return -1;
+    if (!out || max < 0) max = 0;
+    const unsigned char *s = (const unsigned char *)(text ? text : "");
+    unsigned char *clean = NULL;
+    size_t n = len;
+    if (bn_utf8_valid_len(s, len) != len) {
+        clean = sanitize(s, len, &n);
+        if (!clean) return -1;
+        s = clean;
+    }
+    if (n >= UINT32_MAX) { free(clean); return -1; }
+
+    tok_run r;
+    memset(&r, 0, sizeof r);
+    r.t = t;
+    r.sink.out = out;
+    r.sink.max = max;
+    if (add_bos && t->bos >= 0) bn_sink_put(&r.sink, t->bos);
+
+    uint32_t *cp = malloc((n + 1) * sizeof *cp);
+    uint32_t *off = malloc((n + 1) * sizeof *off);
+    int rc = cp && off ? 0 : -1;
+    size_t frag = 0, i = 0;
+    while (!rc && i < n) {
+        int32_t id;
+        size_t m;
+        if (t->special_first[s[i]] && (m = trie_match(t, s + i, n - i, parse_special, &id))) {
+            if (frag < i) rc = tokenize_fragment(&r, s + frag, i - frag, cp, off);
+            bn_sink_put(&r.sink, id);
+            i += m;
+            frag = i;
+        } else {
+            i++;
+        }
+    }
+    if (!rc && frag < n) rc = tokenize_fragment(&r, s + frag, n - frag, cp, off);
+
+    free(cp);
+    free(off);
+    free(clean);
+    bn_bpe_scratch_free(&r.sc);
+    if (rc || r.sink.n > INT_MAX) return -1;
+    return (int)r.sink.n;
+}
