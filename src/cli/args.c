@@ -1,0 +1,342 @@
+/* Argument parsing: llama.cpp's flag names, strict number validation, and
+ * per-command flag sets (a flag of another command is an error, not a
+ * silent no-op). The usage text lists every error the CLI can give. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int bn_err(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("bitnet: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int bn_parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
+        return bn_err("%s: bad number '%s' (expected an integer)", flag, s);
+    if (v < lo || v > hi)
+        return bn_err("%s: %ld is out of range (%ld to %ld)", flag, v, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+int bn_parse_float(const char *flag, const char *s, float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || !isfinite(v) ||
+        (*s != '-' && *s != '+' && *s != '.' && (*s < '0' || *s > '9')))
+        return bn_err("%s: bad number '%s' (expected a decimal number)", flag, s);
+    if (v < lo || v > hi)
+        return bn_err("%s: %g is out of range (%g to %g)", flag, (double)v, (double)lo, (double)hi);
+    *out = v;
+    return 0;
+}
+
+int bn_parse_int_list(const char *flag, const char *s, long lo, long hi, int *out, int max) {
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (len == 0 || len >= sizeof item) {
+            bn_err("%s: bad list '%s' (expected numbers separated by commas)", flag, s);
+            return -1;
+        }
+        if (n == max) {
+            bn_err("%s: more than %d values in '%s'", flag, max, s);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (bn_parse_int(flag, item, lo, hi, &out[n]) != 0) return -1;
+        n++;
+        if (!comma) return n;
+        p = comma + 1;
+    }
+}
+
+/* ---- the flag table ------------------------------------------------------------ */
+enum flag_id {
+    F_MODEL, F_PROMPT, F_FILE, F_SYSTEM, F_PREDICT, F_THREADS, F_CTX, F_BATCH, F_SEED,
+    F_TEMP, F_TOPK, F_TOPP, F_MINP, F_REPEAT, F_REPEAT_N, F_PRESENCE, F_FREQUENCY,
+    F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
+    F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_HELP
+};
+
+#define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY)
+#define TOK (EVAL | BN_CMD_TOKENIZE)
+#define ANY (TOK | BN_CMD_INFO)
+
+static const struct flag {
+    const char *name, *alias;
+    int has_value;
+    int cmds;
+    enum flag_id id;
+} flags[] = {
+    {"-m", "--model", 1, ANY, F_MODEL},
+    {"-p", "--prompt", 1, BN_CMD_GENERATE | BN_CMD_TOKENIZE | BN_CMD_LOGITS | BN_CMD_BENCH, F_PROMPT},
+    {"-f", "--file", 1, BN_CMD_GENERATE | BN_CMD_TOKENIZE | BN_CMD_PERPLEXITY, F_FILE},
+    {"-sys", "--system-prompt", 1, BN_CMD_GENERATE, F_SYSTEM},
+    {"-n", "--n-predict", 1, BN_CMD_GENERATE | BN_CMD_BENCH, F_PREDICT},
+    {"-t", "--threads", 1, EVAL, F_THREADS},
+    {"-c", "--ctx-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY, F_CTX},
+    {"-b", "--batch-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY, F_BATCH},
+    {"-s", "--seed", 1, BN_CMD_GENERATE, F_SEED},
+    {"--temp", "-temp", 1, BN_CMD_GENERATE, F_TEMP},
+    {"--top-k", NULL, 1, BN_CMD_GENERATE, F_TOPK},
+    {"--top-p", NULL, 1, BN_CMD_GENERATE, F_TOPP},
+    {"--min-p", NULL, 1, BN_CMD_GENERATE, F_MINP},
+    {"--repeat-penalty", NULL, 1, BN_CMD_GENERATE, F_REPEAT},
+    {"--repeat-last-n", NULL, 1, BN_CMD_GENERATE, F_REPEAT_N},
+    {"--presence-penalty", NULL, 1, BN_CMD_GENERATE, F_PRESENCE},
+    {"--frequency-penalty", NULL, 1, BN_CMD_GENERATE, F_FREQUENCY},
+    {"--kernel", NULL, 1, EVAL, F_KERNEL},
+    {"--head", NULL, 1, EVAL, F_HEAD},
+    {"--pre-tokenizer", NULL, 1, TOK, F_PRE},
+    {"-cnv", "--conversation", 0, BN_CMD_GENERATE, F_CNV},
+    {"--no-bos", NULL, 0, BN_CMD_TOKENIZE, F_NO_BOS},
+    {"--no-special", NULL, 0, BN_CMD_TOKENIZE, F_NO_SPECIAL},
+    {"--tokens", NULL, 1, BN_CMD_LOGITS, F_TOKENS},
+    {"-o", "--output", 1, BN_CMD_LOGITS | BN_CMD_BENCH, F_OUT},
+    {"--all", NULL, 0, BN_CMD_LOGITS, F_ALL},
+    {"--batch", NULL, 0, BN_CMD_LOGITS, F_BATCHED},
+    {"--seq", NULL, 0, BN_CMD_LOGITS, F_SEQ},
+    {"-r", "--repetitions", 1, BN_CMD_BENCH, F_REPS},
+    {"--kernels", NULL, 0, BN_CMD_BENCH, F_KERNELS},
+    {"--variants", NULL, 1, BN_CMD_BENCH, F_VARIANTS},
+    {"-h", "--help", 0, ANY, F_HELP},
+};
+
+static const char *cmd_name(int cmd) {
+    switch (cmd) {
+    case BN_CMD_BENCH: return "bitnet bench";
+    case BN_CMD_TOKENIZE: return "bitnet tokenize";
+    case BN_CMD_LOGITS: return "bitnet logits";
+    case BN_CMD_PERPLEXITY: return "bitnet perplexity";
+    case BN_CMD_INFO: return "bitnet info";
+    default: return "bitnet";
+    }
+}
+
+static void set_defaults(int cmd, bn_cli_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->cmd = cmd;
+    o->n_predict = -1;
+    o->sp = bn_sampler_default_params();
+    o->head = BN_HEAD_DEFAULT;
+    o->reps = 5;
+}
+
+/* One flag with its value (NULL for switches). */
+static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const char *v) {
+    const int bench = o->cmd == BN_CMD_BENCH;
+    switch (fl->id) {
+    case F_MODEL: o->model = v; return 0;
+    case F_PROMPT:
+        if (bench) {
+            int n = bn_parse_int_list(flag, v, 0, 1 << 20, o->bench_p.v, BN_CLI_MAX_LIST);
+            if (n < 0) return 1;
+            o->bench_p.n = n;
+            return 0;
+        }
+        o->prompt = v;
+        return 0;
+    case F_FILE: o->file = v; return 0;
+    case F_SYSTEM: o->system = v; return 0;
+    case F_PREDICT:
+        if (bench) {
+            int n = bn_parse_int_list(flag, v, 0, 1 << 20, o->bench_n.v, BN_CLI_MAX_LIST);
+            if (n < 0) return 1;
+            o->bench_n.n = n;
+            return 0;
+        }
+        return bn_parse_int(flag, v, -1, INT_MAX, &o->n_predict);
+    case F_THREADS:
+        if (bench) {
+            int n = bn_parse_int_list(flag, v, 1, BN_CLI_MAX_THREADS, o->bench_t.v, BN_CLI_MAX_LIST);
+            if (n < 0) return 1;
+            o->bench_t.n = n;
+            return 0;
+        }
+        return bn_parse_int(flag, v, 1, BN_CLI_MAX_THREADS, &o->n_threads);
+    case F_CTX: return bn_parse_int(flag, v, 0, 1 << 20, &o->n_ctx);
+    case F_BATCH: return bn_parse_int(flag, v, 1, 1 << 16, &o->n_batch);
+    case F_SEED: {
+        char *end;
+        errno = 0;
+        long long s = strtoll(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || errno == ERANGE)
+            return bn_err("%s: bad number '%s' (expected an integer)", flag, v);
+        if (s < -1 || s >= (long long)BN_SEED_RANDOM)
+            return bn_err("%s: %lld is out of range (-1 = random, or 0 to %u)", flag, s,
+                          BN_SEED_RANDOM - 1);
+        o->sp.seed = s < 0 ? BN_SEED_RANDOM : (uint32_t)s;
+        return 0;
+    }
+    case F_TEMP: return bn_parse_float(flag, v, -1e9f, 1e9f, &o->sp.temp);
+    case F_TOPK: return bn_parse_int(flag, v, -1, INT_MAX, &o->sp.top_k);
+    case F_TOPP: return bn_parse_float(flag, v, 0.0f, 1.0f, &o->sp.top_p);
+    case F_MINP: return bn_parse_float(flag, v, 0.0f, 1.0f, &o->sp.min_p);
+    case F_REPEAT:
+        if (bn_parse_float(flag, v, 0.0f, 1e9f, &o->sp.repeat_penalty) != 0) return 1;
+        if (o->sp.repeat_penalty <= 0.0f)
+            return bn_err("%s: must be greater than 0 (1 = off), got %s", flag, v);
+        return 0;
+    case F_REPEAT_N: return bn_parse_int(flag, v, -1, 1 << 20, &o->sp.repeat_last_n);
+    case F_PRESENCE: return bn_parse_float(flag, v, -1e9f, 1e9f, &o->sp.presence_penalty);
+    case F_FREQUENCY: return bn_parse_float(flag, v, -1e9f, 1e9f, &o->sp.freq_penalty);
+    case F_KERNEL: o->kernel = v; return 0;
+    case F_HEAD:
+        if (strcmp(v, "f16") == 0) o->head = BN_HEAD_F16;
+        else if (strcmp(v, "q8") == 0) o->head = BN_HEAD_Q8;
+        else if (strcmp(v, "default") == 0) o->head = BN_HEAD_DEFAULT;
+        else return bn_err("%s: unknown head type '%s' (expected f16, q8 or default)", flag, v);
+        return 0;
+    case F_PRE:
+        if (strcmp(v, "llama3") != 0 && strcmp(v, "default") != 0)
+            return bn_err("%s: unknown pre-tokenizer '%s' (expected llama3 or default)", flag, v);
+        o->pre_tokenizer = v;
+        return 0;
+    case F_CNV: o->cnv = 1; return 0;
+    case F_NO_BOS: o->no_bos = 1; return 0;
+    case F_NO_SPECIAL: o->no_special = 1; return 0;
+    case F_TOKENS: o->tokens = v; return 0;
+    case F_OUT:
+        if (!bench) { o->out = v; return 0; }
+        if (strcmp(v, "md") == 0) o->json = 0;
+        else if (strcmp(v, "json") == 0) o->json = 1;
+        else return bn_err("%s: unknown output format '%s' (expected md or json)", flag, v);
+        return 0;
+    case F_ALL: o->all = 1; return 0;
+    case F_BATCHED: o->seq = 0; return 0;
+    case F_SEQ: o->seq = 1; return 0;
+    case F_REPS: return bn_parse_int(flag, v, 1, 1000, &o->reps);
+    case F_KERNELS: o->kernels = 1; return 0;
+    case F_VARIANTS: o->variants = v; return 0;
+    case F_HELP: return 0;
+    }
+    return 0;
+}
+
+int bn_cli_parse(int cmd, int argc, char **argv, int first, bn_cli_opts *o, int *want_help) {
+    set_defaults(cmd, o);
+    *want_help = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        const char *inline_v = NULL;   /* --flag=value */
+        char name[64];
+        const char *eq = (a[0] == '-' && a[1] == '-') ? strchr(a, '=') : NULL;
+        if (eq && (size_t)(eq - a) < sizeof name) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = '\0';
+            inline_v = eq + 1;
+            a = name;
+        }
+        const struct flag *fl = NULL;
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+            if (strcmp(a, flags[k].name) == 0 || (flags[k].alias && strcmp(a, flags[k].alias) == 0))
+                fl = &flags[k];
+        if (!fl) {
+            /* `bitnet info MODEL`: a bare path is the model */
+            if (cmd == BN_CMD_INFO && argv[i][0] != '-' && !o->model) {
+                o->model = argv[i];
+                continue;
+            }
+            if (argv[i][0] == '-')
+                return bn_err("unknown argument: %s (see bitnet --help)", argv[i]);
+            return bn_err("unexpected argument: '%s' (see bitnet --help)", argv[i]);
+        }
+        if (!(fl->cmds & cmd))
+            return bn_err("%s is not an option of '%s' (see bitnet --help)", a, cmd_name(cmd));
+        if (fl->id == F_HELP) {
+            *want_help = 1;
+            return 0;
+        }
+        const char *v = NULL;
+        if (fl->has_value) {
+            if (inline_v) v = inline_v;
+            else if (i + 1 < argc) v = argv[++i];
+            else return bn_err("%s needs a value (see bitnet --help)", a);
+        } else if (inline_v) {
+            return bn_err("%s takes no value", a);
+        }
+        if (apply(o, fl, a, v) != 0) return 1;
+    }
+    return 0;
+}
+
+void bn_print_usage(FILE *f) {
+    fputs(
+"usage:\n"
+"  bitnet [-m MODEL] -p TEXT [options]     one-shot generation (prints the prompt, then\n"
+"                                          the continuation, until an end-of-generation\n"
+"                                          token, -n tokens or a full context)\n"
+"  bitnet [-m MODEL] -cnv [-sys TEXT]      chat (2B4T template); /exit or end of input quits\n"
+"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-t 1,2] [-r 5] [-o md|json]\n"
+"  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
+"  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
+"  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
+"  bitnet perplexity [-m MODEL] -f FILE [-c 512] [-b N]\n"
+"  bitnet info [MODEL | -m MODEL]\n"
+"  bitnet --help | --version\n"
+"\n"
+"generation options:\n"
+"  -m, --model FILE          i2_s GGUF model (default: the bundled tiny-shakespeare.gguf)\n"
+"  -p, --prompt TEXT         prompt (with -cnv: the system prompt)\n"
+"  -f, --file FILE           read the prompt from FILE\n"
+"  -sys, --system-prompt T   chat system prompt (default: a helpful-assistant prompt)\n"
+"  -cnv, --conversation      chat mode\n"
+"  -n, --n-predict N         tokens to generate (default -1: until end of generation\n"
+"                            or a full context; per reply in chat mode)\n"
+"  -t, --threads N           threads, 1-256 (default: physical cores)\n"
+"  -c, --ctx-size N          context size (default 0: the model's; capped by it)\n"
+"  -b, --batch-size N        prompt tokens per forward batch (default 512)\n"
+"  -s, --seed N              random seed (default -1: random, printed to stderr)\n"
+"  --temp X                  temperature (default 0.8; <= 0: greedy argmax)\n"
+"  --top-k N                 top-k (default 40; 0 = off)\n"
+"  --top-p X                 top-p, 0-1 (default 0.95; 1 = off)\n"
+"  --min-p X                 min-p, 0-1 (default 0.05; 0 = off)\n"
+"  --repeat-penalty X        repeat penalty, > 0 (default 1.0 = off)\n"
+"  --repeat-last-n N         tokens the penalties look back (default 64; -1 = context)\n"
+"  --presence-penalty X      (default 0)\n"
+"  --frequency-penalty X     (default 0)\n"
+"  --kernel NAME             ref | avx2 | avx512 | neon (default: best for this CPU,\n"
+"                            or $BITNET_KERNEL)\n"
+"  --head f16|q8|default     LM head storage; f16 = exact parity with bitnet.cpp\n"
+"  --pre-tokenizer NAME      llama3 | default (default: from the file)\n"
+"\n"
+"other options:\n"
+"  --no-bos, --no-special    tokenize: no BOS; control-token text is not parsed\n"
+"  --tokens LIST             logits: comma-separated token ids\n"
+"  -o FILE                   logits: output file (float32 little-endian, n_vocab per row)\n"
+"  --all                     logits: every position (default: the last one)\n"
+"  --batch | --seq           logits: whole prompt in one batch (default) or one by one\n"
+"  -o md|json                bench: output format\n"
+"  -r N                      bench: repetitions (default 5)\n"
+"  --kernels                 bench: the ternary kernels alone, every variant\n"
+"\n"
+"errors (one line 'bitnet: error: ...' on stderr, non-zero exit status):\n"
+"  model file missing, unreadable or invalid ('bitnet: error: FILE: what is wrong');\n"
+"  bundled model not found (lists where it looked); unknown flag or a flag of another\n"
+"  command; missing flag value; bad number (the whole value must be a number);\n"
+"  value out of range (-n < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
+"  --repeat-penalty <= 0, ...); empty prompt or no prompt; prompt longer than the\n"
+"  context; unknown --kernel or one this CPU lacks; unwritable output file.\n"
+"  A full context during generation is not an error: generation stops with a note.\n",
+        f);
+}

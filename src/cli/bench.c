@@ -1,0 +1,236 @@
+/* `bitnet bench`: llama-bench's habit. pp = one bn_decode of -p random
+ * tokens after a reset (the batch path); tg = -n single-token decodes of
+ * fixed random ids (the decode path); tokenization and sampling excluded.
+ * One warm-up run per test, then -r timed repetitions: mean ± std of t/s.
+ * For tg it also reports the bytes touched per generated token (packed
+ * ternary weights + LM head + KV cache read) and the bandwidth they imply,
+ * so the distance to the memory roofline is visible. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model.h"
+#include "threadpool.h"
+
+typedef struct bench_result {
+    int threads, n_prompt, n_gen;
+    double mean, std;               /* tokens per second */
+    double samples[1000];
+    int n_samples;
+    double bytes_per_token;         /* tg only */
+} bench_result;
+
+/* Deterministic "random" token ids (an LCG): the same on every run. */
+static void fill_tokens(int32_t *t, int n, int n_vocab) {
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    for (int i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        t[i] = (int32_t)((x >> 33) % (uint64_t)n_vocab);
+    }
+}
+
+/* One run of a test; returns its seconds, or -1 after printing the error. */
+static double run_once(bn_context *c, const int32_t *toks, int n_prompt, int n_gen) {
+    char err[256];
+    bn_context_reset(c);
+    double t0 = bn_now_ms();
+    if (n_prompt > 0 && bn_decode(c, toks, n_prompt, 0, err, sizeof err) != 0) {
+        bn_err("bench: %s", err);
+        return -1;
+    }
+    for (int i = 0; i < n_gen; i++) {
+        if (bn_decode(c, &toks[i], 1, 0, err, sizeof err) != 0) {
+            bn_err("bench: %s", err);
+            return -1;
+        }
+    }
+    return (bn_now_ms() - t0) / 1e3;
+}
+
+/* Bytes of the LM head read per token (q8: int8 + one f16 scale per 32). */
+static double head_bytes(const bn_model *m) {
+    double w = (double)m->hp.n_vocab * m->hp.n_embd;
+    return m->head_type == BN_HEAD_Q8 ? w * 34.0 / 32.0 : w * 2.0;
+}
+
+/* Bytes one generated token touches, averaged over positions 0 .. n_gen-1. */
+static double tg_bytes_per_token(const bn_model *m, int n_gen) {
+    const bn_hparams *hp = &m->hp;
+    double head = head_bytes(m);
+    double kv_per_pos = 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * 2.0;  /* K+V, f16 */
+    double mean_pos = (n_gen + 1) / 2.0;
+    return (double)m->packed_bytes + head + kv_per_pos * mean_pos + hp->n_embd * 2.0;
+}
+
+static int run_test(bn_context *c, const bn_model *m, const int32_t *toks, int n_prompt,
+                    int n_gen, int reps, bench_result *r) {
+    memset(r, 0, sizeof *r);
+    r->threads = bn_context_n_threads(c);
+    r->n_prompt = n_prompt;
+    r->n_gen = n_gen;
+    if (run_once(c, toks, n_prompt, n_gen) < 0) return 1;      /* warm-up */
+    double sum = 0;
+    for (int i = 0; i < reps; i++) {
+        double sec = run_once(c, toks, n_prompt, n_gen);
+        if (sec < 0) return 1;
+        r->samples[i] = (n_prompt + n_gen) / (sec > 0 ? sec : 1e-9);
+        sum += r->samples[i];
+    }
+    r->n_samples = reps;
+    r->mean = sum / reps;
+    double var = 0;
+    for (int i = 0; i < reps; i++) var += (r->samples[i] - r->mean) * (r->samples[i] - r->mean);
+    r->std = reps > 1 ? sqrt(var / (reps - 1)) : 0.0;
+    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(m, n_gen);
+    return 0;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void human_size(double bytes, char *out, size_t cap) {
+    if (bytes >= 1024.0 * 1024 * 1024) snprintf(out, cap, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+    else snprintf(out, cap, "%.2f MiB", bytes / (1024.0 * 1024));
+}
+
+static void human_count(double n, char *out, size_t cap) {
+    if (n >= 1e9) snprintf(out, cap, "%.2f B", n / 1e9);
+    else snprintf(out, cap, "%.2f M", n / 1e6);
+}
+
+static void print_markdown(const char *model, const bn_model *m, const bench_result *r, int n) {
+    char size[32], params[32];
+    human_size((double)bn_model_file_size(m), size, sizeof size);
+    human_count((double)bn_model_n_params(m), params, sizeof params);
+    printf("| model | size | params | kernel | threads | test | t/s |\n");
+    printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n; i++) {
+        char test[32];
+        if (r[i].n_gen > 0) snprintf(test, sizeof test, "tg%d", r[i].n_gen);
+        else snprintf(test, sizeof test, "pp%d", r[i].n_prompt);
+        printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", model, size, params,
+               bn_model_kernel_name(m), r[i].threads, test, r[i].mean, r[i].std);
+    }
+    int first = 1;
+    for (int i = 0; i < n; i++) {
+        if (r[i].n_gen == 0) continue;
+        if (first) printf("\n");
+        first = 0;
+        printf("tg%d, %d threads: %.1f MB touched per token (ternary %.1f + head %.1f + KV/embd %.1f) "
+               "-> %.2f GB/s at %.2f t/s\n",
+               r[i].n_gen, r[i].threads, r[i].bytes_per_token / 1e6, (double)m->packed_bytes / 1e6,
+               head_bytes(m) / 1e6,
+               (r[i].bytes_per_token - (double)m->packed_bytes - head_bytes(m)) / 1e6,
+               r[i].bytes_per_token * r[i].mean / 1e9, r[i].mean);
+    }
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
+static void print_json(const char *model, const bn_model *m, const bench_result *r, int n) {
+    printf("[\n");
+    for (int i = 0; i < n; i++) {
+        printf("  {\"model\": ");
+        print_json_string(model);
+        printf(", \"arch\": ");
+        print_json_string(m->hp.arch);
+        printf(", \"size\": %llu, \"params\": %llu, \"kernel\": ",
+               (unsigned long long)bn_model_file_size(m), (unsigned long long)bn_model_n_params(m));
+        print_json_string(bn_model_kernel_name(m));
+        printf(", \"threads\": %d, \"test\": \"%s%d\", \"n_prompt\": %d, \"n_gen\": %d, "
+               "\"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
+               r[i].threads, r[i].n_gen > 0 ? "tg" : "pp", r[i].n_gen > 0 ? r[i].n_gen : r[i].n_prompt,
+               r[i].n_prompt, r[i].n_gen, r[i].mean, r[i].std);
+        for (int k = 0; k < r[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", r[i].samples[k]);
+        printf("]");
+        if (r[i].n_gen > 0)
+            printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f", r[i].bytes_per_token,
+                   r[i].bytes_per_token * r[i].mean / 1e9);
+        printf("}%s\n", i + 1 < n ? "," : "");
+    }
+    printf("]\n");
+}
+
+/* Explicit sizes must fit the context; the defaults shrink to it. */
+static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, const char *flag) {
+    if (l->n == 0) {
+        l->v[0] = dflt < n_ctx ? dflt : n_ctx;
+        l->n = 1;
+        if (dflt > n_ctx)
+            fprintf(stderr, "note: %s %d capped to the model's context length %d\n", flag, dflt, n_ctx);
+        return 0;
+    }
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i] > n_ctx)
+            return bn_err("%s %d does not fit the model's context length (%d)", flag, l->v[i], n_ctx);
+    return 0;
+}
+
+int bn_cmd_bench(const bn_cli_opts *o) {
+    if (o->kernels) return bn_err("bench --kernels is not available in this build yet");
+    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    if (!m) return 1;
+    const bn_hparams *hp = bn_model_hparams(m);
+    bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t;
+    if (fit_sizes(&lp, 512, hp->n_ctx_train, "-p") || fit_sizes(&ln, 128, hp->n_ctx_train, "-n")) {
+        bn_model_free(m);
+        return 1;
+    }
+    if (lt.n == 0) {
+        lt.v[0] = bn_physical_cores();
+        lt.n = 1;
+    }
+    int max_len = 1;
+    for (int i = 0; i < lp.n; i++) if (lp.v[i] > max_len) max_len = lp.v[i];
+    for (int i = 0; i < ln.n; i++) if (ln.v[i] > max_len) max_len = ln.v[i];
+    int32_t *toks = malloc((size_t)max_len * sizeof *toks);
+    bench_result *res = calloc((size_t)lt.n * (size_t)(lp.n + ln.n), sizeof *res);
+    int n_res = 0, rc = 1;
+    if (!toks || !res) {
+        bn_err("out of memory");
+        goto done;
+    }
+    fill_tokens(toks, max_len, hp->n_vocab);
+    for (int ti = 0; ti < lt.n; ti++) {
+        bn_cli_opts co = *o;
+        co.n_threads = lt.v[ti];
+        co.n_ctx = max_len;
+        co.n_batch = max_len;       /* pp: the whole prompt in one batch */
+        bn_context *c = bn_cli_new_context(&co, m, 1);
+        if (!c) goto done;
+        for (int i = 0; i < lp.n; i++) {
+            if (lp.v[i] == 0) continue;
+            fprintf(stderr, "bench: pp%d, %d threads\n", lp.v[i], lt.v[ti]);
+            if (run_test(c, m, toks, lp.v[i], 0, o->reps, &res[n_res])) { bn_context_free(c); goto done; }
+            n_res++;
+        }
+        for (int i = 0; i < ln.n; i++) {
+            if (ln.v[i] == 0) continue;
+            fprintf(stderr, "bench: tg%d, %d threads\n", ln.v[i], lt.v[ti]);
+            if (run_test(c, m, toks, 0, ln.v[i], o->reps, &res[n_res])) { bn_context_free(c); goto done; }
+            n_res++;
+        }
+        bn_context_free(c);
+    }
+    const char *name = base_name(bn_cli_model_path(o));
+    if (o->json) print_json(name, m, res, n_res);
+    else print_markdown(name, m, res, n_res);
+    rc = 0;
+done:
+    free(res);
+    free(toks);
+    bn_model_free(m);
+    return rc;
+}

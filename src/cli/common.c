@@ -1,0 +1,218 @@
+/* Helpers every mode shares: finding the bundled model, loading the model
+ * and a context with CLI-style errors, reading files, tokenizing, timing. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kernels.h"
+
+#ifndef BN_SOURCE_MODEL_DIR
+#define BN_SOURCE_MODEL_DIR "models"
+#endif
+#ifndef BN_INSTALL_MODEL_DIR
+#define BN_INSTALL_MODEL_DIR "/usr/local/share/bitnet/models"
+#endif
+
+#define BUNDLED_NAME "tiny-shakespeare.gguf"
+
+double bn_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void bn_cli_emit(const char *buf, int n) {
+    if (n > 0) fwrite(buf, 1, (size_t)n, stdout);
+    fflush(stdout);
+}
+
+static int is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The directory of the running executable ("" when unknown). */
+static void exe_dir(char *out, size_t cap) {
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    out[0] = '\0';
+    if (n <= 0) return;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (!slash) return;
+    *slash = '\0';
+    snprintf(out, cap, "%s", buf);
+}
+
+const char *bn_cli_model_path(const bn_cli_opts *o) {
+    static char found[PATH_MAX + 64];
+    if (o->model) return o->model;
+    char dir[PATH_MAX];
+    exe_dir(dir, sizeof dir);
+    /* the build tree (build/bitnet -> ../models), then the install prefix */
+    char cand[4][PATH_MAX + 64];
+    int n = 0;
+    if (dir[0]) snprintf(cand[n++], sizeof cand[0], "%s/../models/" BUNDLED_NAME, dir);
+    snprintf(cand[n++], sizeof cand[0], "%s/" BUNDLED_NAME, BN_SOURCE_MODEL_DIR);
+    if (dir[0]) snprintf(cand[n++], sizeof cand[0], "%s/../share/bitnet/models/" BUNDLED_NAME, dir);
+    snprintf(cand[n++], sizeof cand[0], "%s/" BUNDLED_NAME, BN_INSTALL_MODEL_DIR);
+    for (int i = 0; i < n; i++) {
+        if (is_file(cand[i])) {
+            memcpy(found, cand[i], sizeof found);
+            return found;
+        }
+    }
+    char list[4 * (PATH_MAX + 64) + 16];
+    size_t len = 0;
+    list[0] = '\0';
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", cand[i]);
+    bn_err("no -m given and the bundled model was not found (looked in: %s)", list);
+    return NULL;
+}
+
+bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_ms) {
+    char err[512];
+    const char *path = bn_cli_model_path(o);
+    if (!path) return NULL;
+    if (!vocab_only && o->kernel && !bn_kernels_select(o->kernel, err, sizeof err)) {
+        bn_err("--kernel: %s", err);
+        return NULL;
+    }
+    bn_model_params mp = bn_model_default_params();
+    mp.kernel = o->kernel;
+    mp.vocab_only = vocab_only;
+    mp.head = o->head;
+    mp.pre_tokenizer = o->pre_tokenizer;
+    double t0 = bn_now_ms();
+    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
+    double ms = bn_now_ms() - t0;
+    if (!m) {
+        bn_err("%s: %s", path, err);
+        return NULL;
+    }
+    if (load_ms) *load_ms = ms;
+    const bn_hparams *hp = bn_model_hparams(m);
+    if (vocab_only)
+        fprintf(stderr, "load: %s: vocabulary of %d tokens\n", path, hp->n_vocab);
+    else
+        fprintf(stderr, "load: %s: %s, %d layers, %.2fM params, %.2f MB, kernel %s, %.1f ms\n",
+                path, hp->arch, hp->n_layer, (double)bn_model_n_params(m) / 1e6,
+                (double)bn_model_file_size(m) / 1e6, bn_model_kernel_name(m), ms);
+    return m;
+}
+
+bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_max) {
+    const bn_hparams *hp = bn_model_hparams(m);
+    bn_context_params cp = bn_context_default_params();
+    cp.n_ctx = o->n_ctx;
+    if (cp.n_ctx == 0 || cp.n_ctx > hp->n_ctx_train) {
+        if (cp.n_ctx > hp->n_ctx_train)
+            fprintf(stderr, "note: -c %d capped to the model's context length %d\n",
+                    cp.n_ctx, hp->n_ctx_train);
+        cp.n_ctx = hp->n_ctx_train;
+    }
+    cp.n_threads = o->n_threads;
+    cp.n_batch = o->n_batch;
+    cp.n_outputs_max = n_outputs_max;
+    char err[512];
+    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
+    if (!c) bn_err("cannot create the context: %s", err);
+    return c;
+}
+
+char *bn_cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        bn_err("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        char *nb = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2 + 1) : NULL;
+        if (!nb) { free(buf); buf = NULL; break; }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) {
+        bn_err("%s: out of memory reading the file", path);
+        return NULL;
+    }
+    if (bad) {
+        free(buf);
+        bn_err("%s: read error", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+char *bn_cli_prompt_text(const bn_cli_opts *o, size_t *len) {
+    if (o->prompt && o->file) {
+        bn_err("give either -p or -f, not both");
+        return NULL;
+    }
+    char *text;
+    if (o->file) {
+        text = bn_cli_read_file(o->file, len);
+        if (!text) return NULL;
+        if (*len == 0) {
+            free(text);
+            bn_err("%s: empty prompt file", o->file);
+            return NULL;
+        }
+        return text;
+    }
+    if (!o->prompt) {
+        bn_err("no prompt: give -p TEXT or -f FILE (see bitnet --help)");
+        return NULL;
+    }
+    if (!o->prompt[0]) {
+        bn_err("empty prompt");
+        return NULL;
+    }
+    text = strdup(o->prompt);
+    if (!text) bn_err("out of memory");
+    *len = strlen(o->prompt);
+    return text;
+}
+
+int32_t *bn_cli_tokenize(const bn_tokenizer *t, const char *text, size_t len,
+                         int add_bos, int parse_special, int *n) {
+    if (len > (size_t)INT_MAX / 2) {
+        bn_err("text too long (%zu bytes)", len);
+        return NULL;
+    }
+    int cap = (int)len + 2;         /* byte-level BPE: at most one token per byte (+ BOS) */
+    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids) {
+        bn_err("out of memory");
+        return NULL;
+    }
+    int k = bn_tokenize(t, text, len, add_bos, parse_special, ids, cap);
+    if (k > cap) {                  /* a vocabulary without every byte: retry */
+        int32_t *more = realloc(ids, (size_t)k * sizeof *ids);
+        if (!more) { free(ids); bn_err("out of memory"); return NULL; }
+        ids = more;
+        k = bn_tokenize(t, text, len, add_bos, parse_special, ids, k);
+    }
+    if (k < 0) {
+        free(ids);
+        bn_err("cannot tokenize the text");
+        return NULL;
+    }
+    *n = k;
+    return ids;
+}

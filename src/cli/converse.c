@@ -1,0 +1,184 @@
+/* Chat mode (-cnv): the 2B4T template built by src/chat.c, one user line per
+ * turn, the whole conversation kept in the KV cache (only new tokens are
+ * decoded). /exit or end of input quits with status 0. Ctrl-C during a reply
+ * ends the reply (closed with <|eot_id|> in the context); Ctrl-C at the
+ * prompt quits. With piped stdin nothing but the replies reaches stdout. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "cli.h"
+
+#define DEFAULT_SYSTEM_PROMPT "You are a helpful assistant."
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+/* No SA_RESTART: a Ctrl-C at the prompt makes the blocked read return. */
+static void install_sigint(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Decodes the conversation's pending tokens. Returns 0, 1 when they do not
+ * fit in the context (nothing decoded), -1 on error (printed). */
+static int feed(bn_context *c, bn_chat *chat) {
+    int n = bn_chat_n_pending(chat);
+    if (n == 0) return 0;
+    if (bn_context_n_past(c) + n > bn_context_n_ctx(c)) return 1;
+    char err[256];
+    if (bn_decode(c, bn_chat_pending(chat), n, 0, err, sizeof err) != 0) {
+        bn_err("decoding: %s", err);
+        return -1;
+    }
+    bn_chat_mark_fed(chat);
+    return 0;
+}
+
+/* The system prompt: -sys, else -p / -f (as run_inference.py), else ours. */
+static char *system_prompt(const bn_cli_opts *o) {
+    int given = (o->system != NULL) + (o->prompt != NULL) + (o->file != NULL);
+    if (given > 1) {
+        bn_err("give the chat system prompt once: -sys, -p or -f");
+        return NULL;
+    }
+    if (o->file) {
+        size_t len;
+        return bn_cli_read_file(o->file, &len);
+    }
+    const char *s = o->system ? o->system : o->prompt ? o->prompt : DEFAULT_SYSTEM_PROMPT;
+    char *dup = strdup(s);
+    if (!dup) bn_err("out of memory");
+    return dup;
+}
+
+static void context_full_note(int n_ctx) {
+    fprintf(stderr, "\nbitnet: context full (%d tokens): the conversation cannot go on; "
+                    "use a larger -c (end of input or /exit quits)\n", n_ctx);
+}
+
+int bn_cmd_chat(const bn_cli_opts *o) {
+    char *sys = system_prompt(o);
+    if (!sys) return 1;
+    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    bn_context *c = m ? bn_cli_new_context(o, m, 1) : NULL;
+    bn_sampler *s = NULL;
+    bn_chat chat;
+    int have_chat = 0, rc = 1;
+    char *line = NULL;
+    size_t line_cap = 0;
+    char err[256];
+    if (!c) goto done;
+    const bn_tokenizer *tok = bn_model_tokenizer(m);
+    const int n_ctx = bn_context_n_ctx(c);
+    if (bn_chat_init(&chat, tok, sys, err, sizeof err) != 0) {
+        bn_err("chat: %s", err);
+        goto done;
+    }
+    have_chat = 1;
+    if (bn_chat_n_pending(&chat) > n_ctx) {
+        bn_err("the system prompt is %d tokens, longer than the context (%d)",
+               bn_chat_n_pending(&chat), n_ctx);
+        goto done;
+    }
+    bn_sampler_params sp = o->sp;
+    if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
+    s = bn_sampler_new(&sp, bn_vocab_size(tok));
+    if (!s) {
+        bn_err("out of memory (sampler)");
+        goto done;
+    }
+    fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
+    if (feed(c, &chat) != 0) goto done;
+
+    const int tty = isatty(STDIN_FILENO);
+    if (tty) fprintf(stderr, "chat: type a message; /exit or Ctrl-D quits, Ctrl-C stops a reply\n");
+    install_sigint();
+    int full = 0, turns = 0;
+    for (;;) {
+        if (tty) {
+            fputs("> ", stderr);
+            fflush(stderr);
+        }
+        g_interrupted = 0;
+        ssize_t n = getline(&line, &line_cap, stdin);
+        if (n < 0 || g_interrupted) break;      /* end of input, or Ctrl-C at the prompt */
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+        if (strcmp(line, "/exit") == 0) break;
+        if (n == 0) continue;
+        turns++;
+        if (full) {
+            context_full_note(n_ctx);
+            bn_cli_emit("\n", 1);
+            continue;
+        }
+        if (bn_chat_add_user_turn(&chat, line, err, sizeof err) != 0) {
+            bn_err("chat: %s", err);
+            goto done;
+        }
+        /* the penalty history and the RNG start afresh each user turn */
+        bn_sampler_reset(s);
+        for (int i = 0; i < bn_chat_n_pending(&chat); i++)
+            bn_sampler_accept(s, bn_chat_pending(&chat)[i]);
+        int fr = feed(c, &chat);
+        if (fr < 0) goto done;
+        if (fr > 0) {
+            full = 1;
+            context_full_note(n_ctx);
+            bn_cli_emit("\n", 1);
+            continue;
+        }
+
+        bn_detok dt;
+        bn_detok_init(&dt, tok);
+        char piece[512];
+        int n_gen = 0, ended = 0;
+        while (!g_interrupted && (o->n_predict < 0 || n_gen < o->n_predict)) {
+            int32_t id = bn_sampler_sample(s, bn_get_logits(c, -1));
+            bn_sampler_accept(s, id);
+            if (bn_chat_add_reply_token(&chat, id, err, sizeof err) != 0) {
+                bn_err("chat: %s", err);
+                goto done;
+            }
+            if (bn_token_is_eog(tok, id)) {     /* stays pending: fed with the next turn */
+                ended = 1;
+                break;
+            }
+            bn_cli_emit(piece, bn_detok_push(&dt, id, piece, (int)sizeof piece));
+            n_gen++;
+            if (feed(c, &chat) != 0) {          /* no room for the token just sampled */
+                full = 1;
+                break;
+            }
+        }
+        bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece));
+        bn_cli_emit("\n", 1);
+        if (!ended && bn_chat_end_reply(&chat, err, sizeof err) != 0) {
+            bn_err("chat: %s", err);
+            goto done;
+        }
+        if (g_interrupted) fprintf(stderr, "[reply interrupted]\n");
+        if (full) context_full_note(n_ctx);
+    }
+    if (tty) fputc('\n', stderr);
+    fprintf(stderr, "chat: %d turns, %d tokens in the context\n", turns, bn_context_n_past(c));
+    rc = 0;
+done:
+    free(line);
+    if (have_chat) bn_chat_free(&chat);
+    bn_sampler_free(s);
+    bn_context_free(c);
+    bn_model_free(m);
+    free(sys);
+    return rc;
+}

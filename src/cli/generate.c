@@ -1,0 +1,109 @@
+/* One-shot generation: print the prompt, then stream the continuation token
+ * by token (UTF-8-safe) until an end-of-generation token, -n tokens or a
+ * full context; timings to stderr in llama.cpp's habit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void print_timing(const char *what, double ms, int n, const char *unit) {
+    fprintf(stderr, "bitnet: %16s = %10.2f ms / %5d %-6s (%8.2f ms per token, %8.2f tokens per second)\n",
+            what, ms, n, unit, n > 0 ? ms / n : 0.0, 1e3 * n / (ms > 0 ? ms : 1e-9));
+}
+
+int bn_cmd_generate(const bn_cli_opts *o) {
+    if (o->cnv) return bn_cmd_chat(o);
+    if (o->system) return bn_err("-sys / --system-prompt needs -cnv (chat mode)");
+
+    size_t len = 0;
+    char *text = bn_cli_prompt_text(o, &len);
+    if (!text) return 1;
+    double t_start = bn_now_ms(), load_ms = 0;
+    bn_model *m = bn_cli_load_model(o, 0, &load_ms);
+    bn_context *c = m ? bn_cli_new_context(o, m, 1) : NULL;
+    bn_sampler *s = NULL;
+    int32_t *prompt = NULL;
+    int rc = 1, n_prompt = 0;
+    if (!c) goto done;
+    const bn_tokenizer *tok = bn_model_tokenizer(m);
+    const int n_ctx = bn_context_n_ctx(c);
+    prompt = bn_cli_tokenize(tok, text, len, bn_add_bos(tok), 1, &n_prompt);
+    if (!prompt) goto done;
+    if (n_prompt == 0) {
+        bn_err("empty prompt");
+        goto done;
+    }
+    if (n_prompt > n_ctx) {
+        bn_err("the prompt is %d tokens, longer than the context (%d); use a shorter prompt or a larger -c",
+               n_prompt, n_ctx);
+        goto done;
+    }
+
+    bn_sampler_params sp = o->sp;
+    if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
+    s = bn_sampler_new(&sp, bn_vocab_size(tok));
+    if (!s) {
+        bn_err("out of memory (sampler)");
+        goto done;
+    }
+    fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
+    fprintf(stderr, "prompt: %d tokens, context %d, threads %d\n", n_prompt, n_ctx,
+            bn_context_n_threads(c));
+    for (int i = 0; i < n_prompt; i++) bn_sampler_accept(s, prompt[i]);
+
+    bn_cli_emit(text, (int)len);
+    char err[256];
+    double t0 = bn_now_ms();
+    if (bn_decode(c, prompt, n_prompt, 0, err, sizeof err) != 0) {
+        bn_err("decoding the prompt: %s", err);
+        goto done;
+    }
+    double t_prompt = bn_now_ms() - t0;
+
+    bn_detok dt;
+    bn_detok_init(&dt, tok);
+    char piece[512];
+    int n_gen = 0;
+    const char *stop = NULL;
+    t0 = bn_now_ms();
+    for (;;) {
+        if (o->n_predict >= 0 && n_gen >= o->n_predict) break;
+        int32_t id = bn_sampler_sample(s, bn_get_logits(c, -1));
+        bn_sampler_accept(s, id);
+        if (bn_token_is_eog(tok, id)) {
+            stop = "end of generation token";
+            break;
+        }
+        bn_cli_emit(piece, bn_detok_push(&dt, id, piece, (int)sizeof piece));
+        n_gen++;
+        if (bn_context_n_past(c) >= n_ctx) {
+            stop = "context full";
+            break;
+        }
+        if (bn_decode(c, &id, 1, 0, err, sizeof err) != 0) {
+            bn_err("decoding: %s", err);
+            goto done;
+        }
+    }
+    double t_gen = bn_now_ms() - t0;
+    bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece));
+    bn_cli_emit("\n", 1);
+    if (stop && strcmp(stop, "context full") == 0)
+        fprintf(stderr, "\nbitnet: context full (%d tokens): generation stopped; use a larger -c "
+                "(at most the model's %d)\n", n_ctx, bn_model_hparams(m)->n_ctx_train);
+    else if (stop)
+        fprintf(stderr, "\n[end of text]\n");
+    fprintf(stderr, "\n");
+    fprintf(stderr, "bitnet: %16s = %10.2f ms\n", "load time", load_ms);
+    print_timing("prompt eval time", t_prompt, n_prompt, "tokens");
+    print_timing("generation time", t_gen, n_gen, "tokens");
+    print_timing("total time", bn_now_ms() - t_start, n_prompt + n_gen, "tokens");
+    rc = 0;
+done:
+    bn_sampler_free(s);
+    free(prompt);
+    bn_context_free(c);
+    bn_model_free(m);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* `bitnet`: subcommand dispatch, --help and --version. */
+#include <string.h>
+
+#include "cli.h"
+#include "info.h"
+#include "kernels.h"
+
+static int print_version(void) {
+    char err[256];
+    const bn_kernels *k = bn_kernels_select(NULL, err, sizeof err);
+    const bn_kernels *avail[8];
+    int n = bn_kernels_available(avail, 8);
+    printf("bitnet %s\n", BN_VERSION);
+    printf("kernel: %s", k ? k->name : "none");
+    if (!k) printf(" (%s)", err);
+    printf(" (available:");
+    for (int i = 0; i < n; i++) printf(" %s", avail[i]->name);
+    printf(")\n");
+    return 0;
+}
+
+static int cmd_info(const bn_cli_opts *o) {
+    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    if (!m) return 1;
+    bn_print_info(stdout, m);
+    bn_model_free(m);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int cmd;
+    int (*run)(const bn_cli_opts *);
+} commands[] = {
+    {"bench", BN_CMD_BENCH, bn_cmd_bench},
+    {"tokenize", BN_CMD_TOKENIZE, bn_cmd_tokenize},
+    {"logits", BN_CMD_LOGITS, bn_cmd_logits},
+    {"perplexity", BN_CMD_PERPLEXITY, bn_cmd_perplexity},
+    {"info", BN_CMD_INFO, cmd_info},
+};
+
+int main(int argc, char **argv) {
+    int cmd = BN_CMD_GENERATE, first = 1;
+    int (*run)(const bn_cli_opts *) = bn_cmd_generate;
+    if (argc > 1) {
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+            return argc == 2 ? print_version() : bn_err("--version takes no arguments");
+        if (strcmp(argv[1], "help") == 0) {
+            bn_print_usage(stdout);
+            return 0;
+        }
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+            if (strcmp(argv[1], commands[i].name) == 0) {
+                cmd = commands[i].cmd;
+                run = commands[i].run;
+                first = 2;
+            }
+        }
+    }
+    bn_cli_opts o;
+    int help = 0;
+    if (bn_cli_parse(cmd, argc, argv, first, &o, &help) != 0) return 1;
+    if (help) {
+        bn_print_usage(stdout);
+        return 0;
+    }
+    return run(&o) == 0 ? 0 : 1;
+}
