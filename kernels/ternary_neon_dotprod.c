@@ -11,9 +11,9 @@
  * half h of a 32-byte block holds, in bits 7-6 / 5-4 / 3-2 / 1-0, the codes of
  * weights 32g + 16h + i (g = 0..3, i = 0..15). The fields are isolated with
  * one instruction each - a shift for bits 7-6, an AND for the others - which
- * leaves field 1 scaled by 16 and field 2 by 4. Each field gets its own int32
- * accumulator (four independent sdot chains per row) and the scale is shifted
- * out exactly at the end. With unsigned codes c = w + 1 the sum is
+ * leaves field 1 scaled by 16 and field 2 by 4. Fields of different scale
+ * go to different int32 accumulators and the scale is shifted out exactly
+ * at the end. With unsigned codes c = w + 1 the sum is
  * Σ c*q = dot + Σ q, so act_prep stores Σ q beside the activations. */
 #include "neon_common.h"
 
@@ -63,52 +63,66 @@ static void dp_act_prep(const int8_t *q, int K, void *prep) {
     memcpy((uint8_t *)prep + PREP_HEADER, q, (size_t)K);
 }
 
-static inline int32_t dp_reduce(int32x4_t f0, int32x4_t f1, int32x4_t f2, int32x4_t f3) {
+static inline int32_t dp_reduce(int32x4_t f03, int32x4_t f1, int32x4_t f2) {
     /* every lane of f1 is a multiple of 16 and of f2 a multiple of 4 */
-    int32x4_t t = vaddq_s32(vaddq_s32(f0, f3), vaddq_s32(vshrq_n_s32(f1, 4), vshrq_n_s32(f2, 2)));
+    int32x4_t t = vaddq_s32(f03, vaddq_s32(vshrq_n_s32(f1, 4), vshrq_n_s32(f2, 2)));
     return vaddvq_s32(t);
 }
 
-/* Rows [m, m + ROWS) against one token; the activation loads are shared. */
+/* The four fields of 16 weight bytes against their four activation vectors.
+ * Fields 0 and 3 both have scale 1 and share an accumulator (12 rather than
+ * 16 registers for four rows, so nothing spills). */
+typedef struct acc4 {
+    int32x4_t f03, f1, f2;
+} acc4;
+
+static inline void row_step(acc4 *c, uint8x16_t v, int8x16_t a0, int8x16_t a1, int8x16_t a2,
+                            int8x16_t a3) {
+    c->f03 = vdotq_s32(c->f03, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)), a0);
+    c->f1 = vdotq_s32(c->f1, vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x30))), a1);
+    c->f2 = vdotq_s32(c->f2, vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0c))), a2);
+    c->f03 = vdotq_s32(c->f03, vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x03))), a3);
+}
+
+static inline int32_t acc4_total(const acc4 *c) {
+    return dp_reduce(c->f03, c->f1, c->f2);
+}
+
+/* Rows [m, m + 4) against one token; the activation loads are shared. The
+ * rows are written out (no loop over them) so all 16 accumulators stay in
+ * registers. */
 static void dp_rows4(const uint8_t *w, size_t row_bytes, int K, const int8_t *q,
                      int32_t sum, int32_t *out) {
-    const uint8x16_t m30 = vdupq_n_u8(0x30), m0c = vdupq_n_u8(0x0c), m03 = vdupq_n_u8(0x03);
-    int32x4_t acc[ROWS][4];
-    for (int r = 0; r < ROWS; r++)
-        for (int g = 0; g < 4; g++) acc[r][g] = vdupq_n_s32(0);
-    for (int b = 0; b < K / 128; b++) {
-        for (int h = 0; h < 2; h++) {
-            const int8_t *qa = q + 128 * b + 16 * h;
-            const int8x16_t a0 = vld1q_s8(qa), a1 = vld1q_s8(qa + 32);
-            const int8x16_t a2 = vld1q_s8(qa + 64), a3 = vld1q_s8(qa + 96);
-            for (int r = 0; r < ROWS; r++) {
-                uint8x16_t v = vld1q_u8(w + r * row_bytes + 32 * (size_t)b + 16 * h);
-                acc[r][0] = vdotq_s32(acc[r][0], vreinterpretq_s8_u8(vshrq_n_u8(v, 6)), a0);
-                acc[r][1] = vdotq_s32(acc[r][1], vreinterpretq_s8_u8(vandq_u8(v, m30)), a1);
-                acc[r][2] = vdotq_s32(acc[r][2], vreinterpretq_s8_u8(vandq_u8(v, m0c)), a2);
-                acc[r][3] = vdotq_s32(acc[r][3], vreinterpretq_s8_u8(vandq_u8(v, m03)), a3);
-            }
-        }
+    const int32x4_t z = vdupq_n_s32(0);
+    acc4 r0 = {z, z, z}, r1 = r0, r2 = r0, r3 = r0;
+    const uint8_t *w0 = w, *w1 = w + row_bytes, *w2 = w + 2 * row_bytes, *w3 = w + 3 * row_bytes;
+    for (int i = 0; i < K / 4; i += 16) {
+        /* bytes i..i+15 are half (i%32)/16 of block i/32; field g pairs
+         * with activations 128*block + 32*g + 16*half */
+        const int8_t *qa = q + 128 * (i / 32) + (i % 32);
+        const int8x16_t a0 = vld1q_s8(qa), a1 = vld1q_s8(qa + 32);
+        const int8x16_t a2 = vld1q_s8(qa + 64), a3 = vld1q_s8(qa + 96);
+        row_step(&r0, vld1q_u8(w0 + i), a0, a1, a2, a3);
+        row_step(&r1, vld1q_u8(w1 + i), a0, a1, a2, a3);
+        row_step(&r2, vld1q_u8(w2 + i), a0, a1, a2, a3);
+        row_step(&r3, vld1q_u8(w3 + i), a0, a1, a2, a3);
     }
-    for (int r = 0; r < ROWS; r++)
-        out[r] = dp_reduce(acc[r][0], acc[r][1], acc[r][2], acc[r][3]) - sum;
+    out[0] = acc4_total(&r0) - sum;
+    out[1] = acc4_total(&r1) - sum;
+    out[2] = acc4_total(&r2) - sum;
+    out[3] = acc4_total(&r3) - sum;
 }
 
 /* One row (the M tail). */
 static int32_t dp_row1(const uint8_t *w, int K, const int8_t *q, int32_t sum) {
-    const uint8x16_t m30 = vdupq_n_u8(0x30), m0c = vdupq_n_u8(0x0c), m03 = vdupq_n_u8(0x03);
-    int32x4_t f0 = vdupq_n_s32(0), f1 = f0, f2 = f0, f3 = f0;
-    for (int b = 0; b < K / 128; b++) {
-        for (int h = 0; h < 2; h++) {
-            const int8_t *qa = q + 128 * b + 16 * h;
-            uint8x16_t v = vld1q_u8(w + 32 * (size_t)b + 16 * h);
-            f0 = vdotq_s32(f0, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)), vld1q_s8(qa));
-            f1 = vdotq_s32(f1, vreinterpretq_s8_u8(vandq_u8(v, m30)), vld1q_s8(qa + 32));
-            f2 = vdotq_s32(f2, vreinterpretq_s8_u8(vandq_u8(v, m0c)), vld1q_s8(qa + 64));
-            f3 = vdotq_s32(f3, vreinterpretq_s8_u8(vandq_u8(v, m03)), vld1q_s8(qa + 96));
-        }
+    const int32x4_t z = vdupq_n_s32(0);
+    acc4 r = {z, z, z};
+    for (int i = 0; i < K / 4; i += 16) {
+        const int8_t *qa = q + 128 * (i / 32) + (i % 32);
+        row_step(&r, vld1q_u8(w + i), vld1q_s8(qa), vld1q_s8(qa + 32), vld1q_s8(qa + 64),
+                 vld1q_s8(qa + 96));
     }
-    return dp_reduce(f0, f1, f2, f3) - sum;
+    return acc4_total(&r) - sum;
 }
 
 /* Rows in chunks of 32 (8 KB of weights at K = 2560, kept in L1 while every
