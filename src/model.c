@@ -319,6 +319,8 @@ typedef struct repack_job {
     bn_model *m;
     int n_items;                    /* n_layer * N_TERNARY */
     atomic_int next;
+    pthread_t tid[8];
+    int n_started;
 } repack_job;
 
 /* Release the file pages of an I2_S payload once repacked, so they are not
@@ -348,13 +350,15 @@ static void *repack_worker(void *arg) {
     return NULL;
 }
 
-static int repack_all(bn_model *m, char *err, size_t errlen) {
+/* Sizes the arena up front, assigns every ternary its 64-byte aligned slot
+ * and starts the repack workers (one per core: repacking streams ~0.5 GB for
+ * 2B4T). The caller builds the tokenizer meanwhile, then repack_finish(). */
+static int repack_start(bn_model *m, repack_job *job, char *err, size_t errlen) {
     const int n_items = m->hp.n_layer * N_TERNARY;
     size_t total = 0;
     for (int i = 0; i < n_items; i++) {
         bn_ternary *w = layer_ternary(&m->layers[i / N_TERNARY], i % N_TERNARY);
-        size_t sz = m->kern->ternary_packed_size(w->K, w->M);
-        total += (sz + 63) & ~(size_t)63;
+        total += (m->kern->ternary_packed_size(w->K, w->M) + 63) & ~(size_t)63;
     }
     m->packed_arena = aligned_alloc(64, total ? total : 64);
     if (!m->packed_arena)
@@ -366,22 +370,25 @@ static int repack_all(bn_model *m, char *err, size_t errlen) {
         w->packed = (uint8_t *)m->packed_arena + off;
         off += (m->kern->ternary_packed_size(w->K, w->M) + 63) & ~(size_t)63;
     }
-
-    /* Repacking streams ~0.5 GB for 2B4T: spread the tensors over the cores. */
-    repack_job job = { m, n_items, 0 };
+    job->m = m;
+    job->n_items = n_items;
+    atomic_init(&job->next, 0);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int n_threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
     if (n_threads > n_items)
         n_threads = n_items;
-    pthread_t tid[8];
-    int started = 0;
-    for (; started < n_threads - 1; started++)
-        if (pthread_create(&tid[started], NULL, repack_worker, &job) != 0)
-            break;                  /* fewer helpers is fine: this thread works too */
-    repack_worker(&job);
-    for (int i = 0; i < started; i++)
-        pthread_join(tid[i], NULL);
+    for (job->n_started = 0; job->n_started < n_threads; job->n_started++)
+        if (pthread_create(&job->tid[job->n_started], NULL, repack_worker, job) != 0)
+            break;                  /* fewer workers is fine: repack_finish works too */
     return 0;
+}
+
+/* The calling thread joins in until every tensor is done. */
+static void repack_finish(repack_job *job) {
+    repack_worker(job);
+    for (int i = 0; i < job->n_started; i++)
+        pthread_join(job->tid[i], NULL);
+    job->n_started = 0;
 }
 
 /* ---- load / free -------------------------------------------------------------- */
@@ -390,6 +397,8 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
                         size_t errlen) {
     bn_model_params defaults = bn_model_default_params();
     const bn_model_params *p = params ? params : &defaults;
+    repack_job job;
+    job.n_started = -1;             /* -1: no repack under way */
     bn_model *m = calloc(1, sizeof *m);
     if (!m) {
         fail(err, errlen, "out of memory");
@@ -413,20 +422,21 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         m->head_type = BN_HEAD_F16;
         if (bind_tensors(m, 0, err, errlen) != 0)
             goto fail;
+        if (!(m->kern = bn_kernels_select(p->kernel, err, errlen)))
+            goto fail;
+        if (repack_start(m, &job, err, errlen) != 0)
+            goto fail;
     }
+    /* The tokenizer is built while the workers repack. */
     m->tok = bn_tokenizer_from_gguf(&m->gguf, p->pre_tokenizer, err, errlen);
+    if (job.n_started >= 0)
+        repack_finish(&job);
     if (!m->tok)
         goto fail;
     if (bn_vocab_size(m->tok) != m->hp.n_vocab) {
         fail(err, errlen, "vocab_size is %d but the tokenizer has %d tokens",
              m->hp.n_vocab, bn_vocab_size(m->tok));
         goto fail;
-    }
-    if (!p->vocab_only) {
-        if (!(m->kern = bn_kernels_select(p->kernel, err, errlen)))
-            goto fail;
-        if (repack_all(m, err, errlen) != 0)
-            goto fail;
     }
     return m;
 fail:
