@@ -180,7 +180,8 @@ static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, const char *flag) {
 
 int bn_cmd_bench(const bn_cli_opts *o) {
     if (o->kernels) return bn_err("bench --kernels is not available in this build yet");
-    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    double load_ms = 0;
+    bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     if (!m) return 1;
     const bn_hparams *hp = bn_model_hparams(m);
     bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t;
@@ -188,6 +189,7 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         bn_model_free(m);
         return 1;
     }
+    bn_cli_log_load(o, m, load_ms);
     if (lt.n == 0) {
         lt.v[0] = bn_physical_cores();
         lt.n = 1;

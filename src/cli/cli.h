@@ -75,6 +75,9 @@ void bn_print_usage(FILE *f);
 const char *bn_cli_model_path(const bn_cli_opts *o);
 /* Loads the model for evaluation (or vocab_only). Prints the error. */
 bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_ms);
+/* The one-line load log on stderr; modes print it once their inputs are
+ * validated, so that a failure leaves exactly one line on stderr. */
+void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms);
 /* A context of o->n_ctx (capped by the model's) with n_outputs_max rows. */
 bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_max);
 /* Reads a whole file (NUL appended, not counted). Prints the error. */

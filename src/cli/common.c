@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "kernels.h"
+#include "model.h"
 
 #ifndef BN_SOURCE_MODEL_DIR
 #define BN_SOURCE_MODEL_DIR "models"
@@ -97,14 +98,18 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
         return NULL;
     }
     if (load_ms) *load_ms = ms;
+    return m;
+}
+
+void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms) {
     const bn_hparams *hp = bn_model_hparams(m);
-    if (vocab_only)
+    const char *path = o->model ? o->model : bn_cli_model_path(o);
+    if (!m->kern)                   /* vocab_only */
         fprintf(stderr, "load: %s: vocabulary of %d tokens\n", path, hp->n_vocab);
     else
         fprintf(stderr, "load: %s: %s, %d layers, %.2fM params, %.2f MB, kernel %s, %.1f ms\n",
                 path, hp->arch, hp->n_layer, (double)bn_model_n_params(m) / 1e6,
-                (double)bn_model_file_size(m) / 1e6, bn_model_kernel_name(m), ms);
-    return m;
+                (double)bn_model_file_size(m) / 1e6, bn_model_kernel_name(m), load_ms);
 }
 
 bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_max) {

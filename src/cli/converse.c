@@ -70,7 +70,8 @@ static void context_full_note(int n_ctx) {
 int bn_cmd_chat(const bn_cli_opts *o) {
     char *sys = system_prompt(o);
     if (!sys) return 1;
-    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    double load_ms = 0;
+    bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     bn_context *c = m ? bn_cli_new_context(o, m, 1) : NULL;
     bn_sampler *s = NULL;
     bn_chat chat;
@@ -91,6 +92,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
                bn_chat_n_pending(&chat), n_ctx);
         goto done;
     }
+    bn_cli_log_load(o, m, load_ms);
     bn_sampler_params sp = o->sp;
     if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
     s = bn_sampler_new(&sp, bn_vocab_size(tok));

@@ -39,6 +39,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         goto done;
     }
 
+    bn_cli_log_load(o, m, load_ms);
     bn_sampler_params sp = o->sp;
     if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
     s = bn_sampler_new(&sp, bn_vocab_size(tok));

@@ -59,7 +59,8 @@ int bn_cmd_logits(const bn_cli_opts *o) {
     if (!o->out) return bn_err("logits: -o OUT is required (see bitnet --help)");
     if (!!o->tokens + !!o->prompt != 1) return bn_err("logits: give either --tokens LIST or -p TEXT");
     if (o->prompt && !o->prompt[0]) return bn_err("empty prompt");
-    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    double load_ms = 0;
+    bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     if (!m) return 1;
     const bn_tokenizer *tok = bn_model_tokenizer(m);
     const int n_vocab = bn_model_hparams(m)->n_vocab;
@@ -84,6 +85,7 @@ int bn_cmd_logits(const bn_cli_opts *o) {
         bn_err("%s: cannot open for writing: %s", o->out, strerror(errno));
         goto done;
     }
+    bn_cli_log_load(o, m, load_ms);
     char err[256];
     int rows = 0;
     if (o->seq) {                   /* token by token: the decode path */

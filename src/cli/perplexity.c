@@ -28,7 +28,8 @@ int bn_cmd_perplexity(const bn_cli_opts *o) {
         free(text);
         return bn_err("%s: empty file", o->file);
     }
-    bn_model *m = bn_cli_load_model(o, 0, NULL);
+    double load_ms = 0;
+    bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     bn_context *c = NULL;
     int32_t *toks = NULL;
     int n_tok = 0, rc = 1;
@@ -56,6 +57,7 @@ int bn_cmd_perplexity(const bn_cli_opts *o) {
                n_tok, n_ctx, 2 * n_ctx);
         goto done;
     }
+    bn_cli_log_load(o, m, load_ms);
     if (co.n_batch == 0 || co.n_batch > n_ctx) co.n_batch = n_ctx;
     c = bn_cli_new_context(&co, m, n_ctx);
     if (!c) goto done;

@@ -18,6 +18,7 @@ int bn_cmd_tokenize(const bn_cli_opts *o) {
     int32_t *ids = bn_cli_tokenize(tok, text, len, !o->no_bos && bn_add_bos(tok),
                                    !o->no_special, &n);
     if (ids) {
+        bn_cli_log_load(o, m, 0);
         for (int i = 0; i < n; i++) printf("%s%d", i ? " " : "", (int)ids[i]);
         printf("\n");
         fprintf(stderr, "tokens: %d\n", n);
