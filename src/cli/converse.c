@@ -100,12 +100,12 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         bn_err("out of memory (sampler)");
         goto done;
     }
+    install_sigint();               /* before the seed line: scripts wait for it */
     fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
     if (feed(c, &chat) != 0) goto done;
 
     const int tty = isatty(STDIN_FILENO);
     if (tty) fprintf(stderr, "chat: type a message; /exit or Ctrl-D quits, Ctrl-C stops a reply\n");
-    install_sigint();
     int full = 0, turns = 0;
     for (;;) {
         if (tty) {
