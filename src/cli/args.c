@@ -329,6 +329,7 @@ void bn_print_usage(FILE *f) {
 "  -o md|json                bench: output format\n"
 "  -r N                      bench: repetitions (default 5)\n"
 "  --kernels                 bench: the ternary kernels alone, every variant\n"
+"  --variants LIST           bench --kernels: only these variants (e.g. avx2,avx512)\n"
 "\n"
 "errors (one line 'bitnet: error: ...' on stderr, non-zero exit status):\n"
 "  model file missing, unreadable or invalid ('bitnet: error: FILE: what is wrong');\n"

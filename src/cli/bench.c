@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_kernels.h"
 #include "cli.h"
 #include "model.h"
 #include "threadpool.h"
@@ -178,8 +179,24 @@ static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, const char *flag) {
     return 0;
 }
 
+/* `bench --kernels`: the ternary kernels alone (src/bench_kernels.c). */
+static int bench_kernels(const bn_cli_opts *o) {
+    if (o->model || o->bench_p.n || o->bench_n.n || o->json)
+        return bn_err("bench --kernels takes only -t, -r and --variants");
+    if (o->bench_t.n > BN_BENCH_MAX_THREADS)
+        return bn_err("bench --kernels: at most %d thread counts", BN_BENCH_MAX_THREADS);
+    bn_bench_kernels_opts ko;
+    bn_bench_kernels_default_opts(&ko);
+    for (int i = 0; i < o->bench_t.n; i++) ko.threads[i] = o->bench_t.v[i];
+    if (o->bench_t.n) ko.n_threads = o->bench_t.n;
+    ko.reps = o->reps;
+    ko.variants = o->variants;
+    return bn_bench_kernels(stdout, &ko) == 0 ? 0 : 1;
+}
+
 int bn_cmd_bench(const bn_cli_opts *o) {
-    if (o->kernels) return bn_err("bench --kernels is not available in this build yet");
+    if (o->kernels) return bench_kernels(o);
+    if (o->variants) return bn_err("--variants needs --kernels");
     double load_ms = 0;
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     if (!m) return 1;
