@@ -24,7 +24,8 @@ static void usage(FILE *out) {
             "                    [--embd N] [--heads N] [--kv-heads N] [--ff N]\n"
             "                    [--vocab llama3|bytes] [--vocab-file GGUF] [--ctx N]\n"
             "                    [--rope-theta X] [--name S]\n"
-            "Writes a bitnet-b1.58 i2_s GGUF with seeded random ternary weights.\n"
+            "Writes a bitnet-b1.58 i2_s GGUF with seeded random ternary weights\n"
+            "(default seed 42; the same seed always gives the same bytes).\n"
             "Presets: 2b4t = the published BitNet-b1.58-2B-4T shapes (1,187,801,280 bytes),\n"
             "         small = 2 layers, embd 256, 4 heads, 2 kv heads, ff 768, byte vocab.\n");
 }
