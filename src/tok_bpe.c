@@ -115,20 +115,61 @@ static void put_symbol(const bn_tokenizer *t, const unsigned char *p, int32_t id
         if (t->byte_id[p[start + i]] >= 0) bn_sink_put(sink, t->byte_id[p[start + i]]);
 }
 
-int bn_bpe_piece(const bn_tokenizer *t, bn_bpe_scratch *sc, const unsigned char *p, size_t n,
+/* Short pieces (most of them): the same merge order found by a linear scan
+ * for the lowest (rank, position) pair over a small linked list on the
+ * stack; no heap and no stale entries. Quadratic, so only up to SMALL_PIECE
+ * bytes. A symbol is named by its first byte's position. */
+#define SMALL_PIECE 48
+
+static void pair_rank(const bn_tokenizer *t, const int32_t *sym, int i, int j, uint32_t *rk,
+                      int32_t *res)
+{
+    rk[i] = UINT32_MAX;
+    if (sym[i] < 0 || sym[j] < 0) return;
+    const bn_merge_slot *m = merge_find(t, sym[i], sym[j]);
+    if (m) {
+        rk[i] = m->rank;
+        res[i] = m->result;
+    }
+}
+
+static void bpe_small(const bn_tokenizer *t, const unsigned char *p, int n, bn_id_sink *sink)
+{
+    int32_t sym[SMALL_PIECE], res[SMALL_PIECE];
+    uint32_t rk[SMALL_PIECE];
+    uint8_t nx[SMALL_PIECE], pv[SMALL_PIECE + 1];   /* n = end of list */
+    for (int i = 0; i < n; i++) {
+        sym[i] = t->byte_id[p[i]];
+        nx[i] = (uint8_t)(i + 1);
+        pv[i + 1] = (uint8_t)i;
+    }
+    for (int i = 0; i + 1 < n; i++) pair_rank(t, sym, i, i + 1, rk, res);
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        int b = -1;
+        for (int i = 0; nx[i] < n; i = nx[i])
+            if (rk[i] < best) { best = rk[i]; b = i; }
+        if (b < 0) break;
+        int j = nx[b];                      /* merged into b */
+        sym[b] = res[b];
+        nx[b] = nx[j];
+        pv[nx[j]] = (uint8_t)b;
+        if (nx[b] < n) pair_rank(t, sym, b, nx[b], rk, res);
+        if (b > 0) pair_rank(t, sym, pv[b], b, rk, res);
+    }
+    for (int i = 0; i < n; i = nx[i]) put_symbol(t, p, sym[i], (uint32_t)i, (uint32_t)(nx[i] - i), sink);
+}
+
+int bn_bpe_merge(const bn_tokenizer *t, bn_bpe_scratch *sc, const unsigned char *p, size_t n,
                  bn_id_sink *sink)
 {
-    if (n == 0) return 0;
-    if (n == 1) {
-        put_symbol(t, p, t->byte_id[p[0]], 0, 1, sink);
+    if (n < 2) {
+        if (n) put_symbol(t, p, t->byte_id[p[0]], 0, 1, sink);
         return 0;
     }
-    if (t->ignore_merges) {
-        int32_t id = bn_tok_find(t, p, n);
-        if (id >= 0 && id < t->n_vocab) {
-            bn_sink_put(sink, id);
-            return 0;
-        }
+    if (n <= SMALL_PIECE) {
+        bpe_small(t, p, (int)n, sink);
+        return 0;
     }
     if (n > INT32_MAX || reserve(sc, n)) return -1;
     for (size_t i = 0; i < n; i++) {

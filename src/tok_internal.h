@@ -12,9 +12,16 @@
 enum { BN_TT_NORMAL = 1, BN_TT_UNKNOWN = 2, BN_TT_CONTROL = 3, BN_TT_USER_DEFINED = 4,
        BN_TT_UNUSED = 5, BN_TT_BYTE = 6 };
 
-/* Open-addressing table: byte string -> symbol id. */
+/* Open-addressing table: byte string -> symbol id. Each slot keeps the
+ * upper hash bits so that most misses never touch the token bytes. */
+typedef struct bn_strmap_slot {
+    uint32_t tag;                   /* hash >> 32 */
+    int32_t id;                     /* -1 = empty */
+    uint32_t off, len;              /* copy of the symbol's bytes location */
+} bn_strmap_slot;
+
 typedef struct bn_strmap {
-    int32_t *slot;                  /* -1 = empty */
+    bn_strmap_slot *slot;
     uint32_t mask;
 } bn_strmap;
 
@@ -58,12 +65,13 @@ struct bn_tokenizer {
     int n_eog;
 };
 
-/* Hash of a byte string (also used for lookups by the API). */
-uint32_t bn_tok_hash(const unsigned char *s, size_t n);
-/* Id of a BPE symbol with these bytes, or -1. */
+/* 64-bit hash of a byte string: low bits index, high bits tag. */
+uint64_t bn_tok_hash(const unsigned char *s, size_t n);
+/* Id of a BPE symbol with these bytes, or -1 (_h: with its bn_tok_hash). */
 int32_t bn_tok_find(const bn_tokenizer *t, const unsigned char *s, size_t n);
+int32_t bn_tok_find_h(const bn_tokenizer *t, const unsigned char *s, size_t n, uint64_t h);
 
-/* Reusable scratch for bn_bpe_piece (grown on demand). */
+/* Reusable scratch for bn_bpe_merge (grown on demand). */
 typedef struct bn_bpe_scratch {
     int32_t *sym, *prev, *next;
     uint32_t *start, *slen;
@@ -84,11 +92,26 @@ static inline void bn_sink_put(bn_id_sink *s, int32_t id)
     s->n++;
 }
 
-/* Byte-level BPE of one pre-tokenized piece (valid UTF-8 bytes). Returns 0,
- * or -1 when out of memory. */
-int bn_bpe_piece(const bn_tokenizer *t, bn_bpe_scratch *sc, const unsigned char *p, size_t n,
+/* Byte-level BPE merging of one pre-tokenized piece of n >= 2 bytes (the
+ * whole-piece vocabulary hit is the caller's business). Emits at most n ids.
+ * Returns 0, or -1 when out of memory. */
+int bn_bpe_merge(const bn_tokenizer *t, bn_bpe_scratch *sc, const unsigned char *p, size_t n,
                  bn_id_sink *sink);
 void bn_bpe_scratch_free(bn_bpe_scratch *sc);
+
+/* Per-call cache of merged pieces (tok_cache.c). */
+typedef struct bn_piece_cache {
+    struct bn_cache_slot *slot;     /* NULL = caching off */
+    uint32_t mask, used;
+    int32_t *ids;
+    size_t ids_len, ids_cap;
+} bn_piece_cache;
+int bn_cache_init(bn_piece_cache *c, size_t text_len);
+void bn_cache_free(bn_piece_cache *c);
+const int32_t *bn_cache_get(const bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
+                            int *n_ids);
+void bn_cache_put(bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
+                  const int32_t *ids, int n_ids);
 
 /* Pre-tokenizers: split the code points cp[0..n) of one text fragment into
  * pieces, calling emit(ctx, start, end) (code point indices) in order. */

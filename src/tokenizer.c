@@ -21,7 +21,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- hashing ------------------------------------------------------------- */
 
-uint32_t bn_tok_hash(const unsigned char *s, size_t n)
+uint64_t bn_tok_hash(const unsigned char *s, size_t n)
 {
     uint64_t h = 0x243F6A8885A308D3ull ^ n;
     while (n >= 8) {
@@ -36,22 +36,25 @@ uint32_t bn_tok_hash(const unsigned char *s, size_t n)
     memcpy(&w, s, n);
     h = (h ^ w) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 29;
-    return (uint32_t)h;
-}
-
-static int sym_eq(const bn_tokenizer *t, int32_t id, const unsigned char *s, size_t n)
-{
-    return t->len[id] == n && memcmp(t->bytes + t->off[id], s, n) == 0;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return h;
 }
 
 int32_t bn_tok_find(const bn_tokenizer *t, const unsigned char *s, size_t n)
 {
-    uint32_t h = bn_tok_hash(s, n) & t->bpe.mask;
+    return bn_tok_find_h(t, s, n, bn_tok_hash(s, n));
+}
+
+int32_t bn_tok_find_h(const bn_tokenizer *t, const unsigned char *s, size_t n, uint64_t h)
+{
+    uint32_t tag = (uint32_t)(h >> 32), i = (uint32_t)h & t->bpe.mask;
     for (;;) {
-        int32_t id = t->bpe.slot[h];
-        if (id < 0) return -1;
-        if (sym_eq(t, id, s, n)) return id;
-        h = (h + 1) & t->bpe.mask;
+        const bn_strmap_slot *sl = &t->bpe.slot[i];
+        if (sl->id < 0) return -1;
+        if (sl->tag == tag && sl->len == n && memcmp(t->bytes + sl->off, s, n) == 0)
+            return sl->id;
+        i = (i + 1) & t->bpe.mask;
     }
 }
 
@@ -93,12 +96,15 @@ static int add_symbol(builder *b, const unsigned char *s, size_t n)
     return t->n_sym++;
 }
 
-static int strmap_insert_raw(bn_strmap *m, const bn_tokenizer *t, int32_t id)
+static void strmap_insert_raw(bn_strmap *m, const bn_tokenizer *t, int32_t id)
 {
-    uint32_t h = bn_tok_hash((const unsigned char *)t->bytes + t->off[id], t->len[id]) & m->mask;
-    while (m->slot[h] >= 0) h = (h + 1) & m->mask;
-    m->slot[h] = id;
-    return 0;
+    uint64_t h = bn_tok_hash((const unsigned char *)t->bytes + t->off[id], t->len[id]);
+    uint32_t i = (uint32_t)h & m->mask;
+    while (m->slot[i].id >= 0) i = (i + 1) & m->mask;
+    m->slot[i].tag = (uint32_t)(h >> 32);
+    m->slot[i].id = id;
+    m->slot[i].off = t->off[id];
+    m->slot[i].len = t->len[id];
 }
 
 static int strmap_alloc(bn_strmap *m, size_t n_entries)
@@ -120,7 +126,7 @@ static int bpe_add(builder *b, int32_t id)
         bn_strmap old = t->bpe, nm;
         if (strmap_alloc(&nm, ((size_t)old.mask + 1))) return -1;
         for (uint32_t i = 0; i <= old.mask; i++)
-            if (old.slot[i] >= 0) strmap_insert_raw(&nm, t, old.slot[i]);
+            if (old.slot[i].id >= 0) strmap_insert_raw(&nm, t, old.slot[i].id);
         free(old.slot);
         t->bpe = nm;
     }
@@ -141,23 +147,39 @@ static int32_t symbol_for(builder *b, const unsigned char *s, size_t n)
 }
 
 /* Byte-level token text -> raw bytes. Code points outside the GPT-2
- * alphabet (and undecodable bytes) are kept as they are. */
+ * alphabet (and undecodable bytes) are kept as they are. The alphabet is
+ * U+0021..U+0143, so only 1- and 2-byte sequences need the table. */
+static int16_t gpt2_inv[0x144];
+
+static void gpt2_inv_init(void)
+{
+    for (int c = 0; c < 0x144; c++) gpt2_inv[c] = (int16_t)bn_gpt2_cp_to_byte((uint32_t)c);
+}
+
 static size_t gpt2_decode(const unsigned char *s, size_t n, unsigned char *out)
 {
     size_t o = 0, i = 0;
     while (i < n) {
-        uint32_t cp;
-        int k = bn_utf8_decode(s + i, n - i, &cp);
-        int byte = k ? bn_gpt2_cp_to_byte(cp) : -1;
-        if (byte >= 0) {
-            out[o++] = (unsigned char)byte;
-            i += (size_t)k;
-        } else {
-            size_t m = k ? (size_t)k : 1;
-            memcpy(out + o, s + i, m);
-            o += m;
-            i += m;
+        unsigned b = s[i];
+        uint32_t cp = 0x144;
+        size_t k = 1;
+        if (b < 0x80) cp = b;
+        else if (b >= 0xC2 && b <= 0xC5 && i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
+            cp = ((b & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
+            k = 2;
         }
+        if (cp < 0x144 && gpt2_inv[cp] >= 0) {
+            out[o++] = (unsigned char)gpt2_inv[cp];
+            i += k;
+            continue;
+        }
+        /* not in the alphabet: copy the whole sequence (or the bad byte) */
+        uint32_t c;
+        int m = bn_utf8_decode(s + i, n - i, &c);
+        k = m > 0 ? (size_t)m : 1;
+        memcpy(out + o, s + i, k);
+        o += k;
+        i += k;
     }
     return o;
 }
@@ -413,6 +435,7 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
 
     bn_tokenizer *t = calloc(1, sizeof *t);
     if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
+    gpt2_inv_init();     /* idempotent: the same values every time */
     builder b = { t, 0, 0, 0, 0 };
     t->n_vocab = n_vocab;
     b.sym_cap = n_vocab + 16;
@@ -527,12 +550,53 @@ typedef struct tok_run {
     const uint32_t *off;            /* byte offset of each code point (+ end) */
     bn_bpe_scratch sc;
     bn_id_sink sink;
+    bn_piece_cache cache;           /* only for long inputs */
+    int32_t *tmp;                   /* ids of one piece on their way to the cache */
+    size_t tmp_cap;
 } tok_run;
 
+/* Inputs at least this long cache merged pieces (see tok_cache.c). */
+#define CACHE_MIN_LEN 16384
+
+/* One piece: a single byte, the whole-piece vocabulary hit (LLaMA-3's
+ * ignore_merges), a cached result, or BPE merging. */
 static int on_piece(void *ctx, size_t a, size_t b)
 {
     tok_run *r = ctx;
-    return bn_bpe_piece(r->t, &r->sc, r->text + r->off[a], r->off[b] - r->off[a], &r->sink);
+    const bn_tokenizer *t = r->t;
+    const unsigned char *p = r->text + r->off[a];
+    size_t n = r->off[b] - r->off[a];
+    if (n == 1) {
+        if (t->byte_id[p[0]] >= 0) bn_sink_put(&r->sink, t->byte_id[p[0]]);
+        return 0;
+    }
+    uint64_t h = bn_tok_hash(p, n);
+    if (t->ignore_merges) {
+        int32_t id = bn_tok_find_h(t, p, n, h);
+        if (id >= 0 && id < t->n_vocab) {
+            bn_sink_put(&r->sink, id);
+            return 0;
+        }
+    }
+    if (!r->cache.slot) return bn_bpe_merge(t, &r->sc, p, n, &r->sink);
+
+    int k;
+    const int32_t *ids = bn_cache_get(&r->cache, p, n, h, &k);
+    if (!ids) {
+        if (n > r->tmp_cap) {
+            int32_t *q = realloc(r->tmp, n * sizeof *q);
+            if (!q) return -1;
+            r->tmp = q;
+            r->tmp_cap = n;
+        }
+        bn_id_sink one = { r->tmp, (int)n, 0 };
+        if (n > INT_MAX || bn_bpe_merge(t, &r->sc, p, n, &one)) return -1;
+        k = (int)one.n;
+        bn_cache_put(&r->cache, p, n, h, r->tmp, k);
+        ids = r->tmp;
+    }
+    for (int i = 0; i < k; i++) bn_sink_put(&r->sink, ids[i]);
+    return 0;
 }
 
 /* Pre-tokenize and BPE one text fragment of valid UTF-8. */
@@ -600,6 +664,7 @@ int bn_tokenize(const bn_tokenizer *t, const char *text, size_t len,
     r.sink.out = out;
     r.sink.max = max;
     if (add_bos && t->bos >= 0) bn_sink_put(&r.sink, t->bos);
+    if (n >= CACHE_MIN_LEN && bn_cache_init(&r.cache, n)) { free(clean); return -1; }
 
     uint32_t *cp = malloc((n + 1) * sizeof *cp);
     uint32_t *off = malloc((n + 1) * sizeof *off);
@@ -623,6 +688,8 @@ int bn_tokenize(const bn_tokenizer *t, const char *text, size_t len,
     free(off);
     free(clean);
     bn_bpe_scratch_free(&r.sc);
+    bn_cache_free(&r.cache);
+    free(r.tmp);
     if (rc || r.sink.n > INT_MAX) return -1;
     return (int)r.sink.n;
 }
