@@ -2,6 +2,7 @@
  * on x86, AT_HWCAP on aarch64), what this binary contains (a variant's entry
  * point returns NULL where it was not compiled), and what the user forces
  * (argument or $BITNET_KERNEL). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,9 +85,41 @@ static const variant variants[] = {
 };
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
 
+/* Optional entries (kernels.h): a table missing the quantized-head group is
+ * handed out as a copy completed from the reference. One copy per source
+ * table, made on first use and kept for the life of the process, so every
+ * caller sees the same pointer for the same variant. */
+enum { MAX_FILLED = 16 };
+static pthread_mutex_t filled_lock = PTHREAD_MUTEX_INITIALIZER;
+static const bn_kernels *filled_src[MAX_FILLED];
+static bn_kernels filled[MAX_FILLED];
+
+static const bn_kernels *complete(const bn_kernels *k) {
+    if (!k || k->head_q8_size) return k;
+    const bn_kernels *out = k;
+    pthread_mutex_lock(&filled_lock);
+    int i = 0;
+    while (i < MAX_FILLED && filled_src[i] && filled_src[i] != k) i++;
+    if (i < MAX_FILLED) {
+        if (!filled_src[i]) {
+            const bn_kernels *ref = bn_kernels_ref();
+            filled[i] = *k;
+            filled[i].head_q8_size = ref->head_q8_size;
+            filled[i].head_q8_quantize = ref->head_q8_quantize;
+            filled[i].act_q8_quantize = ref->act_q8_quantize;
+            filled[i].gemv_head_q8 = ref->gemv_head_q8;
+            filled[i].head_q8_rows = ref->head_q8_rows;
+            filled_src[i] = k;
+        }
+        out = &filled[i];
+    }
+    pthread_mutex_unlock(&filled_lock);
+    return out;     /* more than MAX_FILLED sources cannot happen: tables are static */
+}
+
 static const bn_kernels *usable(const variant *v, int feats) {
     if ((v->needs & feats) != v->needs) return NULL;
-    return v->get();
+    return complete(v->get());
 }
 
 const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen) {
@@ -97,7 +130,7 @@ const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen)
             const bn_kernels *k = usable(&variants[i], feats);
             if (k) return k;
         }
-        return bn_kernels_ref();
+        return complete(bn_kernels_ref());
     }
     for (int i = 0; i < N_VARIANTS; i++) {
         if (strcmp(force, variants[i].name) != 0) continue;

@@ -57,7 +57,61 @@ typedef struct bn_kernels {
     float (*dot_f16)(const uint16_t *a, const uint16_t *b, int n);
     /* y[m - m0] = dot_f16(W + m·K, x, K) for m in [m0, m1): the LM head. */
     void (*gemv_f16)(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+
+    /* ---- quantized LM head (optional: see "Optional entries" below) ------- */
+    /* The tied F16 embedding [K x M] (M rows of K, K % 32 == 0) quantized once
+     * at load time to int8 in row-wise blocks of 32 with one f16 scale per
+     * block ("Q8 head"), and the hidden state quantized per token the same way.
+     * Numerics, identical in every variant (head_q8.c is the definition):
+     *   weights, per block of 32 f16 values w_i (assumed finite):
+     *     amax = max|w_i| (float), dw = f16(amax / 127.0f) rounded to nearest
+     *     even, q_i = clamp(rne(w_i / dw), -127, 127) (division in float);
+     *     dw == 0 gives q_i = 0.
+     *   activations (act_q8_quantize), per block of 32 floats x_i (finite):
+     *     amax = max|x_i|, dx = amax / 127.0f, q_i = clamp(rne(x_i ·
+     *     (127.0f / amax)), -127, 127); amax == 0 gives dx = 0, q_i = 0;
+     *     sum = Σ q_i is stored too (for unsigned x signed dot instructions).
+     *   gemv: per row, with the exact int32 block sums isum_b = Σ qw·qx,
+     *     y = 0; for b = 0 .. K/32-1 in order:
+     *         y = y + (float)isum_b · (dw_b · dx_b)
+     *     every operation a separately rounded float operation (no FMA).
+     * So y is bit-identical across variants and thread counts, not merely
+     * close: tests compare it exactly.
+     *
+     * Layout (head_q8_rows = R; ref R = 1, avx2 R = 8, avx512 R = 16): rows in
+     * tiles of R (the last tile padded with zero rows), a tile is R·K weight
+     * bytes then (K/32)·R f16 scales, R·K·17/16 bytes in all. Weight (r, k) of
+     * a tile (block b = k/32, j = (k%32)/4, i = k%4) is the int8 at
+     * 32·R·b + 4·R·j + 4·r + i: four consecutive k of R rows side by side, so
+     * one vector load feeds R rows' 4-way dot products; scale (r, b) is the
+     * f16 at R·K + 2·(R·b + r). R = 1 is plain row-major. */
+    size_t (*head_q8_size)(int K, int M);
+    /* Quantizes rows [m0, m1) of W_f16 (row m at W_f16 + m·K) into dst (of
+     * head_q8_size bytes, 64-byte aligned); the call with m1 == M also writes
+     * the padding rows. Disjoint row ranges may run on different threads
+     * (ranges cut at multiples of head_q8_rows avoid sharing cache lines). */
+    void (*head_q8_quantize)(const uint16_t *W_f16, int K, int M, int m0, int m1, void *dst);
+    /* x[K] -> xq (bn_act_q8_size(K) bytes, layout fixed for all variants:
+     * int8 q[K], float dx[K/32], int32 sum[K/32]); 4-byte aligned suffices. */
+    void (*act_q8_quantize)(const float *x, int K, void *xq);
+    /* y[m - m0] for m in [m0, m1): any 0 <= m0 <= m1 <= M works; ranges cut
+     * at multiples of head_q8_rows share no work between threads. */
+    void (*gemv_head_q8)(const void *Wq, int K, const void *xq, int m0, int m1, float *y);
+    int head_q8_rows;
 } bn_kernels;
+
+/* Bytes of one token's act_q8_quantize output (K % 32 == 0). */
+static inline size_t bn_act_q8_size(int K) {
+    return (size_t)K + (size_t)(K / 32) * 8;
+}
+
+/* Optional entries: the quantized-head group (head_q8_size, head_q8_quantize,
+ * act_q8_quantize, gemv_head_q8, head_q8_rows) may be left NULL/0 by a
+ * variant. bn_kernels_select, bn_kernels_available and bn_kernels_all never
+ * return such a table: they return a copy with the whole group taken from
+ * the reference (never a mix of two layouts), made once per variant, so
+ * callers may call every entry unconditionally. The group is all-or-nothing:
+ * a variant that sets head_q8_size sets all five. */
 
 /* The float epilogue shared by every variant (SPEC 4.5 step 6). raw − act_sum
  * equals dot exactly and |dot| < 2^24, so (float)dot is exact. */
@@ -91,5 +145,18 @@ const bn_kernels *bn_kernels_avx2_lut(void);
 /* Scalar helpers every variant may use. */
 float bn_f16_to_f32(uint16_t h);
 uint16_t bn_f32_to_f16(float f);
+
+/* The Q8 head in plain C for any tile height R (head_q8.c): the definition
+ * of the numerics above; a variant may use them for its own R (the
+ * reference uses R = 1). */
+size_t bn_head_q8_size_tiled(int R, int K, int M);
+void bn_head_q8_quantize_tiled(int R, const uint16_t *W_f16, int K, int M, int m0, int m1,
+                               void *dst);
+void bn_head_q8_gemv_tiled(int R, const void *Wq, int K, const void *xq, int m0, int m1,
+                           float *y);
+void bn_act_q8_quantize_ref(const float *x, int K, void *xq);
+/* One block of 32 f16 weights -> dw (as f16 bits) and q[32]; the weight rule
+ * above, shared so SIMD quantizers can handle odd cases identically. */
+uint16_t bn_q8_block_quantize(const uint16_t *w, int8_t *q);
 
 #endif

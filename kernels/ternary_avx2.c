@@ -114,6 +114,143 @@ static void avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, i
     for (int m = m0; m < m1; m++) y[m - m0] = avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
+/* ---- Q8 head (kernels.h), tile height 8, shared by both tables -------------------
+ * A tile block (8 rows x 32 k) is 8 vectors of 32 bytes, vector j holding
+ * k = 4j..4j+3 of row r in int32 lane r. vpmaddubsw(|w|, sign(x, w)) gives
+ * exact int16 pairs (|w|, |x| <= 127: 2·127² < 2^15) and vpmaddwd with ones
+ * their int32 sums per row: no horizontal work, exact block sums. */
+
+enum { HR = 8 };
+
+static size_t avx2_head_size(int K, int M) {
+    return bn_head_q8_size_tiled(HR, K, M);
+}
+
+static inline __m256 abs_ps(__m256 v) {
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+}
+
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* 32 int32 (in four vectors, clamped to ±127) -> 32 int8 in order. */
+static inline void pack32(__m256i a, __m256i b, __m256i c, __m256i d, int8_t *q) {
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(bytes, order));
+}
+
+static inline __m256i clamp127(__m256i v) {
+    return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+}
+
+/* bn_q8_block_quantize with F16C: the same float operations, so the same q. */
+static inline uint16_t head_block(const uint16_t *w, int8_t q[32]) {
+    __m256 f[4];
+    for (int i = 0; i < 4; i++) f[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 8 * i)));
+    const float amax = hmax_ps(_mm256_max_ps(_mm256_max_ps(abs_ps(f[0]), abs_ps(f[1])),
+                                             _mm256_max_ps(abs_ps(f[2]), abs_ps(f[3]))));
+    const uint16_t dh = bn_f32_to_f16(amax / 127.0f);
+    const float d = bn_f16_to_f32(dh);
+    if (d == 0.0f) {
+        memset(q, 0, 32);
+        return 0;
+    }
+    const __m256 vd = _mm256_set1_ps(d);
+    __m256i v[4];
+    for (int i = 0; i < 4; i++) v[i] = clamp127(_mm256_cvtps_epi32(_mm256_div_ps(f[i], vd)));
+    pack32(v[0], v[1], v[2], v[3], q);
+    return dh;
+}
+
+static void avx2_head_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
+    uint8_t *out = dst;
+    const size_t tb = (size_t)HR * K / 16 * 17;
+    const int end = m1 == M ? (M + HR - 1) / HR * HR : m1;
+    for (int m = m0; m < end; m++) {
+        uint8_t *tile = out + (size_t)(m / HR) * tb;
+        const int r = m % HR;
+        for (int b = 0; b < K / 32; b++) {
+            int8_t q[32];
+            uint16_t dh = 0;
+            if (m < M) dh = head_block(W + (size_t)m * K + 32 * b, q);
+            else memset(q, 0, sizeof q);
+            uint8_t *blk = tile + (size_t)32 * HR * b + 4 * r;
+            for (int j = 0; j < 8; j++) memcpy(blk + 4 * HR * j, q + 4 * j, 4);
+            memcpy(tile + (size_t)HR * K + 2 * ((size_t)HR * b + r), &dh, 2);
+        }
+    }
+}
+
+static void avx2_act_q8_quantize(const float *x, int K, void *xq) {
+    int8_t *q = xq;
+    uint8_t *tail = (uint8_t *)xq + K;
+    for (int b = 0; b < K / 32; b++) {
+        __m256 f[4];
+        for (int i = 0; i < 4; i++) f[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+        const float amax = hmax_ps(_mm256_max_ps(_mm256_max_ps(abs_ps(f[0]), abs_ps(f[1])),
+                                                 _mm256_max_ps(abs_ps(f[2]), abs_ps(f[3]))));
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i v[4];
+        for (int i = 0; i < 4; i++) v[i] = clamp127(_mm256_cvtps_epi32(_mm256_mul_ps(f[i], vid)));
+        pack32(v[0], v[1], v[2], v[3], q + 32 * b);
+        const int32_t sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3])));
+        memcpy(tail + 4 * b, &d, 4);
+        memcpy(tail + 4 * (K / 32) + 4 * b, &sum, 4);
+    }
+}
+
+static void avx2_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y) {
+    const uint8_t *w = Wq, *qx = xq, *tail = (const uint8_t *)xq + K;
+    const size_t tb = (size_t)HR * K / 16 * 17;
+    const int nb = K / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int t = m0 / HR; t * HR < m1; t++) {
+        const uint8_t *wt = w + (size_t)t * tb;
+        const uint8_t *sc = wt + (size_t)HR * K;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *wb = wt + 256 * b, *xb = qx + 32 * b;
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j += 2) {
+                int32_t x0, x1;
+                memcpy(&x0, xb + 4 * j, 4);
+                memcpy(&x1, xb + 4 * j + 4, 4);
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + 32 * j));
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + 32 * j + 32));
+                const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(_mm256_set1_epi32(x0), w0));
+                const __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(_mm256_set1_epi32(x1), w1));
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
+            }
+            float dx;
+            memcpy(&dx, tail + 4 * b, 4);
+            const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 16 * b))),
+                                               _mm256_set1_ps(dx));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), scale));
+        }
+        const int r0 = t * HR;
+        if (r0 >= m0 && r0 + HR <= m1) {
+            _mm256_storeu_ps(y + (r0 - m0), acc);
+        } else {
+            float tmp[HR];
+            _mm256_storeu_ps(tmp, acc);
+            for (int r = 0; r < HR; r++)
+                if (r0 + r >= m0 && r0 + r < m1) y[r0 + r - m0] = tmp[r];
+        }
+    }
+}
+
+#define AVX2_HEAD_ENTRIES                                                    \
+    .head_q8_size = avx2_head_size, .head_q8_quantize = avx2_head_quantize, \
+    .act_q8_quantize = avx2_act_q8_quantize, .gemv_head_q8 = avx2_gemv_head_q8, \
+    .head_q8_rows = HR
+
 /* ---- prepared activations shared by the multiply-add kernel: q then Σq ------ */
 
 static size_t mad_prep_size(int K) {
@@ -244,6 +381,7 @@ static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
         .ternary_gemv = mad_gemv, .ternary_gemm = mad_gemm,                 \
         .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
         .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
+        AVX2_HEAD_ENTRIES,                                                   \
     }
 
 /* ================= avx2-lut: pair indices + vpshufb tables ==================== */
@@ -439,6 +577,7 @@ static void lut_gemv(const void *packed, int K, int M, const void *prep,
         .ternary_gemv = lut_gemv, .ternary_gemm = lut_gemm,                 \
         .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
         .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
+        AVX2_HEAD_ENTRIES,                                                   \
     }
 
 static const bn_kernels avx2_mad_kernels = AVX2_MAD_TABLE("avx2-mad");

@@ -233,6 +233,127 @@ static void v_gemv(const void *packed, int K, int M, const void *prep,
     }
 }
 
+/* ---- Q8 head (kernels.h), tile height 16 ------------------------------------------
+ * A tile block (16 rows x 32 k) is 8 vectors of 64 bytes, vector j holding
+ * k = 4j..4j+3 of row r in int32 lane r: vpdpbusd against a broadcast of 4
+ * activations gives 16 rows' partial sums with no horizontal work. vpdpbusd
+ * wants unsigned x signed: w ^ 0x80 = w + 128 as unsigned, so
+ * Σ (w+128)·x − 128·Σx = Σ w·x, exact in int32. */
+
+enum { HR = 16 };
+
+static size_t v_head_size(int K, int M) {
+    return bn_head_q8_size_tiled(HR, K, M);
+}
+
+/* One block of 32 f16 weights: the rule of bn_q8_block_quantize (division
+ * and cvtps_epi32 round exactly as its scalar float code does). */
+static inline uint16_t head_block(const uint16_t *w, int8_t q[32]) {
+    const __m512 f0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w));
+    const __m512 f1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 16)));
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(f0), _mm512_abs_ps(f1)));
+    const uint16_t dh = bn_f32_to_f16(amax / 127.0f);
+    const float d = bn_f16_to_f32(dh);
+    if (d == 0.0f) {
+        memset(q, 0, 32);
+        return 0;
+    }
+    const __m512 vd = _mm512_set1_ps(d);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    __m512i i0 = _mm512_cvtps_epi32(_mm512_div_ps(f0, vd)), i1 = _mm512_cvtps_epi32(_mm512_div_ps(f1, vd));
+    i0 = _mm512_min_epi32(_mm512_max_epi32(i0, lo), hi);
+    i1 = _mm512_min_epi32(_mm512_max_epi32(i1, lo), hi);
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i0));
+    _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(i1));
+    return dh;
+}
+
+static void v_head_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
+    uint8_t *out = dst;
+    const size_t tb = (size_t)HR * K / 16 * 17;
+    const int end = m1 == M ? (M + HR - 1) / HR * HR : m1;
+    for (int m = m0; m < end; m++) {
+        uint8_t *tile = out + (size_t)(m / HR) * tb;
+        const int r = m % HR;
+        for (int b = 0; b < K / 32; b++) {
+            int8_t q[32];
+            uint16_t dh = 0;
+            if (m < M) dh = head_block(W + (size_t)m * K + 32 * b, q);
+            else memset(q, 0, sizeof q);
+            uint8_t *blk = tile + (size_t)32 * HR * b + 4 * r;
+            for (int j = 0; j < 8; j++) memcpy(blk + 4 * HR * j, q + 4 * j, 4);
+            memcpy(tile + (size_t)HR * K + 2 * ((size_t)HR * b + r), &dh, 2);
+        }
+    }
+}
+
+static void v_act_q8_quantize(const float *x, int K, void *xq) {
+    int8_t *q = xq;
+    uint8_t *tail = (uint8_t *)xq + K;
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (int b = 0; b < K / 32; b++) {
+        const __m512 f0 = _mm512_loadu_ps(x + 32 * b), f1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(f0), _mm512_abs_ps(f1)));
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(f0, vid)), i1 = _mm512_cvtps_epi32(_mm512_mul_ps(f1, vid));
+        i0 = _mm512_min_epi32(_mm512_max_epi32(i0, lo), hi);
+        i1 = _mm512_min_epi32(_mm512_max_epi32(i1, lo), hi);
+        _mm_storeu_si128((__m128i *)(q + 32 * b), _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(i1));
+        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+        memcpy(tail + 4 * b, &d, 4);
+        memcpy(tail + 4 * (K / 32) + 4 * b, &sum, 4);
+    }
+}
+
+static void v_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y) {
+    const uint8_t *w = Wq, *qx = xq, *tail = (const uint8_t *)xq + K;
+    const size_t tb = (size_t)HR * K / 16 * 17;
+    const int nb = K / 32;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int t = m0 / HR; t * HR < m1; t++) {
+        const uint8_t *wt = w + (size_t)t * tb;
+        const uint8_t *sc = wt + (size_t)HR * K;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *wb = wt + 512 * b, *xb = qx + 32 * b;
+            _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 128), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 192), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 256), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 320), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 384), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + 2048 + 448), _MM_HINT_T0);
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j += 2) {
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * j), flip),
+                                         bcast4(xb + 4 * j));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * j + 64), flip),
+                                         bcast4(xb + 4 * j + 4));
+            }
+            int32_t xs;
+            float dx;
+            memcpy(&dx, tail + 4 * b, 4);
+            memcpy(&xs, tail + 4 * nb + 4 * b, 4);
+            const __m512i isum = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(128 * xs));
+            const __m512 scale = _mm512_mul_ps(
+                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32 * b))), _mm512_set1_ps(dx));
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), scale));
+        }
+        const int r0 = t * HR;
+        if (r0 >= m0 && r0 + HR <= m1) {
+            _mm512_storeu_ps(y + (r0 - m0), acc);
+        } else {
+            float tmp[HR];
+            _mm512_storeu_ps(tmp, acc);
+            for (int r = 0; r < HR; r++)
+                if (r0 + r >= m0 && r0 + r < m1) y[r0 + r - m0] = tmp[r];
+        }
+    }
+}
+
 static const bn_kernels avx512_kernels = {
     .name = "avx512",
     .quantize_act = avx512_quantize_act,
@@ -247,6 +368,11 @@ static const bn_kernels avx512_kernels = {
     .f32_to_f16 = avx512_f32_to_f16,
     .dot_f16 = avx512_dot_f16,
     .gemv_f16 = avx512_gemv_f16,
+    .head_q8_size = v_head_size,
+    .head_q8_quantize = v_head_quantize,
+    .act_q8_quantize = v_act_q8_quantize,
+    .gemv_head_q8 = v_gemv_head_q8,
+    .head_q8_rows = HR,
 };
 
 const bn_kernels *bn_kernels_avx512(void) {

@@ -110,6 +110,20 @@ static void ref_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, in
     for (int m = m0; m < m1; m++) y[m - m0] = ref_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
+/* ---- Q8 head: head_q8.c with tile height 1 (row-major) ----------------------- */
+
+static size_t ref_head_q8_size(int K, int M) {
+    return bn_head_q8_size_tiled(1, K, M);
+}
+
+static void ref_head_q8_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
+    bn_head_q8_quantize_tiled(1, W, K, M, m0, m1, dst);
+}
+
+static void ref_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y) {
+    bn_head_q8_gemv_tiled(1, Wq, K, xq, m0, m1, y);
+}
+
 static const bn_kernels ref_kernels = {
     .name = "ref",
     .quantize_act = ref_quantize_act,
@@ -124,6 +138,11 @@ static const bn_kernels ref_kernels = {
     .f32_to_f16 = ref_f32_to_f16,
     .dot_f16 = ref_dot_f16,
     .gemv_f16 = ref_gemv_f16,
+    .head_q8_size = ref_head_q8_size,
+    .head_q8_quantize = ref_head_q8_quantize,
+    .act_q8_quantize = bn_act_q8_quantize_ref,
+    .gemv_head_q8 = ref_gemv_head_q8,
+    .head_q8_rows = 1,
 };
 
 const bn_kernels *bn_kernels_ref(void) {

@@ -1,0 +1,115 @@
+/* The quantized LM head ("Q8 head", kernels.h) in plain C for any tile
+ * height R: the definition of its numerics. The reference variant uses
+ * R = 1 (row-major); SIMD variants use their own R with their own loops and
+ * must agree bit for bit (tests/test_head_q8.c). */
+#include <string.h>
+
+#include "kernels.h"
+
+/* Round to nearest, ties to even, for |v| < 2^22 (see ternary_ref.c). */
+static int32_t rne(float v) {
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static int32_t clamp127(int32_t v) {
+    return v > 127 ? 127 : v < -127 ? -127 : v;
+}
+
+size_t bn_head_q8_size_tiled(int R, int K, int M) {
+    const size_t tiles = ((size_t)M + (size_t)R - 1) / (size_t)R;
+    return tiles * (size_t)R * (size_t)K / 16 * 17;
+}
+
+uint16_t bn_q8_block_quantize(const uint16_t *w, int8_t *q) {
+    float f[32], amax = 0.0f;
+    for (int i = 0; i < 32; i++) {
+        f[i] = bn_f16_to_f32(w[i]);
+        float a = f[i] < 0 ? -f[i] : f[i];
+        if (a > amax) amax = a;
+    }
+    const uint16_t dh = bn_f32_to_f16(amax / 127.0f);
+    const float d = bn_f16_to_f32(dh);
+    /* d may round below amax/127 (or into the f16 subnormals): |w/d| stays
+     * below 2 * 127 + 1, well inside rne's range, and the clamp applies. */
+    for (int i = 0; i < 32; i++) q[i] = (int8_t)(d == 0.0f ? 0 : clamp127(rne(f[i] / d)));
+    return d == 0.0f ? 0 : dh;
+}
+
+/* Byte offset of weight (r, k) inside a tile, and of scale (r, b). */
+static size_t w_off(int R, int r, int k) {
+    return (size_t)32 * R * (k / 32) + (size_t)4 * R * ((k % 32) / 4) + (size_t)4 * r + (size_t)(k % 4);
+}
+
+static size_t s_off(int R, int K, int r, int b) {
+    return (size_t)R * K + 2 * ((size_t)R * b + r);
+}
+
+void bn_head_q8_quantize_tiled(int R, const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
+    uint8_t *out = dst;
+    const size_t tile_bytes = (size_t)R * K / 16 * 17;
+    /* The call that ends at M also writes the padding rows of the last tile. */
+    const int end = m1 == M ? (M + R - 1) / R * R : m1;
+    for (int m = m0; m < end; m++) {
+        uint8_t *tile = out + (size_t)(m / R) * tile_bytes;
+        const int r = m % R;
+        for (int b = 0; b < K / 32; b++) {
+            int8_t q[32];
+            uint16_t dh = 0;
+            if (m < M) dh = bn_q8_block_quantize(W + (size_t)m * K + 32 * b, q);
+            else memset(q, 0, sizeof q);
+            for (int i = 0; i < 32; i++) tile[w_off(R, r, 32 * b + i)] = (uint8_t)q[i];
+            memcpy(tile + s_off(R, K, r, b), &dh, 2);
+        }
+    }
+}
+
+void bn_act_q8_quantize_ref(const float *x, int K, void *xq) {
+    int8_t *q = xq;
+    uint8_t *tail = (uint8_t *)xq + K;
+    for (int b = 0; b < K / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) {
+            float a = xb[i] < 0 ? -xb[i] : xb[i];
+            if (a > amax) amax = a;
+        }
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < 32; i++) {
+            /* |x·id| <= 127 up to one rounding: rne is valid, the clamp is
+             * only a guard. */
+            const int32_t v = clamp127(rne(xb[i] * id));
+            q[32 * b + i] = (int8_t)v;
+            sum += v;
+        }
+        memcpy(tail + 4 * b, &d, 4);
+        memcpy(tail + 4 * (K / 32) + 4 * b, &sum, 4);
+    }
+}
+
+void bn_head_q8_gemv_tiled(int R, const void *Wq, int K, const void *xq, int m0, int m1, float *y) {
+    const uint8_t *w = Wq;
+    const int8_t *qx = xq;
+    const uint8_t *tail = (const uint8_t *)xq + K;
+    const size_t tile_bytes = (size_t)R * K / 16 * 17;
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *tile = w + (size_t)(m / R) * tile_bytes;
+        const int r = m % R;
+        float acc = 0.0f;
+        for (int b = 0; b < K / 32; b++) {
+            int32_t isum = 0;       /* |isum| <= 32 · 127 · 127: exact */
+            for (int i = 0; i < 32; i++)
+                isum += (int8_t)tile[w_off(R, r, 32 * b + i)] * qx[32 * b + i];
+            uint16_t dh;
+            float dx;
+            memcpy(&dh, tile + s_off(R, K, r, b), 2);
+            memcpy(&dx, tail + 4 * b, 4);
+            const float scale = bn_f16_to_f32(dh) * dx;
+            acc = acc + (float)isum * scale;
+        }
+        y[m - m0] = acc;
+    }
+}
