@@ -28,6 +28,7 @@ void bn_bench_kernels_default_opts(bn_bench_kernels_opts *o) {
     o->reps = 5;
     o->batch = 128;
     o->stream_mb = 256;
+    o->head = 1;
 }
 
 /* Row range of thread ith: contiguous, cut at multiples of row_block. */
@@ -81,6 +82,108 @@ static void mm_task(void *ctx, int ith, int nth) {
         else
             j->k->ternary_gemm(j->mats[c], j->K, j->M, j->prep, j->N, m0, m1, j->dot + m0, j->M);
     }
+}
+
+/* ---- LM head jobs --------------------------------------------------------------- */
+
+typedef struct head_job {
+    const bn_kernels *k;
+    int K, M, q8;           /* q8: gemv_head_q8 on Wq, else gemv_f16 on W */
+    const uint16_t *W, *x16;
+    const void *Wq, *xq;
+    void *dst;              /* quantize target (quantize job) */
+    float *y;
+} head_job;
+
+static void head_task(void *ctx, int ith, int nth) {
+    head_job *j = ctx;
+    int m0, m1;
+    split_rows(j->M, j->q8 ? j->k->head_q8_rows : 1, ith, nth, &m0, &m1);
+    if (m0 >= m1) return;
+    if (j->q8) j->k->gemv_head_q8(j->Wq, j->K, j->xq, m0, m1, j->y + m0);
+    else j->k->gemv_f16(j->W, j->K, j->x16, m0, m1, j->y + m0);
+}
+
+static void head_quant_task(void *ctx, int ith, int nth) {
+    head_job *j = ctx;
+    int m0, m1;
+    split_rows(j->M, j->k->head_q8_rows, ith, nth, &m0, &m1);
+    if (m0 < m1 || ith == nth - 1) j->k->head_q8_quantize(j->W, j->K, j->M, m0, m1, j->dst);
+}
+
+static double time_best(bn_threadpool *pool, void (*task)(void *, int, int), void *ctx, int reps) {
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now_s();
+        bn_threadpool_run(pool, task, ctx);
+        double dt = now_s() - t0;
+        if (r > 0 && dt < best) best = dt;      /* first pass warms up */
+    }
+    return best;
+}
+
+/* The tied embedding as LM head, K = 2560, M = 128256: F16 (656 MB read per
+ * token) against the Q8 head (349 MB), one token, every wanted variant. */
+static int bench_head(FILE *out, const bn_bench_kernels_opts *o, bn_threadpool **pools,
+                      const double *bw, const bn_kernels **vs, int nv) {
+    const int K = 2560, M = 128256;
+    const size_t n = (size_t)K * M;
+    uint16_t *W = alloc64(n * 2), *x16 = alloc64((size_t)K * 2);
+    float *x = alloc64((size_t)K * 4), *y = alloc64((size_t)M * 4);
+    void *xq = alloc64(bn_act_q8_size(K));
+    if (!W || !x16 || !x || !y || !xq) {
+        free(W); free(x16); free(x); free(y); free(xq);
+        return -1;
+    }
+    /* Random f16 of embedding-like magnitude (2^-6 .. 2^-2), any sign. */
+    uint32_t r = 7;
+    for (size_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        W[i] = (uint16_t)(((r >> 16) & 0x83ffu) | ((9u + (r >> 30)) << 10));
+    }
+    for (int i = 0; i < K; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (float)((int32_t)r >> 8) / 4194304.0f;
+        x16[i] = bn_f32_to_f16(x[i]);
+    }
+    fprintf(out, "## LM head (K x M = %dx%d, N = 1: every weight byte read once per token; best of %d)\n\n",
+            K, M, o->reps);
+    fprintf(out, "| variant | head | threads | ms | weight MB | weight GB/s | %% of read BW | quantize s (load time) |\n"
+                 "|---|---|---|---|---|---|---|---|\n");
+    for (int v = 0; v < nv; v++) {
+        const bn_kernels *k = vs[v];
+        int dup = 0;
+        for (int u = 0; u < v; u++) dup |= vs[u]->gemv_head_q8 == k->gemv_head_q8 && vs[u]->gemv_f16 == k->gemv_f16;
+        if (dup) continue;
+        const size_t qsz = k->head_q8_size(K, M);
+        void *Wq = alloc64(qsz);
+        if (!Wq) { free(W); free(x16); free(x); free(y); free(xq); return -1; }
+        double qs[BN_BENCH_MAX_THREADS];
+        for (int t = 0; t < o->n_threads; t++) {
+            head_job qj = {.k = k, .K = K, .M = M, .q8 = 1, .W = W, .dst = Wq};
+            double t0 = now_s();
+            bn_threadpool_run(pools[t], head_quant_task, &qj);
+            qs[t] = now_s() - t0;
+        }
+        k->act_q8_quantize(x, K, xq);
+        for (int q8 = 0; q8 < 2; q8++) {
+            const double bytes = q8 ? (double)qsz : (double)n * 2;
+            for (int t = 0; t < o->n_threads; t++) {
+                head_job j = {.k = k, .K = K, .M = M, .q8 = q8, .W = W, .x16 = x16, .Wq = Wq, .xq = xq, .y = y};
+                const double best = time_best(pools[t], head_task, &j, o->reps);
+                fprintf(out, "| %s | %s | %d | %.2f | %.0f | %.1f | %.0f%% |", k->name, q8 ? "q8" : "f16",
+                        o->threads[t], best * 1e3, bytes / 1e6, bytes / best / 1e9,
+                        100.0 * bytes / best / 1e9 / bw[t]);
+                if (q8) fprintf(out, " %.2f |\n", qs[t]);
+                else fprintf(out, " - |\n");
+                fflush(out);
+            }
+        }
+        free(Wq);
+    }
+    fprintf(out, "\n");
+    free(W); free(x16); free(x); free(y); free(xq);
+    return 0;
 }
 
 static int wanted(const char *filter, const char *name) {
@@ -168,13 +271,15 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
         free(buf);
     }
 
+    if (o.head && bench_head(out, &o, pools, bw, vs, nv) != 0) goto oom;
+
     static const int shapes[][2] = {{2560, 2560}, {2560, 640}, {2560, 6912}, {6912, 2560}};
     fprintf(out, "## Ternary matmul (K x M weights; N = 1 streams a >= %d MB weight set, "
                  "N = %d reuses one matrix; best of %d)\n\n",
             o.stream_mb, o.batch, o.reps);
     fprintf(out, "| variant | K x M | N | threads | ms | GMAC/s | weight GB/s | %% of read BW | prep us/token |\n"
                  "|---|---|---|---|---|---|---|---|---|\n");
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < (o.skip_ternary ? 0 : 4); s++) {
         const int K = shapes[s][0], M = shapes[s][1];
         /* Random I2_S weights (codes 0..2) and activations. */
         uint8_t *i2s = alloc64((size_t)K * M / 4);

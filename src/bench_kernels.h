@@ -17,6 +17,8 @@ typedef struct bn_bench_kernels_opts {
     const char *variants;               /* comma-separated filter ("avx2,avx2-mad"); NULL/"" = all */
     int batch;                          /* tokens for the batch case; 0 = 128 */
     int stream_mb;                      /* weight set cycled for N = 1; 0 = 256 MB (should exceed the LLC) */
+    int head;                           /* 1 = also the LM head (F16 vs Q8, 2560x128256, ~1 GB of buffers) */
+    int skip_ternary;                   /* 1 = leave out the ternary shapes (head only) */
 } bn_bench_kernels_opts;
 
 /* Fills the defaults above (n_threads 2: {1, 2}). */
