@@ -66,6 +66,7 @@ typedef struct builder {
     size_t bytes_len, bytes_cap;
     int sym_cap;
     int n_bpe;                      /* entries in t->bpe */
+    int16_t gpt2_inv[0x144];        /* GPT-2 code point -> byte, -1 outside */
 } builder;
 
 static int add_symbol(builder *b, const unsigned char *s, size_t n)
@@ -149,14 +150,13 @@ static int32_t symbol_for(builder *b, const unsigned char *s, size_t n)
 /* Byte-level token text -> raw bytes. Code points outside the GPT-2
  * alphabet (and undecodable bytes) are kept as they are. The alphabet is
  * U+0021..U+0143, so only 1- and 2-byte sequences need the table. */
-static int16_t gpt2_inv[0x144];
-
-static void gpt2_inv_init(void)
+static void gpt2_inv_init(int16_t inv[0x144])
 {
-    for (int c = 0; c < 0x144; c++) gpt2_inv[c] = (int16_t)bn_gpt2_cp_to_byte((uint32_t)c);
+    for (int c = 0; c < 0x144; c++) inv[c] = (int16_t)bn_gpt2_cp_to_byte((uint32_t)c);
 }
 
-static size_t gpt2_decode(const unsigned char *s, size_t n, unsigned char *out)
+static size_t gpt2_decode(const int16_t *gpt2_inv, const unsigned char *s, size_t n,
+                          unsigned char *out)
 {
     size_t o = 0, i = 0;
     while (i < n) {
@@ -264,9 +264,10 @@ static int32_t get_token_key(const gguf_file *f, const char *key, int n_vocab, i
     return fallback;
 }
 
-/* The EOG texts of SPEC 5.1. */
-static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>",
+/* EOT candidates by text, in llama.cpp's order; the EOG set of SPEC 5.1 is
+ * these plus <|eom_id|> (an end of generation, but not an end of turn). */
+static const char *const eot_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
 };
 
 static void add_eog(bn_tokenizer *t, int32_t id)
@@ -277,14 +278,13 @@ static void add_eog(bn_tokenizer *t, int32_t id)
     if (t->n_eog < (int)(sizeof t->eog / sizeof t->eog[0])) t->eog[t->n_eog++] = id;
 }
 
-static int load_vocab(builder *b, const gguf_file *f, const gguf_kv *tokens, const gguf_kv *types,
-                      char *err, size_t errlen)
+static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, char *err,
+                      size_t errlen)
 {
     bn_tokenizer *t = b->t;
     int n = t->n_vocab;
     int trie_cap = 0;
     if (trie_new_node(t, &trie_cap, 0) < 0) return -1;     /* root */
-    size_t max_len = 0;
     const uint8_t *cur = tokens->data;
     unsigned char *tmp = NULL;
     size_t tmp_cap = 0;
@@ -310,11 +310,10 @@ static int load_vocab(builder *b, const gguf_file *f, const gguf_kv *tokens, con
         const unsigned char *raw = (const unsigned char *)s.ptr;
         size_t rn = s.len;
         if (!is_special_type(type)) {            /* byte-level text -> raw bytes */
-            rn = gpt2_decode(raw, s.len, tmp);
+            rn = gpt2_decode(b->gpt2_inv, raw, s.len, tmp);
             raw = tmp;
         }
         if (add_symbol(b, raw, rn) < 0) { free(tmp); return -1; }
-        if (rn > max_len) max_len = rn;
         if (is_special_type(type)) {
             if (rn && trie_insert(t, &trie_cap, raw, rn, i, type == BN_TT_USER_DEFINED)) {
                 free(tmp);
@@ -326,7 +325,6 @@ static int load_vocab(builder *b, const gguf_file *f, const gguf_kv *tokens, con
         }
     }
     free(tmp);
-    (void)f;
     return 0;
 }
 
@@ -376,9 +374,10 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
             tmp = p;
         }
         /* left and right decoded back to back: left+right is their concatenation */
-        size_t ln = gpt2_decode((const unsigned char *)s.ptr, (size_t)(sp - s.ptr), tmp);
-        size_t rn = gpt2_decode((const unsigned char *)sp + 1, s.len - (size_t)(sp - s.ptr) - 1,
-                                tmp + ln);
+        const unsigned char *a = (const unsigned char *)s.ptr;
+        size_t an = (size_t)(sp - s.ptr);
+        size_t ln = gpt2_decode(b->gpt2_inv, a, an, tmp);
+        size_t rn = gpt2_decode(b->gpt2_inv, a + an + 1, s.len - an - 1, tmp + ln);
         int32_t l = symbol_for(b, tmp, ln);
         int32_t r = symbol_for(b, tmp + ln, rn);
         int32_t res = symbol_for(b, tmp, ln + rn);
@@ -435,8 +434,8 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
 
     bn_tokenizer *t = calloc(1, sizeof *t);
     if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
-    gpt2_inv_init();     /* idempotent: the same values every time */
-    builder b = { t, 0, 0, 0, 0 };
+    builder b = { t, 0, 0, 0, 0, { 0 } };
+    gpt2_inv_init(b.gpt2_inv);
     t->n_vocab = n_vocab;
     b.sym_cap = n_vocab + 16;
     b.bytes_cap = (size_t)tokens->nbytes + 64;
@@ -449,7 +448,7 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
         strmap_alloc(&t->bpe, (size_t)n_vocab + (merges ? merges->arr_n / 64 : 0)))
         goto oom;
     if (err && errlen) err[0] = '\0';
-    if (load_vocab(&b, f, tokens, types, err, errlen)) goto fail;
+    if (load_vocab(&b, tokens, types, err, errlen)) goto fail;
     if (merges && load_merges(&b, merges, err, errlen)) goto fail;
 
     /* special ids */
@@ -458,12 +457,13 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     t->eos = get_token_key(f, "tokenizer.ggml.eos_token_id", n_vocab,
                            find_text(t, "<|end_of_text|>", 15));
     t->eot = get_token_key(f, "tokenizer.ggml.eot_token_id", n_vocab, -1);
-    for (size_t i = 0; t->eot < 0 && i < 6; i++)       /* not <|eom_id|>: it is not an EOT */
-        t->eot = find_text(t, eog_texts[i], strlen(eog_texts[i]));
+    size_t n_eot = sizeof eot_texts / sizeof eot_texts[0];
+    for (size_t i = 0; t->eot < 0 && i < n_eot; i++)
+        t->eot = find_text(t, eot_texts[i], strlen(eot_texts[i]));
     add_eog(t, t->eos);
     add_eog(t, t->eot);
-    for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++)
-        add_eog(t, find_text(t, eog_texts[i], strlen(eog_texts[i])));
+    for (size_t i = 0; i < n_eot; i++) add_eog(t, find_text(t, eot_texts[i], strlen(eot_texts[i])));
+    add_eog(t, find_text(t, "<|eom_id|>", 10));
 
     /* pre-tokenizer: override, else the file's key, else by vocabulary */
     int llama3_vocab = n_vocab >= 128256 && find_text(t, "<|begin_of_text|>", 17) == 128000;

@@ -183,12 +183,12 @@ static void test_utf8_and_byte_map(void **state)
     assert_int_equal(bn_gpt2_cp_to_byte(0x144), -1);
 }
 
-/* A small byte-level vocab: all 256 bytes, a few merges, two specials. */
+/* A small byte-level vocab: all 256 bytes, a few merges, four specials. */
 static bn_tokenizer *tiny_vocab(const char *pre_key, const char *override, char *err, size_t errlen)
 {
-    static char texts[260][8];
-    gguf_str toks[260];
-    int32_t types[260];
+    static char texts[262][16];
+    gguf_str toks[262];
+    int32_t types[262];
     int n = 0;
     for (int b = 0; b < 256; b++, n++) {
         unsigned char u[4];
@@ -198,8 +198,8 @@ static bn_tokenizer *tiny_vocab(const char *pre_key, const char *override, char 
         toks[n].len = (uint64_t)k;
         types[n] = 1;
     }
-    const char *extra[] = { "ab", "abc", "<s>", "</s>" };
-    for (int i = 0; i < 4; i++, n++) {
+    const char *extra[] = { "ab", "abc", "<s>", "</s>", "<|eot_id|>", "<|eom_id|>" };
+    for (int i = 0; i < 6; i++, n++) {
         strcpy(texts[n], extra[i]);
         toks[n].ptr = texts[n];
         toks[n].len = strlen(extra[i]);
@@ -238,6 +238,10 @@ static void test_pre_selection(void **state)
     assert_int_equal(ids[0], 257);
     assert_int_equal(ids[1], 259);
     assert_int_equal(bn_token_eos(t), -1);
+    /* EOT by text; EOG = eot + <|eom_id|> (LLaMA-3.1 naming) */
+    assert_int_equal(bn_token_eot(t), 260);
+    assert_true(bn_token_is_eog(t, 260) && bn_token_is_eog(t, 261));
+    assert_false(bn_token_is_eog(t, 259));
     bn_tokenizer_free(t);
 
     static const char *const llama3_names[] = { "llama-bpe", "llama3", "llama-v3" };
