@@ -165,7 +165,16 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->probs16 = alloc_zero(T * CTX, sizeof(uint16_t));
     c->tmp16 = alloc_zero(T * tmp16, sizeof(uint16_t));
     c->rope = alloc_zero(T * (size_t)hp->n_rot, sizeof(float));
-    c->head_in = alloc_zero((size_t)c->n_head_rows * E, sizeof(uint16_t));
+    c->head_in_stride = (E * sizeof(uint16_t) + 63) & ~(size_t)63;
+    if (m->head_type == BN_HEAD_Q8 && m->head_q8) {
+        if (hp->n_embd % 32 != 0) {
+            set_err(err, errlen, "the q8 head needs n_embd %% 32 == 0 (n_embd %d)", hp->n_embd);
+            bn_context_free(c);
+            return NULL;
+        }
+        c->head_in_stride = (bn_act_q8_size(hp->n_embd) + 63) & ~(size_t)63;
+    }
+    c->head_in = alloc_zero((size_t)c->n_head_rows, c->head_in_stride);
     c->logits = alloc_zero((size_t)c->n_outputs_max * (size_t)hp->n_vocab, sizeof(float));
     if (!c->k_cache || !c->v_cache || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
         !c->ffn || !c->act_q || !c->act_scale || !c->act_sum || !c->act_prep || !c->dot ||

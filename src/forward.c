@@ -19,6 +19,9 @@
 
 #include "forward.h"
 
+/* llama.cpp pads the number of attended KV cells to a multiple of 32. */
+#define KV_PAD 32
+
 /* ---- small helpers ----------------------------------------------------------- */
 
 static int imin(int a, int b) { return a < b ? a : b; }
@@ -206,6 +209,21 @@ static void task_rope_store(void *arg, int ith, int nth) {
     }
 }
 
+/* P·V runs over whole blocks of KV_PAD positions (see task_attention). Before
+ * a batch writes into a block for the first time, clear that block's V cells
+ * so the cells not yet written hold 0, not values left from before a reset. */
+static void clear_new_v_blocks(bn_context *c, int pos0, int n) {
+    int kvd = c->kv_dim;
+    for (int pos = (pos0 + KV_PAD - 1) / KV_PAD * KV_PAD; pos < pos0 + n; pos += KV_PAD) {
+        int n_clear = imin(KV_PAD, c->n_ctx - pos);
+        for (int l = 0; l < c->hp.n_layer; l++) {
+            uint16_t *vt = c->v_cache + (size_t)l * c->n_ctx * kvd;
+            for (int d = 0; d < kvd; d++)
+                memset(vt + (size_t)d * c->n_ctx + pos, 0, (size_t)n_clear * sizeof *vt);
+        }
+    }
+}
+
 /* ---- attention (SPEC §4.4, §4.7) ---------------------------------------------------- */
 
 /* One (token, head) pair per iteration, causal over positions 0..pos. Q and
@@ -245,38 +263,60 @@ static void task_attention(void *arg, int ith, int nth) {
         for (int t = 0; t < n_kv; t++) score[t] *= inv;
         kern->f32_to_f16(score, p16, n_kv);
 
+        /* Like llama.cpp, attend over a multiple of KV_PAD cells: the extra
+         * cells have p = 0 and v = 0, which changes nothing but the kernel's
+         * summation order (this is what makes the sums bitnet.cpp's). */
+        int n_pad = imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
+        memset(p16 + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *p16);
         float *out = c->att + (size_t)i * hp->n_embd + (size_t)h * hd;
         for (int d = 0; d < hd; d++)
-            out[d] = kern->dot_f16(p16, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_kv);
+            out[d] = kern->dot_f16(p16, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_pad);
     }
 }
 
 /* ---- LM head (SPEC §4.8, §4.9) ---------------------------------------------------------- */
 
+static int use_q8_head(const bn_context *c) {
+    return c->model->head_type == BN_HEAD_Q8 && c->model->head_q8;
+}
+
+/* The final norm of each kept token, prepared for the head: rounded to f16
+ * for the F16 head (as bitnet.cpp's f16 matmul does), or quantized in blocks
+ * of 32 for the Q8 head. */
 static void task_final_norm(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     int E = c->hp.n_embd;
     float *tmp = c->xn + (size_t)ith * E;   /* xn is free now; one row per thread */
     for (int i = s->out_first + ith; i < s->n; i += nth) {
+        void *dst = (char *)c->head_in + (size_t)(i - s->out_first) * c->head_in_stride;
         rmsnorm(tmp, c->x + (size_t)i * E, c->model->output_norm, E, c->hp.rms_eps);
-        c->kern->f32_to_f16(tmp, c->head_in + (size_t)(i - s->out_first) * E, E);
+        if (use_q8_head(c))
+            c->kern->act_q8_quantize(tmp, E, dst);
+        else
+            c->kern->f32_to_f16(tmp, dst, E);
     }
 }
 
-/* Tied F16 head: rows split across threads, a few rows at a time against every
+/* Tied head: rows split across threads, a few rows at a time against every
  * kept token so each slice of the table is read once per batch. */
 static void task_lm_head(void *arg, int ith, int nth) {
-    enum { ROWS = 16 };
     const step *s = arg;
     bn_context *c = s->c;
     int E = c->hp.n_embd, V = c->hp.n_vocab, m0, m1;
-    split_rows(V, ROWS, ith, nth, &m0, &m1);
-    for (int r = m0; r < m1; r += ROWS) {
-        int r1 = imin(r + ROWS, m1);
-        for (int i = 0; i < s->n - s->out_first; i++)
-            c->kern->gemv_f16(c->model->tok_embd, E, c->head_in + (size_t)i * E, r, r1,
-                              s->logits + (size_t)i * V + r);
+    int q8 = use_q8_head(c);
+    int rows = q8 ? c->kern->head_q8_rows : 16;
+    split_rows(V, rows, ith, nth, &m0, &m1);
+    for (int r = m0; r < m1; r += rows) {
+        int r1 = imin(r + rows, m1);
+        for (int i = 0; i < s->n - s->out_first; i++) {
+            const void *x = (const char *)c->head_in + (size_t)i * c->head_in_stride;
+            float *y = s->logits + (size_t)i * V + r;
+            if (q8)
+                c->kern->gemv_head_q8(c->model->head_q8, E, x, r, r1, y);
+            else
+                c->kern->gemv_f16(c->model->tok_embd, E, x, r, r1, y);
+        }
     }
 }
 
@@ -287,6 +327,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
     bn_threadpool *pool = c->pool;
     step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens};
 
+    clear_new_v_blocks(c, s.pos0, n);
     bn_threadpool_run(pool, task_embed, &s);
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &c->model->layers[l];

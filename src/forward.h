@@ -44,7 +44,9 @@ struct bn_context {
 
     /* LM head. */
     int n_head_rows;                /* rows of head_in: min(n_batch, n_outputs_max) */
-    uint16_t *head_in;              /* [n_head_rows][n_embd] final normed state, f16 */
+    void *head_in;                  /* [n_head_rows][head_in_stride] final normed state:
+                                       f16 for the F16 head, act_q8 blocks for the Q8 head */
+    size_t head_in_stride;          /* bytes per row */
     float *logits;                  /* [n_outputs_max][n_vocab] */
     int n_logits;                   /* rows valid from the last bn_decode (0: none) */
     int logits_all;                 /* the last bn_decode kept every row */

@@ -1,0 +1,23 @@
+/* A plain, slow reference of the BitNet b1.58 forward pass, written straight
+ * from SPEC §4 with bitnet.cpp's single-token numerics (f16 KV cache; Q, the
+ * softmax probabilities and the final hidden state rounded to f16). It reads
+ * the model's I2_S payloads and decodes them itself, never touching the kernel
+ * table, so the engine can be checked against it without ../shared. */
+#ifndef HELPER_REF_FORWARD_H
+#define HELPER_REF_FORWARD_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct ref_forward ref_forward;
+
+/* A reference evaluator for up to n_ctx positions; NULL when out of memory. */
+ref_forward *ref_forward_new(const bn_model *m, int n_ctx);
+void ref_forward_free(ref_forward *r);
+
+/* Evaluates `token` at the next position and writes n_vocab logits.
+ * Returns 0, or -1 when the context is full or the id is out of range. */
+int ref_forward_token(ref_forward *r, int32_t token, float *logits);
+
+#endif
