@@ -351,7 +351,7 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
         return -1;
     }
     size_t size = 1024;
-    while (size < n * 2) size *= 2;
+    while (size * 3 < n * 4) size *= 2;      /* load <= 3/4: 280 K merges fit 512 K slots */
     t->merge = calloc(size, sizeof *t->merge);
     if (!t->merge) return -1;
     t->merge_mask = (uint32_t)(size - 1);
@@ -445,7 +445,7 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     t->bytes = malloc(b.bytes_cap);
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     if (!t->type || !t->off || !t->len || !t->bytes ||
-        strmap_alloc(&t->bpe, (size_t)n_vocab + (merges ? merges->arr_n / 64 : 0)))
+        strmap_alloc(&t->bpe, (size_t)n_vocab))
         goto oom;
     if (err && errlen) err[0] = '\0';
     if (load_vocab(&b, tokens, types, err, errlen)) goto fail;
