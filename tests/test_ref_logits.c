@@ -1,0 +1,304 @@
+/* Our logits against bitnet.cpp's own (../shared/ref, see its README), when
+ * that directory is present. For every case and for both of our paths (the
+ * whole prompt as one batch, and token by token), against both reference
+ * modes (seq, batch), with the F16 head:
+ *   - max|Δ| <= 0.25 σ and mean|Δ| <= 0.04 σ (σ = std of the reference file);
+ *   - row 0 (BOS alone) max|Δ| <= 0.01 σ;
+ *   - 16-token seq cases: max|Δ| <= 0.01 σ (our numerics are bitnet.cpp's
+ *     decode path's);
+ *   - argmax equal where the reference top-1/top-2 margin exceeds 0.25 σ;
+ *   - greedy continuation equal up to the first step whose reference margin is
+ *     below twice our max|Δ|.
+ * The measured numbers are printed for the record. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "bitnet.h"
+
+#define REF_DIR BN_SHARED_DIR "/ref"
+#define MODEL_DIR BN_SHARED_DIR "/models"
+#define N_GREEDY 32
+#define MAX_TOKENS 1024
+
+/* ---- a small scanner for the reference JSON files ----------------------------------- */
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+/* The text just after `"key":` (whitespace skipped); fails the test if absent. */
+static const char *json_value(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(json, pat);
+    if (!p) fail_msg("reference json has no \"%s\"", key);
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (*p != ':') fail_msg("reference json: no ':' after \"%s\"", key);
+    p++;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+static long json_int(const char *json, const char *key) {
+    return strtol(json_value(json, key), NULL, 10);
+}
+
+static void json_string(const char *json, const char *key, char *out, size_t cap) {
+    const char *p = json_value(json, key);
+    if (*p != '"') fail_msg("reference json: \"%s\" is not a string", key);
+    const char *end = strchr(p + 1, '"');
+    if (!end || (size_t)(end - p - 1) >= cap) fail_msg("reference json: bad \"%s\"", key);
+    memcpy(out, p + 1, (size_t)(end - p - 1));
+    out[end - p - 1] = '\0';
+}
+
+/* A flat array of numbers; returns the count. */
+static int json_numbers(const char *json, const char *key, double *out, int cap) {
+    const char *p = json_value(json, key);
+    if (*p != '[') fail_msg("reference json: \"%s\" is not an array", key);
+    p++;
+    int n = 0;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+        if (*p == ']') break;
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n == cap) fail_msg("reference json: bad array \"%s\"", key);
+        out[n++] = v;
+        p = end;
+    }
+    return n;
+}
+
+/* ---- one reference file pair --------------------------------------------------------- */
+
+typedef struct refcase {
+    int32_t tokens[MAX_TOKENS];
+    int rows, n_vocab;
+    float *logits;                  /* rows x n_vocab */
+    int32_t greedy[N_GREEDY];
+    double margins[N_GREEDY];
+    double sigma;
+} refcase;
+
+static void load_refcase(const char *name, const char *mode, refcase *rc) {
+    char path[1024], file[256];
+    snprintf(path, sizeof path, "%s/%s.%s.json", REF_DIR, name, mode);
+    char *json = read_file(path, NULL);
+    if (!json) fail_msg("cannot read %s", path);
+    static double nums[MAX_TOKENS];
+    rc->rows = (int)json_int(json, "rows");
+    rc->n_vocab = (int)json_int(json, "n_vocab");
+    int nt = json_numbers(json, "tokens", nums, MAX_TOKENS);
+    assert_int_equal(nt, rc->rows);
+    for (int i = 0; i < nt; i++) rc->tokens[i] = (int32_t)nums[i];
+    assert_int_equal(json_numbers(json, "greedy_tokens", nums, MAX_TOKENS), N_GREEDY);
+    for (int i = 0; i < N_GREEDY; i++) rc->greedy[i] = (int32_t)nums[i];
+    assert_int_equal(json_numbers(json, "greedy_margins", rc->margins, N_GREEDY), N_GREEDY);
+    json_string(json, "logits_file", file, sizeof file);
+    free(json);
+
+    snprintf(path, sizeof path, "%s/%s", REF_DIR, file);
+    size_t len;
+    rc->logits = (float *)read_file(path, &len);
+    if (!rc->logits) fail_msg("cannot read %s", path);
+    assert_int_equal(len, (size_t)rc->rows * rc->n_vocab * sizeof(float));
+
+    double s = 0, ss = 0;
+    size_t n = (size_t)rc->rows * rc->n_vocab;
+    for (size_t i = 0; i < n; i++) {
+        s += rc->logits[i];
+        ss += (double)rc->logits[i] * rc->logits[i];
+    }
+    double mu = s / n;
+    rc->sigma = sqrt(ss / n - mu * mu);
+}
+
+/* ---- our side ----------------------------------------------------------------------------- */
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;        /* ties: lowest id */
+    return best;
+}
+
+typedef struct ours {
+    float *logits;                  /* rows x n_vocab */
+    int32_t greedy[N_GREEDY];
+} ours;
+
+/* Runs the prompt as one batch (batch = 1) or token by token, then the greedy
+ * continuation one token at a time, as the reference did. */
+static void run_ours(bn_model *m, const refcase *rc, int batch, ours *o) {
+    int V = rc->n_vocab, n = rc->rows;
+    bn_context_params cp = bn_context_default_params();
+    cp.n_threads = 2;
+    cp.n_batch = n;
+    cp.n_outputs_max = n;
+    char err[256] = "";
+    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
+    if (!c) fail_msg("bn_context_new: %s", err);
+    o->logits = malloc((size_t)n * V * sizeof(float));
+    assert_non_null(o->logits);
+    if (batch) {
+        if (bn_decode(c, rc->tokens, n, 1, err, sizeof err) != 0) fail_msg("decode: %s", err);
+        for (int i = 0; i < n; i++)
+            memcpy(o->logits + (size_t)i * V, bn_get_logits(c, i), (size_t)V * sizeof(float));
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (bn_decode(c, rc->tokens + i, 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
+            memcpy(o->logits + (size_t)i * V, bn_get_logits(c, -1), (size_t)V * sizeof(float));
+        }
+    }
+    o->greedy[0] = argmax(o->logits + (size_t)(n - 1) * V, V);
+    for (int k = 1; k < N_GREEDY; k++) {
+        if (bn_decode(c, &o->greedy[k - 1], 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
+        o->greedy[k] = argmax(bn_get_logits(c, -1), V);
+    }
+    bn_context_free(c);
+}
+
+/* All criteria of the issue for one (our path, reference mode) pair; prints
+ * the numbers and returns how many criteria failed (every case is measured
+ * and printed before the test fails). */
+static int check(const char *name, const char *mode, const char *path, const refcase *rc,
+                  const ours *o) {
+    int V = rc->n_vocab, n = rc->rows;
+    double max = 0, sum = 0, row0 = 0;
+    for (int r = 0; r < n; r++)
+        for (int v = 0; v < V; v++) {
+            size_t i = (size_t)r * V + v;
+            double d = fabs((double)o->logits[i] - rc->logits[i]);
+            assert_false(isnan(d));
+            sum += d;
+            if (d > max) max = d;
+            if (r == 0 && d > row0) row0 = d;
+        }
+    double sigma = rc->sigma, mean = sum / ((double)n * V);
+
+    int sure = 0, agree = 0;
+    for (int r = 0; r < n; r++) {
+        const float *R = rc->logits + (size_t)r * V;
+        int top = argmax(R, V);
+        float second = -INFINITY;
+        for (int v = 0; v < V; v++)
+            if (v != top && R[v] > second) second = R[v];
+        if (R[top] - second > 0.25 * sigma) {
+            sure++;
+            agree += argmax(o->logits + (size_t)r * V, V) == top;
+        }
+    }
+
+    int stop = 0;                   /* first greedy step the check may not cover */
+    while (stop < N_GREEDY && rc->margins[stop] >= 2 * max) stop++;
+    int same = 0;
+    while (same < N_GREEDY && o->greedy[same] == rc->greedy[same]) same++;
+
+    print_message("  %-24s ref %-5s ours %-5s sigma %.3f  max|d| %.3g = %.4f sigma  "
+                  "mean %.5f sigma  row0 %.5f sigma  argmax %d/%d  greedy %d/32 (checked %d)\n",
+                  name, mode, path, sigma, max, max / sigma, mean / sigma, row0 / sigma,
+                  agree, sure, same, stop);
+    int failed = 0;
+#define CRITERION(ok, what)                                  \
+    do {                                                     \
+        if (!(ok)) {                                         \
+            print_message("    FAILED: %s\n", what);         \
+            failed++;                                        \
+        }                                                    \
+    } while (0)
+    CRITERION(max <= 0.25 * sigma, "max|d| <= 0.25 sigma");
+    CRITERION(mean <= 0.04 * sigma, "mean|d| <= 0.04 sigma");
+    CRITERION(row0 <= 0.01 * sigma, "row 0 max|d| <= 0.01 sigma");
+    CRITERION(strcmp(mode, "seq") != 0 || n != 16 || max <= 0.01 * sigma,
+              "16-token seq case: max|d| <= 0.01 sigma");
+    CRITERION(agree == sure, "argmax equal where the reference margin > 0.25 sigma");
+    CRITERION(same >= stop, "greedy tokens equal up to the first margin below 2 max|d|");
+#undef CRITERION
+    return failed;
+}
+
+static void run_model(const char *model_file, const char *const *cases, int n_cases) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", MODEL_DIR, model_file);
+    bn_model_params mp = bn_model_default_params();
+    mp.head = BN_HEAD_F16;
+    char err[256] = "";
+    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
+    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
+    print_message("%s (kernel %s)\n", model_file, bn_model_kernel_name(m));
+    int failed = 0;
+
+    for (int i = 0; i < n_cases; i++) {
+        static refcase rc;
+        load_refcase(cases[i], "seq", &rc);
+        assert_int_equal(rc.n_vocab, bn_model_hparams(m)->n_vocab);
+        ours o_batch, o_seq;
+        run_ours(m, &rc, 1, &o_batch);
+        run_ours(m, &rc, 0, &o_seq);
+        /* One set of numerics: our two paths agree bit for bit. */
+        assert_memory_equal(o_batch.logits, o_seq.logits, (size_t)rc.rows * rc.n_vocab * sizeof(float));
+
+        failed += check(cases[i], "seq", "batch", &rc, &o_batch);
+        failed += check(cases[i], "seq", "seq", &rc, &o_seq);
+        free(rc.logits);
+        load_refcase(cases[i], "batch", &rc);
+        failed += check(cases[i], "batch", "batch", &rc, &o_batch);
+        failed += check(cases[i], "batch", "seq", &rc, &o_seq);
+        free(rc.logits);
+        free(o_batch.logits);
+        free(o_seq.logits);
+    }
+    bn_model_free(m);
+    assert_int_equal(failed, 0);
+}
+
+static int have_refs(void) {
+    struct stat st;
+    return stat(REF_DIR "/README.md", &st) == 0 && stat(MODEL_DIR "/mid-2b4t.gguf", &st) == 0;
+}
+
+static void test_mini_llama3(void **state) {
+    (void)state;
+    if (!have_refs()) skip();
+    static const char *const cases[] = {"mini-llama3.capital16", "mini-llama3.random16"};
+    run_model("mini-llama3.gguf", cases, 2);
+}
+
+static void test_mid_2b4t(void **state) {
+    (void)state;
+    if (!have_refs()) skip();
+    static const char *const cases[] = {"mid-2b4t.random16", "mid-2b4t.shakespeare160"};
+    run_model("mid-2b4t.gguf", cases, 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mini_llama3),
+        cmocka_unit_test(test_mid_2b4t),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
