@@ -1,39 +1,37 @@
 /* Persistent worker pool (see threadpool.h).
  *
- * Hand-off: the caller publishes (fn, ctx), sets `pending` to the number of
- * workers and bumps `generation`; a worker that sees a new generation runs the
- * task and decrements `pending`. Workers spin on `generation` for a while
- * (decode steps issue hundreds of short tasks per token) and then block on a
- * condition variable; the generation is bumped under the mutex so a worker
- * about to block cannot miss it. */
+ * One 64-bit word, `state`, holds the current generation (high half) and the
+ * next unclaimed part (low half). The caller publishes a task by storing
+ * (generation + 1, 0); any thread claims part i with a compare-and-swap from
+ * (g, i) to (g, i + 1), which also proves the task is still generation g, so
+ * a worker that woke late can never run a part of a task it did not see.
+ * `done` counts finished parts; the caller returns when it reaches nth.
+ * Waiting (workers for a task, the caller for the last parts) spins with a
+ * pause, then yields the CPU, then (workers only) sleeps on a condition
+ * variable; the generation is bumped under the mutex so no sleeper misses it. */
 #include "threadpool.h"
 
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#define SPIN_WORKER (1 << 15)   /* polls before a worker goes to sleep */
-#define SPIN_CALLER (1 << 12)   /* polls before the caller starts yielding */
-
-struct worker {
-    bn_threadpool *pool;
-    int ith;
-    pthread_t thread;
-};
+#define SPIN_PAUSE (1 << 11)    /* polls with a pause before yielding */
+#define SPIN_YIELD (1 << 7)     /* polls with sched_yield before a worker sleeps */
 
 struct bn_threadpool {
     int n_threads;
-    struct worker *workers;     /* n_threads - 1 */
+    pthread_t *threads;         /* n_threads - 1 workers */
     int n_started;
 
-    bn_task_fn fn;              /* the current task, valid for `generation` */
-    void *ctx;
-    atomic_uint generation;
-    atomic_int pending;         /* workers still running the current task */
+    _Atomic(bn_task_fn) fn;     /* the current task */
+    _Atomic(void *) ctx;
+    atomic_ullong state;        /* generation << 32 | next part */
+    atomic_int done;            /* parts finished in this generation */
     atomic_int quit;
 
     pthread_mutex_t mutex;
@@ -48,40 +46,60 @@ static void cpu_relax(void) {
 #endif
 }
 
+static unsigned generation_of(unsigned long long st) { return (unsigned)(st >> 32); }
+
+/* Claims and runs parts of generation `gen` until none is left. */
+static void run_parts(bn_threadpool *pool, unsigned gen) {
+    bn_task_fn fn = atomic_load_explicit(&pool->fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&pool->ctx, memory_order_relaxed);
+    unsigned long long st = atomic_load_explicit(&pool->state, memory_order_acquire);
+    for (;;) {
+        unsigned part = (unsigned)(st & 0xffffffffu);
+        if (generation_of(st) != gen || part >= (unsigned)pool->n_threads) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool->state, &st, st + 1,
+                                                   memory_order_acq_rel, memory_order_acquire))
+            continue;
+        fn(ctx, (int)part, pool->n_threads);
+        atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel);
+        st = atomic_load_explicit(&pool->state, memory_order_acquire);
+    }
+}
+
 /* Waits until the generation differs from `seen`; returns the new one. */
 static unsigned wait_for_task(bn_threadpool *pool, unsigned seen) {
-    for (int i = 0; i < SPIN_WORKER; i++) {
-        unsigned g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+    for (int i = 0; i < SPIN_PAUSE + SPIN_YIELD; i++) {
+        unsigned g = generation_of(atomic_load_explicit(&pool->state, memory_order_acquire));
         if (g != seen) return g;
-        cpu_relax();
+        if (i < SPIN_PAUSE) cpu_relax();
+        else sched_yield();
     }
     pthread_mutex_lock(&pool->mutex);
     unsigned g;
-    while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen)
+    while ((g = generation_of(atomic_load_explicit(&pool->state, memory_order_acquire))) == seen)
         pthread_cond_wait(&pool->wake, &pool->mutex);
     pthread_mutex_unlock(&pool->mutex);
     return g;
 }
 
 static void *worker_main(void *arg) {
-    struct worker *w = arg;
-    bn_threadpool *pool = w->pool;
+    bn_threadpool *pool = arg;
     unsigned seen = 0;
     for (;;) {
         seen = wait_for_task(pool, seen);
         if (atomic_load_explicit(&pool->quit, memory_order_acquire)) break;
-        pool->fn(pool->ctx, w->ith, pool->n_threads);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+        run_parts(pool, seen);
     }
     return NULL;
 }
 
-/* Publishes the next generation (a task or the quit flag) and wakes sleepers. */
-static void publish(bn_threadpool *pool) {
+/* Starts the next generation with all parts unclaimed and wakes sleepers. */
+static unsigned publish(bn_threadpool *pool) {
     pthread_mutex_lock(&pool->mutex);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
+    unsigned gen = generation_of(atomic_load_explicit(&pool->state, memory_order_relaxed)) + 1;
+    atomic_store_explicit(&pool->state, (unsigned long long)gen << 32, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
+    return gen;
 }
 
 void bn_threadpool_free(bn_threadpool *pool) {
@@ -89,11 +107,11 @@ void bn_threadpool_free(bn_threadpool *pool) {
     if (pool->n_started > 0) {
         atomic_store_explicit(&pool->quit, 1, memory_order_release);
         publish(pool);
-        for (int i = 0; i < pool->n_started; i++) pthread_join(pool->workers[i].thread, NULL);
+        for (int i = 0; i < pool->n_started; i++) pthread_join(pool->threads[i], NULL);
     }
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mutex);
-    free(pool->workers);
+    free(pool->threads);
     free(pool);
 }
 
@@ -102,23 +120,22 @@ bn_threadpool *bn_threadpool_new(int n_threads) {
     bn_threadpool *pool = calloc(1, sizeof *pool);
     if (!pool) return NULL;
     pool->n_threads = n_threads;
-    atomic_init(&pool->generation, 0);
-    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->fn, NULL);
+    atomic_init(&pool->ctx, NULL);
+    atomic_init(&pool->state, 0);
+    atomic_init(&pool->done, 0);
     atomic_init(&pool->quit, 0);
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->wake, NULL);
     if (n_threads > 1) {
-        pool->workers = calloc((size_t)(n_threads - 1), sizeof *pool->workers);
-        if (!pool->workers) {
+        pool->threads = calloc((size_t)(n_threads - 1), sizeof *pool->threads);
+        if (!pool->threads) {
             bn_threadpool_free(pool);
             return NULL;
         }
     }
     for (int i = 0; i < n_threads - 1; i++) {
-        struct worker *w = &pool->workers[i];
-        w->pool = pool;
-        w->ith = i + 1;
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
             bn_threadpool_free(pool);
             return NULL;
         }
@@ -136,13 +153,15 @@ void bn_threadpool_run(bn_threadpool *pool, bn_task_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
-    pool->fn = fn;
-    pool->ctx = ctx;
-    atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_release);
-    publish(pool);
-    fn(ctx, 0, pool->n_threads);
-    for (int i = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) {
-        if (i < SPIN_CALLER) cpu_relax();
+    /* The previous generation is complete (all parts done), so no thread
+     * reads fn/ctx for it any more except to discover it is stale. */
+    atomic_store_explicit(&pool->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&pool->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    unsigned gen = publish(pool);
+    run_parts(pool, gen);
+    for (int i = 0; atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n_threads; i++) {
+        if (i < SPIN_PAUSE) cpu_relax();
         else sched_yield();
     }
 }
