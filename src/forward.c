@@ -320,6 +320,17 @@ static void task_lm_head(void *arg, int ith, int nth) {
     }
 }
 
+/* The last layer's K/V are in the cache now; from here on only rows whose
+ * logits are kept matter. With one kept row, move it to row 0 and go on as a
+ * batch of one token at its position (same numbers, 1/n of the work). */
+static void keep_last_token(bn_context *c, step *s) {
+    int i = s->n - 1, E = c->hp.n_embd;
+    memmove(c->x, c->x + (size_t)i * E, (size_t)E * sizeof *c->x);
+    memmove(c->q, c->q + (size_t)i * E, (size_t)E * sizeof *c->q);
+    s->pos0 += i;
+    s->n = 1;
+}
+
 /* ---- the whole pass ------------------------------------------------------------------------ */
 
 void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits) {
@@ -337,6 +348,10 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
         bn_threadpool_run(pool, task_norm_quant, &s);
         bn_threadpool_run(pool, task_qkv, &s);
         bn_threadpool_run(pool, task_rope_store, &s);
+        if (l == hp->n_layer - 1) {
+            if (!logits) break;         /* a batch without outputs: the cache is all it leaves */
+            if (!all && s.n > 1) keep_last_token(c, &s);
+        }
         bn_threadpool_run(pool, task_attention, &s);
 
         s.in = c->att, s.norm_w = L->attn_sub_norm, s.K = hp->n_embd;
@@ -353,7 +368,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
     }
     if (!logits) return;
 
-    s.out_first = all ? 0 : n - 1;
+    s.out_first = all ? 0 : s.n - 1;
     s.logits = logits;
     bn_threadpool_run(pool, task_final_norm, &s);
     bn_threadpool_run(pool, task_lm_head, &s);
