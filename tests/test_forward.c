@@ -4,7 +4,8 @@
  *     shapes (GQA ratios 1, 2, 4, odd head counts, head_dim 32..128);
  *   - the batch path vs the token-by-token path, -t 1 vs -t 2 vs -t 3, and
  *     batches cut at odd sizes: all bit-identical;
- *   - every kernel variant this CPU has, within the reference tolerance;
+ *   - every kernel variant this CPU has (alternatives included), within the
+ *     reference tolerance; the Q8 head path;
  *   - context full / bad token / too many logit rows errors leave the cache
  *     as it was; reset starts over. */
 #include <math.h>
@@ -70,6 +71,45 @@ static bn_model *load(const char *path, const char *kernel) {
     bn_model *m = bn_model_load(path, &mp, err, sizeof err);
     if (!m) fail_msg("bn_model_load(%s, %s): %s", path, kernel ? kernel : "auto", err);
     return m;
+}
+
+/* Kernel alternatives that dispatch never picks (bn_kernels_all) cannot be
+ * forced by name: load with the reference and repack every projection for k.
+ * The buffers are freed by restore_kernel before bn_model_free. */
+typedef struct swapped {
+    const bn_kernels *kern;
+    void *packed[64][7];
+} swapped;
+
+static bn_ternary *projection(bn_layer *L, int i) {
+    bn_ternary *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+    return w[i];
+}
+
+static void swap_kernel(bn_model *m, const bn_kernels *k, swapped *sw) {
+    assert_true(m->hp.n_layer <= 64);
+    sw->kern = m->kern;
+    m->kern = k;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        for (int i = 0; i < 7; i++) {
+            bn_ternary *w = projection(&m->layers[l], i);
+            size_t size = (k->ternary_packed_size(w->K, w->M) + 63) & ~(size_t)63;
+            void *buf = aligned_alloc(64, size);
+            assert_non_null(buf);
+            k->ternary_repack(w->i2s, w->K, w->M, buf);
+            sw->packed[l][i] = w->packed;
+            w->packed = buf;
+        }
+}
+
+static void restore_kernel(bn_model *m, swapped *sw) {
+    m->kern = sw->kern;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        for (int i = 0; i < 7; i++) {
+            bn_ternary *w = projection(&m->layers[l], i);
+            free(w->packed);
+            w->packed = sw->packed[l][i];
+        }
 }
 
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_batch, int n_outputs_max) {
@@ -168,27 +208,33 @@ static void check_shape_against_reference(const shape *s) {
     float *ref = reference_logits(m, t, N_TOK);
     bn_model_free(m);
 
-    const bn_kernels *avail[8];
+    const bn_kernels *avail[8], *all[16];
     int n_avail = bn_kernels_available(avail, 8);
-    assert_true(n_avail >= 1);
-    for (int k = 0; k < n_avail && k < 8; k++) {
-        m = load(path, avail[k]->name);
+    int n_all = bn_kernels_all(all, 16);
+    assert_true(n_avail >= 1 && n_avail <= 8 && n_all <= 16);
+    for (int k = 0; k < n_all; k++) {
+        int selectable = 0;
+        for (int j = 0; j < n_avail; j++) selectable |= avail[j] == all[k];
+        static swapped sw;
+        m = load(path, selectable ? all[k]->name : "ref");
+        if (!selectable) swap_kernel(m, all[k], &sw);
         float *batch = engine_logits(m, 2, 7, t, N_TOK, 0);
         float *seq = engine_logits(m, 1, 512, t, N_TOK, 1);
         diff d = compare(ref, batch, N_TOK, V);
         print_message("  %-10s %-6s sigma %.4f  max|d| %.3g (%.2e sigma)  mean|d| %.2e sigma  "
-                      "row0 %.2e sigma\n", s->name, avail[k]->name, d.sigma, d.max,
+                      "row0 %.2e sigma\n", s->name, all[k]->name, d.sigma, d.max,
                       d.max / d.sigma, d.mean / d.sigma, d.row0 / d.sigma);
         assert_true(d.sigma > 0);
         assert_true(d.row0 <= 0.01 * d.sigma);
         assert_true(d.max <= 0.25 * d.sigma);
         assert_true(d.mean <= 0.04 * d.sigma);
         /* The scalar variant follows the reference's operation order. */
-        if (strcmp(avail[k]->name, "ref") == 0) assert_true(d.max <= 0.01 * d.sigma);
+        if (strcmp(all[k]->name, "ref") == 0) assert_true(d.max <= 0.01 * d.sigma);
         /* One set of numerics: batches and single tokens give the same bits. */
         assert_memory_equal(batch, seq, (size_t)N_TOK * V * sizeof(float));
         free(batch);
         free(seq);
+        if (!selectable) restore_kernel(m, &sw);
         bn_model_free(m);
     }
     free(ref);
@@ -234,6 +280,46 @@ static void test_threads_and_batches_identical(void **state) {
     bn_context_free(c);
 
     free(base);
+    bn_model_free(m);
+    unlink(path);
+}
+
+/* ---- the quantized (Q8) LM head ------------------------------------------------------------ */
+
+/* The loader decides the head's storage; here the Q8 table is built by hand so
+ * the forward pass's Q8 path is covered whatever the loader's default. */
+static void test_q8_head(void **state) {
+    (void)state;
+    const shape *s = &SHAPES[0];
+    char path[512];
+    model_path(s, path, sizeof path);
+    write_model(s, path);
+    bn_model *m = load(path, NULL);
+    int V = m->hp.n_vocab, E = m->hp.n_embd, n = 12;
+    int32_t t[12];
+    make_tokens(t, n, V, 11);
+    float *f16 = engine_logits(m, 1, 512, t, n, 0);
+
+    assert_null(m->head_q8);
+    m->head_q8 = aligned_alloc(64, (m->kern->head_q8_size(E, V) + 63) & ~(size_t)63);
+    assert_non_null(m->head_q8);
+    m->kern->head_q8_quantize(m->tok_embd, E, V, 0, V, m->head_q8);
+    m->head_type = BN_HEAD_Q8;
+
+    float *q8 = engine_logits(m, 1, 512, t, n, 0);
+    float *q8_seq = engine_logits(m, 2, 512, t, n, 1);
+    float *q8_t3 = engine_logits(m, 3, 4, t, n, 0);
+    assert_memory_equal(q8, q8_seq, (size_t)n * V * sizeof(float));
+    assert_memory_equal(q8, q8_t3, (size_t)n * V * sizeof(float));
+    diff d = compare(f16, q8, n, V);
+    print_message("  q8 head vs f16 head: max|d| %.2e sigma, mean|d| %.2e sigma\n",
+                  d.max / d.sigma, d.mean / d.sigma);
+    assert_true(d.max > 0);                 /* the Q8 path was taken */
+    assert_true(d.max <= 0.05 * d.sigma);   /* int8 blocks of 32: a small error */
+    free(f16);
+    free(q8);
+    free(q8_seq);
+    free(q8_t3);
     bn_model_free(m);
     unlink(path);
 }
@@ -360,6 +446,7 @@ int main(void) {
         cmocka_unit_test(test_threadpool),
         cmocka_unit_test(test_against_reference),
         cmocka_unit_test(test_threads_and_batches_identical),
+        cmocka_unit_test(test_q8_head),
         cmocka_unit_test(test_context_full_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
