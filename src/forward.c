@@ -11,9 +11,10 @@
  *
  * One set of numerics for every batch size: bitnet.cpp's single-token (decode)
  * path, so a prompt evaluated as one batch and token by token gives the same
- * bits. Each step is a task on the thread pool; every output element is
- * computed by exactly one thread with the same operations whatever the thread
- * count, so results do not depend on it either. */
+ * bits. Each step is a task on the thread pool, cut into nth parts (ith =
+ * part index, which also picks the part's scratch); every output element is
+ * computed within one part by the same operations whatever nth is, so results
+ * do not depend on the thread count either. */
 #include <math.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
-/* Thread ith's share [*m0, *m1) of M rows, cut at multiples of `block`. */
+/* Part ith's share [*m0, *m1) of M rows, cut at multiples of `block`. */
 static void split_rows(int M, int block, int ith, int nth, int *m0, int *m1) {
     long long nb = (M + block - 1) / block;
     *m0 = (int)(nb * ith / nth) * block;
@@ -51,7 +52,7 @@ typedef struct step {
     int pos0;                       /* position of the first */
     int layer;
     const int32_t *tokens;
-    /* norm_quant: input rows of width K, normed with w (NULL: already normed) */
+    /* norm_quant: input rows of width K and the norm's weights */
     const float *in;
     const float *norm_w;
     int K;
@@ -98,7 +99,7 @@ static void ternary_dots(const bn_context *c, const bn_ternary *w, int n, int m0
         c->kern->ternary_gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot + m0, w->M);
 }
 
-/* y[i * M + m] = epilogue(dot) for this thread's rows; accumulate adds it to y
+/* y[i * M + m] = epilogue(dot) for this part's rows; accumulate adds it to y
  * (the residual connection) instead of storing. */
 static void bitlinear(const step *s, const bn_ternary *w, int32_t *dot, float *y, int accumulate,
                       int ith, int nth) {
@@ -287,7 +288,7 @@ static void task_final_norm(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     int E = c->hp.n_embd;
-    float *tmp = c->xn + (size_t)ith * E;   /* xn is free now; one row per thread */
+    float *tmp = c->xn + (size_t)ith * E;   /* xn is free now; one row per part */
     for (int i = s->out_first + ith; i < s->n; i += nth) {
         void *dst = (char *)c->head_in + (size_t)(i - s->out_first) * c->head_in_stride;
         rmsnorm(tmp, c->x + (size_t)i * E, c->model->output_norm, E, c->hp.rms_eps);
