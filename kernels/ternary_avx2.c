@@ -291,11 +291,14 @@ static size_t mad_packed_size(int K, int M) {
  * decoder reads it), so the multiply-add needs no special case. */
 static void mad_repack(const uint8_t *i2s, int K, int M, void *packed) {
     uint8_t *out = packed;
-    size_t n = mad_packed_size(K, M);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t b = i2s[i];
-        uint8_t both = (uint8_t)(b & (b >> 1) & 0x55);   /* low bit of each code-3 field */
-        out[i] = (uint8_t)(b & ~(both << 1));            /* 3 -> 1 */
+    const size_t n = mad_packed_size(K, M);    /* a multiple of 32: K % 128 == 0 */
+    const __m256i low = _mm256_set1_epi8(0x55);
+    for (size_t i = 0; i < n; i += 32) {
+        /* low bit of each code-3 field (16-bit shifts: the mask drops the
+         * bits that cross bytes), then 3 -> 1 by clearing its high bit */
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(i2s + i));
+        const __m256i both = _mm256_and_si256(_mm256_and_si256(b, _mm256_srli_epi16(b, 1)), low);
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_andnot_si256(_mm256_slli_epi16(both, 1), b));
     }
 }
 
@@ -413,27 +416,75 @@ static size_t lut_packed_size(int K, int M) {
     return tiles * (size_t)K * LUT_ROWS / 4;
 }
 
-static int i2s_code(const uint8_t *row, int k) {
-    int c = (row[32 * (k / 128) + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
-    return c == 3 ? 1 : c;
+/* The 128 codes of one I2_S block (32 bytes), code 3 already read as 1, as
+ * four vectors of bytes 0..2: c[g] holds k = 32g..32g+31 of the block. */
+static inline void i2s_block_codes(const uint8_t *blk, __m256i c[4]) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i x = _mm256_loadu_si256((const __m256i *)blk);
+    const __m256i both = _mm256_and_si256(_mm256_and_si256(x, _mm256_srli_epi16(x, 1)),
+                                          _mm256_set1_epi8(0x55));
+    x = _mm256_andnot_si256(_mm256_slli_epi16(both, 1), x);
+    c[0] = _mm256_and_si256(_mm256_srli_epi16(x, 6), m3);
+    c[1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m3);
+    c[2] = _mm256_and_si256(_mm256_srli_epi16(x, 2), m3);
+    c[3] = _mm256_and_si256(x, m3);
 }
 
+/* The 32 packed bytes of one row for one I2_S block (16 chunks of 8 k):
+ * byte n = 2c + h is chunk c's byte "16h + r". Pair indices 3a + b come
+ * from vpmaddubsw with (3, 1), two of them per byte (lo | hi << 4) from
+ * vpmaddwd with (1, 16); in c[g], int32 lane e covers k = 32g + 4e..+3,
+ * which is byte 8g + e. */
+static inline __m256i lut_row_block(const uint8_t *blk) {
+    const __m256i w31 = _mm256_set1_epi16(0x0103), w161 = _mm256_set1_epi32(0x00100001);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i c[4];
+    i2s_block_codes(blk, c);
+    for (int g = 0; g < 4; g++) c[g] = _mm256_madd_epi16(_mm256_maddubs_epi16(c[g], w31), w161);
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+    return _mm256_permutevar8x32_epi32(bytes, order);   /* undo the lane-wise packs */
+}
+
+/* Repack a tile's 16 rows one I2_S block at a time: the rows' 32-byte
+ * vectors (lut_row_block) form a 16 x 32 byte matrix whose transpose is the
+ * block's 512 contiguous tile bytes (byte n of row r at 16n + r). The
+ * transpose runs in each 128-bit lane (columns 0-15 | 16-31) in four unpack
+ * stages; stage s splits on bit 3 - s of the column. */
 static void lut_repack(const uint8_t *i2s, int K, int M, void *packed) {
     uint8_t *out = packed;
-    const int tiles = (M + LUT_ROWS - 1) / LUT_ROWS;
+    const int tiles = (M + LUT_ROWS - 1) / LUT_ROWS, nb = K / 128;
+    const size_t rb = (size_t)K / 4;
     for (int t = 0; t < tiles; t++) {
         uint8_t *tile = out + (size_t)t * K * LUT_ROWS / 4;
-        for (int r = 0; r < LUT_ROWS; r++) {
-            const int m = t * LUT_ROWS + r;
-            const uint8_t *row = i2s + (size_t)m * K / 4;
-            for (int c = 0; c < K / 8; c++) {
-                int idx[4];
-                for (int p = 0; p < 4; p++) {
-                    int k = 8 * c + 2 * p;
-                    idx[p] = m < M ? 3 * i2s_code(row, k) + i2s_code(row, k + 1) : 4;  /* 4 = (0,0) */
+        const uint8_t *rows = i2s + (size_t)t * LUT_ROWS * rb;
+        const int nr = M - t * LUT_ROWS < LUT_ROWS ? M - t * LUT_ROWS : LUT_ROWS;
+        for (int b = 0; b < nb; b++) {
+            __m256i a[16], x[16];
+            for (int r = 0; r < LUT_ROWS; r++)     /* 0x44: pair (0, 0) for padding rows */
+                a[r] = r < nr ? lut_row_block(rows + r * rb + 32 * b) : _mm256_set1_epi8(0x44);
+            for (int i = 0; i < 8; i++) {
+                x[i] = _mm256_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+                x[8 + i] = _mm256_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+            }
+            for (int h = 0; h < 2; h++)
+                for (int i = 0; i < 4; i++) {
+                    a[8 * h + i] = _mm256_unpacklo_epi16(x[8 * h + 2 * i], x[8 * h + 2 * i + 1]);
+                    a[8 * h + 4 + i] = _mm256_unpackhi_epi16(x[8 * h + 2 * i], x[8 * h + 2 * i + 1]);
                 }
-                tile[32 * c + r] = (uint8_t)(idx[0] | idx[1] << 4);
-                tile[32 * c + 16 + r] = (uint8_t)(idx[2] | idx[3] << 4);
+            for (int h = 0; h < 4; h++)
+                for (int i = 0; i < 2; i++) {
+                    x[4 * h + i] = _mm256_unpacklo_epi32(a[4 * h + 2 * i], a[4 * h + 2 * i + 1]);
+                    x[4 * h + 2 + i] = _mm256_unpackhi_epi32(a[4 * h + 2 * i], a[4 * h + 2 * i + 1]);
+                }
+            for (int h = 0; h < 8; h++) {
+                a[2 * h] = _mm256_unpacklo_epi64(x[2 * h], x[2 * h + 1]);
+                a[2 * h + 1] = _mm256_unpackhi_epi64(x[2 * h], x[2 * h + 1]);
+            }
+            /* a[n]: column n (low lane) and 16 + n (high lane), rows 0-15 */
+            uint8_t *dst = tile + 512 * (size_t)b;
+            for (int n = 0; n < 16; n += 2) {
+                _mm256_storeu_si256((__m256i *)(dst + 16 * n), _mm256_permute2x128_si256(a[n], a[n + 1], 0x20));
+                _mm256_storeu_si256((__m256i *)(dst + 256 + 16 * n), _mm256_permute2x128_si256(a[n], a[n + 1], 0x31));
             }
         }
     }

@@ -90,23 +90,58 @@ static size_t v_packed_size(int K, int M) {
     return (size_t)(M + TILE - 1) / TILE * (size_t)K * TILE / 4;
 }
 
-static int i2s_code(const uint8_t *row, int k) {
-    int c = (row[32 * (k / 128) + k % 32] >> (6 - 2 * ((k % 128) / 32))) & 3;
-    return c == 3 ? 1 : c;
+/* The 128 codes of one I2_S block (32 bytes), code 3 already read as 1, as
+ * four vectors of bytes 0..2: c[g] holds k = 32g..32g+31 of the block. */
+static inline void i2s_block_codes(const uint8_t *blk, __m256i c[4]) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i x = _mm256_loadu_si256((const __m256i *)blk);
+    /* Low bit of every field that reads 3, then clear that field's high bit
+     * (16-bit shifts: the 0x55 mask drops the bits that cross bytes). */
+    const __m256i both = _mm256_and_si256(_mm256_and_si256(x, _mm256_srli_epi16(x, 1)),
+                                          _mm256_set1_epi8(0x55));
+    x = _mm256_andnot_si256(_mm256_slli_epi16(both, 1), x);
+    c[0] = _mm256_and_si256(_mm256_srli_epi16(x, 6), m3);
+    c[1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m3);
+    c[2] = _mm256_and_si256(_mm256_srli_epi16(x, 2), m3);
+    c[3] = _mm256_and_si256(x, m3);
 }
 
+/* Repack, a whole I2_S block (128 weights = 8 chunks of 16 k) of a row at a
+ * time. In c[g], the 16 bytes of chunk 2g (low lane) / 2g+1 (high lane) are
+ * four int32 lanes j = 0..3 holding codes k = 4j+b in byte b, so the chunk's
+ * packed int32 (byte b = Σ_j code(4j+b) << 2j) is Σ_j lane_j << 2j: a
+ * per-lane shift, then three horizontal adds (the fields never overlap, so
+ * add = or). The 8 words of a block land in the tile 128 bytes apart. */
 static void v_repack(const uint8_t *i2s, int K, int M, void *packed) {
     uint8_t *out = packed;
     const size_t tile_bytes = (size_t)K * TILE / 4;
-    memset(out, 0, v_packed_size(K, M));
-    for (int m = 0; m < (M + TILE - 1) / TILE * TILE; m++) {
-        const uint8_t *row = m < M ? i2s + (size_t)m * K / 4 : NULL;
-        uint8_t *tile = out + (size_t)(m / TILE) * tile_bytes;
-        const int h = (m % TILE) / 16, r = m % 16;
-        for (int k = 0; k < K; k++) {
-            const int c = k / 16, j = (k % 16) / 4, b = k % 4;
-            const int code = m < M ? i2s_code(row, k) : 1;
-            tile[128 * c + 64 * h + 4 * r + b] |= (uint8_t)(code << (2 * j));
+    const int mp = (M + TILE - 1) / TILE * TILE, nb = K / 128;
+    const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    /* hadd order is chunks 0,2,4,6 | 1,3,5,7: put them back in order. */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int m = 0; m < mp; m++) {
+        uint8_t *dst = out + (size_t)(m / TILE) * tile_bytes + 64 * ((m % TILE) / 16) + 4 * (m % 16);
+        if (m >= M) {           /* padding rows: code 1 (weight 0) everywhere */
+            const uint32_t pad = 0x55555555u;
+            for (int c = 0; c < K / 16; c++) memcpy(dst + 128 * c, &pad, 4);
+            continue;
+        }
+        const uint8_t *row = i2s + (size_t)m * K / 4;
+        for (int b = 0; b < nb; b++, dst += 1024) {
+            __m256i c[4];
+            i2s_block_codes(row + 32 * b, c);
+            const __m256i h01 = _mm256_hadd_epi32(_mm256_sllv_epi32(c[0], sh), _mm256_sllv_epi32(c[1], sh));
+            const __m256i h23 = _mm256_hadd_epi32(_mm256_sllv_epi32(c[2], sh), _mm256_sllv_epi32(c[3], sh));
+            const __m256i wv = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(h01, h23), order);
+            const __m128i lo = _mm256_castsi256_si128(wv), hi = _mm256_extracti128_si256(wv, 1);
+            _mm_storeu_si32(dst, lo);
+            _mm_storeu_si32(dst + 128, _mm_shuffle_epi32(lo, 1));
+            _mm_storeu_si32(dst + 256, _mm_shuffle_epi32(lo, 2));
+            _mm_storeu_si32(dst + 384, _mm_shuffle_epi32(lo, 3));
+            _mm_storeu_si32(dst + 512, hi);
+            _mm_storeu_si32(dst + 640, _mm_shuffle_epi32(hi, 1));
+            _mm_storeu_si32(dst + 768, _mm_shuffle_epi32(hi, 2));
+            _mm_storeu_si32(dst + 896, _mm_shuffle_epi32(hi, 3));
         }
     }
 }
