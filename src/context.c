@@ -22,14 +22,28 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 static int imax(int a, int b) { return a > b ? a : b; }
 static int imin(int a, int b) { return a < b ? a : b; }
 
-/* 64-byte aligned, zeroed; count * size checked for overflow. */
-static void *alloc_zero(size_t count, size_t size) {
+/* 64-byte aligned; count * size checked for overflow. */
+static void *alloc_raw(size_t count, size_t size, size_t *bytes) {
     if (count == 0 || size == 0) count = size = 1;
     if (count > ((size_t)-1 - 64) / size) return NULL;
-    size_t bytes = (count * size + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, bytes);
+    *bytes = (count * size + 63) & ~(size_t)63;
+    return aligned_alloc(64, *bytes);
+}
+
+/* Scratch: small, zeroed so no stale value can ever leak into a result. */
+static void *alloc_zero(size_t count, size_t size) {
+    size_t bytes;
+    void *p = alloc_raw(count, size, &bytes);
     if (p) memset(p, 0, bytes);
     return p;
+}
+
+/* The KV cache is left untouched: a cell is read only after it is written
+ * (forward.c clears V blocks it pads into), so the pages of a large context
+ * cost memory only as the context fills. */
+static void *alloc_cache(size_t count, size_t size) {
+    size_t bytes;
+    return alloc_raw(count, size, &bytes);
 }
 
 bn_context_params bn_context_default_params(void) {
@@ -147,8 +161,8 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     size_t tmp16 = KV > (size_t)hp->head_dim ? KV : (size_t)hp->head_dim;
     size_t cache = (size_t)hp->n_layer * CTX * KV;
 
-    c->k_cache = alloc_zero(cache, sizeof(uint16_t));
-    c->v_cache = alloc_zero(cache, sizeof(uint16_t));
+    c->k_cache = alloc_cache(cache, sizeof(uint16_t));
+    c->v_cache = alloc_cache(cache, sizeof(uint16_t));
     c->x = alloc_zero(B * E, sizeof(float));
     c->xn = alloc_zero((B > T ? B : T) * wide, sizeof(float));
     c->q = alloc_zero(B * E, sizeof(float));

@@ -107,14 +107,15 @@ static void bitlinear(const step *s, const bn_ternary *w, int32_t *dot, float *y
     int m0, m1, M = w->M;
     split_rows(M, c->kern->row_block, ith, nth, &m0, &m1);
     ternary_dots(c, w, s->n, m0, m1, dot);
+    float ws = w->scale;
     for (int i = 0; i < s->n; i++) {
-        const int32_t *d = dot + (size_t)i * M;
-        float *yi = y + (size_t)i * M;
+        const int32_t *restrict d = dot + (size_t)i * M;
+        float *restrict yi = y + (size_t)i * M;
         float as = c->act_scale[i];
-        for (int m = m0; m < m1; m++) {
-            float v = bn_ternary_epilogue(d[m], as, w->scale);
-            yi[m] = accumulate ? yi[m] + v : v;
-        }
+        if (accumulate)
+            for (int m = m0; m < m1; m++) yi[m] = yi[m] + bn_ternary_epilogue(d[m], as, ws);
+        else
+            for (int m = m0; m < m1; m++) yi[m] = bn_ternary_epilogue(d[m], as, ws);
     }
 }
 
@@ -135,7 +136,21 @@ static void task_attn_out(void *arg, int ith, int nth) {
     bitlinear(s, &s->c->model->layers[s->layer].wo, s->c->dot, s->c->x, 1, ith, nth);
 }
 
-/* gate and up share the quantized input; m = relu(gate)^2 * up, ggml's order. */
+/* out[m] = relu(g)^2 * u for m in [m0, m1), g and u the epilogues of the gate
+ * and up dots (ggml's order: relu, square, times up). The relu is written
+ * without a branch, (g + |g|) / 2, equal to max(g, 0) for every finite g: the
+ * sign of g is random, and a branch on it costs more than the rest. */
+static void relu2_product(const int32_t *restrict dg, const int32_t *restrict du,
+                          float *restrict out, int m0, int m1, float as, float gs, float us) {
+    for (int m = m0; m < m1; m++) {
+        float g = bn_ternary_epilogue(dg[m], as, gs);
+        float u = bn_ternary_epilogue(du[m], as, us);
+        float r = (g + fabsf(g)) * 0.5f;
+        out[m] = (r * r) * u;
+    }
+}
+
+/* gate and up share the quantized input; m = relu(gate)^2 * up. */
 static void task_gate_up(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
@@ -146,16 +161,9 @@ static void task_gate_up(void *arg, int ith, int nth) {
     split_rows(F, c->kern->row_block, ith, nth, &m0, &m1);
     ternary_dots(c, &L->wgate, s->n, m0, m1, dot_g);
     ternary_dots(c, &L->wup, s->n, m0, m1, dot_u);
-    for (int i = 0; i < s->n; i++) {
-        float as = c->act_scale[i];
-        for (int m = m0; m < m1; m++) {
-            size_t at = (size_t)i * F + m;
-            float g = bn_ternary_epilogue(dot_g[at], as, L->wgate.scale);
-            float u = bn_ternary_epilogue(dot_u[at], as, L->wup.scale);
-            float r = g > 0.0f ? g : 0.0f;
-            c->ffn[at] = (r * r) * u;
-        }
-    }
+    for (int i = 0; i < s->n; i++)
+        relu2_product(dot_g + (size_t)i * F, dot_u + (size_t)i * F, c->ffn + (size_t)i * F, m0, m1,
+                      c->act_scale[i], L->wgate.scale, L->wup.scale);
 }
 
 static void task_ffn_down(void *arg, int ith, int nth) {
@@ -203,7 +211,8 @@ static void task_rope_store(void *arg, int ith, int nth) {
         for (int h = 0; h < hp->n_head; h++) rope_head(q + h * hd, cs, n_rot);
         for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + h * hd, cs, n_rot);
 
-        c->kern->f32_to_f16(k, c->k_cache + layer_kv + (size_t)pos * kvd, kvd);
+        for (int h = 0; h < hp->n_head_kv; h++)
+            c->kern->f32_to_f16(k + h * hd, c->k_cache + layer_kv + ((size_t)h * c->n_ctx + pos) * hd, hd);
         c->kern->f32_to_f16(c->v + (size_t)i * kvd, tmp, kvd);
         uint16_t *vt = c->v_cache + layer_kv;
         for (int d = 0; d < kvd; d++) vt[(size_t)d * c->n_ctx + pos] = tmp[d];
@@ -250,9 +259,10 @@ static void task_attention(void *arg, int ith, int nth) {
         int kvh = h / group;
         kern->f32_to_f16(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, q16, hd);
 
+        kern->gemv_f16(kc + (size_t)kvh * c->n_ctx * hd, hd, q16, 0, n_kv, score);
         float max = -INFINITY;
         for (int t = 0; t < n_kv; t++) {
-            score[t] = kern->dot_f16(q16, kc + (size_t)t * kvd + (size_t)kvh * hd, hd) * scale;
+            score[t] *= scale;
             if (score[t] > max) max = score[t];
         }
         double sum = 0.0;

@@ -17,9 +17,10 @@ struct bn_context {
     int n_past;                     /* tokens in the KV cache */
     bn_threadpool *pool;
 
-    /* KV cache, f16. K rows per position (after RoPE); V transposed so that
-     * P·V is one f16 dot product per output dimension over positions. */
-    uint16_t *k_cache;              /* [n_layer][n_ctx][kv_dim] */
+    /* KV cache, f16. K (after RoPE) per KV head, one row per position, so
+     * Q·K of a head is one f16 GEMV; V transposed so that P·V is one f16 dot
+     * product per output dimension over positions. */
+    uint16_t *k_cache;              /* [n_layer][n_head_kv][n_ctx][head_dim] */
     uint16_t *v_cache;              /* [n_layer][kv_dim][n_ctx] */
 
     /* Scratch for one batch of up to n_batch tokens. */
