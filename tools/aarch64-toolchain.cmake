@@ -13,9 +13,11 @@ set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(BN_AARCH64_TRIPLE aarch64-linux-gnu CACHE STRING "cross triple")
 set(CMAKE_C_COMPILER ${BN_AARCH64_TRIPLE}-gcc)
 
-# The cross gcc's own runtime (libc, ld.so) lives in /usr/<triple>; multiarch
-# packages (libc6:arm64, libcmocka0:arm64) live in /lib and /usr/lib/<triple>.
-set(BN_AARCH64_SYSROOT /usr/${BN_AARCH64_TRIPLE} CACHE PATH "target runtime root for qemu -L")
+# Tests run against Debian's multiarch runtime (libc6:arm64, libcmocka0:arm64
+# in /lib and /usr/lib/<triple>), hence qemu -L /. The cross gcc's own copy in
+# /usr/<triple> is an older glibc under which qemu 7.2 hangs in the first
+# pthread_create on this machine.
+set(BN_AARCH64_SYSROOT / CACHE PATH "target runtime root for qemu -L")
 
 find_program(BN_QEMU_AARCH64 qemu-aarch64)
 if(BN_QEMU_AARCH64)

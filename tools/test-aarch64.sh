@@ -13,7 +13,7 @@
 #
 # Convention for tests that run built binaries themselves (tests/cli_*.sh, or C
 # tests that spawn a program): this script exports
-#   BN_EMULATOR="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+#   BN_EMULATOR="qemu-aarch64 -L /"
 # and such tests must prefix every binary they execute with it, unquoted:
 #   $BN_EMULATOR "$BIN/bitnet" -m ...
 # It is empty/unset in native builds, so the same script runs both ways.
@@ -31,7 +31,10 @@ BUILD=${BN_AARCH64_BUILD:-$ROOT/build-aarch64}
 CPUS=${BN_AARCH64_CPUS:-"max cortex-a57"}
 JOBS=${JOBS:-2}
 TRIPLE=aarch64-linux-gnu
-SYSROOT=/usr/$TRIPLE
+# Run against Debian's multiarch runtime (libc6:arm64 in /lib/aarch64-linux-gnu),
+# not the cross toolchain's copy in /usr/$TRIPLE: with the latter, qemu 7.2 on
+# this machine hangs in the first pthread_create.
+SYSROOT=/
 
 die() {
     echo "test-aarch64.sh: error: $*" >&2
@@ -43,7 +46,7 @@ for tool in cmake ctest "$TRIPLE-gcc" qemu-aarch64; do
         die "'$tool' not found (apt-get install cmake gcc-aarch64-linux-gnu qemu-user)"
 done
 [ -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ] ||
-    die "no aarch64 runtime in $SYSROOT (apt-get install gcc-aarch64-linux-gnu)"
+    die "no aarch64 runtime in $SYSROOT (dpkg --add-architecture arm64; apt-get install libc6:arm64 libcmocka-dev:arm64)"
 [ -e "/usr/lib/$TRIPLE/libcmocka.so" ] && [ -e /usr/include/cmocka.h ] ||
     die "cmocka for arm64 missing (dpkg --add-architecture arm64; apt-get update; apt-get install libcmocka-dev:arm64)"
 
