@@ -176,7 +176,30 @@ static int read_int_file(const char *path, int *out) {
     return ok ? 0 : -1;
 }
 
-int bn_physical_cores(void) {
+/* A CPU quota (containers: cgroup v2 cpu.max "QUOTA PERIOD", v1 cfs files)
+ * limits the cores that can be busy at once even when the affinity mask shows
+ * more. Returns ceil(quota / period), or 0 when there is no quota. */
+static int cgroup_cpu_limit(void) {
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        if (fscanf(f, "%lld %lld", &quota, &period) != 2) quota = -1;
+        fclose(f);
+    } else {
+        int q, pr;
+        if (read_int_file("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", &q) == 0 &&
+            read_int_file("/sys/fs/cgroup/cpu/cpu.cfs_period_us", &pr) == 0) {
+            quota = q;
+            period = pr;
+        }
+    }
+    if (quota <= 0 || period <= 0) return 0;   /* "max" parses as no quota */
+    long long n = (quota + period - 1) / period;
+    return n > INT_MAX ? 0 : (int)n;
+}
+
+/* Distinct physical cores in the affinity mask. */
+static int count_cores(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int fallback = online > 0 ? (int)(online < INT_MAX ? online : INT_MAX) : 1;
 
@@ -204,4 +227,10 @@ int bn_physical_cores(void) {
         n++;
     }
     return n > 0 ? n : fallback;
+}
+
+int bn_physical_cores(void) {
+    int cores = count_cores();
+    int limit = cgroup_cpu_limit();
+    return limit > 0 && limit < cores ? limit : cores;
 }

@@ -25,7 +25,8 @@ int bn_threadpool_n_threads(const bn_threadpool *pool);
 void bn_threadpool_run(bn_threadpool *pool, bn_task_fn fn, void *ctx);
 
 /* Physical cores this process may run on (SMT siblings counted once), from
- * /sys/devices/system/cpu/cpuN/topology; falls back to the online CPU count. */
+ * /sys/devices/system/cpu/cpuN/topology (falling back to the online CPU
+ * count), capped by a cgroup CPU quota when there is one. */
 int bn_physical_cores(void);
 
 #endif
