@@ -220,6 +220,15 @@ static int parse_value(reader *r, gguf_kv *kv, uint64_t i)
                         (unsigned long long)remaining(r), (unsigned long long)r->pos);
         uint64_t start = r->pos;
         for (uint64_t j = 0; j < kv->arr_n; j++) {
+            /* Fast path: a vocabulary has ~400K strings, so the message is
+             * only worded when a length is actually bad. */
+            if (remaining(r) >= 8) {
+                uint64_t len = le64(r->p + r->pos);
+                if (len <= remaining(r) - 8) {
+                    r->pos += 8 + len;
+                    continue;
+                }
+            }
             gguf_str s;
             char ewhat[160];
             snprintf(ewhat, sizeof ewhat, "string %llu of array key '%s' (kv %llu)",
