@@ -10,6 +10,7 @@
 
 #define DEFAULT_BATCH 512
 #define MAX_THREADS 512
+#define DOT_TILE 64         /* rows of a batch's dots kept in cache at once */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
     if (!err || errlen == 0) return;
@@ -157,7 +158,14 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     size_t prep = c->kern->act_prep_size(hp->n_embd);
     size_t prep_ff = c->kern->act_prep_size(hp->n_ff);
     if (prep_ff > prep) prep = prep_ff;
-    size_t dots = E + 2 * KV > 2 * F ? E + 2 * KV : 2 * F;
+    /* Dots: per part, two tiles (gate and up) of a batch, or two whole
+     * outputs of one token (the widest projection is n_ff or n_embd). */
+    int rb = c->kern->row_block > 0 ? c->kern->row_block : 1;
+    c->dot_tile = DOT_TILE;
+    size_t tile = (size_t)((DOT_TILE + rb - 1) / rb * rb);
+    size_t widest = E > F ? E : F;
+    c->dot_part = 2 * (B * tile > widest ? B * tile : widest);
+    c->dot_part = (c->dot_part + 15) & ~(size_t)15;     /* parts on separate cache lines */
     size_t tmp16 = KV > (size_t)hp->head_dim ? KV : (size_t)hp->head_dim;
     size_t cache = (size_t)hp->n_layer * CTX * KV;
 
@@ -174,7 +182,7 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->act_scale = alloc_zero(B, sizeof(float));
     c->act_sum = alloc_zero(B, sizeof(int32_t));
     c->act_prep = alloc_zero(B, prep);
-    c->dot = alloc_zero(B * dots, sizeof(int32_t));
+    c->dot = alloc_zero(T * c->dot_part, sizeof(int32_t));
     c->scores = alloc_zero(T * CTX, sizeof(float));
     c->probs16 = alloc_zero(T * CTX, sizeof(uint16_t));
     c->tmp16 = alloc_zero(T * tmp16, sizeof(uint16_t));

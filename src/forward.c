@@ -89,33 +89,51 @@ static void task_norm_quant(void *arg, int ith, int nth) {
 /* ---- BitLinear (SPEC §4.5) -------------------------------------------------------- */
 
 /* Exact integer dots of rows [m0, m1) of w for the batch's prepared inputs:
- * dot[i * M + m]. GEMV for one token, GEMM for more (same integers). */
+ * dot[i * ldd + (m - m0)]. GEMV for one token, GEMM for more (same integers). */
 static void ternary_dots(const bn_context *c, const bn_ternary *w, int n, int m0, int m1,
-                         int32_t *dot) {
-    if (m0 >= m1) return;
+                         int32_t *dot, int ldd) {
     if (n == 1)
-        c->kern->ternary_gemv(w->packed, w->K, w->M, c->act_prep, m0, m1, dot + m0);
+        c->kern->ternary_gemv(w->packed, w->K, w->M, c->act_prep, m0, m1, dot);
     else
-        c->kern->ternary_gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot + m0, w->M);
+        c->kern->ternary_gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot, ldd);
+}
+
+/* A part's rows are done a tile at a time so that a batch's dots are read back
+ * from cache, not memory; a single token takes its whole range at once. Tiles
+ * are whole multiples of row_block, as the kernels require. */
+static int row_tile(const bn_context *c, int n, int m0, int m1) {
+    if (n == 1) return m1 - m0;
+    int rb = c->kern->row_block;
+    return (c->dot_tile + rb - 1) / rb * rb;
+}
+
+/* This part's int32 scratch for two tiles of dots (see context.c). */
+static int32_t *part_dots(const bn_context *c, int ith) {
+    return c->dot + (size_t)ith * c->dot_part;
 }
 
 /* y[i * M + m] = epilogue(dot) for this part's rows; accumulate adds it to y
  * (the residual connection) instead of storing. */
-static void bitlinear(const step *s, const bn_ternary *w, int32_t *dot, float *y, int accumulate,
-                      int ith, int nth) {
+static void bitlinear(const step *s, const bn_ternary *w, float *y, int accumulate, int ith,
+                      int nth) {
     const bn_context *c = s->c;
     int m0, m1, M = w->M;
-    split_rows(M, c->kern->row_block, ith, nth, &m0, &m1);
-    ternary_dots(c, w, s->n, m0, m1, dot);
+    int32_t *dot = part_dots(c, ith);
     float ws = w->scale;
-    for (int i = 0; i < s->n; i++) {
-        const int32_t *restrict d = dot + (size_t)i * M;
-        float *restrict yi = y + (size_t)i * M;
-        float as = c->act_scale[i];
-        if (accumulate)
-            for (int m = m0; m < m1; m++) yi[m] = yi[m] + bn_ternary_epilogue(d[m], as, ws);
-        else
-            for (int m = m0; m < m1; m++) yi[m] = bn_ternary_epilogue(d[m], as, ws);
+    split_rows(M, c->kern->row_block, ith, nth, &m0, &m1);
+    int tile = row_tile(c, s->n, m0, m1);
+    for (int t0 = m0; t0 < m1; t0 += tile) {
+        int t1 = imin(t0 + tile, m1);
+        ternary_dots(c, w, s->n, t0, t1, dot, tile);
+        for (int i = 0; i < s->n; i++) {
+            const int32_t *restrict d = dot + (size_t)i * tile - t0;
+            float *restrict yi = y + (size_t)i * M;
+            float as = c->act_scale[i];
+            if (accumulate)
+                for (int m = t0; m < t1; m++) yi[m] = yi[m] + bn_ternary_epilogue(d[m], as, ws);
+            else
+                for (int m = t0; m < t1; m++) yi[m] = bn_ternary_epilogue(d[m], as, ws);
+        }
     }
 }
 
@@ -123,17 +141,14 @@ static void task_qkv(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     const bn_layer *L = &c->model->layers[s->layer];
-    int32_t *dot_q = c->dot;
-    int32_t *dot_k = dot_q + (size_t)s->n * c->hp.n_embd;
-    int32_t *dot_v = dot_k + (size_t)s->n * c->kv_dim;
-    bitlinear(s, &L->wq, dot_q, c->q, 0, ith, nth);
-    bitlinear(s, &L->wk, dot_k, c->k, 0, ith, nth);
-    bitlinear(s, &L->wv, dot_v, c->v, 0, ith, nth);
+    bitlinear(s, &L->wq, c->q, 0, ith, nth);
+    bitlinear(s, &L->wk, c->k, 0, ith, nth);
+    bitlinear(s, &L->wv, c->v, 0, ith, nth);
 }
 
 static void task_attn_out(void *arg, int ith, int nth) {
     const step *s = arg;
-    bitlinear(s, &s->c->model->layers[s->layer].wo, s->c->dot, s->c->x, 1, ith, nth);
+    bitlinear(s, &s->c->model->layers[s->layer].wo, s->c->x, 1, ith, nth);
 }
 
 /* out[m] = relu(g)^2 * u for m in [m0, m1), g and u the epilogues of the gate
@@ -156,19 +171,24 @@ static void task_gate_up(void *arg, int ith, int nth) {
     bn_context *c = s->c;
     const bn_layer *L = &c->model->layers[s->layer];
     int F = c->hp.n_ff, m0, m1;
-    int32_t *dot_g = c->dot;
-    int32_t *dot_u = dot_g + (size_t)s->n * F;
     split_rows(F, c->kern->row_block, ith, nth, &m0, &m1);
-    ternary_dots(c, &L->wgate, s->n, m0, m1, dot_g);
-    ternary_dots(c, &L->wup, s->n, m0, m1, dot_u);
-    for (int i = 0; i < s->n; i++)
-        relu2_product(dot_g + (size_t)i * F, dot_u + (size_t)i * F, c->ffn + (size_t)i * F, m0, m1,
-                      c->act_scale[i], L->wgate.scale, L->wup.scale);
+    int tile = row_tile(c, s->n, m0, m1);
+    int32_t *dot_g = part_dots(c, ith);
+    int32_t *dot_u = dot_g + (size_t)s->n * tile;
+    for (int t0 = m0; t0 < m1; t0 += tile) {
+        int t1 = imin(t0 + tile, m1);
+        ternary_dots(c, &L->wgate, s->n, t0, t1, dot_g, tile);
+        ternary_dots(c, &L->wup, s->n, t0, t1, dot_u, tile);
+        for (int i = 0; i < s->n; i++)
+            relu2_product(dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
+                          c->ffn + (size_t)i * F, t0, t1, c->act_scale[i], L->wgate.scale,
+                          L->wup.scale);
+    }
 }
 
 static void task_ffn_down(void *arg, int ith, int nth) {
     const step *s = arg;
-    bitlinear(s, &s->c->model->layers[s->layer].wdown, s->c->dot, s->c->x, 1, ith, nth);
+    bitlinear(s, &s->c->model->layers[s->layer].wdown, s->c->x, 1, ith, nth);
 }
 
 /* ---- RoPE and the KV cache (SPEC §4.3, §4.4) ------------------------------------ */

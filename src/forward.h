@@ -35,7 +35,12 @@ struct bn_context {
     float *act_scale;               /* [n_batch] */
     int32_t *act_sum;               /* [n_batch] */
     void *act_prep;                 /* [n_batch][act_prep_size(max K)], 64-byte aligned */
-    int32_t *dot;                   /* [n_batch][max(n_embd + 2 kv_dim, 2 n_ff)] exact dots */
+    int32_t *dot;                   /* [n_threads][dot_part] exact dots, per part: two
+                                       tiles of [n_batch][dot_tile], or two whole rows
+                                       of outputs for a single token */
+    int dot_tile;                   /* rows per tile for batches (before rounding up
+                                       to the kernel's row_block) */
+    size_t dot_part;
 
     /* Per-thread attention scratch. */
     float *scores;                  /* [n_threads][n_ctx] */
