@@ -34,14 +34,35 @@ static void split_rows(int M, int block, int ith, int nth, int *m0, int *m1) {
     *m1 = imin(M, (int)(nb * (ith + 1) / nth) * block);
 }
 
-/* RMSNorm exactly as ggml: squares rounded to float, summed in double; the
- * mean rounded to float; y = (x * scale) * w. */
+/* RMSNorm exactly as ggml: squares rounded to float, summed in double in
+ * order; the mean rounded to float; y = (x * scale) * w. */
+static float rms_scale(double sum, int n, float eps) {
+    float mean = (float)(sum / n);
+    return 1.0f / sqrtf(mean + eps);
+}
+
+static void rms_apply(float *y, const float *x, const float *w, int n, float scale) {
+    for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+}
+
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
-    float mean = (float)(sum / n);
-    float scale = 1.0f / sqrtf(mean + eps);
-    for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+    rms_apply(y, x, w, n, rms_scale(sum, n, eps));
+}
+
+/* The sums of four rows at once: each row's sum in its own order, as above,
+ * but four independent chains keep the adder busy (prompt batches). */
+static void rmsnorm4(float *const y[4], const float *const x[4], const float *w, int n, float eps) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    for (int i = 0; i < n; i++) {
+        s0 += (double)(x[0][i] * x[0][i]);
+        s1 += (double)(x[1][i] * x[1][i]);
+        s2 += (double)(x[2][i] * x[2][i]);
+        s3 += (double)(x[3][i] * x[3][i]);
+    }
+    const double sum[4] = {s0, s1, s2, s3};
+    for (int r = 0; r < 4; r++) rms_apply(y[r], x[r], w, n, rms_scale(sum[r], n, eps));
 }
 
 /* ---- per-token steps ----------------------------------------------------------- */
@@ -69,6 +90,13 @@ static void task_embed(void *arg, int ith, int nth) {
         c->kern->f16_to_f32(c->model->tok_embd + (size_t)s->tokens[i] * E, c->x + (size_t)i * E, E);
 }
 
+/* Token i's normed row to int8 (SPEC 4.5) and the kernel's prepared form. */
+static void quantize_prep(bn_context *c, int i, int K, size_t prep_size) {
+    int8_t *aq = c->act_q + (size_t)i * K;
+    c->act_scale[i] = c->kern->quantize_act(c->xn + (size_t)i * K, K, aq, &c->act_sum[i]);
+    c->kern->act_prep(aq, K, (char *)c->act_prep + (size_t)i * prep_size);
+}
+
 /* RMSNorm, int8 quantization and the kernel's activation preparation of each
  * token: done once per input and shared by the projections that read it. */
 static void task_norm_quant(void *arg, int ith, int nth) {
@@ -77,12 +105,20 @@ static void task_norm_quant(void *arg, int ith, int nth) {
     const bn_kernels *kern = c->kern;
     int K = s->K;
     size_t prep_size = kern->act_prep_size(K);
-    for (int i = ith; i < s->n; i += nth) {
-        float *xn = c->xn + (size_t)i * K;
-        int8_t *aq = c->act_q + (size_t)i * K;
-        rmsnorm(xn, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
-        c->act_scale[i] = kern->quantize_act(xn, K, aq, &c->act_sum[i]);
-        kern->act_prep(aq, K, (char *)c->act_prep + (size_t)i * prep_size);
+    int i = ith;
+    for (; i + 3 * nth < s->n; i += 4 * nth) {
+        float *y[4];
+        const float *x[4];
+        for (int r = 0; r < 4; r++) {
+            y[r] = c->xn + (size_t)(i + r * nth) * K;
+            x[r] = s->in + (size_t)(i + r * nth) * K;
+        }
+        rmsnorm4(y, x, s->norm_w, K, c->hp.rms_eps);
+        for (int r = 0; r < 4; r++) quantize_prep(c, i + r * nth, K, prep_size);
+    }
+    for (; i < s->n; i += nth) {
+        rmsnorm(c->xn + (size_t)i * K, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
+        quantize_prep(c, i, K, prep_size);
     }
 }
 
