@@ -23,19 +23,58 @@ size_t bn_head_q8_size_tiled(int R, int K, int M) {
     return tiles * (size_t)R * (size_t)K / 16 * 17;
 }
 
+/* f16 -> f32, exact for finite values: the f16 bits moved into a float's
+ * places (sign to bit 31, exponent/mantissa shifted by 13) read as 2^-112
+ * times the value (an f16 subnormal as a float subnormal), so a
+ * multiplication by 2^112 (exact: the result is a normal float or zero)
+ * rescales it. Branch-free so the loops below vectorize; blocks with an
+ * Inf/NaN use bn_f16_to_f32. */
+static inline float f16_finite_to_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)(h & 0x7fffu) << 13 | (uint32_t)(h & 0x8000u) << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f * 0x1p112f;
+}
+
+/* bn_f32_to_f16 for a positive float whose f16 is normal (2^-14 <= v <
+ * 65520): rebias, then round to nearest even on the 13 dropped bits by
+ * adding 0xfff plus the kept lsb (a carry ripples into the exponent as it
+ * should). Anything else takes the general routine. */
+static inline uint16_t f32_to_f16_pos(float v) {
+    uint32_t x;
+    memcpy(&x, &v, sizeof x);
+    if (x < 0x38800000u || x >= 0x477ff000u) return bn_f32_to_f16(v);
+    return (uint16_t)(((x + 0x0fffu + ((x >> 13) & 1u)) >> 13) - (112u << 10));
+}
+
 uint16_t bn_q8_block_quantize(const uint16_t *w, int8_t *q) {
     float f[32], amax = 0.0f;
+    /* Finite f16 magnitudes order as their bit patterns do. */
+    uint16_t mx = 0;
     for (int i = 0; i < 32; i++) {
-        f[i] = bn_f16_to_f32(w[i]);
-        float a = f[i] < 0 ? -f[i] : f[i];
-        if (a > amax) amax = a;
+        const uint16_t a = (uint16_t)(w[i] & 0x7fffu);
+        mx = a > mx ? a : mx;
     }
-    const uint16_t dh = bn_f32_to_f16(amax / 127.0f);
-    const float d = bn_f16_to_f32(dh);
+    if (mx < 0x7c00u) {
+        for (int i = 0; i < 32; i++) f[i] = f16_finite_to_f32(w[i]);
+        amax = f16_finite_to_f32(mx);
+    } else {                /* an Inf or NaN: the plain definition */
+        for (int i = 0; i < 32; i++) {
+            f[i] = bn_f16_to_f32(w[i]);
+            float a = f[i] < 0 ? -f[i] : f[i];
+            if (a > amax) amax = a;
+        }
+    }
+    const uint16_t dh = f32_to_f16_pos(amax / 127.0f);
+    const float d = f16_finite_to_f32(dh);
+    if (d == 0.0f) {
+        memset(q, 0, 32);
+        return 0;
+    }
     /* d may round below amax/127 (or into the f16 subnormals): |w/d| stays
      * below 2 * 127 + 1, well inside rne's range, and the clamp applies. */
-    for (int i = 0; i < 32; i++) q[i] = (int8_t)(d == 0.0f ? 0 : clamp127(rne(f[i] / d)));
-    return d == 0.0f ? 0 : dh;
+    for (int i = 0; i < 32; i++) q[i] = (int8_t)clamp127(rne(f[i] / d));
+    return dh;
 }
 
 /* Byte offset of weight (r, k) inside a tile, and of scale (r, b). */
@@ -47,6 +86,8 @@ static size_t s_off(int R, int K, int r, int b) {
     return (size_t)R * K + 2 * ((size_t)R * b + r);
 }
 
+/* A row's block b is 8 groups of 4 bytes, 4R bytes apart (contiguous for
+ * R = 1): written group by group, not byte by byte. */
 void bn_head_q8_quantize_tiled(int R, const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
     uint8_t *out = dst;
     const size_t tile_bytes = (size_t)R * K / 16 * 17;
@@ -60,7 +101,9 @@ void bn_head_q8_quantize_tiled(int R, const uint16_t *W, int K, int M, int m0, i
             uint16_t dh = 0;
             if (m < M) dh = bn_q8_block_quantize(W + (size_t)m * K + 32 * b, q);
             else memset(q, 0, sizeof q);
-            for (int i = 0; i < 32; i++) tile[w_off(R, r, 32 * b + i)] = (uint8_t)q[i];
+            uint8_t *blk = tile + w_off(R, r, 32 * b);
+            if (R == 1) memcpy(blk, q, 32);
+            else for (int j = 0; j < 8; j++) memcpy(blk + (size_t)4 * R * j, q + 4 * j, 4);
             memcpy(tile + s_off(R, K, r, b), &dh, 2);
         }
     }

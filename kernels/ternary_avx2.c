@@ -19,6 +19,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "head_q8_x86.h"
+
 /* ---- activations (SPEC 4.5 steps 1-4), bit-exact with ternary_ref.c -------- */
 
 static float avx2_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
@@ -153,41 +155,65 @@ static inline __m256i clamp127(__m256i v) {
     return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
 }
 
-/* bn_q8_block_quantize with F16C: the same float operations, so the same q. */
-static inline uint16_t head_block(const uint16_t *w, int8_t q[32]) {
+/* bn_q8_block_quantize with F16C (vcvtps2ph/vcvtph2ps are what
+ * bn_f32_to_f16/bn_f16_to_f32 reproduce): the same float operations, so the
+ * same q, returned as 32 int8 in order; *dh gets the scale. */
+static inline __m256i head_block(const uint16_t *w, uint16_t *dh) {
     __m256 f[4];
     for (int i = 0; i < 4; i++) f[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 8 * i)));
     const float amax = hmax_ps(_mm256_max_ps(_mm256_max_ps(abs_ps(f[0]), abs_ps(f[1])),
                                              _mm256_max_ps(abs_ps(f[2]), abs_ps(f[3]))));
-    const uint16_t dh = bn_f32_to_f16(amax / 127.0f);
-    const float d = bn_f16_to_f32(dh);
+    const __m128i h = _mm_cvtps_ph(_mm_set_ss(amax / 127.0f), _MM_FROUND_TO_NEAREST_INT);
+    const float d = _mm_cvtss_f32(_mm_cvtph_ps(h));
     if (d == 0.0f) {
-        memset(q, 0, 32);
-        return 0;
+        *dh = 0;
+        return _mm256_setzero_si256();
     }
+    *dh = (uint16_t)_mm_extract_epi16(h, 0);
     const __m256 vd = _mm256_set1_ps(d);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     __m256i v[4];
     for (int i = 0; i < 4; i++) v[i] = clamp127(_mm256_cvtps_epi32(_mm256_div_ps(f[i], vd)));
-    pack32(v[0], v[1], v[2], v[3], q);
-    return dh;
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    return _mm256_permutevar8x32_epi32(bytes, order);
 }
 
+/* Whole tiles (8 rows) a block at a time (bn_head_q8_block8); rows of a tile
+ * only partly inside [m0, end), and blocks with a zero scale, go one row at
+ * a time, so split calls never touch other rows. */
 static void avx2_head_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
     uint8_t *out = dst;
     const size_t tb = (size_t)HR * K / 16 * 17;
     const int end = m1 == M ? (M + HR - 1) / HR * HR : m1;
-    for (int m = m0; m < end; m++) {
+    for (int m = m0; m < end;) {
         uint8_t *tile = out + (size_t)(m / HR) * tb;
+        uint8_t *sc = tile + (size_t)HR * K;
+        if (m % HR == 0 && m + HR <= end && m + HR <= M) {
+            const uint16_t *rows = W + (size_t)m * K;
+            for (int b = 0; b < K / 32; b++) {
+                if (bn_head_q8_block8(rows + 32 * b, K, tile + 256 * (size_t)b, 32, sc + 2 * HR * (size_t)b)) continue;
+                for (int r = 0; r < HR; r++) {
+                    uint16_t dh;
+                    int8_t q[32];
+                    _mm256_storeu_si256((__m256i *)q, head_block(rows + (size_t)r * K + 32 * b, &dh));
+                    for (int j = 0; j < 8; j++) memcpy(tile + 256 * (size_t)b + 32 * j + 4 * r, q + 4 * j, 4);
+                    memcpy(sc + 2 * (HR * (size_t)b + r), &dh, 2);
+                }
+            }
+            m += HR;
+            continue;
+        }
         const int r = m % HR;
         for (int b = 0; b < K / 32; b++) {
             int8_t q[32];
             uint16_t dh = 0;
-            if (m < M) dh = head_block(W + (size_t)m * K + 32 * b, q);
+            if (m < M) _mm256_storeu_si256((__m256i *)q, head_block(W + (size_t)m * K + 32 * b, &dh));
             else memset(q, 0, sizeof q);
             uint8_t *blk = tile + (size_t)32 * HR * b + 4 * r;
             for (int j = 0; j < 8; j++) memcpy(blk + 4 * HR * j, q + 4 * j, 4);
-            memcpy(tile + (size_t)HR * K + 2 * ((size_t)HR * b + r), &dh, 2);
+            memcpy(sc + 2 * ((size_t)HR * b + r), &dh, 2);
         }
+        m++;
     }
 }
 

@@ -18,6 +18,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "head_q8_x86.h"
+
 /* ---- activations (SPEC 4.5 steps 1-4), bit-exact with ternary_ref.c -------- */
 
 static float avx512_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
@@ -350,22 +352,43 @@ static inline uint16_t head_block(const uint16_t *w, int8_t q[32]) {
     return dh;
 }
 
+/* One row's block the slow way (tile rows only partly in range, zero
+ * scales): 8 groups of 4 bytes, 64 bytes apart. */
+static void head_row_block(const uint16_t *w, uint8_t *tile, int K, int r, int b) {
+    int8_t q[32];
+    const uint16_t dh = w ? head_block(w, q) : 0;
+    if (!w) memset(q, 0, sizeof q);
+    uint8_t *blk = tile + (size_t)32 * HR * b + 4 * r;
+    for (int j = 0; j < 8; j++) memcpy(blk + 4 * HR * j, q + 4 * j, 4);
+    memcpy(tile + (size_t)HR * K + 2 * ((size_t)HR * b + r), &dh, 2);
+}
+
+/* Whole tiles (16 rows) a block at a time, as two halves of 8 rows
+ * (bn_head_q8_block8: rows 0-7 fill bytes 0-31 of each 64-byte group, rows
+ * 8-15 bytes 32-63); other rows one at a time, so split calls never touch
+ * rows outside their range. */
 static void v_head_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
     uint8_t *out = dst;
     const size_t tb = (size_t)HR * K / 16 * 17;
     const int end = m1 == M ? (M + HR - 1) / HR * HR : m1;
-    for (int m = m0; m < end; m++) {
+    for (int m = m0; m < end;) {
         uint8_t *tile = out + (size_t)(m / HR) * tb;
-        const int r = m % HR;
-        for (int b = 0; b < K / 32; b++) {
-            int8_t q[32];
-            uint16_t dh = 0;
-            if (m < M) dh = head_block(W + (size_t)m * K + 32 * b, q);
-            else memset(q, 0, sizeof q);
-            uint8_t *blk = tile + (size_t)32 * HR * b + 4 * r;
-            for (int j = 0; j < 8; j++) memcpy(blk + 4 * HR * j, q + 4 * j, 4);
-            memcpy(tile + (size_t)HR * K + 2 * ((size_t)HR * b + r), &dh, 2);
+        if (m % HR == 0 && m + HR <= end && m + HR <= M) {
+            const uint16_t *rows = W + (size_t)m * K;
+            uint8_t *sc = tile + (size_t)HR * K;
+            for (int b = 0; b < K / 32; b++)
+                for (int h = 0; h < 2; h++) {
+                    const uint16_t *hr = rows + (size_t)8 * h * K + 32 * b;
+                    if (bn_head_q8_block8(hr, K, tile + 512 * (size_t)b + 32 * h, 64, sc + 32 * (size_t)b + 16 * h))
+                        continue;
+                    for (int r = 0; r < 8; r++) head_row_block(hr + (size_t)r * K, tile, K, 8 * h + r, b);
+                }
+            m += HR;
+            continue;
         }
+        for (int b = 0; b < K / 32; b++)
+            head_row_block(m < M ? W + (size_t)m * K + 32 * b : NULL, tile, K, m % HR, b);
+        m++;
     }
 }
 
