@@ -29,6 +29,7 @@ static int imin(int a, int b) { return a < b ? a : b; }
 
 /* Part ith's share [*m0, *m1) of M rows, cut at multiples of `block`. */
 static void split_rows(int M, int block, int ith, int nth, int *m0, int *m1) {
+    if (block < 1) block = 1;
     long long nb = (M + block - 1) / block;
     *m0 = (int)(nb * ith / nth) * block;
     *m1 = imin(M, (int)(nb * (ith + 1) / nth) * block);
@@ -139,7 +140,7 @@ static void ternary_dots(const bn_context *c, const bn_ternary *w, int n, int m0
  * are whole multiples of row_block, as the kernels require. */
 static int row_tile(const bn_context *c, int n, int m0, int m1) {
     if (n == 1) return m1 - m0;
-    int rb = c->kern->row_block;
+    int rb = c->kern->row_block > 0 ? c->kern->row_block : 1;
     return (c->dot_tile + rb - 1) / rb * rb;
 }
 
