@@ -82,63 +82,41 @@ void bn_neon_f32_to_f16(const float *src, uint16_t *dst, int n) {
 }
 
 /* Products of two f16 values are exact in float (11 + 11 significant bits),
- * so vfmaq's single rounding equals multiply-then-add: only the summation
- * order differs from the reference (16 partial sums, then a fixed tree). */
-static inline void f16x8_mac(float32x4_t *acc_lo, float32x4_t *acc_hi,
-                             float16x8_t a, float16x8_t b) {
-    *acc_lo = vfmaq_f32(*acc_lo, vcvt_f32_f16(vget_low_f16(a)), vcvt_f32_f16(vget_low_f16(b)));
-    *acc_hi = vfmaq_f32(*acc_hi, vcvt_high_f32_f16(a), vcvt_high_f32_f16(b));
+ * so vfmaq's single rounding equals multiply-then-add. The summation order
+ * is the reference's (ternary_ref.c: bitnet.cpp's AVX-512 order): 4 chunks
+ * of 16 lanes per 64 elements, (c0+c2)+(c1+c3), lanes halved 16->8->4->2,
+ * lane 0 + lane 1, tail in double. A 16-lane accumulator is 4 float32x4. */
+static inline void f16x16_mac(float32x4_t acc[4], const uint16_t *a, const uint16_t *b) {
+    for (int h = 0; h < 2; h++) {
+        float16x8_t va = vreinterpretq_f16_u16(vld1q_u16(a + 8 * h));
+        float16x8_t vb = vreinterpretq_f16_u16(vld1q_u16(b + 8 * h));
+        acc[2 * h] = vfmaq_f32(acc[2 * h], vcvt_f32_f16(vget_low_f16(va)), vcvt_f32_f16(vget_low_f16(vb)));
+        acc[2 * h + 1] = vfmaq_f32(acc[2 * h + 1], vcvt_high_f32_f16(va), vcvt_high_f32_f16(vb));
+    }
 }
 
 float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
-    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        f16x8_mac(&s0, &s1, vreinterpretq_f16_u16(vld1q_u16(a + i)),
-                  vreinterpretq_f16_u16(vld1q_u16(b + i)));
-        f16x8_mac(&s2, &s3, vreinterpretq_f16_u16(vld1q_u16(a + i + 8)),
-                  vreinterpretq_f16_u16(vld1q_u16(b + i + 8)));
-    }
-    float acc = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-    for (; i < n; i++) acc += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
-    return acc;
+    float32x4_t acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0.0f);
+    const int n64 = n & ~63;
+    for (int i = 0; i < n64; i += 64)
+        for (int r = 0; r < 4; r++) f16x16_mac(acc[r], a + i + 16 * r, b + i + 16 * r);
+    float32x4_t v[4];
+    for (int q = 0; q < 4; q++)
+        v[q] = vaddq_f32(vaddq_f32(acc[0][q], acc[2][q]), vaddq_f32(acc[1][q], acc[3][q]));
+    float32x4_t w = vaddq_f32(vaddq_f32(v[0], v[2]), vaddq_f32(v[1], v[3]));
+    /* lanes l + l+8 above; now l + l+4 is w itself (one vector of 4). */
+    float32x4_t x = vaddq_f32(w, vextq_f32(w, w, 2));   /* l + l+2 */
+    double sum = (double)(vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1));
+    for (int i = n64; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
+    return (float)sum;
 }
 
-/* The LM head: four rows at a time share each converted chunk of x; the
- * per-row summation order is exactly bn_neon_dot_f16's, so gemv_f16 and
- * dot_f16 agree bit for bit. */
+/* The LM head, one row at a time in dot_f16's order (the default head is the
+ * Q8 one; this path exists for --head f16 parity). */
 void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
-    int m = m0;
-    for (; m + 4 <= m1; m += 4) {
-        const uint16_t *w[4];
-        float32x4_t s[4][4];
-        for (int r = 0; r < 4; r++) {
-            w[r] = W + (size_t)(m + r) * (size_t)K;
-            for (int j = 0; j < 4; j++) s[r][j] = vdupq_n_f32(0.0f);
-        }
-        int i = 0;
-        for (; i + 16 <= K; i += 16) {
-            float16x8_t x0 = vreinterpretq_f16_u16(vld1q_u16(x + i));
-            float16x8_t x1 = vreinterpretq_f16_u16(vld1q_u16(x + i + 8));
-            float32x4_t xf0 = vcvt_f32_f16(vget_low_f16(x0)), xf1 = vcvt_high_f32_f16(x0);
-            float32x4_t xf2 = vcvt_f32_f16(vget_low_f16(x1)), xf3 = vcvt_high_f32_f16(x1);
-            for (int r = 0; r < 4; r++) {
-                float16x8_t a0 = vreinterpretq_f16_u16(vld1q_u16(w[r] + i));
-                float16x8_t a1 = vreinterpretq_f16_u16(vld1q_u16(w[r] + i + 8));
-                s[r][0] = vfmaq_f32(s[r][0], vcvt_f32_f16(vget_low_f16(a0)), xf0);
-                s[r][1] = vfmaq_f32(s[r][1], vcvt_high_f32_f16(a0), xf1);
-                s[r][2] = vfmaq_f32(s[r][2], vcvt_f32_f16(vget_low_f16(a1)), xf2);
-                s[r][3] = vfmaq_f32(s[r][3], vcvt_high_f32_f16(a1), xf3);
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            float acc = vaddvq_f32(vaddq_f32(vaddq_f32(s[r][0], s[r][1]),
-                                             vaddq_f32(s[r][2], s[r][3])));
-            for (int k = i; k < K; k++) acc += bn_f16_to_f32(w[r][k]) * bn_f16_to_f32(x[k]);
-            y[m + r - m0] = acc;
-        }
-    }
-    for (; m < m1; m++) y[m - m0] = bn_neon_dot_f16(W + (size_t)m * (size_t)K, x, K);
+    for (int m = m0; m < m1; m++) y[m - m0] = bn_neon_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
 #endif /* __aarch64__ */

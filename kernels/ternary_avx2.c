@@ -85,31 +85,34 @@ static void avx2_f32_to_f16(const float *src, uint16_t *dst, int n) {
     for (; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
 }
 
-static float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* The product of two f16 values is exact in float (11+11 significant bits),
- * so fmadd equals multiply-then-add; only the summation order differs from
- * the reference (4 x 8 partial sums). */
+ * so fmadd equals multiply-then-add. The summation order is the reference's
+ * (ternary_ref.c, bitnet.cpp's AVX-512 order) with each 16-lane accumulator
+ * held as two ymm (lanes 0-7, 8-15), so the result equals ref bit for bit. */
 static float avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 lo0 = _mm256_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m256 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0;
     int i = 0;
 #define LD(p, o) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((p) + i + (o))))
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(LD(a, 0), LD(b, 0), s0);
-        s1 = _mm256_fmadd_ps(LD(a, 8), LD(b, 8), s1);
-        s2 = _mm256_fmadd_ps(LD(a, 16), LD(b, 16), s2);
-        s3 = _mm256_fmadd_ps(LD(a, 24), LD(b, 24), s3);
+    for (; i + 64 <= n; i += 64) {
+        lo0 = _mm256_fmadd_ps(LD(a, 0), LD(b, 0), lo0);
+        hi0 = _mm256_fmadd_ps(LD(a, 8), LD(b, 8), hi0);
+        lo1 = _mm256_fmadd_ps(LD(a, 16), LD(b, 16), lo1);
+        hi1 = _mm256_fmadd_ps(LD(a, 24), LD(b, 24), hi1);
+        lo2 = _mm256_fmadd_ps(LD(a, 32), LD(b, 32), lo2);
+        hi2 = _mm256_fmadd_ps(LD(a, 40), LD(b, 40), hi2);
+        lo3 = _mm256_fmadd_ps(LD(a, 48), LD(b, 48), lo3);
+        hi3 = _mm256_fmadd_ps(LD(a, 56), LD(b, 56), hi3);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(LD(a, 0), LD(b, 0), s0);
 #undef LD
-    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) r += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
-    return r;
+    __m256 vlo = _mm256_add_ps(_mm256_add_ps(lo0, lo2), _mm256_add_ps(lo1, lo3));
+    __m256 vhi = _mm256_add_ps(_mm256_add_ps(hi0, hi2), _mm256_add_ps(hi1, hi3));
+    __m256 v8 = _mm256_add_ps(vlo, vhi);
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    double sum = (double)_mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+    for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
+    return (float)sum;
 }
 
 static void avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {

@@ -61,8 +61,10 @@ static void avx512_f32_to_f16(const float *src, uint16_t *dst, int n) {
     for (; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
 }
 
-/* f16 x f16 products are exact in float, so fmadd = multiply then add; only
- * the order of the float sums differs from the reference. */
+/* f16 x f16 products are exact in float, so fmadd = multiply then add. The
+ * summation order is the reference's (ternary_ref.c, bitnet.cpp's AVX-512
+ * order): 4 x 16 lanes per 64 elements, (s0+s2)+(s1+s3), halves 16->8->4->2,
+ * lane 0 + lane 1, tail in double; so the result equals ref bit for bit. */
 static float avx512_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int i = 0;
@@ -73,11 +75,14 @@ static float avx512_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
         s2 = _mm512_fmadd_ps(LD(a, 32), LD(b, 32), s2);
         s3 = _mm512_fmadd_ps(LD(a, 48), LD(b, 48), s3);
     }
-    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(LD(a, 0), LD(b, 0), s0);
 #undef LD
-    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-    for (; i < n; i++) r += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
-    return r;
+    __m512 v = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
+    __m256 v8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    double sum = (double)_mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+    for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
+    return (float)sum;
 }
 
 static void avx512_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {

@@ -99,10 +99,26 @@ static void ref_f32_to_f16(const float *src, uint16_t *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
 }
 
+/* The summation order of bitnet.cpp's AVX-512 build (its reference logits
+ * were made with it): 4 accumulators of 16 float lanes over chunks of 64,
+ * combined as (a0+a2)+(a1+a3), the 16 lanes halved down to 2 (l + l+8, then
+ * l + l+4, then l + l+2), lane 0 + lane 1 in double, and the tail (n % 64)
+ * added in double one product at a time. Products of two halves are exact in
+ * float, so every variant that follows this order gives the same bits. */
 static float ref_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
-    float acc = 0.0f;
-    for (int i = 0; i < n; i++) acc += bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]);
-    return acc;
+    float acc[4][16] = {{0}};
+    const int n64 = n & ~63;
+    for (int i = 0; i < n64; i += 64)
+        for (int r = 0; r < 4; r++)
+            for (int l = 0; l < 16; l++)
+                acc[r][l] += bn_f16_to_f32(a[i + 16 * r + l]) * bn_f16_to_f32(b[i + 16 * r + l]);
+    float v[16];
+    for (int l = 0; l < 16; l++) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    for (int half = 8; half >= 2; half /= 2)
+        for (int l = 0; l < half; l++) v[l] = v[l] + v[l + half];
+    double sum = (double)(v[0] + v[1]);
+    for (int i = n64; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
+    return (float)sum;
 }
 
 static void ref_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1,

@@ -64,6 +64,25 @@ void ref_forward_free(ref_forward *r) {
 
 static float f16r(float x) { return bn_f16_to_f32(bn_f32_to_f16(x)); }
 
+/* A dot product of f16 values (products exact in float) in the summation
+ * order of bitnet.cpp's AVX-512 build, written out again here so this
+ * reference stays independent of the kernels: 64-element chunks into 4 x 16
+ * float lanes, (c0+c2)+(c1+c3), lanes halved 16->8->4->2, lane 0 + lane 1,
+ * the tail added in double. */
+static float dot_bitnet_order(const float *a, const float *b, int n) {
+    float acc[64] = {0};
+    int n64 = n & ~63;
+    for (int i = 0; i < n64; i += 64)
+        for (int j = 0; j < 64; j++) acc[j] += a[i + j] * b[i + j];
+    float v[16];
+    for (int l = 0; l < 16; l++) v[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
+    for (int half = 8; half >= 2; half /= 2)
+        for (int l = 0; l < half; l++) v[l] += v[l + half];
+    double sum = (double)(v[0] + v[1]);
+    for (int i = n64; i < n; i++) sum += (double)(a[i] * b[i]);
+    return (float)sum;
+}
+
 /* y = x / rms(x) * w with ggml's roundings (SPEC 4.2). */
 static void rms_norm(float *y, const float *x, const float *w, int n, float eps) {
     double ss = 0;
@@ -155,15 +174,21 @@ int ref_forward_token(ref_forward *r, int32_t token, float *logits) {
             vc[(size_t)pos * kvd + d] = bn_f32_to_f16(r->v[d]);
         }
         float scale = 1.0f / sqrtf((float)hd);
+        /* P·V runs over the cells padded to a multiple of 32 (llama.cpp's
+         * KV padding); the padding's zero probabilities add nothing, but
+         * they decide where the 64-element chunks end. */
+        const int n_pad = (pos + 1 + 31) / 32 * 32;
+        float *qv = malloc(sizeof(float) * (size_t)hd), *kv = malloc(sizeof(float) * (size_t)hd);
+        float *pv = calloc((size_t)n_pad, sizeof(float)), *vv = calloc((size_t)n_pad, sizeof(float));
+        if (!qv || !kv || !pv || !vv) abort();
         for (int h = 0; h < hp->n_head; h++) {
             int kvh = h / (hp->n_head / hp->n_head_kv);
             const float *qh = r->q + h * hd;
+            for (int d = 0; d < hd; d++) qv[d] = f16r(qh[d]);
             float mx = -INFINITY;
             for (int t = 0; t <= pos; t++) {
-                float dot = 0.0f;
-                for (int d = 0; d < hd; d++)
-                    dot += f16r(qh[d]) * bn_f16_to_f32(kc[(size_t)t * kvd + kvh * hd + d]);
-                r->sc[t] = dot * scale;
+                for (int d = 0; d < hd; d++) kv[d] = bn_f16_to_f32(kc[(size_t)t * kvd + kvh * hd + d]);
+                r->sc[t] = dot_bitnet_order(qv, kv, hd) * scale;
                 if (r->sc[t] > mx) mx = r->sc[t];
             }
             double sum = 0;
@@ -172,14 +197,16 @@ int ref_forward_token(ref_forward *r, int32_t token, float *logits) {
                 sum += r->sc[t];
             }
             float inv = (float)(1.0 / sum);
-            for (int t = 0; t <= pos; t++) r->sc[t] = f16r(r->sc[t] * inv);
+            for (int t = 0; t <= pos; t++) pv[t] = f16r(r->sc[t] * inv);
             for (int d = 0; d < hd; d++) {
-                float o = 0.0f;
-                for (int t = 0; t <= pos; t++)
-                    o += r->sc[t] * bn_f16_to_f32(vc[(size_t)t * kvd + kvh * hd + d]);
-                r->att[h * hd + d] = o;
+                for (int t = 0; t <= pos; t++) vv[t] = bn_f16_to_f32(vc[(size_t)t * kvd + kvh * hd + d]);
+                r->att[h * hd + d] = dot_bitnet_order(pv, vv, n_pad);
             }
         }
+        free(qv);
+        free(kv);
+        free(pv);
+        free(vv);
         rms_norm(r->xn, r->att, L->attn_sub_norm, E, hp->rms_eps);
         bitlinear(&L->wo, r->xn, r->aq, r->att);
         for (int i = 0; i < E; i++) r->x[i] += r->att[i];
@@ -200,10 +227,12 @@ int ref_forward_token(ref_forward *r, int32_t token, float *logits) {
     /* tied f16 LM head on the f16-rounded final norm */
     rms_norm(r->xn, r->x, m->output_norm, E, hp->rms_eps);
     for (int i = 0; i < E; i++) r->xn[i] = f16r(r->xn[i]);
+    float *row = malloc(sizeof(float) * (size_t)E);
+    if (!row) abort();
     for (int v = 0; v < hp->n_vocab; v++) {
-        float acc = 0.0f;
-        for (int i = 0; i < E; i++) acc += bn_f16_to_f32(m->tok_embd[(size_t)v * E + i]) * r->xn[i];
-        logits[v] = acc;
+        for (int i = 0; i < E; i++) row[i] = bn_f16_to_f32(m->tok_embd[(size_t)v * E + i]);
+        logits[v] = dot_bitnet_order(row, r->xn, E);
     }
+    free(row);
     return 0;
 }
