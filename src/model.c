@@ -391,6 +391,66 @@ static void repack_finish(repack_job *job) {
     job->n_started = 0;
 }
 
+/* ---- quantized LM head ----------------------------------------------------------- */
+
+/* A head smaller than this stays F16 by default: it is read from cache, so
+ * int8 saves no memory traffic and F16 keeps exact parity with bitnet.cpp.
+ * Above it (2B4T: 657 MB) the Q8 head halves the bytes read per token. */
+#define HEAD_Q8_DEFAULT_MIN_BYTES (32u << 20)
+
+typedef struct head_job {
+    bn_model *m;
+    int n_tiles, rows_per_tile;
+    atomic_int next;
+} head_job;
+
+static void *head_worker(void *arg) {
+    head_job *job = arg;
+    bn_model *m = job->m;
+    const int K = m->hp.n_embd, M = m->hp.n_vocab;
+    const int chunk = 64;           /* tiles per claim: a few MB of work */
+    for (;;) {
+        int t0 = atomic_fetch_add(&job->next, chunk);
+        if (t0 >= job->n_tiles)
+            break;
+        int t1 = t0 + chunk < job->n_tiles ? t0 + chunk : job->n_tiles;
+        int m0 = t0 * job->rows_per_tile, m1 = t1 * job->rows_per_tile;
+        if (m1 > M)
+            m1 = M;
+        m->kern->head_q8_quantize(m->tok_embd, K, M, m0, m1, m->head_q8);
+    }
+    return NULL;
+}
+
+/* Quantizes the tied embedding for the head on one worker per core. */
+static int quantize_head(bn_model *m, char *err, size_t errlen) {
+    const int K = m->hp.n_embd, M = m->hp.n_vocab;
+    if (K % 32 != 0)
+        return fail(err, errlen, "the q8 head needs embedding_length %d to be a multiple of 32", K);
+    size_t bytes = m->kern->head_q8_size(K, M);
+    m->head_q8 = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!m->head_q8)
+        return fail(err, errlen, "out of memory for the %zu-byte q8 head", bytes);
+    head_job job = {.m = m, .rows_per_tile = m->kern->head_q8_rows > 0 ? m->kern->head_q8_rows : 1};
+    job.n_tiles = (M + job.rows_per_tile - 1) / job.rows_per_tile;
+    atomic_init(&job.next, 0);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int n_threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+    pthread_t tid[8];
+    int started = 0;
+    while (started < n_threads - 1 && pthread_create(&tid[started], NULL, head_worker, &job) == 0)
+        started++;
+    head_worker(&job);
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    m->head_type = BN_HEAD_Q8;
+    /* From now on only single embedding rows are read (token lookup); let
+     * the F16 table leave memory, it comes back from the file page by page. */
+    if (m->gguf.owns_map)
+        drop_pages(m->tok_embd, (uint64_t)K * (uint64_t)M * 2);
+    return 0;
+}
+
 /* ---- load / free -------------------------------------------------------------- */
 
 bn_model *bn_model_load(const char *path, const bn_model_params *params, char *err,
@@ -411,11 +471,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
     if (read_hparams(&m->gguf, &m->hp, err, errlen) != 0)
         goto fail;
     if (!p->vocab_only) {
-        if (p->head == BN_HEAD_Q8) {
-            fail(err, errlen, "the q8 head is not available in this build");
-            goto fail;
-        }
-        if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16) {
+        if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16 && p->head != BN_HEAD_Q8) {
             fail(err, errlen, "unknown head type %d", p->head);
             goto fail;
         }
@@ -437,6 +493,13 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         fail(err, errlen, "vocab_size is %d but the tokenizer has %d tokens",
              m->hp.n_vocab, bn_vocab_size(m->tok));
         goto fail;
+    }
+    if (!p->vocab_only) {
+        uint64_t head_f16_bytes = (uint64_t)m->hp.n_embd * (uint64_t)m->hp.n_vocab * 2;
+        int want_q8 = p->head == BN_HEAD_Q8 ||
+                      (p->head == BN_HEAD_DEFAULT && head_f16_bytes >= HEAD_Q8_DEFAULT_MIN_BYTES);
+        if (want_q8 && quantize_head(m, err, errlen) != 0)
+            goto fail;
     }
     return m;
 fail:

@@ -78,6 +78,11 @@ if [ -f "$SRC/models/tiny-shakespeare.gguf" ] && [ -f "$VAL" ]; then
     [ "$windows" -eq 75 ] || fail "tiny-shakespeare perplexity: $windows windows, expected 75"
     awk -v p="$ppl" 'BEGIN { d = p / 85.9977 - 1; exit !(p != "" && d < 0.001 && d > -0.001) }' ||
         fail "tiny-shakespeare perplexity: $ppl, expected 85.998 within 0.1%"
+    # The quantized (int8, blocks of 32) LM head must stay within 0.5% of F16.
+    run pplq perplexity -m "$SRC/models/tiny-shakespeare.gguf" -f "$VAL" -c 256 --head q8
+    pplq=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$TMP/pplq.out")
+    awk -v p="$pplq" -v r="$ppl" 'BEGIN { d = p / r - 1; exit !(p != "" && d < 0.005 && d > -0.005) }' ||
+        fail "tiny-shakespeare perplexity with the q8 head: $pplq, expected within 0.5% of $ppl"
 fi
 
 # ---- info ------------------------------------------------------------------------------------

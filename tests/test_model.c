@@ -466,9 +466,9 @@ static void test_reject_params(void **state) {
     (void)state;
     char err[512] = "";
     bn_model_params p = bn_model_default_params();
-    p.head = BN_HEAD_Q8;
+    p.head = 7;
     assert_null(bn_model_load(g_small, &p, err, sizeof err));
-    assert_string_equal(err, "the q8 head is not available in this build");
+    assert_string_equal(err, "unknown head type 7");
     p = bn_model_default_params();
     p.kernel = "no-such-kernel";
     err[0] = 0;
@@ -477,11 +477,25 @@ static void test_reject_params(void **state) {
     err[0] = 0;
     assert_null(bn_model_load(BN_BINARY_DIR "/no-such-model.gguf", NULL, err, sizeof err));
     assert_non_null(strstr(err, "cannot open"));
-    /* explicit f16 and the default both give the f16 head */
+    /* explicit f16 and the default (a small head stays f16) give the f16 head */
     p = bn_model_default_params();
     p.head = BN_HEAD_F16;
     bn_model *m = load_ok(g_small, &p);
     assert_int_equal(m->head_type, BN_HEAD_F16);
+    assert_null(m->head_q8);
+    bn_model_free(m);
+    /* an explicit q8 head is quantized at load with the kernel's layout: it
+     * must equal a single-threaded quantization of the same embedding */
+    p.head = BN_HEAD_Q8;
+    m = load_ok(g_small, &p);
+    assert_int_equal(m->head_type, BN_HEAD_Q8);
+    assert_non_null(m->head_q8);
+    size_t bytes = m->kern->head_q8_size(m->hp.n_embd, m->hp.n_vocab);
+    void *expect = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    assert_non_null(expect);
+    m->kern->head_q8_quantize(m->tok_embd, m->hp.n_embd, m->hp.n_vocab, 0, m->hp.n_vocab, expect);
+    assert_memory_equal(expect, m->head_q8, bytes);
+    free(expect);
     bn_model_free(m);
 }
 
