@@ -17,7 +17,7 @@ set(CMAKE_C_COMPILER ${BN_AARCH64_TRIPLE}-gcc)
 # in /lib and /usr/lib/<triple>), hence qemu -L /. The cross gcc's own copy in
 # /usr/<triple> is an older glibc under which qemu 7.2 hangs in the first
 # pthread_create on this machine.
-set(BN_AARCH64_SYSROOT / CACHE PATH "target runtime root for qemu -L")
+set(BN_AARCH64_SYSROOT /)                # not cached: an old value must not stick
 
 find_program(BN_QEMU_AARCH64 qemu-aarch64)
 if(BN_QEMU_AARCH64)
