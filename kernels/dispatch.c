@@ -85,17 +85,17 @@ static const variant variants[] = {
 };
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
 
-/* Optional entries (kernels.h): a table missing the quantized-head group is
- * handed out as a copy completed from the reference. One copy per source
- * table, made on first use and kept for the life of the process, so every
- * caller sees the same pointer for the same variant. */
+/* Optional entries (kernels.h): a table missing the quantized-head group or
+ * dot_f32_f16_fma16 is handed out as a copy completed from the reference.
+ * One copy per source table, made on first use and kept for the life of the
+ * process, so every caller sees the same pointer for the same variant. */
 enum { MAX_FILLED = 16 };
 static pthread_mutex_t filled_lock = PTHREAD_MUTEX_INITIALIZER;
 static const bn_kernels *filled_src[MAX_FILLED];
 static bn_kernels filled[MAX_FILLED];
 
 static const bn_kernels *complete(const bn_kernels *k) {
-    if (!k || k->head_q8_size) return k;
+    if (!k || (k->head_q8_size && k->dot_f32_f16_fma16)) return k;
     const bn_kernels *out = k;
     pthread_mutex_lock(&filled_lock);
     int i = 0;
@@ -104,11 +104,14 @@ static const bn_kernels *complete(const bn_kernels *k) {
         if (!filled_src[i]) {
             const bn_kernels *ref = bn_kernels_ref();
             filled[i] = *k;
-            filled[i].head_q8_size = ref->head_q8_size;
-            filled[i].head_q8_quantize = ref->head_q8_quantize;
-            filled[i].act_q8_quantize = ref->act_q8_quantize;
-            filled[i].gemv_head_q8 = ref->gemv_head_q8;
-            filled[i].head_q8_rows = ref->head_q8_rows;
+            if (!k->head_q8_size) {
+                filled[i].head_q8_size = ref->head_q8_size;
+                filled[i].head_q8_quantize = ref->head_q8_quantize;
+                filled[i].act_q8_quantize = ref->act_q8_quantize;
+                filled[i].gemv_head_q8 = ref->gemv_head_q8;
+                filled[i].head_q8_rows = ref->head_q8_rows;
+            }
+            if (!k->dot_f32_f16_fma16) filled[i].dot_f32_f16_fma16 = ref->dot_f32_f16_fma16;
             filled_src[i] = k;
         }
         out = &filled[i];

@@ -98,6 +98,17 @@ typedef struct bn_kernels {
      * at multiples of head_q8_rows share no work between threads. */
     void (*gemv_head_q8)(const void *Wq, int K, const void *xq, int m0, int m1, float *y);
     int head_q8_rows;
+
+    /* ---- bitnet.cpp's prompt-batch P·V (optional) -------------------------- */
+    /* Σ p[k]·v[k] for float p and f16 v, in the order of llamafile's tinyBLAS
+     * (AVX-512, KN = 16) that bitnet.cpp's batch path uses for P·V:
+     *     acc[l] = 0;  for k0 = 0, 16, 32, ...:  acc[l] = fma(p[k0+l], v[k0+l], acc[l])
+     * (one rounding per step: a fused multiply-add), then acc reduced as
+     * _mm512_reduce_add_ps: a[l] + a[l+8] (l < 8), then l + l+4, l + l+2,
+     * lane 0 + lane 1, every addition in float. n is normally a multiple of
+     * 16; a partial last group counts as padded with zeros (p = 0, v = 0).
+     * Every variant gives ref's bits (ternary_ref.c is the definition). */
+    float (*dot_f32_f16_fma16)(const float *p, const uint16_t *v, int n);
 } bn_kernels;
 
 /* Bytes of one token's act_q8_quantize output (K % 32 == 0). */
@@ -111,7 +122,8 @@ static inline size_t bn_act_q8_size(int K) {
  * return such a table: they return a copy with the whole group taken from
  * the reference (never a mix of two layouts), made once per variant, so
  * callers may call every entry unconditionally. The group is all-or-nothing:
- * a variant that sets head_q8_size sets all five. */
+ * a variant that sets head_q8_size sets all five. dot_f32_f16_fma16 is
+ * optional on its own: left NULL, the reference's is filled in. */
 
 /* The float epilogue shared by every variant (SPEC 4.5 step 6). raw − act_sum
  * equals dot exactly and |dot| < 2^24, so (float)dot is exact. */

@@ -6,6 +6,7 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <math.h>
+#include <string.h>
 
 /* SPEC 4.5 steps 1-4, bit-exact with ternary_ref.c:
  *  - max|x| is taken in float (exact) and compared in double against the
@@ -111,6 +112,36 @@ float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     double sum = (double)(vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1));
     for (int i = n64; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
     return (float)sum;
+}
+
+/* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused
+ * multiply-add lanes as four float32x4 (lanes 0-3, 4-7, 8-11, 12-15), a
+ * partial last group completed with zeros, then l + l+8, l + l+4, l + l+2,
+ * 0 + 1; equals ref bit for bit. */
+static inline void fma16(float32x4_t acc[4], const float *p, const uint16_t *v) {
+    float16x8_t v0 = vreinterpretq_f16_u16(vld1q_u16(v));
+    float16x8_t v1 = vreinterpretq_f16_u16(vld1q_u16(v + 8));
+    acc[0] = vfmaq_f32(acc[0], vld1q_f32(p), vcvt_f32_f16(vget_low_f16(v0)));
+    acc[1] = vfmaq_f32(acc[1], vld1q_f32(p + 4), vcvt_high_f32_f16(v0));
+    acc[2] = vfmaq_f32(acc[2], vld1q_f32(p + 8), vcvt_f32_f16(vget_low_f16(v1)));
+    acc[3] = vfmaq_f32(acc[3], vld1q_f32(p + 12), vcvt_high_f32_f16(v1));
+}
+
+float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
+    float32x4_t acc[4];
+    for (int q = 0; q < 4; q++) acc[q] = vdupq_n_f32(0.0f);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) fma16(acc, p + i, v + i);
+    if (i < n) {
+        float pt[16] = {0};
+        uint16_t vt[16] = {0};
+        memcpy(pt, p + i, (size_t)(n - i) * sizeof *pt);
+        memcpy(vt, v + i, (size_t)(n - i) * sizeof *vt);
+        fma16(acc, pt, vt);
+    }
+    float32x4_t w = vaddq_f32(vaddq_f32(acc[0], acc[2]), vaddq_f32(acc[1], acc[3]));
+    float32x4_t x = vaddq_f32(w, vextq_f32(w, w, 2));   /* l + l+2 */
+    return vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1);
 }
 
 /* The LM head, one row at a time in dot_f16's order (the default head is the

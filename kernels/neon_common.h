@@ -21,6 +21,7 @@ void bn_neon_f16_to_f32(const uint16_t *src, float *dst, int n);
 void bn_neon_f32_to_f16(const float *src, uint16_t *dst, int n);
 float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n);
 void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 
 /* Whether this CPU (HWCAP_ASIMDDP) can run the dotprod table. */
 int bn_neon_cpu_has_dotprod(void);

@@ -115,6 +115,34 @@ static float avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     return (float)sum;
 }
 
+/* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused
+ * multiply-add lanes held as two ymm (lanes 0-7, 8-15), a partial last
+ * group completed with zeros, then lanes l + l+8 (lo + hi), l + l+4,
+ * l + l+2, 0 + 1; equals ref bit for bit. */
+static float avx2_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(p + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 8),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i + 8))), hi);
+    }
+    if (i < n) {
+        float pt[16] = {0};
+        uint16_t vt[16] = {0};
+        memcpy(pt, p + i, (size_t)(n - i) * sizeof *pt);
+        memcpy(vt, v + i, (size_t)(n - i) * sizeof *vt);
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(pt), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vt)), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(pt + 8),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8))), hi);
+    }
+    __m256 v8 = _mm256_add_ps(lo, hi);
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+}
+
 static void avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
     for (int m = m0; m < m1; m++) y[m - m0] = avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
@@ -419,6 +447,7 @@ static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
         .ternary_gemv = mad_gemv, .ternary_gemm = mad_gemm,                 \
         .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
         .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
+        .dot_f32_f16_fma16 = avx2_dot_f32_f16_fma16,                         \
         AVX2_HEAD_ENTRIES,                                                   \
     }
 
@@ -663,6 +692,7 @@ static void lut_gemv(const void *packed, int K, int M, const void *prep,
         .ternary_gemv = lut_gemv, .ternary_gemm = lut_gemm,                 \
         .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
         .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
+        .dot_f32_f16_fma16 = avx2_dot_f32_f16_fma16,                         \
         AVX2_HEAD_ENTRIES,                                                   \
     }
 

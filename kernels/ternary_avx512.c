@@ -85,6 +85,26 @@ static float avx512_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     return (float)sum;
 }
 
+/* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): one 16-lane fused
+ * multiply-add chain, a partial last group loaded with zeros, then the lanes
+ * halved 16->8->4->2->1; equals ref bit for bit. */
+static float avx512_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(p + i),
+                              _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))), acc);
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + i),
+                              _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i)), acc);
+    }
+    __m256 v8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+}
+
 static void avx512_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
     for (int m = m0; m < m1; m++) y[m - m0] = avx512_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
@@ -471,6 +491,7 @@ static const bn_kernels avx512_kernels = {
     .f32_to_f16 = avx512_f32_to_f16,
     .dot_f16 = avx512_dot_f16,
     .gemv_f16 = avx512_gemv_f16,
+    .dot_f32_f16_fma16 = avx512_dot_f32_f16_fma16,
     .head_q8_size = v_head_size,
     .head_q8_quantize = v_head_quantize,
     .act_q8_quantize = v_act_q8_quantize,

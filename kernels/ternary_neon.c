@@ -194,6 +194,7 @@ static const bn_kernels neon_lut_kernels = {
     .f32_to_f16 = bn_neon_f32_to_f16,
     .dot_f16 = bn_neon_dot_f16,
     .gemv_f16 = bn_neon_gemv_f16,
+    .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,
 };
 
 const bn_kernels *bn_kernels_neon_lut(void) {

@@ -126,6 +126,25 @@ static void ref_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, in
     for (int m = m0; m < m1; m++) y[m - m0] = ref_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
+/* bitnet.cpp's prompt-batch P·V (llamafile tinyBLAS, AVX-512, KN = 16): 16
+ * float lanes, each a chain of fused multiply-adds (one rounding per step;
+ * fmaf is called explicitly since the build does not contract a*b+c), then
+ * the lanes halved 16->8->4->2->1 in float (_mm512_reduce_add_ps's order).
+ * A partial last group of 16 is completed with zeros. */
+static float ref_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
+    float acc[16] = {0};
+    for (int k0 = 0; k0 < n; k0 += 16)
+        for (int l = 0; l < 16; l++) {
+            int k = k0 + l;
+            float pk = k < n ? p[k] : 0.0f;
+            float vk = k < n ? bn_f16_to_f32(v[k]) : 0.0f;
+            acc[l] = fmaf(pk, vk, acc[l]);
+        }
+    for (int half = 8; half >= 1; half /= 2)
+        for (int l = 0; l < half; l++) acc[l] = acc[l] + acc[l + half];
+    return acc[0];
+}
+
 /* ---- Q8 head: head_q8.c with tile height 1 (row-major) ----------------------- */
 
 static size_t ref_head_q8_size(int K, int M) {
@@ -159,6 +178,7 @@ static const bn_kernels ref_kernels = {
     .act_q8_quantize = bn_act_q8_quantize_ref,
     .gemv_head_q8 = ref_gemv_head_q8,
     .head_q8_rows = 1,
+    .dot_f32_f16_fma16 = ref_dot_f32_f16_fma16,
 };
 
 const bn_kernels *bn_kernels_ref(void) {

@@ -325,6 +325,136 @@ static void test_dot_f16(void **state) {
     }
 }
 
+/* ---- bitnet.cpp's prompt-batch P·V: dot_f32_f16_fma16 ------------------------------- */
+
+/* The order written out as one expression (kernels.h): lane l fuses
+ * p[16j+l]·v[16j+l] into its accumulator for j = 0, 1, ...; lanes are then
+ * combined (l, l+8), (l, l+4), (l, l+2), (0, 1). */
+static float fma16_spec(const float *p, const uint16_t *v, int n) {
+    float a[16];
+    for (int l = 0; l < 16; l++) {
+        a[l] = 0.0f;
+        for (int k = l; k < (n + 15) / 16 * 16; k += 16)
+            a[l] = fmaf(k < n ? p[k] : 0.0f, k < n ? bn_f16_to_f32(v[k]) : 0.0f, a[l]);
+    }
+    return (((a[0] + a[8]) + (a[4] + a[12])) + ((a[2] + a[10]) + (a[6] + a[14]))) +
+           (((a[1] + a[9]) + (a[5] + a[13])) + ((a[3] + a[11]) + (a[7] + a[15])));
+}
+
+static float rnd_unit(void) {   /* [0, 1) with a full 24-bit mantissa */
+    return (float)(rnd() >> 8) * 0x1p-24f;
+}
+
+enum { P_SOFTMAX, P_WIDE, P_CANCEL, P_TINY, P_ZERO, P_KINDS };
+
+/* p and v of kind `kind`: probabilities against ordinary values; full-mantissa
+ * floats of many magnitudes (products need the fused rounding); large
+ * alternating terms that cancel; subnormal p against f16 subnormals (products
+ * underflow, to -0 too); signed zeros. All finite, no overflow. */
+static void fma16_fill(int kind, float *p, uint16_t *v, int n) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t r = rnd();
+        switch (kind) {
+        case P_SOFTMAX:
+            p[i] = r % 7 == 0 ? 0.0f : expf(-8.0f * rnd_unit());
+            sum += p[i];
+            v[i] = bn_f32_to_f16(((int)(rnd() % 20001) - 10000) / 1000.0f);
+            break;
+        case P_WIDE:
+            p[i] = (r & 1 ? -1.0f : 1.0f) * (1.0f + rnd_unit()) * ldexpf(1.0f, (int)(rnd() % 40) - 20);
+            v[i] = (uint16_t)(rnd() % 0x7c00u | (r & 2 ? 0x8000u : 0));    /* any finite f16 */
+            break;
+        case P_CANCEL:
+            p[i] = (i & 1 ? -1.0f : 1.0f) * (i % 3 == 0 ? 1e20f : 1.0f + rnd_unit());
+            v[i] = r % 5 == 0 ? 0x7bffu : bn_f32_to_f16((1.0f + rnd_unit()) * (r & 2 ? -1.0f : 1.0f));
+            break;
+        case P_TINY:
+            p[i] = (r & 1 ? -1.0f : 1.0f) * ldexpf(1.0f + rnd_unit(), -140 - (int)(rnd() % 8));
+            v[i] = (uint16_t)(rnd() % 0x0400u | (r & 2 ? 0x8000u : 0));     /* f16 subnormals */
+            break;
+        default:
+            p[i] = r & 1 ? -0.0f : 0.0f;
+            v[i] = r & 2 ? 0x8000u : 0;
+            break;
+        }
+    }
+    if (kind == P_SOFTMAX && sum > 0)
+        for (int i = 0; i < n; i++) p[i] = p[i] * (float)(1.0 / sum);
+}
+
+static void test_dot_f32_f16_fma16(void **state) {
+    (void)state;
+    const bn_kernels *ref = bn_kernels_ref();
+    assert_non_null(ref->dot_f32_f16_fma16);
+
+    /* The definition, on cases small enough to follow by hand. The fused
+     * rounding: -(1 + 2^-10 + 2^-23) + (1 + 2^-23)(1 + 2^-10) is 2^-33 with
+     * one rounding, 0 with a rounded product. */
+    float p[8192 + 16];
+    uint16_t v[8192 + 16];
+    memset(p, 0, sizeof p);
+    memset(v, 0, sizeof v);
+    p[0] = -(1.0f + 0x1p-10f + 0x1p-23f);
+    v[0] = 0x3c00;                                  /* 1 */
+    p[16] = 1.0f + 0x1p-23f;
+    v[16] = 0x3c01;                                 /* 1 + 2^-10 */
+    assert_true(ref->dot_f32_f16_fma16(p, v, 32) == 0x1p-33f);
+    /* The lane tree: 2^24 in lane 0, ones in lanes 1, 5, 9. The odd lanes
+     * meet 2^24 only at the last addition, as one 3: 2^24 + 3 rounds to
+     * 2^24 + 4 (ties to even). Adding the lanes one by one would lose each
+     * 1 against 2^24 (2^24 + 1 rounds to 2^24). */
+    memset(p, 0, 64 * sizeof *p);
+    for (int l = 0; l < 16; l++) v[l] = 0x3c00;
+    p[0] = 0x1p24f;
+    p[1] = 1.0f, p[9] = 1.0f, p[5] = 1.0f;
+    assert_true(ref->dot_f32_f16_fma16(p, v, 16) == fma16_spec(p, v, 16));
+    assert_true(ref->dot_f32_f16_fma16(p, v, 16) == 0x1p24f + 4.0f);
+
+    const int lens[] = {1, 5, 15, 16, 17, 31, 32, 33, 48, 64, 96, 100, 128, 160, 255, 256,
+                        512, 1000, 1024, 2048, 4096, 4097, 8176, 8192};
+    int fused_mattered = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        for (int kind = 0; kind < P_KINDS; kind++) {
+            /* values beyond n must not be read: poison them */
+            for (int i = n; i < n + 16; i++) {
+                p[i] = NAN;
+                v[i] = 0x7e00;
+            }
+            fma16_fill(kind, p, v, n);
+            const float want = fma16_spec(p, v, n);
+            float r = ref->dot_f32_f16_fma16(p, v, n);
+            if (memcmp(&r, &want, sizeof r) != 0)
+                fail_msg("ref dot_f32_f16_fma16 n=%d kind %d: %a, the definition gives %a", n, kind, r, want);
+            /* Unfused lanes would differ somewhere: the test can see it. */
+            float a[16] = {0};
+            for (int k = 0; k < (n + 15) / 16 * 16; k++)
+                a[k % 16] = a[k % 16] + (k < n ? p[k] * bn_f16_to_f32(v[k]) : 0.0f);
+            for (int half = 8; half >= 1; half /= 2)
+                for (int l = 0; l < half; l++) a[l] = a[l] + a[l + half];
+            fused_mattered += memcmp(&a[0], &r, sizeof r) != 0;
+            for (int k = 0; k < n_all; k++) {
+                const bn_kernels *kern = all[k];
+                assert_non_null(kern->dot_f32_f16_fma16);
+                float got = kern->dot_f32_f16_fma16(p, v, n);
+                if (memcmp(&got, &r, sizeof r) != 0)
+                    fail_msg("%s dot_f32_f16_fma16 n=%d kind %d: %a differs from ref %a",
+                             kern->name, n, kind, got, r);
+                /* unaligned starts */
+                if (n > 1) {
+                    float g1 = kern->dot_f32_f16_fma16(p + 1, v + 1, n - 1);
+                    float r1 = ref->dot_f32_f16_fma16(p + 1, v + 1, n - 1);
+                    if (memcmp(&g1, &r1, sizeof r1) != 0)
+                        fail_msg("%s dot_f32_f16_fma16 n=%d kind %d (offset 1): %a vs ref %a",
+                                 kern->name, n - 1, kind, g1, r1);
+                }
+            }
+        }
+    }
+    assert_true(fused_mattered > 10);
+}
+
 static void test_dispatch(void **state) {
     (void)state;
     unsetenv("BITNET_KERNEL");
@@ -365,6 +495,7 @@ int main(void) {
         cmocka_unit_test(test_f16_all_halves),
         cmocka_unit_test(test_f32_to_f16_random),
         cmocka_unit_test(test_dot_f16),
+        cmocka_unit_test(test_dot_f32_f16_fma16),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
