@@ -11,7 +11,8 @@
  *
  * One set of numerics for every batch size: bitnet.cpp's single-token (decode)
  * path, so a prompt evaluated as one batch and token by token gives the same
- * bits. Each step is a task on the thread pool, cut into nth parts (ith =
+ * bits. Opt-in (BN_NUMERICS_BITNET_CPP), a batch of >= 2 tokens instead
+ * rounds P·V as bitnet.cpp's prompt batch does (see task_attention). Each step is a task on the thread pool, cut into nth parts (ith =
  * part index, which also picks the part's scratch); every output element is
  * computed within one part by the same operations whatever nth is, so results
  * do not depend on the thread count either. */
@@ -73,6 +74,8 @@ typedef struct step {
     int n;                          /* tokens in the batch */
     int pos0;                       /* position of the first */
     int layer;
+    int f32_probs;                  /* P·V as bitnet.cpp's prompt batch (task_attention) */
+    int f32_head;                   /* LM head as bitnet.cpp's batch of >= 2 outputs */
     const int32_t *tokens;
     /* norm_quant: input rows of width K and the norm's weights */
     const float *in;
@@ -87,8 +90,12 @@ static void task_embed(void *arg, int ith, int nth) {
     const step *s = arg;
     const bn_context *c = s->c;
     int E = c->hp.n_embd;
-    for (int i = ith; i < s->n; i += nth)
-        c->kern->f16_to_f32(c->model->tok_embd + (size_t)s->tokens[i] * E, c->x + (size_t)i * E, E);
+    for (int i = ith; i < s->n; i += nth) {
+        /* xn is free until the first norm: its row i holds the F16 row. */
+        uint16_t *row = (uint16_t *)(c->xn + (size_t)i * E);
+        bn_model_embedding_row(c->model, s->tokens[i], row);
+        c->kern->f16_to_f32(row, c->x + (size_t)i * E, E);
+    }
 }
 
 /* Token i's normed row to int8 (SPEC 4.5) and the kernel's prepared form. */
@@ -295,7 +302,13 @@ static void clear_new_v_blocks(bn_context *c, int pos0, int n) {
 
 /* One (token, head) pair per iteration, causal over positions 0..pos. Q and
  * the probabilities are rounded to f16 for their f16 products; the softmax is
- * in float with the sum in double, p = e * float(1/sum). */
+ * in float with the sum in double, p = e * float(1/sum).
+ *
+ * bitnet.cpp's prompt batch (s->f32_probs): its P·V has >= 2 contiguous
+ * columns, so ggml hands it to llamafile's tinyBLAS, which multiplies the f16
+ * V by the float probabilities as they are (no f16 rounding) in 16 fused
+ * multiply-add lanes (kernels.h: dot_f32_f16_fma16). Q·K is unchanged there
+ * (its Q view is not contiguous, so Q is still rounded to f16). */
 static void task_attention(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
@@ -329,14 +342,20 @@ static void task_attention(void *arg, int ith, int nth) {
         }
         float inv = (float)(1.0 / sum);
         for (int t = 0; t < n_kv; t++) score[t] *= inv;
-        kern->f32_to_f16(score, p16, n_kv);
 
         /* Like llama.cpp, attend over a multiple of KV_PAD cells: the extra
          * cells have p = 0 and v = 0, which changes nothing but the kernel's
          * summation order (this is what makes the sums bitnet.cpp's). */
         int n_pad = imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
-        memset(p16 + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *p16);
         float *out = c->att + (size_t)i * hp->n_embd + (size_t)h * hd;
+        if (s->f32_probs) {
+            memset(score + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *score);
+            for (int d = 0; d < hd; d++)
+                out[d] = kern->dot_f32_f16_fma16(score, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_pad);
+            continue;
+        }
+        kern->f32_to_f16(score, p16, n_kv);
+        memset(p16 + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *p16);
         for (int d = 0; d < hd; d++)
             out[d] = kern->dot_f16(p16, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_pad);
     }
@@ -350,7 +369,9 @@ static int use_q8_head(const bn_context *c) {
 
 /* The final norm of each kept token, prepared for the head: rounded to f16
  * for the F16 head (as bitnet.cpp's f16 matmul does), or quantized in blocks
- * of 32 for the Q8 head. */
+ * of 32 for the Q8 head. bitnet.cpp's batch path (s->f32_head: >= 2 rows of
+ * logits from one batch, e.g. perplexity) keeps it in float: that head matmul
+ * has >= 2 columns and goes to tinyBLAS, like P·V (task_attention). */
 static void task_final_norm(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
@@ -361,6 +382,8 @@ static void task_final_norm(void *arg, int ith, int nth) {
         rmsnorm(tmp, c->x + (size_t)i * E, c->model->output_norm, E, c->hp.rms_eps);
         if (use_q8_head(c))
             c->kern->act_q8_quantize(tmp, E, dst);
+        else if (s->f32_head)
+            memcpy(dst, tmp, (size_t)E * sizeof *tmp);
         else
             c->kern->f32_to_f16(tmp, dst, E);
     }
@@ -382,6 +405,9 @@ static void task_lm_head(void *arg, int ith, int nth) {
             float *y = s->logits + (size_t)i * V + r;
             if (q8)
                 c->kern->gemv_head_q8(c->model->head_q8, E, x, r, r1, y);
+            else if (s->f32_head)
+                for (int m = r; m < r1; m++)
+                    y[m - r] = c->kern->dot_f32_f16_fma16(x, c->model->tok_embd + (size_t)m * E, E);
             else
                 c->kern->gemv_f16(c->model->tok_embd, E, x, r, r1, y);
         }
@@ -404,7 +430,11 @@ static void keep_last_token(bn_context *c, step *s) {
 void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits) {
     const bn_hparams *hp = &c->hp;
     bn_threadpool *pool = c->pool;
-    step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens};
+    /* Decided for the whole batch: bitnet.cpp computes the last layer's
+     * attention for every token of the batch too, before it keeps only the
+     * rows whose logits are wanted (keep_last_token below). */
+    step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens,
+              .f32_probs = c->batch_numerics == BN_NUMERICS_BITNET_CPP && n >= 2};
 
     clear_new_v_blocks(c, s.pos0, n);
     bn_threadpool_run(pool, task_embed, &s);
@@ -437,6 +467,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
     if (!logits) return;
 
     s.out_first = all ? 0 : s.n - 1;
+    s.f32_head = s.f32_probs && s.n - s.out_first >= 2 && !use_q8_head(c);
     s.logits = logits;
     bn_threadpool_run(pool, task_final_norm, &s);
     bn_threadpool_run(pool, task_lm_head, &s);

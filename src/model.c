@@ -2,6 +2,7 @@
  * binds every tensor into the read-only mapping, builds the tokenizer and
  * hands each ternary weight to the selected kernel variant's repack. */
 #include <math.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -313,6 +314,32 @@ static int bind_tensors(bn_model *m, int vocab_only, char *err, size_t errlen) {
     return 0;
 }
 
+/* Copies every norm vector (1.8 MB for 2B4T) out of the mapping: they sit
+ * between the big tensors, and touching one would map a whole large folio
+ * of the file around it (~100 MB of resident file pages for 2B4T). */
+static int copy_norms(bn_model *m, char *err, size_t errlen) {
+    const bn_hparams *hp = &m->hp;
+    size_t per_layer = 3 * (size_t)hp->n_embd + (size_t)hp->n_ff;
+    size_t total = (size_t)hp->n_layer * per_layer + (size_t)hp->n_embd;
+    float *a = malloc(total * sizeof *a);
+    if (!a)
+        return fail(err, errlen, "out of memory for %zu norm weights", total);
+    m->norms_arena = a;
+    for (int il = 0; il < hp->n_layer; il++) {
+        bn_layer *L = &m->layers[il];
+        const float **v[4] = {&L->attn_norm, &L->attn_sub_norm, &L->ffn_norm, &L->ffn_sub_norm};
+        const int n[4] = {hp->n_embd, hp->n_embd, hp->n_embd, hp->n_ff};
+        for (int k = 0; k < 4; k++) {
+            memcpy(a, *v[k], (size_t)n[k] * sizeof *a);
+            *v[k] = a;
+            a += n[k];
+        }
+    }
+    memcpy(a, m->output_norm, (size_t)hp->n_embd * sizeof *a);
+    m->output_norm = a;
+    return 0;
+}
+
 /* ---- repacking -------------------------------------------------------------- */
 
 typedef struct repack_job {
@@ -418,12 +445,16 @@ static void *head_worker(void *arg) {
         if (m1 > M)
             m1 = M;
         m->kern->head_q8_quantize(m->tok_embd, K, M, m0, m1, m->head_q8);
+        /* Those F16 rows are done: release them now rather than at the end,
+         * so the F16 and Q8 heads are never resident together (peak RSS). */
+        if (m->gguf.owns_map)
+            drop_pages(m->tok_embd + (size_t)m0 * (size_t)K, (uint64_t)(m1 - m0) * (uint64_t)K * 2);
     }
     return NULL;
 }
 
 /* Quantizes the tied embedding for the head on one worker per core. */
-static int quantize_head(bn_model *m, char *err, size_t errlen) {
+static int quantize_head(bn_model *m, const char *path, char *err, size_t errlen) {
     const int K = m->hp.n_embd, M = m->hp.n_vocab;
     if (K % 32 != 0)
         return fail(err, errlen, "the q8 head needs embedding_length %d to be a multiple of 32", K);
@@ -444,8 +475,16 @@ static int quantize_head(bn_model *m, char *err, size_t errlen) {
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
     m->head_type = BN_HEAD_Q8;
-    /* From now on only single embedding rows are read (token lookup); let
-     * the F16 table leave memory, it comes back from the file page by page. */
+    if (m->gguf.owns_map && path) {
+        const gguf_tensor *t = gguf_find_tensor(&m->gguf, "token_embd.weight");
+        m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
+        m->embd_file_offset = m->gguf.data_start + t->offset;
+    }
+    /* From now on only single embedding rows are read (token lookup), with
+     * pread (bn_model_embedding_row): a fault in the mapping would map a
+     * whole large folio of the file (~700 KB per 5 KB row measured), and a
+     * 512-token prompt would pull most of the table back in. Pages
+     * straddling two chunks are released here. */
     if (m->gguf.owns_map)
         drop_pages(m->tok_embd, (uint64_t)K * (uint64_t)M * 2);
     return 0;
@@ -464,6 +503,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         fail(err, errlen, "out of memory");
         return NULL;
     }
+    m->embd_fd = -1;
     if (gguf_open(&m->gguf, path, err, errlen) != 0) {
         free(m);
         return NULL;
@@ -476,7 +516,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
             goto fail;
         }
         m->head_type = BN_HEAD_F16;
-        if (bind_tensors(m, 0, err, errlen) != 0)
+        if (bind_tensors(m, 0, err, errlen) != 0 || copy_norms(m, err, errlen) != 0)
             goto fail;
         if (!(m->kern = bn_kernels_select(p->kernel, err, errlen)))
             goto fail;
@@ -498,7 +538,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         uint64_t head_f16_bytes = (uint64_t)m->hp.n_embd * (uint64_t)m->hp.n_vocab * 2;
         int want_q8 = p->head == BN_HEAD_Q8 ||
                       (p->head == BN_HEAD_DEFAULT && head_f16_bytes >= HEAD_Q8_DEFAULT_MIN_BYTES);
-        if (want_q8 && quantize_head(m, err, errlen) != 0)
+        if (want_q8 && quantize_head(m, path, err, errlen) != 0)
             goto fail;
     }
     return m;
@@ -514,9 +554,31 @@ void bn_model_free(bn_model *m) {
         bn_tokenizer_free(m->tok);
     free(m->packed_arena);
     free(m->head_q8);
+    free(m->norms_arena);
     free(m->layers);
+    if (m->embd_fd >= 0)
+        close(m->embd_fd);
     gguf_close(&m->gguf);
     free(m);
+}
+
+void bn_model_embedding_row(const bn_model *m, int32_t token, uint16_t *dst) {
+    const size_t E = (size_t)m->hp.n_embd;
+    const uint16_t *row = m->tok_embd + (size_t)token * E;
+    if (m->embd_fd >= 0) {
+        size_t want = E * sizeof *dst, got = 0;
+        off_t off = (off_t)(m->embd_file_offset + (uint64_t)token * want);
+        while (got < want) {
+            ssize_t r = pread(m->embd_fd, (char *)dst + got, want - got, off + (off_t)got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got == want)
+            return;
+        /* An I/O error: the mapping holds the same bytes. */
+    }
+    memcpy(dst, row, E * sizeof *dst);
 }
 
 /* ---- accessors ------------------------------------------------------------------ */

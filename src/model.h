@@ -35,10 +35,17 @@ struct bn_model {
     int head_type;                  /* enum bn_head_type actually in use */
     void *head_q8;                  /* quantized LM head when head_type == BN_HEAD_Q8 */
     bn_tokenizer *tok;
+    float *norms_arena;             /* owned copies of every norm vector */
+    int embd_fd;                    /* >= 0: embedding rows are read with pread
+                                       (the F16 table was released, see model.c) */
+    uint64_t embd_file_offset;      /* file offset of token_embd's data */
     uint64_t n_params;
     uint64_t packed_bytes;          /* bytes of repacked ternary weights */
     void *packed_arena;             /* one 64-byte aligned block holding every
                                        ternary's packed layout (owned) */
 };
+
+/* Copies the F16 embedding row of `token` (n_embd halves) to dst. */
+void bn_model_embedding_row(const bn_model *m, int32_t token, uint16_t *dst);
 
 #endif

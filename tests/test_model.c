@@ -135,7 +135,14 @@ static void test_small_bindings(void **state) {
     assert_non_null(emb);
     assert_ptr_equal(m->tok_embd, emb->data);
     assert_true((const uint8_t *)m->tok_embd >= lo && (const uint8_t *)m->tok_embd < hi);
-    assert_ptr_equal(m->output_norm, gguf_find_tensor(&m->gguf, "output_norm.weight")->data);
+    /* norms are copied out of the mapping (see copy_norms), bit for bit */
+    const gguf_tensor *on = gguf_find_tensor(&m->gguf, "output_norm.weight");
+    assert_true((const uint8_t *)m->output_norm < lo || (const uint8_t *)m->output_norm >= hi);
+    assert_memory_equal(m->output_norm, on->data, 256 * sizeof(float));
+    /* embedding rows read through bn_model_embedding_row equal the file's */
+    uint16_t row[256];
+    bn_model_embedding_row(m, 17, row);
+    assert_memory_equal(row, m->tok_embd + 17 * 256, sizeof row);
     for (int il = 0; il < 2; il++) {
         bn_layer *L = &m->layers[il];
         const float *norms[4] = { L->attn_norm, L->attn_sub_norm, L->ffn_norm, L->ffn_sub_norm };
@@ -496,6 +503,13 @@ static void test_reject_params(void **state) {
     m->kern->head_q8_quantize(m->tok_embd, m->hp.n_embd, m->hp.n_vocab, 0, m->hp.n_vocab, expect);
     assert_memory_equal(expect, m->head_q8, bytes);
     free(expect);
+    /* with the q8 head the embedding rows come through pread: same bytes */
+    assert_true(m->embd_fd >= 0);
+    uint16_t row[256];
+    for (int t = 0; t < m->hp.n_vocab; t += 37) {
+        bn_model_embedding_row(m, t, row);
+        assert_memory_equal(row, m->tok_embd + (size_t)t * 256, sizeof row);
+    }
     bn_model_free(m);
 }
 
