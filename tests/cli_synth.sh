@@ -8,6 +8,7 @@ B=$1
 S=$2
 SYNTH=$B/bitnet-synth
 BITNET=$B/bitnet
+BN_EMULATOR=${BN_EMULATOR:-}
 TMP=$B/cli_synth.tmp
 mkdir -p "$TMP"
 trap 'rm -rf "$TMP"' EXIT
@@ -67,7 +68,7 @@ if [ "${VOCAB_ARGS[0]:-}" = none ]; then
 else
     F=$TMP/2b4t.gguf
     start=$(date +%s.%N)
-    if "$SYNTH" --preset 2b4t -o "$F" "${VOCAB_ARGS[@]}"; then
+    if $BN_EMULATOR "$SYNTH" --preset 2b4t -o "$F" "${VOCAB_ARGS[@]}"; then
         secs=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo "?")
         sz=$(size_of "$F")
         [ "$sz" = 1187801280 ] && ok "2b4t: 1187801280 bytes (written in ${secs}s)" ||
@@ -91,7 +92,7 @@ else
         [ "$order" = "token_embd.weight blk.0.attn_norm.weight blk.1.attn_norm.weight blk.10.attn_norm.weight output_norm.weight " ] &&
             ok "2b4t: tensor order" || fail "2b4t: tensor order: $order"
         if [ -x "$BITNET" ]; then
-            out=$("$BITNET" info "$F" 2>&1)
+            out=$($BN_EMULATOR "$BITNET" info "$F" 2>&1)
             echo "$out" | grep -q "tensors (332)" && ok "bitnet info: 332 tensors" || fail "bitnet info: tensor count"
             echo "$out" | grep -qE "token_embd.weight +F16 +\[2560, 128256\] +656670720" ||
                 fail "bitnet info: token_embd row"
@@ -107,22 +108,22 @@ else
 fi
 
 # ---- small presets and overrides -----------------------------------------------
-"$SYNTH" --preset small -o "$TMP/a.gguf" --seed 5 || fail "small"
-"$SYNTH" --preset small -o "$TMP/b.gguf" --seed 5 || fail "small again"
-"$SYNTH" --preset small -o "$TMP/c.gguf" --seed 6 || fail "small seed 6"
+$BN_EMULATOR "$SYNTH" --preset small -o "$TMP/a.gguf" --seed 5 || fail "small"
+$BN_EMULATOR "$SYNTH" --preset small -o "$TMP/b.gguf" --seed 5 || fail "small again"
+$BN_EMULATOR "$SYNTH" --preset small -o "$TMP/c.gguf" --seed 6 || fail "small seed 6"
 cmp -s "$TMP/a.gguf" "$TMP/b.gguf" && ok "same seed, same bytes" || fail "not deterministic"
 cmp -s "$TMP/a.gguf" "$TMP/c.gguf" && fail "seed has no effect" || ok "other seed, other bytes"
 [ "$(size_of "$TMP/a.gguf")" = "$(size_of "$TMP/c.gguf")" ] || fail "seed changed the size"
 check_counts "$TMP/a.gguf" 24 25 small
 head -c 4096 "$TMP/a.gguf" | grep -aqF "llama-bpe" || fail "small: no tokenizer.ggml.pre"
 
-"$SYNTH" --preset small -o "$TMP/o.gguf" --layers 3 --embd 384 --heads 6 --kv-heads 3 \
+$BN_EMULATOR "$SYNTH" --preset small -o "$TMP/o.gguf" --layers 3 --embd 384 --heads 6 --kv-heads 3 \
     --ff 1024 --ctx 512 --rope-theta 500000 --seed 9 || fail "overrides"
 check_counts "$TMP/o.gguf" $((2 + 3 * 11)) 25 overrides
 # embd 384 x 275 F16 embedding comes first: its bytes are in the size.
 [ "$(size_of "$TMP/o.gguf")" -gt $((384 * 275 * 2 + 3 * 384 * 1024 * 3 / 4)) ] || fail "overrides: size"
 if [ -x "$BITNET" ]; then
-    out=$("$BITNET" info "$TMP/o.gguf" 2>&1)
+    out=$($BN_EMULATOR "$BITNET" info "$TMP/o.gguf" 2>&1)
     for want in "n_embd       384" "n_layer      3" "n_head       6" "n_head_kv    3" \
                 "n_ff         1024" "n_ctx_train  512" "rope_theta   500000"; do
         echo "$out" | grep -qF "$want" || fail "overrides: bitnet info lacks '$want'"
@@ -130,7 +131,7 @@ if [ -x "$BITNET" ]; then
 fi
 
 if [ -f "$S/../shared/models/mini-llama3.gguf" ]; then
-    "$SYNTH" --preset small --vocab llama3 --vocab-file "$S/../shared/models/mini-llama3.gguf" \
+    $BN_EMULATOR "$SYNTH" --preset small --vocab llama3 --vocab-file "$S/../shared/models/mini-llama3.gguf" \
         -o "$TMP/l.gguf" || fail "small with llama3 vocab"
     check_counts "$TMP/l.gguf" 24 24 "small+llama3"
 fi
@@ -140,7 +141,7 @@ expect_usage_error() {  # WHAT ARGS...
     local what=$1
     shift
     local err rc
-    err=$("$SYNTH" "$@" 2>&1 >/dev/null)
+    err=$($BN_EMULATOR "$SYNTH" "$@" 2>&1 >/dev/null)
     rc=$?
     if [ $rc -ne 2 ]; then fail "$what: exit $rc, expected 2"; return; fi
     [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "$what: more than one line: $err"
