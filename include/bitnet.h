@@ -89,7 +89,17 @@ typedef struct bn_context_params {
     int n_outputs_max;              /* logit rows one bn_decode may keep with
                                        all_logits (perplexity, logits --all);
                                        0 = 1 (last token only). Sized up front. */
+    int batch_numerics;             /* 0 = BN_NUMERICS_DECODE (default: one set of numerics,
+                                       a batch gives the same logits as token by token),
+                                       1 = BN_NUMERICS_BITNET_CPP (prompt batches of >= 2
+                                       tokens round like bitnet.cpp's batch path: float32
+                                       probabilities, tinyBLAS FMA order for P·V) */
 } bn_context_params;
+
+enum bn_batch_numerics {            /* bn_context_params.batch_numerics */
+    BN_NUMERICS_DECODE = 0,
+    BN_NUMERICS_BITNET_CPP = 1
+};
 
 bn_context_params bn_context_default_params(void);
 bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, size_t errlen);
@@ -100,7 +110,9 @@ int bn_context_n_threads(const bn_context *c);
 void bn_context_reset(bn_context *c);              /* empty the KV cache */
 
 /* Evaluate n tokens at positions n_past .. n_past+n-1 (prompt batches use the
- * GEMM kernels, n == 1 the GEMV kernels; both give the same numbers).
+ * GEMM kernels, n == 1 the GEMV kernels; both give the same numbers, except
+ * with BN_NUMERICS_BITNET_CPP, where each forward batch of >= 2 tokens (up
+ * to n_batch of them) rounds like bitnet.cpp's prompt batch).
  * Logits are kept for the last token, or for every token when all_logits
  * (then n must be <= n_outputs_max).
  * Returns 0, or -1 with a message (e.g. context full) and the cache untouched. */

@@ -131,6 +131,11 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
         set_err(err, errlen, "context parameters must not be negative");
         return NULL;
     }
+    if (p->batch_numerics != BN_NUMERICS_DECODE && p->batch_numerics != BN_NUMERICS_BITNET_CPP) {
+        set_err(err, errlen, "unknown batch numerics %d (expected %d = decode or %d = bitnet.cpp)",
+                p->batch_numerics, BN_NUMERICS_DECODE, BN_NUMERICS_BITNET_CPP);
+        return NULL;
+    }
     if (p->n_threads > MAX_THREADS) {
         set_err(err, errlen, "too many threads: %d (at most %d)", p->n_threads, MAX_THREADS);
         return NULL;
@@ -151,6 +156,7 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->n_batch = imin(p->n_batch == 0 ? DEFAULT_BATCH : p->n_batch, c->n_ctx);
     c->n_outputs_max = imin(imax(p->n_outputs_max, 1), c->n_ctx);
     c->n_head_rows = imin(c->n_batch, c->n_outputs_max);
+    c->batch_numerics = p->batch_numerics;
 
     size_t B = (size_t)c->n_batch, T = (size_t)c->n_threads, E = (size_t)hp->n_embd;
     size_t F = (size_t)hp->n_ff, KV = (size_t)c->kv_dim, CTX = (size_t)c->n_ctx;
@@ -187,7 +193,10 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->probs16 = alloc_zero(T * CTX, sizeof(uint16_t));
     c->tmp16 = alloc_zero(T * tmp16, sizeof(uint16_t));
     c->rope = alloc_zero(T * (size_t)hp->n_rot, sizeof(float));
-    c->head_in_stride = (E * sizeof(uint16_t) + 63) & ~(size_t)63;
+    /* f16 rows; float rows when bitnet.cpp's batch numerics may keep several
+     * rows of one batch (its LM head then multiplies the float state). */
+    size_t head_elt = p->batch_numerics == BN_NUMERICS_BITNET_CPP ? sizeof(float) : sizeof(uint16_t);
+    c->head_in_stride = (E * head_elt + 63) & ~(size_t)63;
     if (m->head_type == BN_HEAD_Q8 && m->head_q8) {
         if (hp->n_embd % 32 != 0) {
             set_err(err, errlen, "the q8 head needs n_embd %% 32 == 0 (n_embd %d)", hp->n_embd);

@@ -14,6 +14,7 @@ struct bn_context {
     bn_hparams hp;
     int kv_dim;                     /* n_head_kv * head_dim */
     int n_ctx, n_batch, n_threads, n_outputs_max;
+    int batch_numerics;             /* enum bn_batch_numerics */
     int n_past;                     /* tokens in the KV cache */
     bn_threadpool *pool;
 
@@ -43,7 +44,7 @@ struct bn_context {
     size_t dot_part;
 
     /* Per-thread attention scratch. */
-    float *scores;                  /* [n_threads][n_ctx] */
+    float *scores;                  /* [n_threads][n_ctx]: scores, then probabilities */
     uint16_t *probs16;              /* [n_threads][n_ctx] */
     uint16_t *tmp16;                /* [n_threads][max(head_dim, kv_dim)] */
     float *rope;                    /* [n_threads][n_rot]: cos, sin per pair */

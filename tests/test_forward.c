@@ -6,6 +6,9 @@
  *     batches cut at odd sizes: all bit-identical;
  *   - every kernel variant this CPU has (alternatives included), within the
  *     reference tolerance; the Q8 head path;
+ *   - BN_NUMERICS_BITNET_CPP: single tokens unchanged, batches different
+ *     from the decode numerics yet close to the reference, and independent
+ *     of the thread count and of cuts into batches of >= 2 tokens;
  *   - context full / bad token / too many logit rows errors leave the cache
  *     as it was; reset starts over. */
 #include <math.h>
@@ -112,8 +115,11 @@ static void restore_kernel(bn_model *m, swapped *sw) {
         }
 }
 
+static int g_numerics = BN_NUMERICS_DECODE;    /* for new_ctx */
+
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_batch, int n_outputs_max) {
     bn_context_params cp = bn_context_default_params();
+    cp.batch_numerics = g_numerics;
     cp.n_threads = n_threads;
     cp.n_batch = n_batch;
     cp.n_outputs_max = n_outputs_max;
@@ -284,6 +290,70 @@ static void test_threads_and_batches_identical(void **state) {
     unlink(path);
 }
 
+/* ---- bitnet.cpp's batch numerics (opt-in) -------------------------------------------------- */
+
+static void test_bitnet_cpp_numerics(void **state) {
+    (void)state;
+    const shape *s = &SHAPES[0];
+    char path[512];
+    model_path(s, path, sizeof path);
+    write_model(s, path);
+    bn_model *m = load(path, NULL);
+    int V = bn_model_hparams(m)->n_vocab, n = 40;
+    size_t bytes = (size_t)n * V * sizeof(float);
+    int32_t t[40];
+    make_tokens(t, n, V, 7);
+    t[0] = bn_token_bos(bn_model_tokenizer(m));
+
+    g_numerics = BN_NUMERICS_DECODE;
+    float *dec = engine_logits(m, 2, 512, t, n, 0);
+    g_numerics = BN_NUMERICS_BITNET_CPP;
+    /* Single tokens: the decode path, bit for bit. */
+    float *seq = engine_logits(m, 2, 512, t, n, 1);
+    assert_memory_equal(dec, seq, bytes);
+    /* Batches: other roundings (so the path is taken), any thread count,
+     * any cut into batches of >= 2 tokens (40 = 8 x 5 = 20 x 2). */
+    float *base = engine_logits(m, 1, 512, t, n, 0);
+    assert_true(memcmp(base, dec, bytes) != 0);
+    const int threads[] = {2, 3, 2, 1};
+    const int batches[] = {512, 512, 5, 2};
+    for (int i = 0; i < 4; i++) {
+        float *got = engine_logits(m, threads[i], batches[i], t, n, 0);
+        assert_memory_equal(base, got, bytes);
+        free(got);
+    }
+    /* Close to the plain reference (decode numerics) all the same. */
+    bn_model_free(m);
+    m = load(path, "ref");
+    float *ref = reference_logits(m, t, n);
+    diff d = compare(ref, base, n, V);
+    print_message("  bitnet.cpp batch numerics vs reference: max|d| %.2e sigma, mean|d| %.2e sigma\n",
+                  d.max / d.sigma, d.mean / d.sigma);
+    assert_true(d.max <= 0.25 * d.sigma);
+    assert_true(d.mean <= 0.04 * d.sigma);
+    /* The last row alone, from a batch (one kept row: the f16 head). */
+    bn_context *c = new_ctx(m, 2, 512, 1);
+    char err[256];
+    assert_int_equal(bn_decode(c, t, n, 0, err, sizeof err), 0);
+    diff dl = compare(ref + (size_t)(n - 1) * V, bn_get_logits(c, -1), 1, V);
+    assert_true(dl.max <= 0.25 * dl.sigma);
+    bn_context_free(c);
+    g_numerics = BN_NUMERICS_DECODE;
+
+    /* Only 0 and 1 exist. */
+    bn_context_params cp = bn_context_default_params();
+    cp.batch_numerics = 2;
+    assert_null(bn_context_new(m, &cp, err, sizeof err));
+    assert_non_null(strstr(err, "batch numerics"));
+
+    free(ref);
+    free(dec);
+    free(seq);
+    free(base);
+    bn_model_free(m);
+    unlink(path);
+}
+
 /* ---- the quantized (Q8) LM head ------------------------------------------------------------ */
 
 /* The loader decides the head's storage; here the Q8 table is built by hand so
@@ -446,6 +516,7 @@ int main(void) {
         cmocka_unit_test(test_threadpool),
         cmocka_unit_test(test_against_reference),
         cmocka_unit_test(test_threads_and_batches_identical),
+        cmocka_unit_test(test_bitnet_cpp_numerics),
         cmocka_unit_test(test_q8_head),
         cmocka_unit_test(test_context_full_and_errors),
     };

@@ -13,6 +13,25 @@
  *     compound along positions, so the error there is taken as twice the
  *     measured max|Δ| (mid-2b4t.random16 seq: max|Δ| 1.52e-4, and the
  *     continuation parts from bitnet.cpp at a 3.2e-4 near-tie).
+ * Besides, the prompt as one batch with BN_NUMERICS_BITNET_CPP ("bcpp":
+ * float probabilities and float final state, tinyBLAS FMA order) against the
+ * batch reference, with the criteria above plus:
+ *   - 16-token batch cases: max|Δ| <= 0.001 σ. Measured (avx512, ref, avx2
+ *     alike): mini-llama3 3.7e-7 / 3.6e-7, mid-2b4t.random16 6.2e-6, i.e.
+ *     1e-6 σ to 6e-6 σ, where the decode numerics give 0.11-0.14 σ against
+ *     the same files; the residue is last-bit float noise of the kind the
+ *     seq comparison shows on mid-2b4t (1.5e-4). The bound leaves room for
+ *     that noise, and anything that rounds like the decode path again (f16
+ *     probabilities: 0.1 σ; f16 final state: 1e-3 σ at row 0) fails it.
+ *   - the 160-token case is exact for its first rows only: at row 9 one int8
+ *     activation rounding flips (as in the seq comparison at row 23) and the
+ *     rows after it sit at the usual noise floor (0.08 σ), so it gets only
+ *     the general criteria;
+ *   - the greedy continuation runs through the decode path, whose accuracy
+ *     is what the seq cases establish (<= 0.01 σ, and a flip can occur at
+ *     any position: mid-2b4t.random16 parts from bitnet.cpp at continuation
+ *     step 21, margin 0.016, in both numerics); so the continuation error
+ *     there is taken as at least 0.01 σ.
  * The measured numbers are printed for the record. */
 #include <math.h>
 #include <setjmp.h>
@@ -157,9 +176,10 @@ typedef struct ours {
 
 /* Runs the prompt as one batch (batch = 1) or token by token, then the greedy
  * continuation one token at a time, as the reference did. */
-static void run_ours(bn_model *m, const refcase *rc, int batch, ours *o) {
+static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, ours *o) {
     int V = rc->n_vocab, n = rc->rows;
     bn_context_params cp = bn_context_default_params();
+    cp.batch_numerics = numerics;
     cp.n_threads = 2;
     cp.n_batch = n;
     cp.n_outputs_max = n;
@@ -218,7 +238,9 @@ static int check(const char *name, const char *mode, const char *path, const ref
     }
 
     int stop = 0;                   /* first greedy step the check may not cover */
-    const double continuation_err = 2 * max;
+    const int bcpp = strcmp(path, "bcpp") == 0;
+    double continuation_err = 2 * max;
+    if (bcpp && continuation_err < 0.01 * sigma) continuation_err = 0.01 * sigma;
     while (stop < N_GREEDY && rc->margins[stop] >= 2 * continuation_err) stop++;
     int same = 0;
     while (same < N_GREEDY && o->greedy[same] == rc->greedy[same]) same++;
@@ -240,6 +262,8 @@ static int check(const char *name, const char *mode, const char *path, const ref
     CRITERION(row0 <= 0.01 * sigma, "row 0 max|d| <= 0.01 sigma");
     CRITERION(strcmp(mode, "seq") != 0 || n != 16 || max <= 0.01 * sigma,
               "16-token seq case: max|d| <= 0.01 sigma");
+    CRITERION(!bcpp || n != 16 || max <= 0.001 * sigma,
+              "16-token batch case, bitnet.cpp batch numerics: max|d| <= 0.001 sigma");
     CRITERION(agree == sure, "argmax equal where the reference margin > 0.25 sigma");
     CRITERION(same >= stop, "greedy tokens equal up to the first margin below twice the continuation error");
 #undef CRITERION
@@ -261,9 +285,10 @@ static void run_model(const char *model_file, const char *const *cases, int n_ca
         static refcase rc;
         load_refcase(cases[i], "seq", &rc);
         assert_int_equal(rc.n_vocab, bn_model_hparams(m)->n_vocab);
-        ours o_batch, o_seq;
-        run_ours(m, &rc, 1, &o_batch);
-        run_ours(m, &rc, 0, &o_seq);
+        ours o_batch, o_seq, o_bcpp;
+        run_ours(m, &rc, 1, BN_NUMERICS_DECODE, &o_batch);
+        run_ours(m, &rc, 0, BN_NUMERICS_DECODE, &o_seq);
+        run_ours(m, &rc, 1, BN_NUMERICS_BITNET_CPP, &o_bcpp);
         /* One set of numerics: our two paths agree bit for bit. */
         assert_memory_equal(o_batch.logits, o_seq.logits, (size_t)rc.rows * rc.n_vocab * sizeof(float));
 
@@ -273,9 +298,11 @@ static void run_model(const char *model_file, const char *const *cases, int n_ca
         load_refcase(cases[i], "batch", &rc);
         failed += check(cases[i], "batch", "batch", &rc, &o_batch);
         failed += check(cases[i], "batch", "seq", &rc, &o_seq);
+        failed += check(cases[i], "batch", "bcpp", &rc, &o_bcpp);
         free(rc.logits);
         free(o_batch.logits);
         free(o_seq.logits);
+        free(o_bcpp.logits);
     }
     bn_model_free(m);
     assert_int_equal(failed, 0);
