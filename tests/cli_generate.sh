@@ -2,7 +2,8 @@
 # One-shot generation: prompt echoed then the continuation on stdout, seed and
 # timings on stderr; greedy and seeded sampling deterministic and identical
 # for -t 1 and -t 2; -n caps; a full context stops cleanly with exit 0; the
-# bundled model is the default and reproduces bitnet.cpp's greedy text.
+# bundled model is the default and reproduces bitnet.cpp's greedy text (prompts
+# 3-5 in both --batch-numerics, prompts 1-2 with bitnet-cpp for 10 tokens).
 # usage: bash cli_generate.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 set -u
 BN_EMULATOR=${BN_EMULATOR:-}
@@ -83,11 +84,28 @@ n=$(wc -c <"$TMP/full.txt")
 if [ -f "$SRC/models/tiny-shakespeare.gguf" ]; then
     gen b0 -p "ROMEO:" -n 8 --temp 0
     grep -q "tiny-shakespeare.gguf" "$TMP/b0.err" || fail "no -m: the bundled model was not loaded"
-    prompts=("" "" $'KING RICHARD III:\nNow is the' $'JULIET:\nO Romeo, Romeo,' 'To be, or not to be')
-    for i in 3 4 5; do
-        gen "ts$i" -m "$SRC/models/tiny-shakespeare.gguf" -p "${prompts[$i - 1]}" -n 100 --temp 0 -t 2 -c 256
-        cmp -s "$TMP/ts$i.out" "$SRC/tests/data/tiny-shakespeare-greedy$i.txt" ||
-            fail "tiny-shakespeare prompt $i: greedy text differs from bitnet.cpp's"
+    prompts=($'ROMEO:\n' $'First Citizen:\nWe are' $'KING RICHARD III:\nNow is the'
+             $'JULIET:\nO Romeo, Romeo,' 'To be, or not to be')
+    # prompts 3-5 reproduce bitnet.cpp's 100 tokens with either numerics
+    for nm in decode bitnet-cpp; do
+        for i in 3 4 5; do
+            gen "ts$i-$nm" -m "$SRC/models/tiny-shakespeare.gguf" -p "${prompts[$i - 1]}" -n 100 \
+                --temp 0 -t 2 -c 256 --batch-numerics "$nm"
+            cmp -s "$TMP/ts$i-$nm.out" "$SRC/tests/data/tiny-shakespeare-greedy$i.txt" ||
+                fail "tiny-shakespeare prompt $i ($nm): greedy text differs from bitnet.cpp's"
+        done
+    done
+    # prompts 1-2 meet near-ties (prompt 1: 0.011 at the first token) that only
+    # bitnet.cpp's own prompt-batch roundings resolve its way: its first 10
+    # tokens are a prefix of its text
+    for i in 1 2; do
+        gen "ts$i" -m "$SRC/models/tiny-shakespeare.gguf" -p "${prompts[$i - 1]}" -n 10 --temp 0 \
+            -c 256 --batch-numerics bitnet-cpp
+        head -c -1 "$TMP/ts$i.out" >"$TMP/ts$i.txt"     # without the final newline
+        n=$(wc -c <"$TMP/ts$i.txt")
+        [ "$n" -gt "$(printf '%s' "${prompts[$i - 1]}" | wc -c)" ] &&
+            head -c "$n" "$SRC/tests/data/tiny-shakespeare-greedy$i.txt" | cmp -s - "$TMP/ts$i.txt" ||
+            fail "tiny-shakespeare prompt $i (bitnet-cpp): '$(cat "$TMP/ts$i.out")' is not a prefix of bitnet.cpp's text"
     done
 fi
 

@@ -75,7 +75,7 @@ enum flag_id {
     F_MODEL, F_PROMPT, F_FILE, F_SYSTEM, F_PREDICT, F_THREADS, F_CTX, F_BATCH, F_SEED,
     F_TEMP, F_TOPK, F_TOPP, F_MINP, F_REPEAT, F_REPEAT_N, F_PRESENCE, F_FREQUENCY,
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
-    F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_HELP
+    F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_HELP
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY)
@@ -107,6 +107,7 @@ static const struct flag {
     {"--frequency-penalty", NULL, 1, BN_CMD_GENERATE, F_FREQUENCY},
     {"--kernel", NULL, 1, EVAL, F_KERNEL},
     {"--head", NULL, 1, EVAL, F_HEAD},
+    {"--batch-numerics", NULL, 1, EVAL, F_NUMERICS},
     {"--pre-tokenizer", NULL, 1, TOK, F_PRE},
     {"-cnv", "--conversation", 0, BN_CMD_GENERATE, F_CNV},
     {"--no-bos", NULL, 0, BN_CMD_TOKENIZE, F_NO_BOS},
@@ -206,6 +207,11 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         else if (strcmp(v, "q8") == 0) o->head = BN_HEAD_Q8;
         else if (strcmp(v, "default") == 0) o->head = BN_HEAD_DEFAULT;
         else return bn_err("%s: unknown head type '%s' (expected f16, q8 or default)", flag, v);
+        return 0;
+    case F_NUMERICS:
+        if (strcmp(v, "decode") == 0) o->batch_numerics = BN_NUMERICS_DECODE;
+        else if (strcmp(v, "bitnet-cpp") == 0) o->batch_numerics = BN_NUMERICS_BITNET_CPP;
+        else return bn_err("%s: unknown numerics '%s' (expected decode or bitnet-cpp)", flag, v);
         return 0;
     case F_PRE:
         if (strcmp(v, "llama3") != 0 && strcmp(v, "default") != 0)
@@ -318,6 +324,14 @@ void bn_print_usage(FILE *f) {
 "  --kernel NAME             ref | avx2 | avx512 | neon (default: best for this CPU,\n"
 "                            or $BITNET_KERNEL)\n"
 "  --head f16|q8|default     LM head storage; f16 = exact parity with bitnet.cpp\n"
+"  --batch-numerics decode|bitnet-cpp\n"
+"                            roundings of prompt batches (all commands that run the\n"
+"                            model): decode (default) = bitnet.cpp's token-by-token\n"
+"                            path, so a batch gives the same logits as one token at a\n"
+"                            time; bitnet-cpp = bitnet.cpp's own prompt batch (float\n"
+"                            attention probabilities, its FMA order), as llama-cli\n"
+"                            evaluates a prompt: reproduces its text where a near-tie\n"
+"                            parts the two\n"
 "  --pre-tokenizer NAME      llama3 | default (default: from the file)\n"
 "\n"
 "other options:\n"
@@ -336,8 +350,9 @@ void bn_print_usage(FILE *f) {
 "  bundled model not found (lists where it looked); unknown flag or a flag of another\n"
 "  command; missing flag value; bad number (the whole value must be a number);\n"
 "  value out of range (-n < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
-"  --repeat-penalty <= 0, ...); empty prompt or no prompt; prompt longer than the\n"
-"  context; unknown --kernel or one this CPU lacks; unwritable output file.\n"
+"  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value; empty\n"
+"  prompt or no prompt; prompt longer than the context; unknown --kernel or one this\n"
+"  CPU lacks; unwritable output file.\n"
 "  A full context during generation is not an error: generation stops with a note.\n",
         f);
 }

@@ -42,6 +42,7 @@ typedef struct bn_cli_opts {
     bn_sampler_params sp;
     const char *kernel;             /* --kernel */
     int head;                       /* --head: enum bn_head_type */
+    int batch_numerics;             /* --batch-numerics: enum bn_batch_numerics */
     const char *pre_tokenizer;      /* --pre-tokenizer */
     int cnv;                        /* -cnv */
     int no_bos, no_special;         /* tokenize */
