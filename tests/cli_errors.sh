@@ -58,6 +58,8 @@ expect_error "--temp is not an option of 'bitnet tokenize'" tokenize -m "$M" -p 
 expect_error "--all is not an option" -m "$M" -p hi --all
 expect_error "unknown kernel 'bogus'" -m "$M" -p hi --kernel bogus
 expect_error "unknown head type" -m "$M" -p hi --head bf16
+expect_error "unknown numerics 'fast' .expected decode or bitnet-cpp." -m "$M" -p hi --batch-numerics fast
+expect_error "is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi --batch-numerics decode
 expect_error "unknown pre-tokenizer" tokenize -m "$M" -p hi --pre-tokenizer gpt9
 expect_error "unknown output format" bench -m "$M" -o xml
 

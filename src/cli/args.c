@@ -350,9 +350,9 @@ void bn_print_usage(FILE *f) {
 "  bundled model not found (lists where it looked); unknown flag or a flag of another\n"
 "  command; missing flag value; bad number (the whole value must be a number);\n"
 "  value out of range (-n < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
-"  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value; empty\n"
-"  prompt or no prompt; prompt longer than the context; unknown --kernel or one this\n"
-"  CPU lacks; unwritable output file.\n"
+"  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value;\n"
+"  empty prompt or no prompt; prompt longer than the context; unknown --kernel or\n"
+"  one this CPU lacks; unwritable output file.\n"
 "  A full context during generation is not an error: generation stops with a note.\n",
         f);
 }
