@@ -18,8 +18,7 @@
 
 /* ---- type tables ---------------------------------------------------------- */
 
-/* Encoded size of a scalar value type; 0 for string, array and unknown. */
-static uint64_t vtype_size(uint32_t t)
+uint64_t gguf_vtype_size(uint32_t t)
 {
     switch (t) {
     case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
@@ -190,7 +189,7 @@ static int parse_value(reader *r, gguf_kv *kv, uint64_t i)
         return 0;
     }
     if (kv->type != GGUF_ARRAY) {
-        uint64_t n = vtype_size(kv->type);
+        uint64_t n = gguf_vtype_size(kv->type);
         if (n == 0)
             return fail(r, "unknown value type %u for key '%s' (kv %llu)", kv->type, key.s,
                         (unsigned long long)i);
@@ -239,7 +238,7 @@ static int parse_value(reader *r, gguf_kv *kv, uint64_t i)
         kv->nbytes = r->pos - start;
         return 0;
     }
-    uint64_t esize = vtype_size(kv->arr_type);
+    uint64_t esize = gguf_vtype_size(kv->arr_type);
     if (esize == 0)
         return fail(r, "unknown value type %u for the elements of key '%s' (kv %llu)",
                     kv->arr_type, key.s, (unsigned long long)i);
@@ -684,7 +683,7 @@ int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i)
 {
     if (kv->type != GGUF_ARRAY || i >= kv->arr_n)
         return 0;
-    uint64_t esize = vtype_size(kv->arr_type);
+    uint64_t esize = gguf_vtype_size(kv->arr_type);
     if (esize == 0)
         return 0;
     const uint8_t *p = kv->data + i * esize;
@@ -709,7 +708,7 @@ double gguf_arr_float(const gguf_kv *kv, uint64_t i)
 {
     if (kv->type != GGUF_ARRAY || i >= kv->arr_n)
         return 0;
-    uint64_t esize = vtype_size(kv->arr_type);
+    uint64_t esize = gguf_vtype_size(kv->arr_type);
     if (esize == 0)
         return 0;
     int ok;

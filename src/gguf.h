@@ -74,6 +74,9 @@ void gguf_close(gguf_file *f);
 uint64_t ggml_type_nbytes(uint32_t type, uint64_t n_elements);
 const char *ggml_type_name(uint32_t type);   /* "F16", "I2_S", ... or "?" */
 const char *gguf_vtype_name(uint32_t type);  /* "u32", "str", ... or "?" */
+/* Encoded bytes of one scalar of a numeric/bool value type; 0 for string,
+ * array and unknown types. */
+uint64_t gguf_vtype_size(uint32_t type);
 
 /* Lookups (NULL when absent). key/name are NUL-terminated C strings. */
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);

@@ -92,22 +92,11 @@ static void put_str(gguf_writer *w, bytes *b, const char *s, uint64_t len)
     put(w, b, s, (size_t)len);
 }
 
-/* Encoded size of a numeric/bool value type; 0 otherwise. */
-static size_t scalar_size(uint32_t t)
-{
-    switch (t) {
-    case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
-    case GGUF_U16: case GGUF_I16: return 2;
-    case GGUF_U32: case GGUF_I32: case GGUF_F32: return 4;
-    case GGUF_U64: case GGUF_I64: case GGUF_F64: return 8;
-    default: return 0;
-    }
-}
 
 /* Appends one value of scalar type t from host memory, little-endian. */
 static void put_scalar(gguf_writer *w, bytes *b, uint32_t t, const void *value)
 {
-    size_t n = scalar_size(t);
+    size_t n = gguf_vtype_size(t);
     uint64_t v = 0;
     switch (n) {
     case 1: { uint8_t x; memcpy(&x, value, 1); v = x; break; }
@@ -161,7 +150,7 @@ void gguf_writer_free(gguf_writer *w)
 
 void gguf_w_scalar(gguf_writer *w, const char *key, uint32_t type, const void *value)
 {
-    if (scalar_size(type) == 0) {
+    if (gguf_vtype_size(type) == 0) {
         set_err(w, "key '%s': %s is not a scalar type", key, gguf_vtype_name(type));
         return;
     }
@@ -187,7 +176,7 @@ void gguf_w_str(gguf_writer *w, const char *key, const char *v)
 
 void gguf_w_arr(gguf_writer *w, const char *key, uint32_t elem_type, const void *elems, uint64_t n)
 {
-    size_t esize = scalar_size(elem_type);
+    size_t esize = gguf_vtype_size(elem_type);
     if (esize == 0) {
         set_err(w, "key '%s': arrays of %s need gguf_w_arr_str or are not supported", key,
                 gguf_vtype_name(elem_type));

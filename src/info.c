@@ -64,15 +64,6 @@ static void print_scalar(FILE *out, uint32_t t, const uint8_t *p) {
     }
 }
 
-static int scalar_size(uint32_t t) {
-    switch (t) {
-    case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
-    case GGUF_U16: case GGUF_I16: return 2;
-    case GGUF_U32: case GGUF_I32: case GGUF_F32: return 4;
-    case GGUF_U64: case GGUF_I64: case GGUF_F64: return 8;
-    default: return 0;
-    }
-}
 
 /* A metadata value; arrays show their first few elements. */
 static void print_value(FILE *out, const gguf_kv *kv) {
@@ -95,10 +86,10 @@ static void print_value(FILE *out, const gguf_kv *kv) {
             fputs(i ? ", " : "", out);
             print_str(out, s.ptr, s.len, 32);
         }
-    } else if (scalar_size(kv->arr_type) > 0) {
+    } else if (gguf_vtype_size(kv->arr_type) > 0) {
         for (uint64_t i = 0; i < kv->arr_n && i < show; i++) {
             fputs(i ? ", " : "", out);
-            print_scalar(out, kv->arr_type, kv->data + i * (uint64_t)scalar_size(kv->arr_type));
+            print_scalar(out, kv->arr_type, kv->data + i * (uint64_t)gguf_vtype_size(kv->arr_type));
         }
     } else {
         fputs("...", out);                  /* nested arrays: not shown */

@@ -3,15 +3,7 @@
 # input or /exit, deterministic with --temp 0 on any thread count, a full
 # context ends the conversation cleanly, Ctrl-C at the prompt quits.
 # usage: bash cli_chat.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
-set -u
-BN_EMULATOR=${BN_EMULATOR:-}
-BUILD=${1:?build dir}
-SRC=${2:?source dir}
-BIN="$BUILD/bitnet"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib_cli.sh" "$@"
 
 # chat NAME INPUT ARGS...: pipes INPUT into bitnet -cnv ARGS; rc in $rc
 chat() {

@@ -3,15 +3,7 @@
 # "bitnet: error: ...", nothing on stdout, and a non-zero exit status; each
 # error is listed in `bitnet --help`.
 # usage: bash cli_errors.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
-set -u
-BN_EMULATOR=${BN_EMULATOR:-}
-BUILD=${1:?build dir}
-SRC=${2:?source dir}
-BIN="$BUILD/bitnet"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib_cli.sh" "$@"
 
 # run ARGS...: runs bitnet with stdin from /dev/null; sets rc, out, err
 run() {

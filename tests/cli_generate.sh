@@ -5,15 +5,7 @@
 # bundled model is the default and reproduces bitnet.cpp's greedy text (prompts
 # 3-5 in both --batch-numerics, prompts 1-2 with bitnet-cpp for 10 tokens).
 # usage: bash cli_generate.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
-set -u
-BN_EMULATOR=${BN_EMULATOR:-}
-BUILD=${1:?build dir}
-SRC=${2:?source dir}
-BIN="$BUILD/bitnet"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib_cli.sh" "$@"
 
 # gen NAME ARGS...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err; rc in $rc
 gen() {

@@ -2,15 +2,7 @@
 # tokenize / logits / perplexity / info / bench: output formats and the
 # bundled model's perplexity against bitnet.cpp (85.9977 over 75 windows).
 # usage: bash cli_tools.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
-set -u
-BN_EMULATOR=${BN_EMULATOR:-}
-BUILD=${1:?build dir}
-SRC=${2:?source dir}
-BIN="$BUILD/bitnet"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib_cli.sh" "$@"
 
 # run NAME ARGS...: stdout/stderr to $TMP/NAME.{out,err}; rc in $rc
 run() {
