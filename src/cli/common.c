@@ -55,12 +55,14 @@ const char *bn_cli_model_path(const bn_cli_opts *o) {
     if (o->model) return o->model;
     char dir[PATH_MAX];
     exe_dir(dir, sizeof dir);
-    /* the build tree (build/bitnet -> ../models), then the install prefix */
+    /* next to the executable first (build tree: build/bitnet -> ../models;
+     * installed: bin/bitnet -> ../share/bitnet/models), then the places
+     * fixed at build time, so a moved install still finds its own copy */
     char cand[4][PATH_MAX + 64];
     int n = 0;
     if (dir[0]) snprintf(cand[n++], sizeof cand[0], "%s/../models/" BUNDLED_NAME, dir);
-    snprintf(cand[n++], sizeof cand[0], "%s/" BUNDLED_NAME, BN_SOURCE_MODEL_DIR);
     if (dir[0]) snprintf(cand[n++], sizeof cand[0], "%s/../share/bitnet/models/" BUNDLED_NAME, dir);
+    snprintf(cand[n++], sizeof cand[0], "%s/" BUNDLED_NAME, BN_SOURCE_MODEL_DIR);
     snprintf(cand[n++], sizeof cand[0], "%s/" BUNDLED_NAME, BN_INSTALL_MODEL_DIR);
     for (int i = 0; i < n; i++) {
         if (is_file(cand[i])) {
