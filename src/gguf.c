@@ -173,6 +173,56 @@ static int take_str(reader *r, gguf_str *out, const char *what)
     return 0;
 }
 
+/* Arrays may hold arrays (GGUF allows it; ggml's reader refuses). Nesting
+ * is bounded so that a hostile file cannot recurse without limit. */
+#define MAX_ARRAY_DEPTH 8
+
+/* Validates n nested arrays (each: u32 element type, u64 count, elements)
+ * at the read position and moves past them. Every header takes 12 bytes, so
+ * the work is linear in the file size. */
+static int skip_nested_arrays(reader *r, uint64_t n, int depth, const char *key, uint64_t i)
+{
+    if (depth > MAX_ARRAY_DEPTH)
+        return fail(r, "arrays nested deeper than %d levels (key '%s')", MAX_ARRAY_DEPTH, key);
+    if (n > remaining(r) / 12)
+        return fail(r, "array of key '%s' claims %llu nested arrays but only %llu bytes are "
+                    "left at byte %llu", key, (unsigned long long)n,
+                    (unsigned long long)remaining(r), (unsigned long long)r->pos);
+    for (uint64_t j = 0; j < n; j++) {
+        const uint8_t *q = take(r, 12, "a nested array header of key '%s' (kv %llu)", key,
+                                (unsigned long long)i);
+        if (!q)
+            return -1;
+        uint32_t type = le32(q);
+        uint64_t count = le64(q + 4);
+        if (type == GGUF_ARRAY) {
+            if (skip_nested_arrays(r, count, depth + 1, key, i) < 0)
+                return -1;
+        } else if (type == GGUF_STRING) {
+            if (count > remaining(r) / 8)
+                return fail(r, "nested array of key '%s' claims %llu strings but only %llu "
+                            "bytes are left", key, (unsigned long long)count,
+                            (unsigned long long)remaining(r));
+            for (uint64_t k = 0; k < count; k++) {
+                gguf_str str;
+                if (take_str(r, &str, "a string of a nested array") < 0)
+                    return -1;
+            }
+        } else {
+            uint64_t esize = gguf_vtype_size(type);
+            if (esize == 0)
+                return fail(r, "unknown value type %u in a nested array of key '%s' (kv %llu)",
+                            type, key, (unsigned long long)i);
+            if (count > remaining(r) / esize)
+                return fail(r, "truncated at byte %llu reading a nested array of key '%s' "
+                            "(%llu x %s)", (unsigned long long)r->pos, key,
+                            (unsigned long long)count, gguf_vtype_name(type));
+            r->pos += count * esize;
+        }
+    }
+    return 0;
+}
+
 /* Value of kv i (whose key and type are already read). */
 static int parse_value(reader *r, gguf_kv *kv, uint64_t i)
 {
@@ -207,8 +257,14 @@ static int parse_value(reader *r, gguf_kv *kv, uint64_t i)
     kv->arr_type = le32(q);
     kv->arr_n = le64(q + 4);
     kv->data = r->p + r->pos;
-    if (kv->arr_type == GGUF_ARRAY)
-        return fail(r, "nested arrays are not supported (key '%s')", key.s);
+    if (kv->arr_type == GGUF_ARRAY) {
+        /* Validated so the file is known sound; no accessor reads inside. */
+        uint64_t start = r->pos;
+        if (skip_nested_arrays(r, kv->arr_n, 2, key.s, i) < 0)
+            return -1;
+        kv->nbytes = r->pos - start;
+        return 0;
+    }
     if (kv->arr_type == GGUF_STRING) {
         /* Every string needs at least its 8-byte length: reject absurd counts
          * before walking, then validate each length so that

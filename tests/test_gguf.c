@@ -687,8 +687,72 @@ static void test_nested_array(void **state)
     rec[o++] = 1; rec[o++] = 2;
     uint8_t *buf; uint64_t len;
     one_raw_kv(rec, o, &buf, &len);
-    expect_error(buf, len, "nested arrays are not supported (key 'nest')");
+    gguf_file f;
+    char err[256] = "";
+    assert_int_equal(gguf_parse(&f, buf, len, err, sizeof err), 0);
+    const gguf_kv *kv = gguf_find_kv(&f, "nest");
+    assert_non_null(kv);
+    assert_int_equal(kv->type, GGUF_ARRAY);
+    assert_int_equal(kv->arr_type, GGUF_ARRAY);
+    assert_int_equal(kv->arr_n, 1);
+    assert_int_equal(kv->nbytes, 12 + 2);
+    assert_int_equal(gguf_arr_int(kv, 0), 0);   /* no numeric view of nested arrays */
+    gguf_close(&f);
     free(buf);
+}
+
+/* Nested arrays: strings and deeper levels validated; too deep, a bad inner
+ * type, an inner count past the end are errors. */
+static void test_nested_array_errors(void **state)
+{
+    (void)state;
+    uint8_t rec[256];
+    size_t o;
+    uint8_t *buf; uint64_t len;
+#define HDR()                                                                \
+    o = 0; put_le(rec + o, 4, 8); o += 8; memcpy(rec + o, "nest", 4); o += 4; \
+    put_le(rec + o, GGUF_ARRAY, 4); o += 4
+    /* array of (array of strings ["ab"]) parses */
+    HDR();
+    put_le(rec + o, GGUF_ARRAY, 4); o += 4; put_le(rec + o, 1, 8); o += 8;
+    put_le(rec + o, GGUF_STRING, 4); o += 4; put_le(rec + o, 1, 8); o += 8;
+    put_le(rec + o, 2, 8); o += 8; rec[o++] = 'a'; rec[o++] = 'b';
+    one_raw_kv(rec, o, &buf, &len);
+    gguf_file f;
+    char err[256] = "";
+    assert_int_equal(gguf_parse(&f, buf, len, err, sizeof err), 0);
+    gguf_close(&f);
+    free(buf);
+    /* nine levels deep */
+    HDR();
+    for (int d = 0; d < 9; d++) {
+        put_le(rec + o, GGUF_ARRAY, 4); o += 4; put_le(rec + o, 1, 8); o += 8;
+    }
+    put_le(rec + o, GGUF_U8, 4); o += 4; put_le(rec + o, 0, 8); o += 8;
+    one_raw_kv(rec, o, &buf, &len);
+    expect_error(buf, len, "arrays nested deeper than 8 levels (key 'nest')");
+    free(buf);
+    /* unknown inner type */
+    HDR();
+    put_le(rec + o, GGUF_ARRAY, 4); o += 4; put_le(rec + o, 1, 8); o += 8;
+    put_le(rec + o, 77, 4); o += 4; put_le(rec + o, 1, 8); o += 8;
+    one_raw_kv(rec, o, &buf, &len);
+    expect_error(buf, len, "unknown value type 77 in a nested array of key 'nest'");
+    free(buf);
+    /* inner count past the end */
+    HDR();
+    put_le(rec + o, GGUF_ARRAY, 4); o += 4; put_le(rec + o, 1, 8); o += 8;
+    put_le(rec + o, GGUF_U32, 4); o += 4; put_le(rec + o, 1000, 8); o += 8;
+    one_raw_kv(rec, o, &buf, &len);
+    expect_error(buf, len, "reading a nested array of key 'nest'");
+    free(buf);
+    /* outer count that cannot fit */
+    HDR();
+    put_le(rec + o, GGUF_ARRAY, 4); o += 4; put_le(rec + o, (uint64_t)1 << 60, 8); o += 8;
+    one_raw_kv(rec, o, &buf, &len);
+    expect_error(buf, len, "claims 1152921504606846976 nested arrays");
+    free(buf);
+#undef HDR
 }
 
 static void test_bad_alignment(void **state)
@@ -1009,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_numeric_array_overflow),
         cmocka_unit_test(test_unknown_value_type),
         cmocka_unit_test(test_nested_array),
+        cmocka_unit_test(test_nested_array_errors),
         cmocka_unit_test(test_bad_alignment),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_tensor_info_errors),
