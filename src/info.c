@@ -206,8 +206,16 @@ void bn_print_info(FILE *out, const bn_model *m) {
     uint64_t kv = 2 * L * (uint64_t)hp->n_ctx_train * KVD * 2;
     fprintf(out, "\nmemory plan:\n");
     print_mb(out, "file mapping (read-only, shared)", f->size, NULL);
-    print_mb(out, "token_embd / lm head (F16, mapped)", embd, "never copied");
-    print_mb(out, "norm weights (F32, mapped)", norms, NULL);
+    uint64_t head = 0;
+    if (m->head_type == BN_HEAD_Q8 && m->head_q8 && m->kern) {
+        head = m->kern->head_q8_size(hp->n_embd, hp->n_vocab);
+        print_mb(out, "token_embd (F16, mapped)", embd, "pages released; rows read with pread");
+        print_mb(out, "lm head (q8 copy)", head, "allocated");
+        embd = 0;                   /* not resident */
+    } else {
+        print_mb(out, "token_embd / lm head (F16, mapped)", embd, "never copied");
+    }
+    print_mb(out, "norm weights (F32)", norms, "copied out of the mapping");
     if (m->kern) {
         char what[64];
         snprintf(what, sizeof what, "ternary weights (%s layout)", m->kern->name);
@@ -218,5 +226,6 @@ void bn_print_info(FILE *out, const bn_model *m) {
     char what[64];
     snprintf(what, sizeof what, "KV cache (f16, n_ctx %d)", hp->n_ctx_train);
     print_mb(out, what, kv, NULL);
-    print_mb(out, "total (excluding scratch)", embd + norms + m->packed_bytes + kv, NULL);
+    print_mb(out, "total resident (excluding scratch)", embd + head + norms + m->packed_bytes + kv,
+             "the KV cache fills as the context does");
 }
