@@ -79,6 +79,10 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
 /* The one-line load log on stderr; modes print it once their inputs are
  * validated, so that a failure leaves exactly one line on stderr. */
 void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms);
+/* The sampler of the generating modes from the options (repeat_last_n -1 =
+ * the whole context), its seed printed to stderr so a run can be replayed.
+ * NULL (with the error printed) when out of memory. */
+bn_sampler *bn_cli_new_sampler(const bn_cli_opts *o, const bn_tokenizer *tok, int n_ctx);
 /* A context of o->n_ctx (capped by the model's) with n_outputs_max rows. */
 bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_max);
 /* Reads a whole file (NUL appended, not counted). Prints the error. */

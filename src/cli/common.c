@@ -103,6 +103,18 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
     return m;
 }
 
+bn_sampler *bn_cli_new_sampler(const bn_cli_opts *o, const bn_tokenizer *tok, int n_ctx) {
+    bn_sampler_params sp = o->sp;
+    if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
+    bn_sampler *s = bn_sampler_new(&sp, bn_vocab_size(tok));
+    if (!s) {
+        bn_err("out of memory (sampler)");
+        return NULL;
+    }
+    fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
+    return s;
+}
+
 void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms) {
     const bn_hparams *hp = bn_model_hparams(m);
     const char *path = o->model ? o->model : bn_cli_model_path(o);

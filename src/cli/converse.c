@@ -93,15 +93,9 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         goto done;
     }
     bn_cli_log_load(o, m, load_ms);
-    bn_sampler_params sp = o->sp;
-    if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
-    s = bn_sampler_new(&sp, bn_vocab_size(tok));
-    if (!s) {
-        bn_err("out of memory (sampler)");
-        goto done;
-    }
     install_sigint();               /* before the seed line: scripts wait for it */
-    fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
+    if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
+        goto done;
     if (feed(c, &chat) != 0) goto done;
 
     const int tty = isatty(STDIN_FILENO);

@@ -40,14 +40,8 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     }
 
     bn_cli_log_load(o, m, load_ms);
-    bn_sampler_params sp = o->sp;
-    if (sp.repeat_last_n < 0) sp.repeat_last_n = n_ctx;
-    s = bn_sampler_new(&sp, bn_vocab_size(tok));
-    if (!s) {
-        bn_err("out of memory (sampler)");
+    if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
-    }
-    fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
     fprintf(stderr, "prompt: %d tokens, context %d, threads %d\n", n_prompt, n_ctx,
             bn_context_n_threads(c));
     for (int i = 0; i < n_prompt; i++) bn_sampler_accept(s, prompt[i]);
