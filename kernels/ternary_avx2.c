@@ -338,110 +338,193 @@ static int32_t prep_sum(const void *prep, int K) {
     return s;
 }
 
-/* ================= avx2-mad: I2_S + vpmaddubsw (the baseline) ================= */
+/* ================= avx2-mad: I2_S codes + vpmaddubsw ============================ */
+/*
+ * Layout: I2_S blocks (32 bytes = 128 weights; byte i holds at bits 7-6,
+ * 5-4, 3-2, 1-0 the codes of k = i, 32 + i, 64 + i, 96 + i) with the unused
+ * code 3 turned into 1 (weight 0, as every decoder reads it), rows in tiles
+ * of MR = 2 with their blocks interleaved: block b of row r of tile t at
+ * byte (t·(K/128)·MR + MR·b + r)·32. A tile's block pair is one 64-byte
+ * line, so gemv reads one sequential stream (the last tile of an odd M is
+ * padded with code 1). Σ code·q − Σ q gives the exact dot.
+ */
+enum { MR = 2 };
 
 static size_t mad_packed_size(int K, int M) {
-    return (size_t)K * (size_t)M / 4;
+    return (size_t)(M + MR - 1) / MR * MR * (size_t)K / 4;
 }
 
-/* A copy of I2_S with the unused code 3 turned into 1 (weight 0, as every
- * decoder reads it), so the multiply-add needs no special case. */
 static void mad_repack(const uint8_t *i2s, int K, int M, void *packed) {
     uint8_t *out = packed;
-    const size_t n = mad_packed_size(K, M);    /* a multiple of 32: K % 128 == 0 */
+    const int nb = K / 128, mp = (M + MR - 1) / MR * MR;
+    const size_t rb = (size_t)K / 4;
     const __m256i low = _mm256_set1_epi8(0x55);
-    for (size_t i = 0; i < n; i += 32) {
-        /* low bit of each code-3 field (16-bit shifts: the mask drops the
-         * bits that cross bytes), then 3 -> 1 by clearing its high bit */
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(i2s + i));
-        const __m256i both = _mm256_and_si256(_mm256_and_si256(b, _mm256_srli_epi16(b, 1)), low);
-        _mm256_storeu_si256((__m256i *)(out + i), _mm256_andnot_si256(_mm256_slli_epi16(both, 1), b));
-    }
-}
-
-/* Σ code·q over 128-weight blocks for R rows (sharing activation loads) and
- * T tokens (sharing the unpacked weights). Per block a lane of the int16
- * accumulator gains at most 4 groups x 2 products x 2 x 128 = 2048 in
- * magnitude; widening every 8 blocks (16384) can never overflow. */
-static inline void mad_tile(const uint8_t *w, int K, const int8_t *q, size_t qstride,
-                            int R, int T, int32_t out[4][4]) {
-    const __m256i mask = _mm256_set1_epi8(3);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc32[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc32[r][t] = _mm256_setzero_si256();
-    const int nb = K / 128;
-    for (int b0 = 0; b0 < nb; b0 += 8) {
-        const int b1 = b0 + 8 < nb ? b0 + 8 : nb;
-        __m256i acc16[4][4];
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++) acc16[r][t] = _mm256_setzero_si256();
-        for (int b = b0; b < b1; b++) {
-            for (int r = 0; r < R; r++) {
-                __m256i p = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * K / 4 + 32 * b));
-                __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(p, 6), mask);
-                __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
-                __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(p, 2), mask);
-                __m256i c3 = _mm256_and_si256(p, mask);
-                for (int t = 0; t < T; t++) {
-                    const int8_t *a = q + t * qstride + 128 * b;
-                    __m256i s0 = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)a));
-                    __m256i s1 = _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(a + 32)));
-                    __m256i s2 = _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(a + 64)));
-                    __m256i s3 = _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(a + 96)));
-                    acc16[r][t] = _mm256_add_epi16(acc16[r][t], _mm256_add_epi16(_mm256_add_epi16(s0, s1),
-                                                                                  _mm256_add_epi16(s2, s3)));
-                }
+    for (int m = 0; m < mp; m++) {
+        uint8_t *dst = out + (size_t)(m / MR) * MR * rb + 32 * (m % MR);
+        const uint8_t *row = i2s + (size_t)m * rb;
+        for (int b = 0; b < nb; b++) {
+            if (m >= M) {
+                _mm256_storeu_si256((__m256i *)(dst + 32 * MR * (size_t)b), low);
+                continue;
             }
+            /* low bit of each code-3 field (16-bit shifts: the mask drops the
+             * bits that cross bytes), then 3 -> 1 by clearing its high bit */
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(row + 32 * (size_t)b));
+            const __m256i both = _mm256_and_si256(_mm256_and_si256(x, _mm256_srli_epi16(x, 1)), low);
+            _mm256_storeu_si256((__m256i *)(dst + 32 * MR * (size_t)b), _mm256_andnot_si256(_mm256_slli_epi16(both, 1), x));
         }
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++)
-                acc32[r][t] = _mm256_add_epi32(acc32[r][t], _mm256_madd_epi16(acc16[r][t], ones));
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) out[r][t] = hsum_epi32(acc32[r][t]);
 }
 
-/* gemv as bitnet.cpp's 1xN kernel: 4 rows share each activation load. */
+static inline __m256i ld(const void *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* gemv: one tile (2 rows) at a time, one sequential weight stream. Code
+ * fields are masked in place, not shifted down: with h = x >> 4 (16-bit
+ * shift; the masks keep bits 0-3 only),
+ *     x & 0x03 = code(96+i),  x & 0x0c = 4·code(64+i),
+ *     h & 0x03 = code(32+i),  h & 0x0c = 4·code(i),
+ * so a block is 1 shift + 4 AND + 4 vpmaddubsw + 4 vpaddw per row. The
+ * unscaled products go to accumulator u, the ×4 ones to s (int16):
+ * a vpmaddubsw pair is at most 2·2·128 = 512 (unscaled) / 2048 (×4) in
+ * magnitude, a block adds two pairs, so after 8 blocks |u| <= 8192 and
+ * s ∈ [−32768, 32512] (−128·8·2·2·8, 127·8·2·2·8): every prefix sum is in
+ * int16 range, nothing wraps. Then int32 4u + s (vpmaddwd with 4 and 1)
+ * is exactly 4·Σ code·q in every lane; >> 2 is exact.
+ * Software prefetch runs GEMV_PF bytes ahead in the stream: measured on
+ * the kernel bench (1 thread, N = 1, 2560x6912): see mad_kernels below. */
+enum { GEMV_PF = 4096 };
+
 static void mad_gemv(const void *packed, int K, int M, const void *prep,
                      int m0, int m1, int32_t *dot) {
     (void)M;
     const uint8_t *w = packed;
+    const int8_t *q = prep;
+    const int nb = K / 128;
+    const size_t tb = (size_t)MR * K / 4;
+    const __m256i k3 = _mm256_set1_epi8(0x03), kc = _mm256_set1_epi8(0x0c);
+    const __m256i ones = _mm256_set1_epi16(1), fours = _mm256_set1_epi16(4);
     const int32_t asum = prep_sum(prep, K);
-    int32_t out[4][4];
-    int m = m0;
-    for (; m + 4 <= m1; m += 4) {
-        mad_tile(w + (size_t)m * K / 4, K, prep, 0, 4, 1, out);
-        for (int r = 0; r < 4; r++) dot[m - m0 + r] = out[r][0] - asum;
-    }
-    for (; m < m1; m++) {
-        mad_tile(w + (size_t)m * K / 4, K, prep, 0, 1, 1, out);
-        dot[m - m0] = out[0][0] - asum;
+    for (int m = m0; m < m1; m += MR) {
+        const uint8_t *wt = w + (size_t)(m / MR) * tb;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+        for (int b0 = 0; b0 < nb; b0 += 8) {
+            const int b1 = b0 + 8 < nb ? b0 + 8 : nb;
+            __m256i u0 = _mm256_setzero_si256(), s0 = u0, u1 = u0, s1 = u0;
+            for (int b = b0; b < b1; b++) {
+                const uint8_t *wb = wt + 64 * (size_t)b;
+                const int8_t *qb = q + 128 * (size_t)b;
+                _mm_prefetch((const char *)(wb + GEMV_PF), _MM_HINT_T0);
+                const __m256i x0 = ld(wb), x1 = ld(wb + 32);
+                const __m256i h0 = _mm256_srli_epi16(x0, 4), h1 = _mm256_srli_epi16(x1, 4);
+                const __m256i q0 = ld(qb), q1 = ld(qb + 32), q2 = ld(qb + 64), q3 = ld(qb + 96);
+                u0 = _mm256_add_epi16(u0, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(h0, k3), q1),
+                                                           _mm256_maddubs_epi16(_mm256_and_si256(x0, k3), q3)));
+                s0 = _mm256_add_epi16(s0, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(h0, kc), q0),
+                                                           _mm256_maddubs_epi16(_mm256_and_si256(x0, kc), q2)));
+                u1 = _mm256_add_epi16(u1, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(h1, k3), q1),
+                                                           _mm256_maddubs_epi16(_mm256_and_si256(x1, k3), q3)));
+                s1 = _mm256_add_epi16(s1, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(h1, kc), q0),
+                                                           _mm256_maddubs_epi16(_mm256_and_si256(x1, kc), q2)));
+            }
+            a0 = _mm256_add_epi32(a0, _mm256_add_epi32(_mm256_madd_epi16(u0, fours), _mm256_madd_epi16(s0, ones)));
+            a1 = _mm256_add_epi32(a1, _mm256_add_epi32(_mm256_madd_epi16(u1, fours), _mm256_madd_epi16(s1, ones)));
+        }
+        dot[m - m0] = hsum_epi32(_mm256_srai_epi32(a0, 2)) - asum;
+        if (m + 1 < m1) dot[m + 1 - m0] = hsum_epi32(_mm256_srai_epi32(a1, 2)) - asum;
     }
 }
 
-/* gemm as bitnet.cpp's Nx1 kernel: one weight row against 4 tokens. */
+/* One row against T tokens (T <= MAD_TOK): the row's block is unpacked
+ * once into four vectors of codes 0..2 and multiplied with every token's
+ * activations. Per block a lane of a token's int16 accumulator gains four
+ * pairs, each in [−512, 508] (codes <= 2), so 16 blocks stay within
+ * [−32768, 32512]: exact; then one vpmaddwd widens to int32. Always
+ * inlined with a constant T and its loops unrolled so the accumulators
+ * stay in registers (GCC -O2 otherwise keeps arrays on the stack). out[t]
+ * gets Σ code·q. */
+enum { MAD_TOK = 8 };
+
+static inline __attribute__((always_inline)) void
+mad_row_tokens(const uint8_t *wr, int K, const int8_t *q, size_t ps, const int T, int32_t *out) {
+    const __m256i k3 = _mm256_set1_epi8(0x03), ones = _mm256_set1_epi16(1);
+    const int nb = K / 128;
+    __m256i acc[MAD_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
+    for (int b0 = 0; b0 < nb; b0 += 16) {
+        const int b1 = b0 + 16 < nb ? b0 + 16 : nb;
+        __m256i s[MAD_TOK];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
+        for (int b = b0; b < b1; b++) {
+            const __m256i x = ld(wr + 32 * MR * (size_t)b);
+            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(x, 6), k3);
+            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(x, 4), k3);
+            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(x, 2), k3);
+            const __m256i c3 = _mm256_and_si256(x, k3);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const int8_t *a = q + (size_t)t * ps + 128 * (size_t)b;
+                const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, ld(a)), _mm256_maddubs_epi16(c1, ld(a + 32)));
+                const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, ld(a + 64)), _mm256_maddubs_epi16(c3, ld(a + 96)));
+                s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(p01, p23));
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones));
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) out[t] = hsum_epi32(acc[t]);
+}
+
+/* Cache blocking as in the AVX-512 gemm: a block of tokens whose
+ * activations fit in L2 (NB·K <= MAD_ACT_BYTES) meets each group of
+ * MAD_ROWS rows (<= MAD_ROWS·K/4 bytes of weights, L1-resident) once;
+ * inside, groups of MAD_TOK tokens run over those rows. */
+enum { MAD_ACT_BYTES = 256 * 1024, MAD_ROWS = 16 };
+
 static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
                      int m0, int m1, int32_t *dot, int ldd) {
     (void)M;
     const uint8_t *w = packed;
-    const size_t ps = mad_prep_size(K);
     const int8_t *q = prep;
-    int32_t out[4][4];
-    int n = 0;
-    for (; n + 4 <= N; n += 4) {
-        for (int m = m0; m < m1; m++) {
-            mad_tile(w + (size_t)m * K / 4, K, q + n * ps, ps, 1, 4, out);
-            for (int t = 0; t < 4; t++)
-                dot[(size_t)(n + t) * ldd + (m - m0)] = out[0][t] - prep_sum(q + (n + t) * ps, K);
+    const size_t ps = mad_prep_size(K), tb = (size_t)MR * K / 4;
+    int NB = MAD_ACT_BYTES / K / MAD_TOK * MAD_TOK;
+    if (NB < MAD_TOK) NB = MAD_TOK;
+    for (int nb = 0; nb < N; nb += NB) {
+        const int ne = N - nb < NB ? N : nb + NB;
+        for (int mt = m0; mt < m1; mt += MAD_ROWS) {
+            const int mte = mt + MAD_ROWS < m1 ? mt + MAD_ROWS : m1;
+            for (int n = nb; n < ne; n += MAD_TOK) {
+                const int T = ne - n < MAD_TOK ? ne - n : MAD_TOK;
+                const int8_t *qn = q + (size_t)n * ps;
+                int32_t sums[MAD_TOK];
+                for (int t = 0; t < T; t++) sums[t] = prep_sum(qn + (size_t)t * ps, K);
+                for (int m = mt; m < mte; m++) {
+                    const uint8_t *wr = w + (size_t)(m / MR) * tb + 32 * (m % MR);
+                    int32_t out[MAD_TOK];
+                    switch (T) {    /* constant T: accumulators stay in registers */
+                    case 1: mad_row_tokens(wr, K, qn, ps, 1, out); break;
+                    case 2: mad_row_tokens(wr, K, qn, ps, 2, out); break;
+                    case 3: mad_row_tokens(wr, K, qn, ps, 3, out); break;
+                    case 4: mad_row_tokens(wr, K, qn, ps, 4, out); break;
+                    case 5: mad_row_tokens(wr, K, qn, ps, 5, out); break;
+                    case 6: mad_row_tokens(wr, K, qn, ps, 6, out); break;
+                    case 7: mad_row_tokens(wr, K, qn, ps, 7, out); break;
+                    default: mad_row_tokens(wr, K, qn, ps, 8, out); break;
+                    }
+                    for (int t = 0; t < T; t++) dot[(size_t)(n + t) * ldd + (m - m0)] = out[t] - sums[t];
+                }
+            }
         }
     }
-    for (; n < N; n++) mad_gemv(packed, K, M, q + n * ps, m0, m1, dot + (size_t)n * ldd);
 }
 
 #define AVX2_MAD_TABLE(label)                                                    \
     {                                                                        \
-        .name = label, .quantize_act = avx2_quantize_act, .row_block = 1,   \
+        .name = label, .quantize_act = avx2_quantize_act, .row_block = MR,     \
         .ternary_packed_size = mad_packed_size, .ternary_repack = mad_repack, \
         .act_prep_size = mad_prep_size, .act_prep = mad_act_prep,           \
         .ternary_gemv = mad_gemv, .ternary_gemm = mad_gemm,                 \
