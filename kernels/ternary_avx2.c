@@ -21,6 +21,7 @@
 
 #include "head_q8_x86.h"
 
+
 /* ---- activations (SPEC 4.5 steps 1-4), bit-exact with ternary_ref.c -------- */
 
 static float avx2_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
@@ -376,6 +377,13 @@ static void mad_repack(const uint8_t *i2s, int K, int M, void *packed) {
     }
 }
 
+/* An empty asm the value passes through: GCC cannot reassociate a chain of
+ * additions across it (see mad_rows_tokens). No instruction is emitted. */
+static inline __m256i keep(__m256i v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
 static inline __m256i ld(const void *p) {
     return _mm256_loadu_si256((const __m256i *)p);
 }
@@ -436,47 +444,74 @@ static void mad_gemv(const void *packed, int K, int M, const void *prep,
     }
 }
 
-/* One row against T tokens (T <= MAD_TOK): the row's block is unpacked
- * once into four vectors of codes 0..2 and multiplied with every token's
- * activations. Per block a lane of a token's int16 accumulator gains four
- * pairs, each in [−512, 508] (codes <= 2), so 16 blocks stay within
- * [−32768, 32512]: exact; then one vpmaddwd widens to int32. Always
- * inlined with a constant T and its loops unrolled so the accumulators
- * stay in registers (GCC -O2 otherwise keeps arrays on the stack). out[t]
- * gets Σ code·q. */
-enum { MAD_TOK = 8 };
+/* gemm: the two rows of a tile (MAD_R) against T <= MAD_TOK tokens. Each
+ * block of a row is unpacked field by field into codes 0..2 and multiplied
+ * with every token's activations; each activation load feeds both rows.
+ * Per block a lane of an int16 accumulator gains four pairs, each in
+ * [−512, 508] (codes <= 2), so 16 blocks stay within [−32768, 32512] and
+ * so does every prefix sum: exact; then one vpmaddwd widens to int32.
+ * Always inlined with a constant T and its loops unrolled so the 8
+ * accumulators stay in registers (GCC -O2 otherwise keeps arrays on the
+ * stack); keep() stops GCC from reassociating the additions into trees
+ * that need more registers than AVX2 has. out[r][t] gets Σ code·q.
+ * Measured (kernel bench, N = 128, 1 thread, GMAC/s on the four 2B4T
+ * shapes): 1 row x 8 tokens 144-148 (vpaddsw) / 141-164 (keep(), 8 x 6912
+ * activation bytes spill L1 on 6912x2560), 2 x 3 144-152, 2 x 4 161-168.
+ * The vector ALUs are the limit: a microbenchmark on this Zen 5 sustains
+ * 1.6 vpmaddubsw + 1.6 vpaddw per cycle (51 MAC/cycle); 2 x 4 is 64
+ * multiply-add pairs + 14 unpack ops per 1024 MACs. */
+enum { MAD_R = 2, MAD_TOK = 4 };
 
+/* R rows of one tile (R = 1 or 2) against T tokens. */
 static inline __attribute__((always_inline)) void
-mad_row_tokens(const uint8_t *wr, int K, const int8_t *q, size_t ps, const int T, int32_t *out) {
+mad_rows_tokens(const uint8_t *wr, int K, const int8_t *q, size_t ps, const int R, const int T,
+                int32_t out[2][MAD_TOK]) {
     const __m256i k3 = _mm256_set1_epi8(0x03), ones = _mm256_set1_epi16(1);
     const int nb = K / 128;
-    __m256i acc[MAD_TOK];
+    __m256i acc[2][MAD_TOK];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_si256();
     for (int b0 = 0; b0 < nb; b0 += 16) {
         const int b1 = b0 + 16 < nb ? b0 + 16 : nb;
-        __m256i s[MAD_TOK];
+        __m256i s[2][MAD_TOK];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) s[t] = _mm256_setzero_si256();
+            for (int t = 0; t < T; t++) s[r][t] = _mm256_setzero_si256();
         for (int b = b0; b < b1; b++) {
-            const __m256i x = ld(wr + 32 * MR * (size_t)b);
-            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(x, 6), k3);
-            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(x, 4), k3);
-            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(x, 2), k3);
-            const __m256i c3 = _mm256_and_si256(x, k3);
+            /* Field by field, so only R code vectors are live. vpaddsw
+             * (never saturates here, see above) instead of vpaddw: GCC
+             * does not reassociate it into trees that need more
+             * registers and spill the accumulators. */
+            const int8_t *a = q + 128 * (size_t)b;
+            __m256i x[2];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) x[r] = ld(wr + 32 * MR * (size_t)b + 32 * r);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m256i c[2];
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) c[r] = _mm256_and_si256(_mm256_srli_epi16(x[r], 6 - 2 * j), k3);
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) {
-                const int8_t *a = q + (size_t)t * ps + 128 * (size_t)b;
-                const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, ld(a)), _mm256_maddubs_epi16(c1, ld(a + 32)));
-                const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, ld(a + 64)), _mm256_maddubs_epi16(c3, ld(a + 96)));
-                s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(p01, p23));
+                for (int t = 0; t < T; t++) {
+                    const __m256i qa = ld(a + (size_t)t * ps + 32 * j);
+#pragma GCC unroll 2
+                    for (int r = 0; r < R; r++)
+                        s[r][t] = keep(_mm256_add_epi16(s[r][t], _mm256_maddubs_epi16(c[r], qa)));
+                }
             }
         }
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones));
+            for (int t = 0; t < T; t++) acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s[r][t], ones));
     }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) out[t] = hsum_epi32(acc[t]);
+        for (int t = 0; t < T; t++) out[r][t] = hsum_epi32(acc[r][t]);
 }
 
 /* Cache blocking as in the AVX-512 gemm: a block of tokens whose
@@ -502,20 +537,17 @@ static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
                 const int8_t *qn = q + (size_t)n * ps;
                 int32_t sums[MAD_TOK];
                 for (int t = 0; t < T; t++) sums[t] = prep_sum(qn + (size_t)t * ps, K);
-                for (int m = mt; m < mte; m++) {
+                for (int m = mt; m < mte; m += MAD_R) {
                     const uint8_t *wr = w + (size_t)(m / MR) * tb + 32 * (m % MR);
-                    int32_t out[MAD_TOK];
+                    int32_t out[2][MAD_TOK];
                     switch (T) {    /* constant T: accumulators stay in registers */
-                    case 1: mad_row_tokens(wr, K, qn, ps, 1, out); break;
-                    case 2: mad_row_tokens(wr, K, qn, ps, 2, out); break;
-                    case 3: mad_row_tokens(wr, K, qn, ps, 3, out); break;
-                    case 4: mad_row_tokens(wr, K, qn, ps, 4, out); break;
-                    case 5: mad_row_tokens(wr, K, qn, ps, 5, out); break;
-                    case 6: mad_row_tokens(wr, K, qn, ps, 6, out); break;
-                    case 7: mad_row_tokens(wr, K, qn, ps, 7, out); break;
-                    default: mad_row_tokens(wr, K, qn, ps, 8, out); break;
+                    case 1: mad_rows_tokens(wr, K, qn, ps, MAD_R, 1, out); break;
+                    case 2: mad_rows_tokens(wr, K, qn, ps, MAD_R, 2, out); break;
+                    case 3: mad_rows_tokens(wr, K, qn, ps, MAD_R, 3, out); break;
+                    default: mad_rows_tokens(wr, K, qn, ps, MAD_R, MAD_TOK, out); break;
                     }
-                    for (int t = 0; t < T; t++) dot[(size_t)(n + t) * ldd + (m - m0)] = out[t] - sums[t];
+                    for (int r = 0; r < MAD_R && m + r < mte; r++)
+                        for (int t = 0; t < T; t++) dot[(size_t)(n + t) * ldd + (m + r - m0)] = out[r][t] - sums[t];
                 }
             }
         }
