@@ -1,10 +1,11 @@
 /* AVX2 kernels (x86-64 with AVX2 + FMA + F16C), two ternary designs that
  * share the activation and f16 code:
  *
- *  "avx2-mad": the multiply-add baseline, bitnet.cpp's default approach
- *    (SPEC 8.1): weights stay in I2_S, each 128-weight block is unpacked with
- *    shifts + masks into codes 0..2 and multiplied with vpmaddubsw against the
- *    int8 activations; Σ code·q − Σ q gives the exact dot.
+ *  "avx2-mad": multiply-add, bitnet.cpp's default approach (SPEC 8.1):
+ *    weights stay in I2_S blocks (rows interleaved in pairs), each 128-weight
+ *    block is unpacked with shifts + masks into codes 0..2 and multiplied
+ *    with vpmaddubsw against the int8 activations; Σ code·q − Σ q gives the
+ *    exact dot.
  *
  *  "avx2-lut": lookup tables. Weights are repacked into 4-bit indices over
  *    the 9 sums of a pair of weights; per token, act_prep builds for every
@@ -400,9 +401,13 @@ static inline __m256i ld(const void *p) {
  * s ∈ [−32768, 32512] (−128·8·2·2·8, 127·8·2·2·8): every prefix sum is in
  * int16 range, nothing wraps. Then int32 4u + s (vpmaddwd with 4 and 1)
  * is exactly 4·Σ code·q in every lane; >> 2 is exact.
- * Software prefetch runs GEMV_PF bytes ahead in the stream: measured on
- * the kernel bench (1 thread, N = 1, 2560x6912): see mad_kernels below. */
-enum { GEMV_PF = 4096 };
+ * Software prefetch runs GEMV_PF bytes ahead in the stream, measured on
+ * the kernel bench (N = 1, 1 thread, % of read BW on the four 2B4T
+ * shapes, two runs each): none 72-84%, 2 KB 70-81%, 4 KB 81-88%,
+ * 8 KB 87-96%, 16 KB 89-96%. At ~26 vector ops per 64-byte line the
+ * kernel runs ~8 bytes/cycle, close to the stream, so the hardware
+ * prefetchers alone fall behind. */
+enum { GEMV_PF = 8192 };
 
 static void mad_gemv(const void *packed, int K, int M, const void *prep,
                      int m0, int m1, int32_t *dot) {
@@ -518,7 +523,7 @@ mad_rows_tokens(const uint8_t *wr, int K, const int8_t *q, size_t ps, const int 
  * activations fit in L2 (NB·K <= MAD_ACT_BYTES) meets each group of
  * MAD_ROWS rows (<= MAD_ROWS·K/4 bytes of weights, L1-resident) once;
  * inside, groups of MAD_TOK tokens run over those rows. */
-enum { MAD_ACT_BYTES = 256 * 1024, MAD_ROWS = 16 };
+enum { MAD_ACT_BYTES = 256 * 1024, MAD_ROWS = 64 };
 
 static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
                      int m0, int m1, int32_t *dot, int ldd) {
@@ -813,16 +818,22 @@ static void lut_gemv(const void *packed, int K, int M, const void *prep,
 
 static const bn_kernels avx2_mad_kernels = AVX2_MAD_TABLE("avx2-mad");
 static const bn_kernels avx2_lut_kernels = AVX2_LUT_TABLE("avx2-lut");
-/* "avx2" is the lookup-table design. Measured with the kernel bench
- * (/tmp bench driver = bn_bench_kernels, 1 thread, best of 3, shared noisy
- * 2-core EPYC Zen 5), GMAC/s lut vs mad:
- *   N = 1 (256 MB streamed): 2560x2560 29.5 vs 14.8, 2560x640 19.1 vs 7.9,
- *                            2560x6912 35.0 vs 8.9, 6912x2560 27.0 vs 13.6;
- *   N = 128:                 2560x2560 66.6 vs 54.6, 2560x640 62.0 vs 53.4,
- *                            2560x6912 43.9 vs 54.9, 6912x2560 61.2 vs 42.4.
- * LUT wins decode clearly and batches on balance (within the noise on
- * 2560x6912), and one layout must serve both, so LUT it is. */
-static const bn_kernels avx2_kernels = AVX2_LUT_TABLE("avx2");
+/* "avx2" is the multiply-add design, for decode and for batches. Measured
+ * with the kernel bench (bitnet bench --kernels --variants
+ * avx2-mad,avx2-lut,avx512 -t 1 -r 3, best of 3, shared 2-core EPYC Zen 5,
+ * read bandwidth 31-33 GB/s), mad vs lut:
+ *   N = 1 (>= 256 MB streamed), weight GB/s (% of read BW):
+ *     2560x2560 29.9 (87-94%) vs 9.0 (28%), 2560x640 29.7 (87-94%) vs 7.8,
+ *     2560x6912 30.2 (88-94%) vs 8.7,       6912x2560 31.0 (91-96%) vs 8.5;
+ *     plus lut's act_prep, 15-86 us/token, against mad's 0.2-3 us (a copy).
+ *   N = 128, GMAC/s: 2560x2560 160-164 vs 87, 2560x640 161-165 vs 79,
+ *                    2560x6912 157-162 vs 87, 6912x2560 153-170 vs 84.
+ * (Before the rewrite of the multiply-add kernels, the same bench gave mad
+ * 3.2-4.9 GB/s at N = 1 and 50-79 GMAC/s at N = 128, and LUT was chosen.)
+ * The LUT kernel spends 2 vpshufb + 2 unpacks + 2 adds per 32 pair lookups
+ * (64 MACs) where vpmaddubsw does 32 MACs in one instruction plus an add;
+ * multiply-add wins everywhere, so LUT stays only as a measured alternative. */
+static const bn_kernels avx2_kernels = AVX2_MAD_TABLE("avx2");
 
 const bn_kernels *bn_kernels_avx2_mad(void) {
     return &avx2_mad_kernels;
