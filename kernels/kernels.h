@@ -140,9 +140,10 @@ const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen)
 /* Every variant compiled into this binary and supported by this CPU
  * (for tests and the kernel bench). Returns the count; fills up to max. */
 int bn_kernels_available(const bn_kernels **out, int max);
-/* Like bn_kernels_available, plus the alternatives dispatch never picks but
- * the bench and tests measure and check (e.g. "avx2-mad", the multiply-add
- * baseline, or "avx2-lut"). Reference first. */
+/* Like bn_kernels_available, plus the alternatives the bench and tests
+ * measure and check under their own names ("avx2-mad": I2_S unpack +
+ * vpmaddubsw, the approach of bitnet.cpp's kernel, which "avx2" uses;
+ * "avx2-lut": the vpshufb lookup-table kernels). Reference first. */
 int bn_kernels_all(const bn_kernels **out, int max);
 
 /* Variants (each defined in its own file; NULL-returning when not compiled). */
