@@ -16,31 +16,11 @@
 
 #include "kernels.h"
 
-static const bn_kernels *all[16];
-static int n_all;
-
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
+#define KERNEL_TEST_SEED 0x243f6a8885a308d3ull
+#include "kernel_test_util.h"
 
 static float urand(void) {     /* [-1, 1) */
     return (float)((int32_t)rnd() >> 8) / 8388608.0f;
-}
-
-static void *aalloc(size_t n) {
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
-    assert_non_null(p);
-    return p;
-}
-
-static int setup(void **state) {
-    (void)state;
-    n_all = bn_kernels_all(all, 16);
-    return n_all >= 1 && strcmp(all[0]->name, "ref") == 0 ? 0 : -1;
 }
 
 /* Weights with per-block character: ordinary, all zero, one nonzero,

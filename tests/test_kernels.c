@@ -15,28 +15,8 @@
 
 #include "kernels.h"
 
-static const bn_kernels *all[16];
-static int n_all;
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {     /* xorshift64*: reproducible across platforms */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static void *aalloc(size_t n) {
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
-    assert_non_null(p);
-    return p;
-}
-
-static int setup(void **state) {
-    (void)state;
-    n_all = bn_kernels_all(all, 16);
-    return n_all >= 1 && strcmp(all[0]->name, "ref") == 0 ? 0 : -1;
-}
+#define KERNEL_TEST_SEED 0x9e3779b97f4a7c15ull
+#include "kernel_test_util.h"
 
 enum wkind { W_RANDOM, W_MINUS, W_PLUS, W_ZERO };
 enum akind { A_RANDOM, A_MAX, A_MIN, A_ALT, A_ZERO };
