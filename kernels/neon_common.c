@@ -150,4 +150,48 @@ void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m
     for (int m = m0; m < m1; m++) y[m - m0] = bn_neon_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
+/* ---- Q8 LM head ------------------------------------------------------------- */
+
+size_t bn_neon_head_q8_size(int K, int M) {
+    return bn_head_q8_size_tiled(1, K, M);
+}
+
+void bn_neon_head_q8_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst) {
+    bn_head_q8_quantize_tiled(1, W, K, M, m0, m1, dst);
+}
+
+/* Row m is K int8 weights then K/32 f16 scales; xq is q[K], dx[K/32]. Per
+ * block the 32 products are summed exactly (two int8 products per int16
+ * lane: at most 2 · 127 · 127 = 32258), then y = y + (float)isum · (dw · dx)
+ * in order, as in head_q8.c. */
+void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y) {
+    const int8_t *qx = xq;
+    const uint8_t *dxs = (const uint8_t *)xq + K;
+    const size_t row_bytes = (size_t)K / 16 * 17;
+    const int nb = K / 32;
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *row = (const uint8_t *)Wq + (size_t)m * row_bytes;
+        const uint8_t *scales = row + K;
+        __builtin_prefetch(row + 4 * row_bytes);
+        float acc = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            int8x16_t w0 = vld1q_s8((const int8_t *)row + 32 * b);
+            int8x16_t w1 = vld1q_s8((const int8_t *)row + 32 * b + 16);
+            int8x16_t x0 = vld1q_s8(qx + 32 * b), x1 = vld1q_s8(qx + 32 * b + 16);
+            int16x8_t p0 = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
+            p0 = vmlal_s8(p0, vget_high_s8(w0), vget_high_s8(x0));
+            int16x8_t p1 = vmull_s8(vget_low_s8(w1), vget_low_s8(x1));
+            p1 = vmlal_s8(p1, vget_high_s8(w1), vget_high_s8(x1));
+            int32_t isum = vaddvq_s32(vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)));
+            uint16_t dh;
+            float dx;
+            memcpy(&dh, scales + 2 * b, 2);
+            memcpy(&dx, dxs + 4 * b, 4);
+            const float scale = bn_f16_to_f32(dh) * dx;
+            acc = acc + (float)isum * scale;
+        }
+        y[m - m0] = acc;
+    }
+}
+
 #endif /* __aarch64__ */

@@ -26,5 +26,11 @@ float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 /* Whether this CPU (HWCAP_ASIMDDP) can run the dotprod table. */
 int bn_neon_cpu_has_dotprod(void);
 
+/* The Q8 LM head with ref's row-major layout (head_q8_rows = 1): the same
+ * bytes and the same float operations as ref, the block sums in NEON. */
+size_t bn_neon_head_q8_size(int K, int M);
+void bn_neon_head_q8_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst);
+void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y);
+
 #endif
 #endif

@@ -171,6 +171,11 @@ static const bn_kernels neon_dotprod_kernels = {
     .dot_f16 = bn_neon_dot_f16,
     .gemv_f16 = bn_neon_gemv_f16,
     .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,
+    .head_q8_size = bn_neon_head_q8_size,
+    .head_q8_quantize = bn_neon_head_q8_quantize,
+    .act_q8_quantize = bn_act_q8_quantize_ref,
+    .gemv_head_q8 = bn_neon_gemv_head_q8,
+    .head_q8_rows = 1,
 };
 
 const bn_kernels *bn_kernels_neon_dotprod(void) {
