@@ -278,6 +278,19 @@ static void add_eog(bn_tokenizer *t, int32_t id)
     if (t->n_eog < (int)(sizeof t->eog / sizeof t->eog[0])) t->eog[t->n_eog++] = id;
 }
 
+/* Grows the decoding scratch to hold at least need bytes; frees it and
+ * returns -1 when memory runs out. */
+static int grow_scratch(unsigned char **buf, size_t *cap, uint64_t need)
+{
+    if (need <= *cap) return 0;
+    size_t n = (size_t)need * 2 + 64;
+    unsigned char *p = realloc(*buf, n);
+    if (!p) { free(*buf); *buf = NULL; return -1; }
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
 static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, char *err,
                       size_t errlen)
 {
@@ -295,12 +308,7 @@ static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, c
             free(tmp);
             return -1;
         }
-        if (s.len > tmp_cap) {
-            tmp_cap = s.len * 2 + 64;
-            unsigned char *p = realloc(tmp, tmp_cap);
-            if (!p) { free(tmp); return -1; }
-            tmp = p;
-        }
+        if (grow_scratch(&tmp, &tmp_cap, s.len) != 0) return -1;
         int type = BN_TT_NORMAL;
         if (types) {
             int64_t v = gguf_arr_int(types, (uint64_t)i);
@@ -367,12 +375,7 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
             free(tmp);
             return -1;
         }
-        if (s.len > tmp_cap) {
-            tmp_cap = s.len * 2 + 64;
-            unsigned char *p = realloc(tmp, tmp_cap);
-            if (!p) { free(tmp); return -1; }
-            tmp = p;
-        }
+        if (grow_scratch(&tmp, &tmp_cap, s.len) != 0) return -1;
         /* left and right decoded back to back: left+right is their concatenation */
         const unsigned char *a = (const unsigned char *)s.ptr;
         size_t an = (size_t)(sp - s.ptr);
