@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "gguf.h"
+#include "gguf_writer.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

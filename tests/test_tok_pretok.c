@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "gguf_writer.h"
 #include "tok_internal.h"
 #include "tok_test_util.h"
 #include "unicode.h"

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf_writer.h"
 
 #ifndef BN_SOURCE_DIR
 #define BN_SOURCE_DIR "."

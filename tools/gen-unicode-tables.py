@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/unicode_tables.c: a two-level code point -> class lookup.
+"""Generate src/tokenizer/unicode_tables.c: a two-level code point -> class lookup.
 
 Reads Debian's unicode-data files (apt-get install unicode-data):
   UnicodeData.txt  general categories (ranges given as <..., First>/<..., Last>)
@@ -16,7 +16,7 @@ class. Identical blocks are stored once, so the table is ~40 KB instead of
 1.1 M entries.
 
 usage: tools/gen-unicode-tables.py [--ucd /usr/share/unicode]
-                                   [--delta FILE] [-o src/unicode_tables.c]
+                                   [--delta FILE] [-o src/tokenizer/unicode_tables.c]
 """
 import argparse
 import os
@@ -86,7 +86,7 @@ def main():
     ap.add_argument('--delta', default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), 'unicode-delta-ucd16.tsv'))
     ap.add_argument('-o', '--out', default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), '..', 'src', 'unicode_tables.c'))
+        os.path.dirname(os.path.abspath(__file__)), '..', 'src', 'tokenizer', 'unicode_tables.c'))
     a = ap.parse_args()
 
     cls = bytearray(NCP)

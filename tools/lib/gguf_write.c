@@ -1,7 +1,7 @@
 /* GGUF v3 writer: the header (kv + tensor infos) is built in memory; tensor
  * data is streamed to the file one tensor at a time, each tensor padded to
  * the alignment exactly as ggml's gguf writer does. */
-#include "gguf.h"
+#include "gguf_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>

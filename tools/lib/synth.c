@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf_writer.h"
 #include "i2s.h"
 #include "kernels.h"
 
