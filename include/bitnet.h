@@ -89,16 +89,16 @@ typedef struct bn_context_params {
     int n_outputs_max;              /* logit rows one bn_decode may keep with
                                        all_logits (perplexity, logits --all);
                                        0 = 1 (last token only). Sized up front. */
-    int batch_numerics;             /* 0 = BN_NUMERICS_DECODE (default: one set of numerics,
-                                       a batch gives the same logits as token by token),
-                                       1 = BN_NUMERICS_BITNET_CPP (prompt batches of >= 2
-                                       tokens round like bitnet.cpp's batch path: float32
-                                       probabilities, tinyBLAS FMA order for P·V) */
 } bn_context_params;
 
-enum bn_batch_numerics {            /* bn_context_params.batch_numerics */
-    BN_NUMERICS_DECODE = 0,
-    BN_NUMERICS_BITNET_CPP = 1
+/* How prompt batches of >= 2 tokens round (bn_context_set_numerics). */
+enum bn_batch_numerics {
+    BN_NUMERICS_DECODE = 0,         /* the default: one set of numerics, a batch gives
+                                       the same logits as token by token */
+    BN_NUMERICS_BITNET_CPP = 1      /* as bitnet.cpp's prompt batch: float32 attention
+                                       probabilities, tinyBLAS FMA order for P·V and
+                                       for an F16 head keeping >= 2 rows (to compare
+                                       with its outputs) */
 };
 
 bn_context_params bn_context_default_params(void);
@@ -108,6 +108,9 @@ int bn_context_n_ctx(const bn_context *c);
 int bn_context_n_past(const bn_context *c);        /* tokens in the KV cache */
 int bn_context_n_threads(const bn_context *c);
 void bn_context_reset(bn_context *c);              /* empty the KV cache */
+/* Chooses the batch numerics (enum bn_batch_numerics) for the following
+ * bn_decode calls. Returns 0, or -1 with a message for an unknown value. */
+int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errlen);
 
 /* Evaluate n tokens at positions n_past .. n_past+n-1 (prompt batches use the
  * GEMM kernels, n == 1 the GEMV kernels; both give the same numbers, except

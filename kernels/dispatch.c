@@ -1,8 +1,8 @@
 /* Run-time choice of the kernel variant: what the CPU can run (CPUID + XGETBV
  * on x86, AT_HWCAP on aarch64), what this binary contains (a variant's entry
  * point returns NULL where it was not compiled), and what the user forces
- * (argument or $BITNET_KERNEL). */
-#include <pthread.h>
+ * (argument or $BITNET_KERNEL; on aarch64 BITNET_NEON_DOTPROD=0 keeps the
+ * plain-NEON tables to compare them). Every choice of variant is made here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@
 #define BN_AARCH64_LINUX 1
 #endif
 
-enum { CPU_AVX2 = 1, CPU_AVX512 = 2, CPU_NEON = 4 };
+enum { CPU_AVX2 = 1, CPU_AVX512 = 2, CPU_NEON = 4, CPU_DOTPROD = 8 };
 
 #ifdef BN_X86
 /* XCR0: which register states the OS saves on context switch. Without the
@@ -53,12 +53,18 @@ static int cpu_features(void) {
     return feats;
 }
 #elif defined(BN_AARCH64_LINUX)
-static int cpu_features(void) {
-#ifdef HWCAP_ASIMD
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? CPU_NEON : 0;
-#else
-    return CPU_NEON;    /* Advanced SIMD is mandatory in ARMv8-A */
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
 #endif
+static int cpu_features(void) {
+    unsigned long hw = getauxval(AT_HWCAP);
+    int feats = CPU_NEON;   /* Advanced SIMD is mandatory in ARMv8-A */
+#ifdef HWCAP_ASIMD
+    if (!(hw & HWCAP_ASIMD)) return 0;
+#endif
+    const char *env = getenv("BITNET_NEON_DOTPROD");
+    if ((hw & HWCAP_ASIMDDP) && !(env && strcmp(env, "0") == 0)) feats |= CPU_DOTPROD;
+    return feats;
 }
 #elif defined(__aarch64__)
 static int cpu_features(void) {
@@ -76,53 +82,21 @@ typedef struct variant {
     int needs;          /* CPU_* bits; 0 = runs anywhere */
 } variant;
 
-/* Best first: the automatic choice is the first usable entry. */
+/* Best first: the automatic choice is the first usable entry, and a name
+ * given twice means its first usable entry ("neon": sdot where the CPU has
+ * it, else the lookup tables). */
 static const variant variants[] = {
     {"avx512", bn_kernels_avx512, CPU_AVX512},
     {"avx2", bn_kernels_avx2, CPU_AVX2},
-    {"neon", bn_kernels_neon, CPU_NEON},
+    {"neon", bn_kernels_neon_dotprod, CPU_NEON | CPU_DOTPROD},
+    {"neon", bn_kernels_neon_lut, CPU_NEON},
     {"ref", bn_kernels_ref, 0},
 };
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
 
-/* Optional entries (kernels.h): a table missing the quantized-head group or
- * dot_f32_f16_fma16 is handed out as a copy completed from the reference.
- * One copy per source table, made on first use and kept for the life of the
- * process, so every caller sees the same pointer for the same variant. */
-enum { MAX_FILLED = 16 };
-static pthread_mutex_t filled_lock = PTHREAD_MUTEX_INITIALIZER;
-static const bn_kernels *filled_src[MAX_FILLED];
-static bn_kernels filled[MAX_FILLED];
-
-static const bn_kernels *complete(const bn_kernels *k) {
-    if (!k || (k->head_q8_size && k->dot_f32_f16_fma16)) return k;
-    const bn_kernels *out = k;
-    pthread_mutex_lock(&filled_lock);
-    int i = 0;
-    while (i < MAX_FILLED && filled_src[i] && filled_src[i] != k) i++;
-    if (i < MAX_FILLED) {
-        if (!filled_src[i]) {
-            const bn_kernels *ref = bn_kernels_ref();
-            filled[i] = *k;
-            if (!k->head_q8_size) {
-                filled[i].head_q8_size = ref->head_q8_size;
-                filled[i].head_q8_quantize = ref->head_q8_quantize;
-                filled[i].act_q8_quantize = ref->act_q8_quantize;
-                filled[i].gemv_head_q8 = ref->gemv_head_q8;
-                filled[i].head_q8_rows = ref->head_q8_rows;
-            }
-            if (!k->dot_f32_f16_fma16) filled[i].dot_f32_f16_fma16 = ref->dot_f32_f16_fma16;
-            filled_src[i] = k;
-        }
-        out = &filled[i];
-    }
-    pthread_mutex_unlock(&filled_lock);
-    return out;     /* more than MAX_FILLED sources cannot happen: tables are static */
-}
-
 static const bn_kernels *usable(const variant *v, int feats) {
     if ((v->needs & feats) != v->needs) return NULL;
-    return complete(v->get());
+    return v->get();
 }
 
 const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen) {
@@ -133,14 +107,19 @@ const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen)
             const bn_kernels *k = usable(&variants[i], feats);
             if (k) return k;
         }
-        return complete(bn_kernels_ref());
+        return bn_kernels_ref();
     }
+    int known = 0;
     for (int i = 0; i < N_VARIANTS; i++) {
         if (strcmp(force, variants[i].name) != 0) continue;
+        known = 1;
         const bn_kernels *k = usable(&variants[i], feats);
-        if (!k && err && errlen)
+        if (k) return k;
+    }
+    if (known) {
+        if (err && errlen)
             snprintf(err, errlen, "kernel '%s' is not supported by this CPU", force);
-        return k;
+        return NULL;
     }
     if (err && errlen)
         snprintf(err, errlen, "unknown kernel '%s' (expected ref, avx2, avx512 or neon)", force);
@@ -154,7 +133,10 @@ int bn_kernels_available(const bn_kernels **out, int max) {
     int n = 0;
     for (int i = N_VARIANTS - 1; i >= 0; i--) {
         const bn_kernels *k = usable(&variants[i], feats);
-        if (!k) continue;
+        /* one table per name: the best usable one */
+        if (!k || (i > 0 && strcmp(variants[i - 1].name, variants[i].name) == 0 &&
+                   usable(&variants[i - 1], feats)))
+            continue;
         if (n < max && out) out[n] = k;
         n++;
     }

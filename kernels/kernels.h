@@ -1,20 +1,27 @@
 /* The kernel table: every hot loop of the forward pass, as function pointers
- * that one variant (ref, avx2, avx512, neon) fills in. The forward pass calls
- * only through this table; the table is chosen once at start-up
- * (dispatch.c) and is the engine's only global.
+ * that one instruction-set variant (ref, avx2, avx512, neon) fills in. The
+ * forward pass calls only through this table; the table is chosen once at
+ * start-up (dispatch.c) and is the engine's only global.
  *
- * Ternary matmul contract (SPEC 4.5):
+ * Weights are matrices of M rows of K inputs, each in a weight FORMAT with
+ * its own record of traits (bn_format_traits below, in the spirit of ggml's
+ * type traits): how many bytes it takes, how it is made from the file's
+ * bytes at load time, how a token's input is prepared for it, and its
+ * matrix-vector and matrix-matrix products. The forward pass looks up the
+ * record of a tensor's format and calls it; it never branches on the format.
+ *
+ * Ternary matmul contract (docs/NUMERICS.md, BitLinear):
  *   - activations are quantized per token (quantize_act) to int8 q[K] with a
- *     float scale s and act_sum = Σ q;
- *   - a [K x M] ternary weight (M rows of K, K % 128 == 0) is repacked once at
- *     load time from I2_S into the variant's layout (ternary_repack);
+ *     float scale s and act_sum = sum of q;
+ *   - a ternary weight (I2_S in the file) is repacked once at load time into
+ *     the variant's layout (pack);
  *   - per token, act_prep turns q into whatever the variant streams against
  *     the weights (a copy for multiply-add kernels, lookup tables for LUT
  *     kernels); Q/K/V (and gate/up) share one prepared input;
  *   - gemv / gemm write the exact integer dot products
- *         dot[m] = Σ_k w[m][k] · q[k],   w ∈ {-1,0,+1}
+ *         dot[m] = sum_k w[m][k] * q[k],   w in {-1,0,+1}
  *     which every variant must reproduce bit-for-bit (ternary_ref.c is the
- *     definition). The float epilogue y = (float)dot / s · w_scale is applied
+ *     definition). The float epilogue y = (float)dot / s * w_scale is applied
  *     by the caller (bn_ternary_epilogue below), so it is identical for all.
  */
 #ifndef BN_KERNELS_H
@@ -23,109 +30,122 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- weight formats --------------------------------------------------------- */
+
+enum bn_format {
+    BN_FMT_TERNARY = 0,     /* I2_S ternary, repacked to the variant's layout;
+                               int8 inputs, exact int32 dots (the contract above) */
+    BN_FMT_F16,             /* f16 rows as in the file; the input rounded to f16,
+                               products summed in the fixed order of dot_f16 */
+    BN_FMT_F16_TINYBLAS,    /* the same f16 rows against float inputs, summed in
+                               dot_f32_f16_fma16's order: bitnet.cpp's LM head for
+                               a prompt batch of >= 2 outputs (a numerics profile) */
+    BN_FMT_Q8_HEAD,         /* int8 blocks of 32 with an f16 scale each, made from
+                               an F16 table at load ("Q8 head", numerics below) */
+    BN_FMT_COUNT
+};
+
+/* One weight format's kernels for one instruction set. In the calls below W
+ * is the matrix in this format (from pack, or the file's bytes where pack is
+ * NULL), `act` the prepared inputs of a token, y the outputs.
+ * out_int32 = 1 (ternary): act_prep takes the int8 q[K] of quantize_act and
+ * y is int32 exact dots. out_int32 = 0: act_prep takes float x[K] and y is
+ * float. */
+typedef struct bn_format_traits {
+    const char *name;               /* "i2s-mad", "f16", "q8-head", ... */
+    int out_int32;
+    /* Row ranges given to pack/gemv/gemm start at multiples of tile_rows and
+     * end at a multiple of it or at M; ranges cut there share no cache lines,
+     * so disjoint ranges may run on different threads. */
+    int tile_rows;
+
+    /* ---- load time ---- */
+    /* Bytes of the packed matrix; NULL = the file's bytes are used in place. */
+    size_t (*packed_size)(int K, int M);
+    /* Rows [m0, m1) of the file's tensor src (I2_S payload for ternary, F16
+     * rows for the Q8 head) into dst (packed_size bytes, 64-byte aligned);
+     * the call with m1 == M also writes any padding rows. Ternary formats
+     * pack whole tensors only (m0 = 0, m1 = M). */
+    void (*pack)(const void *src, int K, int M, int m0, int m1, void *dst);
+
+    /* ---- per token ---- */
+    /* Bytes of one token's prepared input (64-byte multiples keep rows
+     * aligned), and the preparation. */
+    size_t (*act_size)(int K);
+    void (*act_prep)(const void *x, int K, void *act);
+    /* One token: y[m - m0] for m in [m0, m1). */
+    void (*gemv)(const void *W, int K, int M, const void *act, int m0, int m1, void *y);
+    /* N tokens (inputs at act + n * act_size(K)):
+     * y[n * ldy + (m - m0)] for n in [0, N), m in [m0, m1). Same numbers as
+     * N calls of gemv. */
+    void (*gemm)(const void *W, int K, int M, const void *act, int N, int m0, int m1, void *y,
+                 int ldy);
+} bn_format_traits;
+
 typedef struct bn_kernels {
     const char *name;               /* "ref", "avx2", "avx512", "neon" */
 
     /* ---- activations ---------------------------------------------------- */
-    /* SPEC 4.5 steps 1-4: double absmax with a 1e-5 floor, s = (float)(127/amax),
-     * q = round-half-even(x·s) clamped to [-128,127], *sum = Σ q. Returns s. */
+    /* docs/NUMERICS.md, BitLinear, steps 1-4: double absmax with a 1e-5
+     * floor, s = (float)(127/amax), q = round-half-even(x*s) clamped to
+     * [-128,127], *sum = sum of q. Returns s. */
     float (*quantize_act)(const float *x, int K, int8_t *q, int32_t *sum);
 
-    /* ---- ternary weights ------------------------------------------------ */
-    /* Row ranges given to gemv/gemm start at multiples of row_block and end at
-     * a multiple of row_block or at M. */
-    int row_block;
-    size_t (*ternary_packed_size)(int K, int M);
-    /* i2s: the K*M/4 payload bytes of an I2_S tensor (SPEC 2.2). */
-    void (*ternary_repack)(const uint8_t *i2s, int K, int M, void *packed);
-    /* Bytes of prepared activations for one token of width K, and the
-     * preparation itself (one token). Buffers are 64-byte aligned. */
-    size_t (*act_prep_size)(int K);
-    void (*act_prep)(const int8_t *q, int K, void *prep);
-    /* One token: dot[m - m0] for m in [m0, m1). */
-    void (*ternary_gemv)(const void *packed, int K, int M, const void *prep,
-                         int m0, int m1, int32_t *dot);
-    /* N tokens (prepared inputs at prep + n * act_prep_size(K)):
-     * dot[n * ldd + (m - m0)] for n in [0, N), m in [m0, m1). */
-    void (*ternary_gemm)(const void *packed, int K, int M, const void *prep, int N,
-                         int m0, int m1, int32_t *dot, int ldd);
-
-    /* ---- f16 (embeddings, LM head, attention over the f16 KV cache) ------ */
+    /* ---- f16 (embeddings, attention over the f16 KV cache) ---------------- */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int n);
     void (*f32_to_f16)(const float *src, uint16_t *dst, int n);   /* round-to-nearest-even */
-    /* Σ a[i]·b[i], products of f16 values accumulated in float (SPEC 4.7). */
+    /* sum of a[i]*b[i], products of f16 values accumulated in float
+     * (docs/NUMERICS.md, F16 matmuls). */
     float (*dot_f16)(const uint16_t *a, const uint16_t *b, int n);
-    /* y[m - m0] = dot_f16(W + m·K, x, K) for m in [m0, m1): the LM head. */
+    /* y[m - m0] = dot_f16(W + m*K, x, K) for m in [m0, m1). */
     void (*gemv_f16)(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
-
-    /* ---- quantized LM head (optional: see "Optional entries" below) ------- */
-    /* The tied F16 embedding [K x M] (M rows of K, K % 32 == 0) quantized once
-     * at load time to int8 in row-wise blocks of 32 with one f16 scale per
-     * block ("Q8 head"), and the hidden state quantized per token the same way.
-     * Numerics, identical in every variant (head_q8.c is the definition):
-     *   weights, per block of 32 f16 values w_i (assumed finite):
-     *     amax = max|w_i| (float), dw = f16(amax / 127.0f) rounded to nearest
-     *     even, q_i = clamp(rne(w_i / dw), -127, 127) (division in float);
-     *     dw == 0 gives q_i = 0.
-     *   activations (act_q8_quantize), per block of 32 floats x_i (finite):
-     *     amax = max|x_i|, dx = amax / 127.0f, q_i = clamp(rne(x_i ·
-     *     (127.0f / amax)), -127, 127); amax == 0 gives dx = 0, q_i = 0;
-     *     sum = Σ q_i is stored too (for unsigned x signed dot instructions).
-     *   gemv: per row, with the exact int32 block sums isum_b = Σ qw·qx,
-     *     y = 0; for b = 0 .. K/32-1 in order:
-     *         y = y + (float)isum_b · (dw_b · dx_b)
-     *     every operation a separately rounded float operation (no FMA).
-     * So y is bit-identical across variants and thread counts, not merely
-     * close: tests compare it exactly.
-     *
-     * Layout (head_q8_rows = R; ref R = 1, avx2 R = 8, avx512 R = 16): rows in
-     * tiles of R (the last tile padded with zero rows), a tile is R·K weight
-     * bytes then (K/32)·R f16 scales, R·K·17/16 bytes in all. Weight (r, k) of
-     * a tile (block b = k/32, j = (k%32)/4, i = k%4) is the int8 at
-     * 32·R·b + 4·R·j + 4·r + i: four consecutive k of R rows side by side, so
-     * one vector load feeds R rows' 4-way dot products; scale (r, b) is the
-     * f16 at R·K + 2·(R·b + r). R = 1 is plain row-major. */
-    size_t (*head_q8_size)(int K, int M);
-    /* Quantizes rows [m0, m1) of W_f16 (row m at W_f16 + m·K) into dst (of
-     * head_q8_size bytes, 64-byte aligned); the call with m1 == M also writes
-     * the padding rows. Disjoint row ranges may run on different threads
-     * (ranges cut at multiples of head_q8_rows avoid sharing cache lines). */
-    void (*head_q8_quantize)(const uint16_t *W_f16, int K, int M, int m0, int m1, void *dst);
-    /* x[K] -> xq (bn_act_q8_size(K) bytes, layout fixed for all variants:
-     * int8 q[K], float dx[K/32], int32 sum[K/32]); 4-byte aligned suffices. */
-    void (*act_q8_quantize)(const float *x, int K, void *xq);
-    /* y[m - m0] for m in [m0, m1): any 0 <= m0 <= m1 <= M works; ranges cut
-     * at multiples of head_q8_rows share no work between threads. */
-    void (*gemv_head_q8)(const void *Wq, int K, const void *xq, int m0, int m1, float *y);
-    int head_q8_rows;
-
-    /* ---- bitnet.cpp's prompt-batch P·V (optional) -------------------------- */
-    /* Σ p[k]·v[k] for float p and f16 v, in the order of llamafile's tinyBLAS
-     * (AVX-512, KN = 16) that bitnet.cpp's batch path uses for P·V:
+    /* sum of p[k]*v[k] for float p and f16 v, in the order of llamafile's
+     * tinyBLAS (AVX-512, KN = 16) that bitnet.cpp's batch path uses for P*V:
      *     acc[l] = 0;  for k0 = 0, 16, 32, ...:  acc[l] = fma(p[k0+l], v[k0+l], acc[l])
      * (one rounding per step: a fused multiply-add), then acc reduced as
      * _mm512_reduce_add_ps: a[l] + a[l+8] (l < 8), then l + l+4, l + l+2,
-     * lane 0 + lane 1, every addition in float. n is normally a multiple of
-     * 16; a partial last group counts as padded with zeros (p = 0, v = 0).
-     * Every variant gives ref's bits (ternary_ref.c is the definition). */
+     * lane 0 + lane 1, every addition in float. A partial last group counts
+     * as padded with zeros. */
     float (*dot_f32_f16_fma16)(const float *p, const uint16_t *v, int n);
+
+    /* ---- weight formats: every entry set (a variant without a faster
+     * kernel for a format points at the reference's record) ---------------- */
+    const bn_format_traits *fmt[BN_FMT_COUNT];
 } bn_kernels;
+
+/* The Q8 head's numerics (BN_FMT_Q8_HEAD), identical in every variant
+ * (head_q8.c is the definition):
+ *   weights, per block of 32 f16 values w_i (assumed finite):
+ *     amax = max|w_i| (float), dw = f16(amax / 127.0f) rounded to nearest
+ *     even, q_i = clamp(rne(w_i / dw), -127, 127) (division in float);
+ *     dw == 0 gives q_i = 0.
+ *   activations (its act_prep), per block of 32 floats x_i (finite):
+ *     amax = max|x_i|, dx = amax / 127.0f, q_i = clamp(rne(x_i *
+ *     (127.0f / amax)), -127, 127); amax == 0 gives dx = 0, q_i = 0;
+ *     sum = sum of q_i is stored too (for unsigned x signed dot instructions).
+ *   gemv: per row, with the exact int32 block sums isum_b = sum qw*qx,
+ *     y = 0; for b = 0 .. K/32-1 in order:
+ *         y = y + (float)isum_b * (dw_b * dx_b)
+ *     every operation a separately rounded float operation (no FMA).
+ * So y is bit-identical across variants and thread counts, not merely
+ * close: tests compare it exactly.
+ *
+ * Layout (tile_rows = R; ref R = 1, avx2 R = 8, avx512 R = 16): rows in
+ * tiles of R (the last tile padded with zero rows), a tile is R*K weight
+ * bytes then (K/32)*R f16 scales, R*K*17/16 bytes in all. Weight (r, k) of
+ * a tile (block b = k/32, j = (k%32)/4, i = k%4) is the int8 at
+ * 32*R*b + 4*R*j + 4*r + i: four consecutive k of R rows side by side, so
+ * one vector load feeds R rows' 4-way dot products; scale (r, b) is the
+ * f16 at R*K + 2*(R*b + r). R = 1 is plain row-major. The prepared input
+ * (bn_act_q8_size(K) bytes) is int8 q[K], float dx[K/32], int32 sum[K/32]. */
 
 /* Bytes of one token's act_q8_quantize output (K % 32 == 0). */
 static inline size_t bn_act_q8_size(int K) {
     return (size_t)K + (size_t)(K / 32) * 8;
 }
 
-/* Optional entries: the quantized-head group (head_q8_size, head_q8_quantize,
- * act_q8_quantize, gemv_head_q8, head_q8_rows) may be left NULL/0 by a
- * variant. bn_kernels_select, bn_kernels_available and bn_kernels_all never
- * return such a table: they return a copy with the whole group taken from
- * the reference (never a mix of two layouts), made once per variant, so
- * callers may call every entry unconditionally. The group is all-or-nothing:
- * a variant that sets head_q8_size sets all five. dot_f32_f16_fma16 is
- * optional on its own: left NULL, the reference's is filled in. */
-
-/* The float epilogue shared by every variant (SPEC 4.5 step 6). raw − act_sum
+/* The float epilogue shared by every variant (docs/NUMERICS.md, BitLinear,
+ * step 6). raw − act_sum
  * equals dot exactly and |dot| < 2^24, so (float)dot is exact. */
 static inline float bn_ternary_epilogue(int32_t dot, float act_scale, float w_scale) {
     return ((float)dot / act_scale) * w_scale;
@@ -150,7 +170,11 @@ int bn_kernels_all(const bn_kernels **out, int max);
 const bn_kernels *bn_kernels_ref(void);
 const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx512(void);
-const bn_kernels *bn_kernels_neon(void);
+/* NEON: plain ARMv8.0 lookup tables (ternary_neon.c) and ARMv8.2 sdot
+ * (ternary_neon_dotprod.c); dispatch.c offers the sdot table as "neon" where
+ * the CPU has ASIMDDP, unless BITNET_NEON_DOTPROD=0. */
+const bn_kernels *bn_kernels_neon_lut(void);
+const bn_kernels *bn_kernels_neon_dotprod(void);
 /* AVX2 alternatives (ternary_avx2.c); bn_kernels_avx2() is one of them. */
 const bn_kernels *bn_kernels_avx2_mad(void);
 const bn_kernels *bn_kernels_avx2_lut(void);

@@ -1,17 +1,10 @@
-/* Internal to the aarch64 NEON variant: the two tables bn_kernels_neon()
- * chooses between (for tests and the bench), and the pieces both share
- * (activation quantization and f16 loops, neon_common.c). */
+/* Internal to the aarch64 NEON variant: the pieces its two tables share
+ * (activation quantization and f16 loops, neon_common.c). dispatch.c
+ * chooses between the tables (kernels.h). */
 #ifndef BN_NEON_COMMON_H
 #define BN_NEON_COMMON_H
 
-#include "kernels.h"
-
-/* Both exist on every architecture and return NULL where they cannot run. */
-/* Plain ARMv8.0 NEON lookup-table kernels (ternary_neon.c); NULL off aarch64. */
-const bn_kernels *bn_kernels_neon_lut(void);
-/* ARMv8.2 sdot kernels (ternary_neon_dotprod.c); NULL off aarch64 or when the
- * CPU lacks ASIMDDP. */
-const bn_kernels *bn_kernels_neon_dotprod(void);
+#include "format_records.h"
 
 #if defined(__aarch64__)
 
@@ -22,9 +15,6 @@ void bn_neon_f32_to_f16(const float *src, uint16_t *dst, int n);
 float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n);
 void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
 float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
-
-/* Whether this CPU (HWCAP_ASIMDDP) can run the dotprod table. */
-int bn_neon_cpu_has_dotprod(void);
 
 /* The Q8 LM head with ref's row-major layout (head_q8_rows = 1): the same
  * bytes and the same float operations as ref, the block sums in NEON. */

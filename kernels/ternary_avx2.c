@@ -14,7 +14,7 @@
  *
  * Both layouts are 2 bits per weight. bn_kernels_avx2() is whichever of the
  * two measured faster (see the comment at the end of the file). */
-#include "kernels.h"
+#include "format_records.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -311,11 +311,6 @@ static void avx2_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int
     }
 }
 
-#define AVX2_HEAD_ENTRIES                                                    \
-    .head_q8_size = avx2_head_size, .head_q8_quantize = avx2_head_quantize, \
-    .act_q8_quantize = avx2_act_q8_quantize, .gemv_head_q8 = avx2_gemv_head_q8, \
-    .head_q8_rows = HR
-
 /* ---- prepared activations shared by the multiply-add kernel: q then Σq ------ */
 
 static size_t mad_prep_size(int K) {
@@ -559,18 +554,6 @@ static void mad_gemm(const void *packed, int K, int M, const void *prep, int N,
     }
 }
 
-#define AVX2_MAD_TABLE(label)                                                    \
-    {                                                                        \
-        .name = label, .quantize_act = avx2_quantize_act, .row_block = MR,     \
-        .ternary_packed_size = mad_packed_size, .ternary_repack = mad_repack, \
-        .act_prep_size = mad_prep_size, .act_prep = mad_act_prep,           \
-        .ternary_gemv = mad_gemv, .ternary_gemm = mad_gemm,                 \
-        .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
-        .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
-        .dot_f32_f16_fma16 = avx2_dot_f32_f16_fma16,                         \
-        AVX2_HEAD_ENTRIES,                                                   \
-    }
-
 /* ================= avx2-lut: pair indices + vpshufb tables ==================== */
 /*
  * Layout: rows in tiles of 16 (the last tile padded with zero weights). A
@@ -804,20 +787,30 @@ static void lut_gemv(const void *packed, int K, int M, const void *prep,
     lut_gemm(packed, K, M, prep, 1, m0, m1, dot, 0);
 }
 
-#define AVX2_LUT_TABLE(label)                                                    \
-    {                                                                        \
-        .name = label, .quantize_act = avx2_quantize_act, .row_block = LUT_ROWS, \
-        .ternary_packed_size = lut_packed_size, .ternary_repack = lut_repack, \
-        .act_prep_size = lut_prep_size, .act_prep = lut_act_prep,           \
-        .ternary_gemv = lut_gemv, .ternary_gemm = lut_gemm,                 \
-        .f16_to_f32 = avx2_f16_to_f32, .f32_to_f16 = avx2_f32_to_f16,       \
-        .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,                 \
-        .dot_f32_f16_fma16 = avx2_dot_f32_f16_fma16,                         \
-        AVX2_HEAD_ENTRIES,                                                   \
+BN_DEFINE_TERNARY_FORMAT(avx2_mad, "i2s-avx2-mad", MR, mad_packed_size, mad_repack, mad_prep_size,
+                         mad_act_prep, mad_gemv, mad_gemm);
+BN_DEFINE_TERNARY_FORMAT(avx2_lut, "i2s-avx2-lut", LUT_ROWS, lut_packed_size, lut_repack,
+                         lut_prep_size, lut_act_prep, lut_gemv, lut_gemm);
+BN_DEFINE_F16_FORMATS(avx2, avx2_f32_to_f16, avx2_gemv_f16, avx2_dot_f32_f16_fma16);
+BN_DEFINE_Q8_HEAD_FORMAT(avx2, HR, avx2_head_size, avx2_head_quantize, avx2_act_q8_quantize,
+                         avx2_gemv_head_q8);
+
+/* The AVX2 variants differ only in their ternary format. */
+#define AVX2_TABLE(label, ternary)                                                            \
+    {                                                                                         \
+        .name = label, .quantize_act = avx2_quantize_act, .f16_to_f32 = avx2_f16_to_f32,     \
+        .f32_to_f16 = avx2_f32_to_f16, .dot_f16 = avx2_dot_f16, .gemv_f16 = avx2_gemv_f16,   \
+        .dot_f32_f16_fma16 = avx2_dot_f32_f16_fma16,                                          \
+        .fmt = {                                                                              \
+            [BN_FMT_TERNARY] = &ternary,                                                      \
+            [BN_FMT_F16] = &avx2_fmt_f16,                                                     \
+            [BN_FMT_F16_TINYBLAS] = &avx2_fmt_f16_tinyblas,                                   \
+            [BN_FMT_Q8_HEAD] = &avx2_fmt_q8_head,                                             \
+        },                                                                                    \
     }
 
-static const bn_kernels avx2_mad_kernels = AVX2_MAD_TABLE("avx2-mad");
-static const bn_kernels avx2_lut_kernels = AVX2_LUT_TABLE("avx2-lut");
+static const bn_kernels avx2_mad_kernels = AVX2_TABLE("avx2-mad", avx2_mad_fmt_ternary);
+static const bn_kernels avx2_lut_kernels = AVX2_TABLE("avx2-lut", avx2_lut_fmt_ternary);
 /* "avx2" is the multiply-add design, for decode and for batches. Measured
  * with the kernel bench (bitnet bench --kernels --variants
  * avx2-mad,avx2-lut,avx512 -t 1 -r 3, best of 3, shared 2-core EPYC Zen 5,
@@ -833,7 +826,7 @@ static const bn_kernels avx2_lut_kernels = AVX2_LUT_TABLE("avx2-lut");
  * The LUT kernel spends 2 vpshufb + 2 unpacks + 2 adds per 32 pair lookups
  * (64 MACs) where vpmaddubsw does 32 MACs in one instruction plus an add;
  * multiply-add wins everywhere, so LUT stays only as a measured alternative. */
-static const bn_kernels avx2_kernels = AVX2_MAD_TABLE("avx2");
+static const bn_kernels avx2_kernels = AVX2_TABLE("avx2", avx2_mad_fmt_ternary);
 
 const bn_kernels *bn_kernels_avx2_mad(void) {
     return &avx2_mad_kernels;

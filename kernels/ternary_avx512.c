@@ -12,7 +12,7 @@
  * is a vector whose int32 lane r holds row r's codes for k = 16c+4j..+3, the
  * operand vpdpbusd wants against one broadcast int32 of 4 activations: rows
  * land in lanes, no horizontal sums. 2 bits per weight, one stream per tile. */
-#include "kernels.h"
+#include "format_records.h"
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
@@ -488,26 +488,26 @@ static void v_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1
     }
 }
 
+BN_DEFINE_TERNARY_FORMAT(avx512, "i2s-avx512-vnni", TILE, v_packed_size, v_repack, v_prep_size,
+                         v_act_prep, v_gemv, v_gemm);
+BN_DEFINE_F16_FORMATS(avx512, avx512_f32_to_f16, avx512_gemv_f16, avx512_dot_f32_f16_fma16);
+BN_DEFINE_Q8_HEAD_FORMAT(avx512, HR, v_head_size, v_head_quantize, v_act_q8_quantize,
+                         v_gemv_head_q8);
+
 static const bn_kernels avx512_kernels = {
     .name = "avx512",
     .quantize_act = avx512_quantize_act,
-    .row_block = TILE,
-    .ternary_packed_size = v_packed_size,
-    .ternary_repack = v_repack,
-    .act_prep_size = v_prep_size,
-    .act_prep = v_act_prep,
-    .ternary_gemv = v_gemv,
-    .ternary_gemm = v_gemm,
     .f16_to_f32 = avx512_f16_to_f32,
     .f32_to_f16 = avx512_f32_to_f16,
     .dot_f16 = avx512_dot_f16,
     .gemv_f16 = avx512_gemv_f16,
     .dot_f32_f16_fma16 = avx512_dot_f32_f16_fma16,
-    .head_q8_size = v_head_size,
-    .head_q8_quantize = v_head_quantize,
-    .act_q8_quantize = v_act_q8_quantize,
-    .gemv_head_q8 = v_gemv_head_q8,
-    .head_q8_rows = HR,
+    .fmt = {
+        [BN_FMT_TERNARY] = &avx512_fmt_ternary,
+        [BN_FMT_F16] = &avx512_fmt_f16,
+        [BN_FMT_F16_TINYBLAS] = &avx512_fmt_f16_tinyblas,
+        [BN_FMT_Q8_HEAD] = &avx512_fmt_q8_head,
+    },
 };
 
 const bn_kernels *bn_kernels_avx512(void) {

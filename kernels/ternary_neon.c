@@ -1,5 +1,5 @@
-/* NEON lookup-table kernels for plain ARMv8.0 Advanced SIMD, and the choice
- * between them and the sdot kernels (ternary_neon_dotprod.c) for aarch64.
+/* NEON lookup-table kernels for plain ARMv8.0 Advanced SIMD (CPUs with the
+ * ARMv8.2 dot-product instructions get ternary_neon_dotprod.c instead).
  *
  * Layout ("nibble tiles"): rows are taken 32 at a time (a tile; the last one
  * padded with zero weights). Weights are taken in pairs along K; a pair
@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
-#include <sys/auxv.h>
 #endif
 
 enum { TILE = 32 };
@@ -180,57 +179,33 @@ static void lut_gemv(const void *packed, int K, int M, const void *prep,
     lut_gemm(packed, K, M, prep, 1, m0, m1, dot, 0);
 }
 
+BN_DEFINE_TERNARY_FORMAT(neon_lut, "i2s-neon-lut", TILE, lut_packed_size, lut_repack,
+                         lut_act_prep_size, lut_act_prep, lut_gemv, lut_gemm);
+BN_DEFINE_F16_FORMATS(neon_lut, bn_neon_f32_to_f16, bn_neon_gemv_f16, bn_neon_dot_f32_f16_fma16);
+BN_DEFINE_Q8_HEAD_FORMAT(neon_lut, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,
+                         bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);
+
 static const bn_kernels neon_lut_kernels = {
     .name = "neon",
     .quantize_act = bn_neon_quantize_act,
-    .row_block = TILE,
-    .ternary_packed_size = lut_packed_size,
-    .ternary_repack = lut_repack,
-    .act_prep_size = lut_act_prep_size,
-    .act_prep = lut_act_prep,
-    .ternary_gemv = lut_gemv,
-    .ternary_gemm = lut_gemm,
     .f16_to_f32 = bn_neon_f16_to_f32,
     .f32_to_f16 = bn_neon_f32_to_f16,
     .dot_f16 = bn_neon_dot_f16,
     .gemv_f16 = bn_neon_gemv_f16,
     .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,
-    .head_q8_size = bn_neon_head_q8_size,
-    .head_q8_quantize = bn_neon_head_q8_quantize,
-    .act_q8_quantize = bn_act_q8_quantize_ref,
-    .gemv_head_q8 = bn_neon_gemv_head_q8,
-    .head_q8_rows = 1,
+    .fmt = {
+        [BN_FMT_TERNARY] = &neon_lut_fmt_ternary,
+        [BN_FMT_F16] = &neon_lut_fmt_f16,
+        [BN_FMT_F16_TINYBLAS] = &neon_lut_fmt_f16_tinyblas,
+        [BN_FMT_Q8_HEAD] = &neon_lut_fmt_q8_head,
+    },
 };
 
 const bn_kernels *bn_kernels_neon_lut(void) {
     return &neon_lut_kernels;
 }
 
-int bn_neon_cpu_has_dotprod(void) {
-#if defined(__linux__)
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1UL << 20)
-#endif
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#else
-    return 0;
-#endif
-}
-
-/* The sdot kernels where the CPU has them, else the lookup tables.
- * BITNET_NEON_DOTPROD=0 forces the lookup tables (to compare the two). */
-const bn_kernels *bn_kernels_neon(void) {
-    const char *env = getenv("BITNET_NEON_DOTPROD");
-    if (env && strcmp(env, "0") == 0) return bn_kernels_neon_lut();
-    const bn_kernels *dot = bn_kernels_neon_dotprod();
-    return dot ? dot : bn_kernels_neon_lut();
-}
-
 #else /* not aarch64: this variant does not exist */
-
-const bn_kernels *bn_kernels_neon(void) {
-    return NULL;
-}
 
 const bn_kernels *bn_kernels_neon_lut(void) {
     return NULL;

@@ -1,6 +1,6 @@
 /* ARMv8.2 dot-product kernels (sdot), for aarch64 CPUs with ASIMDDP; compiled
- * with -march=armv8.2-a+dotprod+fp16 and only reached through
- * bn_kernels_neon() after the HWCAP check.
+ * with -march=armv8.2-a+dotprod+fp16 and only handed out by dispatch.c
+ * after the HWCAP check.
  *
  * A multiply-add kernel on the file's own layout: sdot does 16 int8 products
  * per instruction, more than a byte table lookup can replace (a lookup covers
@@ -156,30 +156,32 @@ static void dp_gemv(const void *packed, int K, int M, const void *prep,
     dp_gemm(packed, K, M, prep, 1, m0, m1, dot, 0);
 }
 
+BN_DEFINE_TERNARY_FORMAT(neon_dp, "i2s-neon-sdot", ROWS, dp_packed_size, dp_repack,
+                         dp_act_prep_size, dp_act_prep, dp_gemv, dp_gemm);
+BN_DEFINE_F16_FORMATS(neon_dp, bn_neon_f32_to_f16, bn_neon_gemv_f16, bn_neon_dot_f32_f16_fma16);
+BN_DEFINE_Q8_HEAD_FORMAT(neon_dp, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,
+                         bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);
+
 static const bn_kernels neon_dotprod_kernels = {
     .name = "neon",
     .quantize_act = bn_neon_quantize_act,
-    .row_block = ROWS,
-    .ternary_packed_size = dp_packed_size,
-    .ternary_repack = dp_repack,
-    .act_prep_size = dp_act_prep_size,
-    .act_prep = dp_act_prep,
-    .ternary_gemv = dp_gemv,
-    .ternary_gemm = dp_gemm,
     .f16_to_f32 = bn_neon_f16_to_f32,
     .f32_to_f16 = bn_neon_f32_to_f16,
     .dot_f16 = bn_neon_dot_f16,
     .gemv_f16 = bn_neon_gemv_f16,
     .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,
-    .head_q8_size = bn_neon_head_q8_size,
-    .head_q8_quantize = bn_neon_head_q8_quantize,
-    .act_q8_quantize = bn_act_q8_quantize_ref,
-    .gemv_head_q8 = bn_neon_gemv_head_q8,
-    .head_q8_rows = 1,
+    .fmt = {
+        [BN_FMT_TERNARY] = &neon_dp_fmt_ternary,
+        [BN_FMT_F16] = &neon_dp_fmt_f16,
+        [BN_FMT_F16_TINYBLAS] = &neon_dp_fmt_f16_tinyblas,
+        [BN_FMT_Q8_HEAD] = &neon_dp_fmt_q8_head,
+    },
 };
 
+/* dispatch.c hands this out only where the CPU has the dot-product
+ * instructions (HWCAP ASIMDDP). */
 const bn_kernels *bn_kernels_neon_dotprod(void) {
-    return bn_neon_cpu_has_dotprod() ? &neon_dotprod_kernels : NULL;
+    return &neon_dotprod_kernels;
 }
 
 #else /* not aarch64 */

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "format_records.h"
 
 /* ---- activations (SPEC 4.5 steps 1-4) -------------------------------------- */
 
@@ -159,26 +159,26 @@ static void ref_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int 
     bn_head_q8_gemv_tiled(1, Wq, K, xq, m0, m1, y);
 }
 
+BN_DEFINE_TERNARY_FORMAT(ref, "i2s", 1, ref_packed_size, ref_repack, ref_act_prep_size,
+                         ref_act_prep, ref_gemv, ref_gemm);
+BN_DEFINE_F16_FORMATS(ref, ref_f32_to_f16, ref_gemv_f16, ref_dot_f32_f16_fma16);
+BN_DEFINE_Q8_HEAD_FORMAT(ref, 1, ref_head_q8_size, ref_head_q8_quantize, bn_act_q8_quantize_ref,
+                         ref_gemv_head_q8);
+
 static const bn_kernels ref_kernels = {
     .name = "ref",
     .quantize_act = ref_quantize_act,
-    .row_block = 1,
-    .ternary_packed_size = ref_packed_size,
-    .ternary_repack = ref_repack,
-    .act_prep_size = ref_act_prep_size,
-    .act_prep = ref_act_prep,
-    .ternary_gemv = ref_gemv,
-    .ternary_gemm = ref_gemm,
     .f16_to_f32 = ref_f16_to_f32,
     .f32_to_f16 = ref_f32_to_f16,
     .dot_f16 = ref_dot_f16,
     .gemv_f16 = ref_gemv_f16,
-    .head_q8_size = ref_head_q8_size,
-    .head_q8_quantize = ref_head_q8_quantize,
-    .act_q8_quantize = bn_act_q8_quantize_ref,
-    .gemv_head_q8 = ref_gemv_head_q8,
-    .head_q8_rows = 1,
     .dot_f32_f16_fma16 = ref_dot_f32_f16_fma16,
+    .fmt = {
+        [BN_FMT_TERNARY] = &ref_fmt_ternary,
+        [BN_FMT_F16] = &ref_fmt_f16,
+        [BN_FMT_F16_TINYBLAS] = &ref_fmt_f16_tinyblas,
+        [BN_FMT_Q8_HEAD] = &ref_fmt_q8_head,
+    },
 };
 
 const bn_kernels *bn_kernels_ref(void) {

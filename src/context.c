@@ -1,12 +1,13 @@
 /* The evaluation context: sizes every buffer once (KV cache, batch scratch,
- * logits), owns the worker pool, and checks each bn_decode before anything
- * is touched, so a refused call leaves the cache as it was. */
+ * logits) from the scratch table (context.h), owns the worker pool, and
+ * checks each bn_decode before anything is touched, so a refused call
+ * leaves the cache as it was. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward.h"
+#include "context.h"
 
 #define DEFAULT_BATCH 512
 #define MAX_THREADS 512
@@ -59,32 +60,27 @@ void bn_context_free(bn_context *c) {
     bn_threadpool_free(c->pool);
     free(c->k_cache);
     free(c->v_cache);
-    free(c->x);
-    free(c->xn);
-    free(c->q);
-    free(c->k);
-    free(c->v);
-    free(c->att);
-    free(c->ffn);
-    free(c->act_q);
-    free(c->act_scale);
-    free(c->act_sum);
-    free(c->act_prep);
-    free(c->dot);
-    free(c->scores);
-    free(c->probs16);
-    free(c->tmp16);
-    free(c->rope);
-    free(c->head_in);
-    free(c->logits);
+#define BN_SCRATCH_FREE(name, type, count) free(c->name);
+    BN_SCRATCH_BUFFERS(BN_SCRATCH_FREE)
+#undef BN_SCRATCH_FREE
     free(c);
+}
+
+/* Allocates every scratch buffer of the table; 0, or -1 when one fails. */
+static int alloc_scratch(bn_context *c, bn_scratch_dims d) {
+    int ok = 1;
+#define BN_SCRATCH_ALLOC(name, type, count) \
+    ok = ok && (c->name = alloc_zero((size_t)(count), sizeof(type))) != NULL;
+    BN_SCRATCH_BUFFERS(BN_SCRATCH_ALLOC)
+#undef BN_SCRATCH_ALLOC
+    return ok ? 0 : -1;
 }
 
 /* The forward pass assumes these shapes; a loader bug or an odd file must not
  * turn into an out-of-bounds access. */
 static int check_shapes(const bn_model *m, char *err, size_t errlen) {
     const bn_hparams *hp = &m->hp;
-    if (!m->kern || !m->layers || !m->tok_embd || !m->output_norm) {
+    if (!m->kern || !m->layers || !m->head.W || !m->output_norm || !m->arch) {
         set_err(err, errlen, "model was loaded without weights (vocab only)");
         return -1;
     }
@@ -102,18 +98,29 @@ static int check_shapes(const bn_model *m, char *err, size_t errlen) {
         set_err(err, errlen, "unsupported rope dimension %d (head_dim %d)", hp->n_rot, hp->head_dim);
         return -1;
     }
+    if (m->head.K != hp->n_embd || m->head.M != hp->n_vocab) {
+        set_err(err, errlen, "LM head has shape %dx%d, expected %dx%d", m->head.K, m->head.M,
+                hp->n_embd, hp->n_vocab);
+        return -1;
+    }
+    const int E = hp->n_embd, F = hp->n_ff, KV = hp->n_head_kv * hp->head_dim;
+    const int K[BN_PROJ_COUNT] = {E, E, E, E, E, E, F};
+    const int M[BN_PROJ_COUNT] = {E, KV, KV, E, F, F, E};
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &m->layers[l];
-        const bn_ternary *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-        const int K[7] = {hp->n_embd, hp->n_embd, hp->n_embd, hp->n_embd, hp->n_embd, hp->n_embd, hp->n_ff};
-        const int M[7] = {hp->n_embd, hp->n_head_kv * hp->head_dim, hp->n_head_kv * hp->head_dim,
-                          hp->n_embd, hp->n_ff, hp->n_ff, hp->n_embd};
-        for (int i = 0; i < 7; i++) {
-            if (w[i]->K != K[i] || w[i]->M != M[i] || !w[i]->packed) {
+        for (int i = 0; i < BN_PROJ_COUNT; i++) {
+            const bn_ternary *w = &L->proj[i];
+            if (w->K != K[i] || w->M != M[i] || !w->packed) {
                 set_err(err, errlen, "layer %d: projection %d has shape %dx%d, expected %dx%d",
-                        l, i, w[i]->K, w[i]->M, K[i], M[i]);
+                        l, i, w->K, w->M, K[i], M[i]);
                 return -1;
             }
+        }
+        if (!L->norm[BN_NORM_ATTN] || !L->norm[BN_NORM_FFN] ||
+            (m->arch->sub_norms == BN_REQUIRED &&
+             (!L->norm[BN_NORM_ATTN_SUB] || !L->norm[BN_NORM_FFN_SUB]))) {
+            set_err(err, errlen, "layer %d: a norm of the architecture is missing", l);
+            return -1;
         }
     }
     return 0;
@@ -129,11 +136,6 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     if (check_shapes(m, err, errlen) != 0) return NULL;
     if (p->n_ctx < 0 || p->n_threads < 0 || p->n_batch < 0 || p->n_outputs_max < 0) {
         set_err(err, errlen, "context parameters must not be negative");
-        return NULL;
-    }
-    if (p->batch_numerics != BN_NUMERICS_DECODE && p->batch_numerics != BN_NUMERICS_BITNET_CPP) {
-        set_err(err, errlen, "unknown batch numerics %d (expected %d = decode or %d = bitnet.cpp)",
-                p->batch_numerics, BN_NUMERICS_DECODE, BN_NUMERICS_BITNET_CPP);
         return NULL;
     }
     if (p->n_threads > MAX_THREADS) {
@@ -156,60 +158,45 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->n_batch = imin(p->n_batch == 0 ? DEFAULT_BATCH : p->n_batch, c->n_ctx);
     c->n_outputs_max = imin(imax(p->n_outputs_max, 1), c->n_ctx);
     c->n_head_rows = imin(c->n_batch, c->n_outputs_max);
-    c->batch_numerics = p->batch_numerics;
+    c->batch_numerics = &bn_numerics_decode;
+    c->decode_numerics = &bn_numerics_decode;
 
-    size_t B = (size_t)c->n_batch, T = (size_t)c->n_threads, E = (size_t)hp->n_embd;
-    size_t F = (size_t)hp->n_ff, KV = (size_t)c->kv_dim, CTX = (size_t)c->n_ctx;
-    size_t wide = E > F ? E : F;
-    size_t prep = c->kern->act_prep_size(hp->n_embd);
-    size_t prep_ff = c->kern->act_prep_size(hp->n_ff);
-    if (prep_ff > prep) prep = prep_ff;
+    const bn_format_traits *tern = c->kern->fmt[BN_FMT_TERNARY];
+    bn_scratch_dims d = {0};
+    d.B = (size_t)c->n_batch;
+    d.T = (size_t)c->n_threads;
+    d.E = (size_t)hp->n_embd;
+    d.F = (size_t)hp->n_ff;
+    d.KV = (size_t)c->kv_dim;
+    d.wide = d.E > d.F ? d.E : d.F;
+    d.ctx = (size_t)c->n_ctx;
+    d.rot = (size_t)hp->n_rot;
+    d.tmp16 = d.KV > (size_t)hp->head_dim ? d.KV : (size_t)hp->head_dim;
+    d.prep = tern->act_size(hp->n_embd);
+    if (tern->act_size(hp->n_ff) > d.prep) d.prep = tern->act_size(hp->n_ff);
     /* Dots: per part, two tiles (gate and up) of a batch, or two whole
      * outputs of one token (the widest projection is n_ff or n_embd). */
-    int rb = c->kern->row_block > 0 ? c->kern->row_block : 1;
+    int rb = tern->tile_rows > 0 ? tern->tile_rows : 1;
     c->dot_tile = DOT_TILE;
     size_t tile = (size_t)((DOT_TILE + rb - 1) / rb * rb);
-    size_t widest = E > F ? E : F;
-    c->dot_part = 2 * (B * tile > widest ? B * tile : widest);
-    c->dot_part = (c->dot_part + 15) & ~(size_t)15;     /* parts on separate cache lines */
-    size_t tmp16 = KV > (size_t)hp->head_dim ? KV : (size_t)hp->head_dim;
-    size_t cache = (size_t)hp->n_layer * CTX * KV;
+    d.dot_part = 2 * (d.B * tile > d.wide ? d.B * tile : d.wide);
+    d.dot_part = (d.dot_part + 15) & ~(size_t)15;     /* parts on separate cache lines */
+    c->dot_part = d.dot_part;
+    /* head_in: the final state prepared for any head format this context
+     * may use (the model's, or the float rows of bitnet.cpp's batch head). */
+    const bn_format_traits *head = c->kern->fmt[m->head.fmt];
+    const bn_format_traits *head_f32 = c->kern->fmt[bn_numerics_bitnet_cpp.head_format(m->head.fmt)];
+    d.head_in = head->act_size(hp->n_embd);
+    if (head_f32->act_size(hp->n_embd) > d.head_in) d.head_in = head_f32->act_size(hp->n_embd);
+    d.head_in = (d.head_in + 63) & ~(size_t)63;
+    d.head_rows = (size_t)c->n_head_rows;
+    d.outputs = (size_t)c->n_outputs_max;
+    d.vocab = (size_t)hp->n_vocab;
 
+    size_t cache = (size_t)hp->n_layer * d.ctx * d.KV;
     c->k_cache = alloc_cache(cache, sizeof(uint16_t));
     c->v_cache = alloc_cache(cache, sizeof(uint16_t));
-    c->x = alloc_zero(B * E, sizeof(float));
-    c->xn = alloc_zero((B > T ? B : T) * wide, sizeof(float));
-    c->q = alloc_zero(B * E, sizeof(float));
-    c->k = alloc_zero(B * KV, sizeof(float));
-    c->v = alloc_zero(B * KV, sizeof(float));
-    c->att = alloc_zero(B * E, sizeof(float));
-    c->ffn = alloc_zero(B * F, sizeof(float));
-    c->act_q = alloc_zero(B * wide, sizeof(int8_t));
-    c->act_scale = alloc_zero(B, sizeof(float));
-    c->act_sum = alloc_zero(B, sizeof(int32_t));
-    c->act_prep = alloc_zero(B, prep);
-    c->dot = alloc_zero(T * c->dot_part, sizeof(int32_t));
-    c->scores = alloc_zero(T * CTX, sizeof(float));
-    c->probs16 = alloc_zero(T * CTX, sizeof(uint16_t));
-    c->tmp16 = alloc_zero(T * tmp16, sizeof(uint16_t));
-    c->rope = alloc_zero(T * (size_t)hp->n_rot, sizeof(float));
-    /* f16 rows; float rows when bitnet.cpp's batch numerics may keep several
-     * rows of one batch (its LM head then multiplies the float state). */
-    size_t head_elt = p->batch_numerics == BN_NUMERICS_BITNET_CPP ? sizeof(float) : sizeof(uint16_t);
-    c->head_in_stride = (E * head_elt + 63) & ~(size_t)63;
-    if (m->head_type == BN_HEAD_Q8 && m->head_q8) {
-        if (hp->n_embd % 32 != 0) {
-            set_err(err, errlen, "the q8 head needs n_embd %% 32 == 0 (n_embd %d)", hp->n_embd);
-            bn_context_free(c);
-            return NULL;
-        }
-        c->head_in_stride = (bn_act_q8_size(hp->n_embd) + 63) & ~(size_t)63;
-    }
-    c->head_in = alloc_zero((size_t)c->n_head_rows, c->head_in_stride);
-    c->logits = alloc_zero((size_t)c->n_outputs_max * (size_t)hp->n_vocab, sizeof(float));
-    if (!c->k_cache || !c->v_cache || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
-        !c->ffn || !c->act_q || !c->act_scale || !c->act_sum || !c->act_prep || !c->dot ||
-        !c->scores || !c->probs16 || !c->tmp16 || !c->rope || !c->head_in || !c->logits) {
+    if (!c->k_cache || !c->v_cache || alloc_scratch(c, d) != 0) {
         set_err(err, errlen, "out of memory for a context of %d tokens", c->n_ctx);
         bn_context_free(c);
         return NULL;
@@ -221,6 +208,19 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
         return NULL;
     }
     return c;
+}
+
+int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errlen) {
+    if (numerics == BN_NUMERICS_DECODE) {
+        c->batch_numerics = &bn_numerics_decode;
+    } else if (numerics == BN_NUMERICS_BITNET_CPP) {
+        c->batch_numerics = &bn_numerics_bitnet_cpp;
+    } else {
+        set_err(err, errlen, "unknown batch numerics %d (expected %d = decode or %d = bitnet.cpp)",
+                numerics, BN_NUMERICS_DECODE, BN_NUMERICS_BITNET_CPP);
+        return -1;
+    }
+    return 0;
 }
 
 int bn_context_n_ctx(const bn_context *c) { return c->n_ctx; }

@@ -1,25 +1,30 @@
-/* The BitNet b1.58 transformer (SPEC §4), for a batch of tokens at once.
+/* The BitNet b1.58 transformer (docs/NUMERICS.md, "The graphs"), for a
+ * batch of tokens at once:
  *
  *   h = embed(token)
  *   per layer:
  *     a = rmsnorm(h, attn_norm);  q, k, v = BitLinear(a);  RoPE(q, k)
  *     store k, v in the f16 cache;  o = attention(q, cache)
- *     h += BitLinear_o(rmsnorm(o, attn_sub_norm))
- *     f = rmsnorm(h, ffn_norm);  m = relu(gate(f))^2 * up(f)
+ *     h += BitLinear_o(rmsnorm(o, attn_sub_norm))       (no norm without sub-norms)
+ *     f = rmsnorm(h, ffn_norm);  m = act(gate(f)) * up(f)   (act: relu^2 or silu)
  *     h += BitLinear_down(rmsnorm(m, ffn_sub_norm))
- *   logits = f16(rmsnorm(h, output_norm)) · token_embd^T
+ *   logits = head(rmsnorm(h, output_norm))
  *
- * One set of numerics for every batch size: bitnet.cpp's single-token (decode)
- * path, so a prompt evaluated as one batch and token by token gives the same
- * bits. Opt-in (BN_NUMERICS_BITNET_CPP), a batch of >= 2 tokens instead
- * rounds P·V as bitnet.cpp's prompt batch does (see task_attention). Each step is a task on the thread pool, cut into nth parts (ith =
- * part index, which also picks the part's scratch); every output element is
- * computed within one part by the same operations whatever nth is, so results
- * do not depend on the thread count either. */
+ * The architecture's switches (arch.h) choose the activation, the RoPE
+ * pairs and whether sub-norms exist; every matrix is used through its
+ * format's traits (kernels.h), and where a prompt batch may round like
+ * bitnet.cpp's, through the context's numerics profile (context.h).
+ *
+ * By default one set of numerics serves every batch size: bitnet.cpp's
+ * single-token (decode) path, so a prompt evaluated as one batch and token
+ * by token gives the same bits. Each step is a task on the thread pool, cut
+ * into nth parts (ith = part index, which also picks the part's scratch);
+ * every output element is computed within one part by the same operations
+ * whatever nth is, so results do not depend on the thread count either. */
 #include <math.h>
 #include <string.h>
 
-#include "forward.h"
+#include "context.h"
 
 /* llama.cpp pads the number of attended KV cells to a multiple of 32. */
 #define KV_PAD 32
@@ -74,8 +79,7 @@ typedef struct step {
     int n;                          /* tokens in the batch */
     int pos0;                       /* position of the first */
     int layer;
-    int f32_probs;                  /* P·V as bitnet.cpp's prompt batch (task_attention) */
-    int f32_head;                   /* LM head as bitnet.cpp's batch of >= 2 outputs */
+    const bn_numerics *num;         /* the context's profile for this batch size */
     const int32_t *tokens;
     /* norm_quant: input rows of width K and the norm's weights */
     const float *in;
@@ -83,6 +87,7 @@ typedef struct step {
     int K;
     /* head */
     int out_first;                  /* first token whose logits are kept */
+    const bn_format_traits *head;   /* the head's format for this batch */
     float *logits;
 } step;
 
@@ -98,21 +103,34 @@ static void task_embed(void *arg, int ith, int nth) {
     }
 }
 
-/* Token i's normed row to int8 (SPEC 4.5) and the kernel's prepared form. */
-static void quantize_prep(bn_context *c, int i, int K, size_t prep_size) {
-    int8_t *aq = c->act_q + (size_t)i * K;
-    c->act_scale[i] = c->kern->quantize_act(c->xn + (size_t)i * K, K, aq, &c->act_sum[i]);
-    c->kern->act_prep(aq, K, (char *)c->act_prep + (size_t)i * prep_size);
+/* The ternary projections' format (every BitLinear weight has it). */
+static const bn_format_traits *ternary(const bn_context *c) {
+    return c->kern->fmt[BN_FMT_TERNARY];
 }
 
-/* RMSNorm, int8 quantization and the kernel's activation preparation of each
- * token: done once per input and shared by the projections that read it. */
+/* Token i's row x (normed, or the raw input where the architecture has no
+ * norm there) to int8 (docs/NUMERICS.md, BitLinear) and the format's
+ * prepared form. */
+static void quantize_prep(bn_context *c, int i, const float *x, int K, size_t prep_size) {
+    int8_t *aq = c->act_q + (size_t)i * K;
+    c->act_scale[i] = c->kern->quantize_act(x, K, aq, &c->act_sum[i]);
+    ternary(c)->act_prep(aq, K, c->act_prep + (size_t)i * prep_size);
+}
+
+/* RMSNorm, int8 quantization and the format's activation preparation of
+ * each token: done once per input and shared by the projections that read
+ * it. Without norm weights (no sub-norm in this architecture) the input is
+ * quantized as it is. */
 static void task_norm_quant(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
-    const bn_kernels *kern = c->kern;
     int K = s->K;
-    size_t prep_size = kern->act_prep_size(K);
+    size_t prep_size = ternary(c)->act_size(K);
+    if (!s->norm_w) {
+        for (int i = ith; i < s->n; i += nth)
+            quantize_prep(c, i, s->in + (size_t)i * K, K, prep_size);
+        return;
+    }
     int i = ith;
     for (; i + 3 * nth < s->n; i += 4 * nth) {
         float *y[4];
@@ -122,32 +140,33 @@ static void task_norm_quant(void *arg, int ith, int nth) {
             x[r] = s->in + (size_t)(i + r * nth) * K;
         }
         rmsnorm4(y, x, s->norm_w, K, c->hp.rms_eps);
-        for (int r = 0; r < 4; r++) quantize_prep(c, i + r * nth, K, prep_size);
+        for (int r = 0; r < 4; r++) quantize_prep(c, i + r * nth, y[r], K, prep_size);
     }
     for (; i < s->n; i += nth) {
-        rmsnorm(c->xn + (size_t)i * K, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
-        quantize_prep(c, i, K, prep_size);
+        float *y = c->xn + (size_t)i * K;
+        rmsnorm(y, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
+        quantize_prep(c, i, y, K, prep_size);
     }
 }
 
-/* ---- BitLinear (SPEC §4.5) -------------------------------------------------------- */
+/* ---- BitLinear (docs/NUMERICS.md, BitLinear) ------------------------------------- */
 
 /* Exact integer dots of rows [m0, m1) of w for the batch's prepared inputs:
  * dot[i * ldd + (m - m0)]. GEMV for one token, GEMM for more (same integers). */
 static void ternary_dots(const bn_context *c, const bn_ternary *w, int n, int m0, int m1,
                          int32_t *dot, int ldd) {
     if (n == 1)
-        c->kern->ternary_gemv(w->packed, w->K, w->M, c->act_prep, m0, m1, dot);
+        ternary(c)->gemv(w->packed, w->K, w->M, c->act_prep, m0, m1, dot);
     else
-        c->kern->ternary_gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot, ldd);
+        ternary(c)->gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot, ldd);
 }
 
 /* A part's rows are done a tile at a time so that a batch's dots are read back
  * from cache, not memory; a single token takes its whole range at once. Tiles
- * are whole multiples of row_block, as the kernels require. */
+ * are whole multiples of tile_rows, as the kernels require. */
 static int row_tile(const bn_context *c, int n, int m0, int m1) {
     if (n == 1) return m1 - m0;
-    int rb = c->kern->row_block > 0 ? c->kern->row_block : 1;
+    int rb = ternary(c)->tile_rows > 0 ? ternary(c)->tile_rows : 1;
     return (c->dot_tile + rb - 1) / rb * rb;
 }
 
@@ -164,7 +183,7 @@ static void bitlinear(const step *s, const bn_ternary *w, float *y, int accumula
     int m0, m1, M = w->M;
     int32_t *dot = part_dots(c, ith);
     float ws = w->scale;
-    split_rows(M, c->kern->row_block, ith, nth, &m0, &m1);
+    split_rows(M, ternary(c)->tile_rows, ith, nth, &m0, &m1);
     int tile = row_tile(c, s->n, m0, m1);
     for (int t0 = m0; t0 < m1; t0 += tile) {
         int t1 = imin(t0 + tile, m1);
@@ -185,14 +204,14 @@ static void task_qkv(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     const bn_layer *L = &c->model->layers[s->layer];
-    bitlinear(s, &L->wq, c->q, 0, ith, nth);
-    bitlinear(s, &L->wk, c->k, 0, ith, nth);
-    bitlinear(s, &L->wv, c->v, 0, ith, nth);
+    bitlinear(s, &L->proj[BN_PROJ_Q], c->q, 0, ith, nth);
+    bitlinear(s, &L->proj[BN_PROJ_K], c->k, 0, ith, nth);
+    bitlinear(s, &L->proj[BN_PROJ_V], c->v, 0, ith, nth);
 }
 
 static void task_attn_out(void *arg, int ith, int nth) {
     const step *s = arg;
-    bitlinear(s, &s->c->model->layers[s->layer].wo, s->c->x, 1, ith, nth);
+    bitlinear(s, &s->c->model->layers[s->layer].proj[BN_PROJ_O], s->c->x, 1, ith, nth);
 }
 
 /* out[m] = relu(g)^2 * u for m in [m0, m1), g and u the epilogues of the gate
@@ -209,43 +228,66 @@ static void relu2_product(const int32_t *restrict dg, const int32_t *restrict du
     }
 }
 
-/* gate and up share the quantized input; m = relu(gate)^2 * up. */
+/* out[m] = silu(g) * u, silu(g) = g / (1 + exp(-g)) in float. */
+static void silu_product(const int32_t *restrict dg, const int32_t *restrict du,
+                         float *restrict out, int m0, int m1, float as, float gs, float us) {
+    for (int m = m0; m < m1; m++) {
+        float g = bn_ternary_epilogue(dg[m], as, gs);
+        float u = bn_ternary_epilogue(du[m], as, us);
+        out[m] = (g / (1.0f + expf(-g))) * u;
+    }
+}
+
+/* gate and up share the quantized input; m = act(gate) * up. */
 static void task_gate_up(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     const bn_layer *L = &c->model->layers[s->layer];
+    const bn_ternary *wg = &L->proj[BN_PROJ_GATE], *wu = &L->proj[BN_PROJ_UP];
+    void (*product)(const int32_t *restrict, const int32_t *restrict, float *restrict, int, int,
+                    float, float, float) =
+        c->model->arch->ffn_act == BN_FFN_RELU2 ? relu2_product : silu_product;
     int F = c->hp.n_ff, m0, m1;
-    split_rows(F, c->kern->row_block, ith, nth, &m0, &m1);
+    split_rows(F, ternary(c)->tile_rows, ith, nth, &m0, &m1);
     int tile = row_tile(c, s->n, m0, m1);
     int32_t *dot_g = part_dots(c, ith);
     int32_t *dot_u = dot_g + (size_t)s->n * tile;
     for (int t0 = m0; t0 < m1; t0 += tile) {
         int t1 = imin(t0 + tile, m1);
-        ternary_dots(c, &L->wgate, s->n, t0, t1, dot_g, tile);
-        ternary_dots(c, &L->wup, s->n, t0, t1, dot_u, tile);
+        ternary_dots(c, wg, s->n, t0, t1, dot_g, tile);
+        ternary_dots(c, wu, s->n, t0, t1, dot_u, tile);
         for (int i = 0; i < s->n; i++)
-            relu2_product(dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
-                          c->ffn + (size_t)i * F, t0, t1, c->act_scale[i], L->wgate.scale,
-                          L->wup.scale);
+            product(dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
+                    c->ffn + (size_t)i * F, t0, t1, c->act_scale[i], wg->scale, wu->scale);
     }
 }
 
 static void task_ffn_down(void *arg, int ith, int nth) {
     const step *s = arg;
-    bitlinear(s, &s->c->model->layers[s->layer].wdown, s->c->x, 1, ith, nth);
+    bitlinear(s, &s->c->model->layers[s->layer].proj[BN_PROJ_DOWN], s->c->x, 1, ith, nth);
 }
 
-/* ---- RoPE and the KV cache (SPEC §4.3, §4.4) ------------------------------------ */
+/* ---- RoPE and the KV cache (docs/NUMERICS.md, RoPE and Attention) --------------- */
 
 /* NEOX RoPE over the first n_rot dims of one head: pairs (i, i + n_rot/2).
  * cs holds cos, sin for each pair. */
-static void rope_head(float *x, const float *cs, int n_rot) {
+static void rope_neox(float *x, const float *cs, int n_rot) {
     int half = n_rot / 2;
     for (int i = 0; i < half; i++) {
         float x0 = x[i], x1 = x[i + half];
         float cos_t = cs[2 * i], sin_t = cs[2 * i + 1];
         x[i] = x0 * cos_t - x1 * sin_t;
         x[i + half] = x0 * sin_t + x1 * cos_t;
+    }
+}
+
+/* NORM RoPE (llama): adjacent pairs (2i, 2i + 1), the same angles. */
+static void rope_norm(float *x, const float *cs, int n_rot) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        float x0 = x[2 * i], x1 = x[2 * i + 1];
+        float cos_t = cs[2 * i], sin_t = cs[2 * i + 1];
+        x[2 * i] = x0 * cos_t - x1 * sin_t;
+        x[2 * i + 1] = x0 * sin_t + x1 * cos_t;
     }
 }
 
@@ -261,6 +303,8 @@ static void task_rope_store(void *arg, int ith, int nth) {
     float *cs = c->rope + (size_t)ith * n_rot;
     uint16_t *tmp = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
     size_t layer_kv = (size_t)s->layer * c->n_ctx * kvd;
+    void (*rope_head)(float *, const float *, int) =
+        c->model->arch->rope == BN_ROPE_NEOX ? rope_neox : rope_norm;
 
     for (int i = ith; i < s->n; i += nth) {
         int pos = s->pos0 + i;
@@ -298,17 +342,12 @@ static void clear_new_v_blocks(bn_context *c, int pos0, int n) {
     }
 }
 
-/* ---- attention (SPEC §4.4, §4.7) ---------------------------------------------------- */
+/* ---- attention (docs/NUMERICS.md, Attention and F16 matmuls) --------------------- */
 
-/* One (token, head) pair per iteration, causal over positions 0..pos. Q and
- * the probabilities are rounded to f16 for their f16 products; the softmax is
- * in float with the sum in double, p = e * float(1/sum).
- *
- * bitnet.cpp's prompt batch (s->f32_probs): its P·V has >= 2 contiguous
- * columns, so ggml hands it to llamafile's tinyBLAS, which multiplies the f16
- * V by the float probabilities as they are (no f16 rounding) in 16 fused
- * multiply-add lanes (kernels.h: dot_f32_f16_fma16). Q·K is unchanged there
- * (its Q view is not contiguous, so Q is still rounded to f16). */
+/* One (token, head) pair per iteration, causal over positions 0..pos. Q is
+ * rounded to f16 for its f16 products; the softmax is in float with the sum
+ * in double, p = e * float(1/sum); P·V as the numerics profile says (by
+ * default p rounded to f16; numerics.c). */
 static void task_attention(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
@@ -348,70 +387,38 @@ static void task_attention(void *arg, int ith, int nth) {
          * summation order (this is what makes the sums bitnet.cpp's). */
         int n_pad = imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
         float *out = c->att + (size_t)i * hp->n_embd + (size_t)h * hd;
-        if (s->f32_probs) {
-            memset(score + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *score);
-            for (int d = 0; d < hd; d++)
-                out[d] = kern->dot_f32_f16_fma16(score, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_pad);
-            continue;
-        }
-        kern->f32_to_f16(score, p16, n_kv);
-        memset(p16 + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *p16);
-        for (int d = 0; d < hd; d++)
-            out[d] = kern->dot_f16(p16, vt + (size_t)(kvh * hd + d) * c->n_ctx, n_pad);
+        s->num->attn_pv(kern, score, p16, n_kv, n_pad, vt + (size_t)kvh * hd * c->n_ctx,
+                        (size_t)c->n_ctx, hd, out);
     }
 }
 
-/* ---- LM head (SPEC §4.8, §4.9) ---------------------------------------------------------- */
+/* ---- LM head (docs/NUMERICS.md, Final norm and LM head) ---------------------------- */
 
-static int use_q8_head(const bn_context *c) {
-    return c->model->head_type == BN_HEAD_Q8 && c->model->head_q8;
-}
-
-/* The final norm of each kept token, prepared for the head: rounded to f16
- * for the F16 head (as bitnet.cpp's f16 matmul does), or quantized in blocks
- * of 32 for the Q8 head. bitnet.cpp's batch path (s->f32_head: >= 2 rows of
- * logits from one batch, e.g. perplexity) keeps it in float: that head matmul
- * has >= 2 columns and goes to tinyBLAS, like P·V (task_attention). */
+/* The final norm of each kept token, prepared by the head's format (f16
+ * rounding for an F16 table, as bitnet.cpp's f16 matmul does; blocks of 32
+ * for the Q8 head; float rows for bitnet.cpp's batch head). */
 static void task_final_norm(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     int E = c->hp.n_embd;
     float *tmp = c->xn + (size_t)ith * E;   /* xn is free now; one row per part */
     for (int i = s->out_first + ith; i < s->n; i += nth) {
-        void *dst = (char *)c->head_in + (size_t)(i - s->out_first) * c->head_in_stride;
         rmsnorm(tmp, c->x + (size_t)i * E, c->model->output_norm, E, c->hp.rms_eps);
-        if (use_q8_head(c))
-            c->kern->act_q8_quantize(tmp, E, dst);
-        else if (s->f32_head)
-            memcpy(dst, tmp, (size_t)E * sizeof *tmp);
-        else
-            c->kern->f32_to_f16(tmp, dst, E);
+        s->head->act_prep(tmp, E, c->head_in + (size_t)(i - s->out_first) * s->head->act_size(E));
     }
 }
 
-/* Tied head: rows split across threads, a few rows at a time against every
- * kept token so each slice of the table is read once per batch. */
+/* Rows split across threads; the format's gemm takes a few rows at a time
+ * against every kept token, so each slice of the table is read once per
+ * batch. */
 static void task_lm_head(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
-    int E = c->hp.n_embd, V = c->hp.n_vocab, m0, m1;
-    int q8 = use_q8_head(c);
-    int rows = q8 ? c->kern->head_q8_rows : 16;
-    split_rows(V, rows, ith, nth, &m0, &m1);
-    for (int r = m0; r < m1; r += rows) {
-        int r1 = imin(r + rows, m1);
-        for (int i = 0; i < s->n - s->out_first; i++) {
-            const void *x = (const char *)c->head_in + (size_t)i * c->head_in_stride;
-            float *y = s->logits + (size_t)i * V + r;
-            if (q8)
-                c->kern->gemv_head_q8(c->model->head_q8, E, x, r, r1, y);
-            else if (s->f32_head)
-                for (int m = r; m < r1; m++)
-                    y[m - r] = c->kern->dot_f32_f16_fma16(x, c->model->tok_embd + (size_t)m * E, E);
-            else
-                c->kern->gemv_f16(c->model->tok_embd, E, x, r, r1, y);
-        }
-    }
+    const bn_matrix *h = &c->model->head;
+    int V = c->hp.n_vocab, m0, m1;
+    split_rows(V, s->head->tile_rows, ith, nth, &m0, &m1);
+    if (m1 > m0)
+        s->head->gemm(h->W, h->K, V, c->head_in, s->n - s->out_first, m0, m1, s->logits + m0, V);
 }
 
 /* The last layer's K/V are in the cache now; from here on only rows whose
@@ -434,7 +441,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
      * attention for every token of the batch too, before it keeps only the
      * rows whose logits are wanted (keep_last_token below). */
     step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens,
-              .f32_probs = c->batch_numerics == BN_NUMERICS_BITNET_CPP && n >= 2};
+              .num = n >= 2 ? c->batch_numerics : c->decode_numerics};
 
     clear_new_v_blocks(c, s.pos0, n);
     bn_threadpool_run(pool, task_embed, &s);
@@ -442,7 +449,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
         const bn_layer *L = &c->model->layers[l];
         s.layer = l;
 
-        s.in = c->x, s.norm_w = L->attn_norm, s.K = hp->n_embd;
+        s.in = c->x, s.norm_w = L->norm[BN_NORM_ATTN], s.K = hp->n_embd;
         bn_threadpool_run(pool, task_norm_quant, &s);
         bn_threadpool_run(pool, task_qkv, &s);
         bn_threadpool_run(pool, task_rope_store, &s);
@@ -452,22 +459,24 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
         }
         bn_threadpool_run(pool, task_attention, &s);
 
-        s.in = c->att, s.norm_w = L->attn_sub_norm, s.K = hp->n_embd;
+        s.in = c->att, s.norm_w = L->norm[BN_NORM_ATTN_SUB], s.K = hp->n_embd;
         bn_threadpool_run(pool, task_norm_quant, &s);
         bn_threadpool_run(pool, task_attn_out, &s);
 
-        s.in = c->x, s.norm_w = L->ffn_norm, s.K = hp->n_embd;
+        s.in = c->x, s.norm_w = L->norm[BN_NORM_FFN], s.K = hp->n_embd;
         bn_threadpool_run(pool, task_norm_quant, &s);
         bn_threadpool_run(pool, task_gate_up, &s);
 
-        s.in = c->ffn, s.norm_w = L->ffn_sub_norm, s.K = hp->n_ff;
+        s.in = c->ffn, s.norm_w = L->norm[BN_NORM_FFN_SUB], s.K = hp->n_ff;
         bn_threadpool_run(pool, task_norm_quant, &s);
         bn_threadpool_run(pool, task_ffn_down, &s);
     }
     if (!logits) return;
 
     s.out_first = all ? 0 : s.n - 1;
-    s.f32_head = s.f32_probs && s.n - s.out_first >= 2 && !use_q8_head(c);
+    enum bn_format head = c->model->head.fmt;
+    if (s.n - s.out_first >= 2) head = s.num->head_format(head);
+    s.head = c->kern->fmt[head];
     s.logits = logits;
     bn_threadpool_run(pool, task_final_norm, &s);
     bn_threadpool_run(pool, task_lm_head, &s);

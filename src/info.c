@@ -207,8 +207,8 @@ void bn_print_info(FILE *out, const bn_model *m) {
     fprintf(out, "\nmemory plan:\n");
     print_mb(out, "file mapping (read-only, shared)", f->size, NULL);
     uint64_t head = 0;
-    if (m->head_type == BN_HEAD_Q8 && m->head_q8 && m->kern) {
-        head = m->kern->head_q8_size(hp->n_embd, hp->n_vocab);
+    if (m->kern && m->head.owned) {
+        head = m->head.bytes;
         print_mb(out, "token_embd (F16, mapped)", embd, "pages released; rows read with pread");
         print_mb(out, "lm head (q8 copy)", head, "allocated");
         embd = 0;                   /* not resident */

@@ -1,9 +1,10 @@
-/* Model loader: validates a bitnet-b1.58 / bitnet-25 i2_s GGUF (SPEC 3),
- * binds every tensor into the read-only mapping, builds the tokenizer and
- * hands each ternary weight to the selected kernel variant's repack. */
+/* Model loader: validates an i2_s GGUF of an architecture in the table
+ * (arch.c; docs/FORMAT.md), binds every tensor into the read-only mapping,
+ * builds the tokenizer and hands each weight to its kernel format's pack,
+ * on a worker pool of one thread per physical core (the inference pool's
+ * size). */
 #include <math.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "i2s.h"
 #include "model.h"
+#include "threadpool.h"
 #include "tokenizer.h"
 
 /* Sanity bounds: far above any real BitNet model, low enough that every
@@ -44,7 +46,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
-/* ---- hyperparameters (SPEC 3.3) ------------------------------------------- */
+/* ---- hyperparameters (docs/FORMAT.md, Hyperparameters) ------------------------------------------- */
 
 typedef struct hp_ctx {
     const gguf_file *f;
@@ -121,7 +123,8 @@ static int check_no_rope_scaling(const hp_ctx *c) {
     return 0;
 }
 
-static int read_hparams(const gguf_file *f, bn_hparams *hp, char *err, size_t errlen) {
+static int read_hparams(const gguf_file *f, bn_hparams *hp, const bn_arch **arch_out,
+                        char *err, size_t errlen) {
     gguf_str arch;
     int r = gguf_get_str(f, "general.architecture", &arch);
     if (r == -1)
@@ -129,13 +132,15 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, char *err, size_t er
     if (r != 0)
         return fail(err, errlen, "key 'general.architecture' has type %s, expected a string",
                     gguf_vtype_name(gguf_find_kv(f, "general.architecture")->type));
-    if (!gguf_str_eq(arch, "bitnet-b1.58") && !gguf_str_eq(arch, "bitnet-25")) {
+    const bn_arch *a = bn_arch_find(arch.ptr, arch.len);
+    if (!a) {
         int n = arch.len > 64 ? 64 : (int)arch.len;
-        return fail(err, errlen, "unsupported architecture '%.*s' (expected bitnet-b1.58 "
-                    "or bitnet-25)", n, arch.ptr);
+        return fail(err, errlen, "unsupported architecture '%.*s' (expected %s)", n, arch.ptr,
+                    bn_arch_names());
     }
+    *arch_out = a;
     memset(hp, 0, sizeof *hp);
-    memcpy(hp->arch, arch.ptr, arch.len);          /* <= 12 bytes, checked above */
+    snprintf(hp->arch, sizeof hp->arch, "%s", a->name);
     hp_ctx c = { f, hp->arch, err, errlen };
 
     if (hp_int(&c, "context_length", 1, 0, 1, MAX_CTX, &hp->n_ctx_train) ||
@@ -192,7 +197,7 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, char *err, size_t er
     return 0;
 }
 
-/* ---- tensor binding (SPEC 3.5) --------------------------------------------- */
+/* ---- tensor binding (docs/FORMAT.md, Tensors per architecture) --------------------------------------------- */
 
 static void shape_str(char *buf, size_t n, uint32_t n_dims, const uint64_t *ne) {
     size_t used = (size_t)snprintf(buf, n, "[");
@@ -260,36 +265,36 @@ static int bind_ternary(const gguf_file *f, const char *name, int K, int M, int 
     return 0;
 }
 
-#define N_TERNARY 7
-static bn_ternary *layer_ternary(bn_layer *L, int i) {
-    bn_ternary *all[N_TERNARY] = { &L->wq, &L->wk, &L->wv, &L->wo,
-                                   &L->wgate, &L->wup, &L->wdown };
-    return all[i];
+static int dim_size(const bn_hparams *hp, enum bn_dim d) {
+    switch (d) {
+    case BN_DIM_EMBD: return hp->n_embd;
+    case BN_DIM_FF: return hp->n_ff;
+    case BN_DIM_Q: return hp->n_head * hp->head_dim;
+    case BN_DIM_KV: return hp->n_head_kv * hp->head_dim;
+    }
+    return 0;
 }
 
-static int bind_layer(const gguf_file *f, const bn_hparams *hp, int il, int vocab_only,
-                      bn_layer *L, uint64_t *np, char *err, size_t errlen) {
-    const int E = hp->n_embd, F = hp->n_ff, KV = hp->n_head_kv * hp->head_dim;
-    struct { const char *suffix; int K, M; } tern[N_TERNARY] = {
-        { "attn_q", E, E }, { "attn_k", E, KV }, { "attn_v", E, KV },
-        { "attn_output", E, E }, { "ffn_gate", E, F }, { "ffn_up", E, F },
-        { "ffn_down", F, E },
-    };
-    struct { const char *suffix; int n; const float **dst; } norms[4] = {
-        { "attn_norm", E, &L->attn_norm }, { "attn_sub_norm", E, &L->attn_sub_norm },
-        { "ffn_norm", E, &L->ffn_norm }, { "ffn_sub_norm", F, &L->ffn_sub_norm },
-    };
+/* Binds layer il's tensors as its architecture's entry says. */
+static int bind_layer(const bn_model *m, int il, int vocab_only, bn_layer *L, uint64_t *np,
+                      char *err, size_t errlen) {
+    int n;
+    const bn_layer_tensor *lt = bn_layer_tensors(&n);
     char name[96];
-    for (int i = 0; i < 4; i++) {
-        snprintf(name, sizeof name, "blk.%d.%s.weight", il, norms[i].suffix);
-        if (!(*norms[i].dst = bind_f32(f, name, norms[i].n, np, err, errlen)))
+    for (int i = 0; i < n; i++) {
+        const bn_layer_tensor *t = &lt[i];
+        enum bn_presence pres = bn_arch_presence(m->arch, t);
+        snprintf(name, sizeof name, "blk.%d.%s.weight", il, t->suffix);
+        if (pres == BN_ABSENT || (pres == BN_OPTIONAL && !gguf_find_tensor(&m->gguf, name)))
+            continue;
+        int K = dim_size(&m->hp, t->k), M = dim_size(&m->hp, t->m);
+        if (t->is_proj) {
+            if (bind_ternary(&m->gguf, name, K, M, vocab_only, &L->proj[t->index], np, err,
+                             errlen))
+                return -1;
+        } else if (!(L->norm[t->index] = bind_f32(&m->gguf, name, K, np, err, errlen))) {
             return -1;
-    }
-    for (int i = 0; i < N_TERNARY; i++) {
-        snprintf(name, sizeof name, "blk.%d.%s.weight", il, tern[i].suffix);
-        if (bind_ternary(f, name, tern[i].K, tern[i].M, vocab_only, layer_ternary(L, i),
-                         np, err, errlen))
-            return -1;
+        }
     }
     return 0;
 }
@@ -301,6 +306,7 @@ static int bind_tensors(bn_model *m, int vocab_only, char *err, size_t errlen) {
     if (!emb)
         return -1;
     m->tok_embd = (const uint16_t *)emb->data;       /* stays in the mapping */
+    m->embd_file_offset = m->gguf.data_start + emb->offset;
     m->n_params = (uint64_t)hp->n_embd * (uint64_t)hp->n_vocab;
     if (!(m->output_norm = bind_f32(&m->gguf, "output_norm.weight", hp->n_embd,
                                     &m->n_params, err, errlen)))
@@ -309,7 +315,7 @@ static int bind_tensors(bn_model *m, int vocab_only, char *err, size_t errlen) {
     if (!m->layers)
         return fail(err, errlen, "out of memory");
     for (int il = 0; il < hp->n_layer; il++)
-        if (bind_layer(&m->gguf, hp, il, vocab_only, &m->layers[il], &m->n_params, err, errlen))
+        if (bind_layer(m, il, vocab_only, &m->layers[il], &m->n_params, err, errlen))
             return -1;
     return 0;
 }
@@ -319,20 +325,26 @@ static int bind_tensors(bn_model *m, int vocab_only, char *err, size_t errlen) {
  * of the file around it (~100 MB of resident file pages for 2B4T). */
 static int copy_norms(bn_model *m, char *err, size_t errlen) {
     const bn_hparams *hp = &m->hp;
-    size_t per_layer = 3 * (size_t)hp->n_embd + (size_t)hp->n_ff;
-    size_t total = (size_t)hp->n_layer * per_layer + (size_t)hp->n_embd;
+    int n_lt;
+    const bn_layer_tensor *lt = bn_layer_tensors(&n_lt);
+    size_t total = (size_t)hp->n_embd;
+    for (int il = 0; il < hp->n_layer; il++)
+        for (int i = 0; i < n_lt; i++)
+            if (!lt[i].is_proj && m->layers[il].norm[lt[i].index])
+                total += (size_t)dim_size(hp, lt[i].k);
     float *a = malloc(total * sizeof *a);
     if (!a)
         return fail(err, errlen, "out of memory for %zu norm weights", total);
     m->norms_arena = a;
     for (int il = 0; il < hp->n_layer; il++) {
-        bn_layer *L = &m->layers[il];
-        const float **v[4] = {&L->attn_norm, &L->attn_sub_norm, &L->ffn_norm, &L->ffn_sub_norm};
-        const int n[4] = {hp->n_embd, hp->n_embd, hp->n_embd, hp->n_ff};
-        for (int k = 0; k < 4; k++) {
-            memcpy(a, *v[k], (size_t)n[k] * sizeof *a);
-            *v[k] = a;
-            a += n[k];
+        for (int i = 0; i < n_lt; i++) {
+            const float **v = &m->layers[il].norm[lt[i].index];
+            if (lt[i].is_proj || !*v)
+                continue;
+            size_t n = (size_t)dim_size(hp, lt[i].k);
+            memcpy(a, *v, n * sizeof *a);
+            *v = a;
+            a += n;
         }
     }
     memcpy(a, m->output_norm, (size_t)hp->n_embd * sizeof *a);
@@ -340,18 +352,10 @@ static int copy_norms(bn_model *m, char *err, size_t errlen) {
     return 0;
 }
 
-/* ---- repacking -------------------------------------------------------------- */
+/* ---- packing the weights on the worker pool ------------------------------------ */
 
-typedef struct repack_job {
-    bn_model *m;
-    int n_items;                    /* n_layer * N_TERNARY */
-    atomic_int next;
-    pthread_t tid[8];
-    int n_started;
-} repack_job;
-
-/* Release the file pages of an I2_S payload once repacked, so they are not
- * resident twice; the kernel re-reads them from the file if ever touched. */
+/* Release the file pages of a tensor once packed, so they are not resident
+ * twice; the kernel re-reads them from the file if ever touched. */
 static void drop_pages(const void *p, uint64_t n) {
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0)
@@ -362,30 +366,37 @@ static void drop_pages(const void *p, uint64_t n) {
         madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-static void *repack_worker(void *arg) {
-    repack_job *job = arg;
+/* Work items are claimed from a shared counter, so a worker that finishes
+ * early takes the next one (tensors differ in size). */
+typedef struct pack_job {
+    bn_model *m;
+    int n_items;
+    atomic_int next;
+    int rows_per_item;              /* head: rows of one claim */
+} pack_job;
+
+static void task_pack_ternary(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    pack_job *job = arg;
     bn_model *m = job->m;
-    for (;;) {
-        int i = atomic_fetch_add(&job->next, 1);
-        if (i >= job->n_items)
-            break;
-        bn_ternary *w = layer_ternary(&m->layers[i / N_TERNARY], i % N_TERNARY);
-        m->kern->ternary_repack(w->i2s, w->K, w->M, w->packed);
+    const bn_format_traits *f = m->kern->fmt[BN_FMT_TERNARY];
+    for (int i; (i = atomic_fetch_add(&job->next, 1)) < job->n_items;) {
+        bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
+        f->pack(w->i2s, w->K, w->M, 0, w->M, w->packed);
         if (m->gguf.owns_map)
             drop_pages(w->i2s, (uint64_t)w->K * (uint64_t)w->M / 4);
     }
-    return NULL;
 }
 
-/* Sizes the arena up front, assigns every ternary its 64-byte aligned slot
- * and starts the repack workers (one per core: repacking streams ~0.5 GB for
- * 2B4T). The caller builds the tokenizer meanwhile, then repack_finish(). */
-static int repack_start(bn_model *m, repack_job *job, char *err, size_t errlen) {
-    const int n_items = m->hp.n_layer * N_TERNARY;
+/* Sizes one arena for every projection's packed layout (64-byte aligned
+ * slots) and packs them all. */
+static int pack_ternary(bn_model *m, bn_threadpool *pool, char *err, size_t errlen) {
+    const bn_format_traits *f = m->kern->fmt[BN_FMT_TERNARY];
+    const int n_items = m->hp.n_layer * BN_PROJ_COUNT;
     size_t total = 0;
     for (int i = 0; i < n_items; i++) {
-        bn_ternary *w = layer_ternary(&m->layers[i / N_TERNARY], i % N_TERNARY);
-        total += (m->kern->ternary_packed_size(w->K, w->M) + 63) & ~(size_t)63;
+        bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
+        total += (f->packed_size(w->K, w->M) + 63) & ~(size_t)63;
     }
     m->packed_arena = aligned_alloc(64, total ? total : 64);
     if (!m->packed_arena)
@@ -393,100 +404,84 @@ static int repack_start(bn_model *m, repack_job *job, char *err, size_t errlen) 
     m->packed_bytes = total;
     size_t off = 0;
     for (int i = 0; i < n_items; i++) {
-        bn_ternary *w = layer_ternary(&m->layers[i / N_TERNARY], i % N_TERNARY);
+        bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
         w->packed = (uint8_t *)m->packed_arena + off;
-        off += (m->kern->ternary_packed_size(w->K, w->M) + 63) & ~(size_t)63;
+        off += (f->packed_size(w->K, w->M) + 63) & ~(size_t)63;
     }
-    job->m = m;
-    job->n_items = n_items;
-    atomic_init(&job->next, 0);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int n_threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
-    if (n_threads > n_items)
-        n_threads = n_items;
-    for (job->n_started = 0; job->n_started < n_threads; job->n_started++)
-        if (pthread_create(&job->tid[job->n_started], NULL, repack_worker, job) != 0)
-            break;                  /* fewer workers is fine: repack_finish works too */
+    pack_job job = {.m = m, .n_items = n_items};
+    atomic_init(&job.next, 0);
+    bn_threadpool_run(pool, task_pack_ternary, &job);
     return 0;
 }
 
-/* The calling thread joins in until every tensor is done. */
-static void repack_finish(repack_job *job) {
-    repack_worker(job);
-    for (int i = 0; i < job->n_started; i++)
-        pthread_join(job->tid[i], NULL);
-    job->n_started = 0;
-}
-
-/* ---- quantized LM head ----------------------------------------------------------- */
+/* ---- the LM head ------------------------------------------------------------------ */
 
 /* A head smaller than this stays F16 by default: it is read from cache, so
  * int8 saves no memory traffic and F16 keeps exact parity with bitnet.cpp.
  * Above it (2B4T: 657 MB) the Q8 head halves the bytes read per token. */
 #define HEAD_Q8_DEFAULT_MIN_BYTES (32u << 20)
 
-typedef struct head_job {
-    bn_model *m;
-    int n_tiles, rows_per_tile;
-    atomic_int next;
-} head_job;
-
-static void *head_worker(void *arg) {
-    head_job *job = arg;
+static void task_pack_head(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    pack_job *job = arg;
     bn_model *m = job->m;
-    const int K = m->hp.n_embd, M = m->hp.n_vocab;
-    const int chunk = 64;           /* tiles per claim: a few MB of work */
-    for (;;) {
-        int t0 = atomic_fetch_add(&job->next, chunk);
-        if (t0 >= job->n_tiles)
-            break;
-        int t1 = t0 + chunk < job->n_tiles ? t0 + chunk : job->n_tiles;
-        int m0 = t0 * job->rows_per_tile, m1 = t1 * job->rows_per_tile;
-        if (m1 > M)
-            m1 = M;
-        m->kern->head_q8_quantize(m->tok_embd, K, M, m0, m1, m->head_q8);
+    bn_matrix *h = &m->head;
+    const bn_format_traits *f = m->kern->fmt[h->fmt];
+    for (int i; (i = atomic_fetch_add(&job->next, 1)) < job->n_items;) {
+        int m0 = i * job->rows_per_item, m1 = m0 + job->rows_per_item;
+        if (m1 > h->M)
+            m1 = h->M;
+        f->pack(m->tok_embd, h->K, h->M, m0, m1, h->owned);
         /* Those F16 rows are done: release them now rather than at the end,
-         * so the F16 and Q8 heads are never resident together (peak RSS). */
+         * so the F16 and packed heads are never resident together (peak RSS). */
         if (m->gguf.owns_map)
-            drop_pages(m->tok_embd + (size_t)m0 * (size_t)K, (uint64_t)(m1 - m0) * (uint64_t)K * 2);
+            drop_pages(m->tok_embd + (size_t)m0 * (size_t)h->K,
+                       (uint64_t)(m1 - m0) * (uint64_t)h->K * 2);
     }
-    return NULL;
 }
 
-/* Quantizes the tied embedding for the head on one worker per core. */
-static int quantize_head(bn_model *m, const char *path, char *err, size_t errlen) {
+/* The tied head: the F16 embedding as stored, or packed into a smaller
+ * format at load (the default above 32 MB). */
+static int make_head(bn_model *m, int want, const char *path, bn_threadpool *pool, char *err,
+                     size_t errlen) {
     const int K = m->hp.n_embd, M = m->hp.n_vocab;
+    bn_matrix *h = &m->head;
+    uint64_t f16_bytes = (uint64_t)K * (uint64_t)M * 2;
+    if (want == BN_HEAD_DEFAULT)
+        want = f16_bytes >= HEAD_Q8_DEFAULT_MIN_BYTES ? BN_HEAD_Q8 : BN_HEAD_F16;
+    h->K = K;
+    h->M = M;
+    m->head_type = want;
+    if (want == BN_HEAD_F16) {
+        h->fmt = BN_FMT_F16;
+        h->W = m->tok_embd;
+        h->bytes = f16_bytes;
+        return 0;
+    }
     if (K % 32 != 0)
         return fail(err, errlen, "the q8 head needs embedding_length %d to be a multiple of 32", K);
-    size_t bytes = m->kern->head_q8_size(K, M);
-    m->head_q8 = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!m->head_q8)
+    h->fmt = BN_FMT_Q8_HEAD;
+    const bn_format_traits *f = m->kern->fmt[h->fmt];
+    size_t bytes = f->packed_size(K, M);
+    h->owned = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!h->owned)
         return fail(err, errlen, "out of memory for the %zu-byte q8 head", bytes);
-    head_job job = {.m = m, .rows_per_tile = m->kern->head_q8_rows > 0 ? m->kern->head_q8_rows : 1};
-    job.n_tiles = (M + job.rows_per_tile - 1) / job.rows_per_tile;
+    h->W = h->owned;
+    h->bytes = bytes;
+    /* Claims of 64 tiles: a few MB of work each. */
+    pack_job job = {.m = m, .rows_per_item = 64 * f->tile_rows};
+    job.n_items = (M + job.rows_per_item - 1) / job.rows_per_item;
     atomic_init(&job.next, 0);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int n_threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
-    pthread_t tid[8];
-    int started = 0;
-    while (started < n_threads - 1 && pthread_create(&tid[started], NULL, head_worker, &job) == 0)
-        started++;
-    head_worker(&job);
-    for (int i = 0; i < started; i++)
-        pthread_join(tid[i], NULL);
-    m->head_type = BN_HEAD_Q8;
-    if (m->gguf.owns_map && path) {
-        const gguf_tensor *t = gguf_find_tensor(&m->gguf, "token_embd.weight");
-        m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
-        m->embd_file_offset = m->gguf.data_start + t->offset;
-    }
+    bn_threadpool_run(pool, task_pack_head, &job);
     /* From now on only single embedding rows are read (token lookup), with
      * pread (bn_model_embedding_row): a fault in the mapping would map a
      * whole large folio of the file (~700 KB per 5 KB row measured), and a
      * 512-token prompt would pull most of the table back in. Pages
-     * straddling two chunks are released here. */
-    if (m->gguf.owns_map)
-        drop_pages(m->tok_embd, (uint64_t)K * (uint64_t)M * 2);
+     * straddling two claims are released here. */
+    if (m->gguf.owns_map && path) {
+        m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
+        drop_pages(m->tok_embd, f16_bytes);
+    }
     return 0;
 }
 
@@ -496,8 +491,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
                         size_t errlen) {
     bn_model_params defaults = bn_model_default_params();
     const bn_model_params *p = params ? params : &defaults;
-    repack_job job;
-    job.n_started = -1;             /* -1: no repack under way */
+    bn_threadpool *pool = NULL;
     bn_model *m = calloc(1, sizeof *m);
     if (!m) {
         fail(err, errlen, "out of memory");
@@ -508,25 +502,19 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         free(m);
         return NULL;
     }
-    if (read_hparams(&m->gguf, &m->hp, err, errlen) != 0)
+    if (read_hparams(&m->gguf, &m->hp, &m->arch, err, errlen) != 0)
         goto fail;
     if (!p->vocab_only) {
         if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16 && p->head != BN_HEAD_Q8) {
             fail(err, errlen, "unknown head type %d", p->head);
             goto fail;
         }
-        m->head_type = BN_HEAD_F16;
         if (bind_tensors(m, 0, err, errlen) != 0 || copy_norms(m, err, errlen) != 0)
             goto fail;
         if (!(m->kern = bn_kernels_select(p->kernel, err, errlen)))
             goto fail;
-        if (repack_start(m, &job, err, errlen) != 0)
-            goto fail;
     }
-    /* The tokenizer is built while the workers repack. */
     m->tok = bn_tokenizer_from_gguf(&m->gguf, p->pre_tokenizer, err, errlen);
-    if (job.n_started >= 0)
-        repack_finish(&job);
     if (!m->tok)
         goto fail;
     if (bn_vocab_size(m->tok) != m->hp.n_vocab) {
@@ -535,14 +523,20 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         goto fail;
     }
     if (!p->vocab_only) {
-        uint64_t head_f16_bytes = (uint64_t)m->hp.n_embd * (uint64_t)m->hp.n_vocab * 2;
-        int want_q8 = p->head == BN_HEAD_Q8 ||
-                      (p->head == BN_HEAD_DEFAULT && head_f16_bytes >= HEAD_Q8_DEFAULT_MIN_BYTES);
-        if (want_q8 && quantize_head(m, path, err, errlen) != 0)
+        /* Packing streams the whole file: one worker per physical core,
+         * the size of the inference pool. */
+        if (!(pool = bn_threadpool_new(bn_physical_cores()))) {
+            fail(err, errlen, "cannot start the loader's threads");
             goto fail;
+        }
+        if (pack_ternary(m, pool, err, errlen) != 0 ||
+            make_head(m, p->head, path, pool, err, errlen) != 0)
+            goto fail;
+        bn_threadpool_free(pool);
     }
     return m;
 fail:
+    bn_threadpool_free(pool);
     bn_model_free(m);
     return NULL;
 }
@@ -553,7 +547,7 @@ void bn_model_free(bn_model *m) {
     if (m->tok)
         bn_tokenizer_free(m->tok);
     free(m->packed_arena);
-    free(m->head_q8);
+    free(m->head.owned);
     free(m->norms_arena);
     free(m->layers);
     if (m->embd_fd >= 0)

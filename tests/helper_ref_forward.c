@@ -163,10 +163,10 @@ int ref_forward_token(ref_forward *r, int32_t token, float *logits) {
         uint16_t *vc = r->vc + (size_t)l * r->n_ctx * kvd;
 
         /* attention block */
-        rms_norm(r->xn, r->x, L->attn_norm, E, hp->rms_eps);
-        bitlinear(&L->wq, r->xn, r->aq, r->q);
-        bitlinear(&L->wk, r->xn, r->aq, r->k);
-        bitlinear(&L->wv, r->xn, r->aq, r->v);
+        rms_norm(r->xn, r->x, L->norm[BN_NORM_ATTN], E, hp->rms_eps);
+        bitlinear(&L->proj[BN_PROJ_Q], r->xn, r->aq, r->q);
+        bitlinear(&L->proj[BN_PROJ_K], r->xn, r->aq, r->k);
+        bitlinear(&L->proj[BN_PROJ_V], r->xn, r->aq, r->v);
         for (int h = 0; h < hp->n_head; h++) rope(r->q + h * hd, pos, hp->n_rot, hp->rope_theta);
         for (int h = 0; h < hp->n_head_kv; h++) rope(r->k + h * hd, pos, hp->n_rot, hp->rope_theta);
         for (int d = 0; d < kvd; d++) {
@@ -207,20 +207,20 @@ int ref_forward_token(ref_forward *r, int32_t token, float *logits) {
         free(kv);
         free(pv);
         free(vv);
-        rms_norm(r->xn, r->att, L->attn_sub_norm, E, hp->rms_eps);
-        bitlinear(&L->wo, r->xn, r->aq, r->att);
+        rms_norm(r->xn, r->att, L->norm[BN_NORM_ATTN_SUB], E, hp->rms_eps);
+        bitlinear(&L->proj[BN_PROJ_O], r->xn, r->aq, r->att);
         for (int i = 0; i < E; i++) r->x[i] += r->att[i];
 
         /* feed-forward block */
-        rms_norm(r->xn, r->x, L->ffn_norm, E, hp->rms_eps);
-        bitlinear(&L->wgate, r->xn, r->aq, r->g);
-        bitlinear(&L->wup, r->xn, r->aq, r->u);
+        rms_norm(r->xn, r->x, L->norm[BN_NORM_FFN], E, hp->rms_eps);
+        bitlinear(&L->proj[BN_PROJ_GATE], r->xn, r->aq, r->g);
+        bitlinear(&L->proj[BN_PROJ_UP], r->xn, r->aq, r->u);
         for (int i = 0; i < F; i++) {
             float a = r->g[i] > 0.0f ? r->g[i] : 0.0f;
             r->g[i] = (a * a) * r->u[i];
         }
-        rms_norm(r->xn, r->g, L->ffn_sub_norm, F, hp->rms_eps);
-        bitlinear(&L->wdown, r->xn, r->aq, r->att);
+        rms_norm(r->xn, r->g, L->norm[BN_NORM_FFN_SUB], F, hp->rms_eps);
+        bitlinear(&L->proj[BN_PROJ_DOWN], r->xn, r->aq, r->att);
         for (int i = 0; i < E; i++) r->x[i] += r->att[i];
     }
 

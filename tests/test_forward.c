@@ -24,7 +24,7 @@
 #include <cmocka.h>
 
 #include "bitnet.h"
-#include "forward.h"
+#include "context.h"
 #include "helper_ref_forward.h"
 #include "model.h"
 #include "synth.h"
@@ -89,8 +89,7 @@ typedef struct swapped {
 } swapped;
 
 static bn_ternary *projection(bn_layer *L, int i) {
-    bn_ternary *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-    return w[i];
+    return &L->proj[i];
 }
 
 static void swap_kernel(bn_model *m, const bn_kernels *k, swapped *sw) {
@@ -100,10 +99,10 @@ static void swap_kernel(bn_model *m, const bn_kernels *k, swapped *sw) {
     for (int l = 0; l < m->hp.n_layer; l++)
         for (int i = 0; i < 7; i++) {
             bn_ternary *w = projection(&m->layers[l], i);
-            size_t size = (k->ternary_packed_size(w->K, w->M) + 63) & ~(size_t)63;
+            size_t size = (k->fmt[BN_FMT_TERNARY]->packed_size(w->K, w->M) + 63) & ~(size_t)63;
             void *buf = aligned_alloc(64, size);
             assert_non_null(buf);
-            k->ternary_repack(w->i2s, w->K, w->M, buf);
+            k->fmt[BN_FMT_TERNARY]->pack(w->i2s, w->K, w->M, 0, w->M, buf);
             sw->packed[l][i] = w->packed;
             w->packed = buf;
         }
@@ -123,13 +122,14 @@ static int g_numerics = BN_NUMERICS_DECODE;    /* for new_ctx */
 
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_batch, int n_outputs_max) {
     bn_context_params cp = bn_context_default_params();
-    cp.batch_numerics = g_numerics;
     cp.n_threads = n_threads;
     cp.n_batch = n_batch;
     cp.n_outputs_max = n_outputs_max;
     char err[256] = "";
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
     if (!c) fail_msg("bn_context_new: %s", err);
+    if (bn_context_set_numerics(c, g_numerics, err, sizeof err) != 0)
+        fail_msg("bn_context_set_numerics: %s", err);
     return c;
 }
 
@@ -345,10 +345,10 @@ static void test_bitnet_cpp_numerics(void **state) {
     g_numerics = BN_NUMERICS_DECODE;
 
     /* Only 0 and 1 exist. */
-    bn_context_params cp = bn_context_default_params();
-    cp.batch_numerics = 2;
-    assert_null(bn_context_new(m, &cp, err, sizeof err));
+    c = new_ctx(m, 1, 4, 1);
+    assert_int_equal(bn_context_set_numerics(c, 2, err, sizeof err), -1);
     assert_non_null(strstr(err, "batch numerics"));
+    bn_context_free(c);
 
     free(ref);
     free(dec);

@@ -147,17 +147,17 @@ static void test_act_rule(void **state) {
 static void test_ref_gemv(void **state) {
     (void)state;
     const bn_kernels *ref = all[0];
-    assert_int_equal(ref->head_q8_rows, 1);
+    assert_int_equal(ref->fmt[BN_FMT_Q8_HEAD]->tile_rows, 1);
     const int K = 640, M = 37;
     uint16_t *w = make_head(K, M);
-    uint8_t *wq = aalloc(ref->head_q8_size(K, M));
-    assert_int_equal(ref->head_q8_size(K, M), (size_t)K * M / 32 * 34);
-    ref->head_q8_quantize(w, K, M, 0, M, wq);
+    uint8_t *wq = aalloc(ref->fmt[BN_FMT_Q8_HEAD]->packed_size(K, M));
+    assert_int_equal(ref->fmt[BN_FMT_Q8_HEAD]->packed_size(K, M), (size_t)K * M / 32 * 34);
+    ref->fmt[BN_FMT_Q8_HEAD]->pack(w, K, M, 0, M, wq);
     float *x = aalloc(sizeof(float) * K), y[37];
     uint8_t *xq = aalloc(bn_act_q8_size(K));
     make_x(x, K, 0);
-    ref->act_q8_quantize(x, K, xq);
-    ref->gemv_head_q8(wq, K, xq, 0, M, y);
+    ref->fmt[BN_FMT_Q8_HEAD]->act_prep(x, K, xq);
+    ref->fmt[BN_FMT_Q8_HEAD]->gemv(wq, K, M, xq, 0, M, y);
     for (int m = 0; m < M; m++) {
         /* Definition, written out: quantize each block again here. */
         float acc = 0.0f;
@@ -198,24 +198,24 @@ static void test_ref_gemv(void **state) {
 static void check_shape(int K, int M, int xkind) {
     const bn_kernels *ref = all[0];
     uint16_t *w = make_head(K, M);
-    uint8_t *want_w = aalloc(ref->head_q8_size(K, M));
-    ref->head_q8_quantize(w, K, M, 0, M, want_w);
+    uint8_t *want_w = aalloc(ref->fmt[BN_FMT_Q8_HEAD]->packed_size(K, M));
+    ref->fmt[BN_FMT_Q8_HEAD]->pack(w, K, M, 0, M, want_w);
     float *x = aalloc(sizeof(float) * K), *want = aalloc(sizeof(float) * M), *got = aalloc(sizeof(float) * M);
     const size_t xs = bn_act_q8_size(K);
     uint8_t *want_x = aalloc(xs), *got_x = aalloc(xs);
     make_x(x, K, xkind);
-    ref->act_q8_quantize(x, K, want_x);
-    ref->gemv_head_q8(want_w, K, want_x, 0, M, want);
+    ref->fmt[BN_FMT_Q8_HEAD]->act_prep(x, K, want_x);
+    ref->fmt[BN_FMT_Q8_HEAD]->gemv(want_w, K, M, want_x, 0, M, want);
 
     for (int v = 1; v < n_all; v++) {
         const bn_kernels *k = all[v];
-        const int R = k->head_q8_rows;
+        const int R = k->fmt[BN_FMT_Q8_HEAD]->tile_rows;
         assert_true(R >= 1);
-        const size_t sz = k->head_q8_size(K, M);
+        const size_t sz = k->fmt[BN_FMT_Q8_HEAD]->packed_size(K, M);
         assert_int_equal(sz, (size_t)(M + R - 1) / R * R * K / 32 * 34);
         uint8_t *wq = aalloc(sz), *wq2 = aalloc(sz);
         memset(wq, 0xa5, sz);
-        k->head_q8_quantize(w, K, M, 0, M, wq);
+        k->fmt[BN_FMT_Q8_HEAD]->pack(w, K, M, 0, M, wq);
         for (int m = 0; m < (M + R - 1) / R * R; m++) {
             for (int kk = 0; kk < K; kk++) {
                 const int8_t g = get_q(wq, R, K, m, kk), e = m < M ? get_q(want_w, 1, K, m, kk) : 0;
@@ -231,24 +231,24 @@ static void check_shape(int K, int M, int xkind) {
         memset(wq2, 0x5a, sz);
         const int cut1 = (int)(rnd() % (M + 1)), cut2 = (M / R / 2) * R;
         const int lo = cut1 < cut2 ? cut1 : cut2, hi = cut1 < cut2 ? cut2 : cut1;
-        k->head_q8_quantize(w, K, M, 0, lo, wq2);
-        k->head_q8_quantize(w, K, M, hi, M, wq2);
-        k->head_q8_quantize(w, K, M, lo, hi, wq2);
+        k->fmt[BN_FMT_Q8_HEAD]->pack(w, K, M, 0, lo, wq2);
+        k->fmt[BN_FMT_Q8_HEAD]->pack(w, K, M, hi, M, wq2);
+        k->fmt[BN_FMT_Q8_HEAD]->pack(w, K, M, lo, hi, wq2);
         if (memcmp(wq, wq2, sz) != 0) fail_msg("%s split quantize [%d,%d] differs", k->name, lo, hi);
 
-        k->act_q8_quantize(x, K, got_x);
+        k->fmt[BN_FMT_Q8_HEAD]->act_prep(x, K, got_x);
         if (memcmp(got_x, want_x, xs) != 0) fail_msg("%s act_q8_quantize K=%d differs", k->name, K);
 
         memset(got, 0x7f, sizeof(float) * M);
-        k->gemv_head_q8(wq, K, want_x, 0, M, got);
+        k->fmt[BN_FMT_Q8_HEAD]->gemv(wq, K, M, want_x, 0, M, got);
         for (int m = 0; m < M; m++)
             if (memcmp(&got[m], &want[m], 4) != 0)
                 fail_msg("%s gemv K=%d M=%d row %d: %a != %a", k->name, K, M, m, got[m], want[m]);
         /* Split rows: one range starting mid-tile, one R-aligned. */
         memset(got, 0x7f, sizeof(float) * M);
         const int c = (int)(rnd() % (M + 1));
-        k->gemv_head_q8(wq, K, want_x, 0, c, got);
-        k->gemv_head_q8(wq, K, want_x, c, M, got + c);
+        k->fmt[BN_FMT_Q8_HEAD]->gemv(wq, K, M, want_x, 0, c, got);
+        k->fmt[BN_FMT_Q8_HEAD]->gemv(wq, K, M, want_x, c, M, got + c);
         for (int m = 0; m < M; m++)
             if (memcmp(&got[m], &want[m], 4) != 0)
                 fail_msg("%s gemv split at %d K=%d M=%d row %d: %a != %a", k->name, c, K, M, m, got[m], want[m]);
@@ -279,22 +279,22 @@ static void test_tables_complete(void **state) {
     unsetenv("BITNET_KERNEL");
     for (int v = 0; v < n_all; v++) {
         const bn_kernels *k = all[v];
-        assert_non_null(k->head_q8_size);
-        assert_non_null(k->head_q8_quantize);
-        assert_non_null(k->act_q8_quantize);
-        assert_non_null(k->gemv_head_q8);
-        assert_true(k->head_q8_rows >= 1);
+        assert_non_null(k->fmt[BN_FMT_Q8_HEAD]->packed_size);
+        assert_non_null(k->fmt[BN_FMT_Q8_HEAD]->pack);
+        assert_non_null(k->fmt[BN_FMT_Q8_HEAD]->act_prep);
+        assert_non_null(k->fmt[BN_FMT_Q8_HEAD]->gemv);
+        assert_true(k->fmt[BN_FMT_Q8_HEAD]->tile_rows >= 1);
     }
     const bn_kernels *avail[8];
     const int n = bn_kernels_available(avail, 8);
     char err[128];
     for (int i = 0; i < n; i++) {
         assert_ptr_equal(bn_kernels_select(avail[i]->name, err, sizeof err), avail[i]);
-        assert_non_null(avail[i]->gemv_head_q8);
+        assert_non_null(avail[i]->fmt[BN_FMT_Q8_HEAD]->gemv);
     }
     const bn_kernels *best = bn_kernels_select(NULL, err, sizeof err);
     assert_non_null(best);
-    assert_non_null(best->gemv_head_q8);
+    assert_non_null(best->fmt[BN_FMT_Q8_HEAD]->gemv);
 }
 
 int main(void) {

@@ -59,16 +59,16 @@ static void fill_acts(int8_t *q, int K, enum akind kind) {
 /* Runs one variant on (K, M, N) and compares with the reference result. */
 static void check_variant(const bn_kernels *k, const uint8_t *i2s, int K, int M,
                           const int8_t *q, int N, const int32_t *want) {
-    void *packed = aalloc(k->ternary_packed_size(K, M));
-    k->ternary_repack(i2s, K, M, packed);
-    const size_t ps = k->act_prep_size(K);
+    void *packed = aalloc(k->fmt[BN_FMT_TERNARY]->packed_size(K, M));
+    k->fmt[BN_FMT_TERNARY]->pack(i2s, K, M, 0, M, packed);
+    const size_t ps = k->fmt[BN_FMT_TERNARY]->act_size(K);
     uint8_t *prep = aalloc(ps * N);
-    for (int n = 0; n < N; n++) k->act_prep(q + (size_t)n * K, K, prep + ps * n);
+    for (int n = 0; n < N; n++) k->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, prep + ps * n);
     int32_t *got = aalloc(sizeof(int32_t) * M * N);
 
     /* Whole matrix: gemm, and gemv per token. */
     memset(got, 0x5a, sizeof(int32_t) * M * N);
-    k->ternary_gemm(packed, K, M, prep, N, 0, M, got, M);
+    k->fmt[BN_FMT_TERNARY]->gemm(packed, K, M, prep, N, 0, M, got, M);
     for (size_t i = 0; i < (size_t)M * N; i++) {
         if (got[i] != want[i])
             fail_msg("%s gemm K=%d M=%d N=%d: token %zu row %zu: %d != %d", k->name, K, M, N,
@@ -76,7 +76,7 @@ static void check_variant(const bn_kernels *k, const uint8_t *i2s, int K, int M,
     }
     for (int n = 0; n < N && n < 3; n++) {
         memset(got, 0x5a, sizeof(int32_t) * M);
-        k->ternary_gemv(packed, K, M, prep + ps * n, 0, M, got);
+        k->fmt[BN_FMT_TERNARY]->gemv(packed, K, M, prep + ps * n, 0, M, got);
         for (int m = 0; m < M; m++)
             if (got[m] != want[(size_t)n * M + m])
                 fail_msg("%s gemv K=%d M=%d: token %d row %d: %d != %d", k->name, K, M, n, m,
@@ -84,7 +84,7 @@ static void check_variant(const bn_kernels *k, const uint8_t *i2s, int K, int M,
     }
 
     /* Split rows as threads would: cut points at multiples of row_block. */
-    const int rb = k->row_block;
+    const int rb = k->fmt[BN_FMT_TERNARY]->tile_rows;
     const int blocks = (M + rb - 1) / rb;
     const int cut1 = (int)(rnd() % (blocks + 1)) * rb, cut2 = (int)(rnd() % (blocks + 1)) * rb;
     int cuts[4] = {0, cut1 < cut2 ? cut1 : cut2, cut1 < cut2 ? cut2 : cut1, M};
@@ -94,8 +94,8 @@ static void check_variant(const bn_kernels *k, const uint8_t *i2s, int K, int M,
     for (int p = 0; p < 3; p++) {
         int m0 = cuts[p], m1 = cuts[p + 1];
         if (m0 >= m1) continue;
-        k->ternary_gemm(packed, K, M, prep, N, m0, m1, got + m0, M);
-        k->ternary_gemv(packed, K, M, prep, m0, m1, got + m0);  /* token 0 again */
+        k->fmt[BN_FMT_TERNARY]->gemm(packed, K, M, prep, N, m0, m1, got + m0, M);
+        k->fmt[BN_FMT_TERNARY]->gemv(packed, K, M, prep, m0, m1, got + m0);  /* token 0 again */
     }
     for (size_t i = 0; i < (size_t)M * N; i++)
         if (got[i] != want[i])
@@ -113,12 +113,12 @@ static void check_case(int K, int M, int N, enum wkind wk, enum akind ak) {
     int32_t *want = aalloc(sizeof(int32_t) * M * N);
 
     const bn_kernels *ref = all[0];
-    void *packed = aalloc(ref->ternary_packed_size(K, M));
-    ref->ternary_repack(w, K, M, packed);
-    const size_t ps = ref->act_prep_size(K);
+    void *packed = aalloc(ref->fmt[BN_FMT_TERNARY]->packed_size(K, M));
+    ref->fmt[BN_FMT_TERNARY]->pack(w, K, M, 0, M, packed);
+    const size_t ps = ref->fmt[BN_FMT_TERNARY]->act_size(K);
     uint8_t *prep = aalloc(ps * N);
-    for (int n = 0; n < N; n++) ref->act_prep(q + (size_t)n * K, K, prep + ps * n);
-    ref->ternary_gemm(packed, K, M, prep, N, 0, M, want, M);
+    for (int n = 0; n < N; n++) ref->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, prep + ps * n);
+    ref->fmt[BN_FMT_TERNARY]->gemm(packed, K, M, prep, N, 0, M, want, M);
 
     /* The reference itself against the definition on a few entries. */
     for (int t = 0; t < 4; t++) {

@@ -15,6 +15,8 @@
 #include "kernels.h"
 
 #if defined(__aarch64__)
+#include <sys/auxv.h>
+
 #include "neon_common.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -76,36 +78,36 @@ static void check_matmul(const bn_kernels *k, int K, int M, int N, int wkind, in
     int8_t *q = alloc64((size_t)K * (size_t)N);
     fill_acts(q, K * N, akind);
 
-    void *rp = alloc64(ref->ternary_packed_size(K, M));
-    ref->ternary_repack(i2s, K, M, rp);
-    void *kp = alloc64(k->ternary_packed_size(K, M));
-    k->ternary_repack(i2s, K, M, kp);
+    void *rp = alloc64(ref->fmt[BN_FMT_TERNARY]->packed_size(K, M));
+    ref->fmt[BN_FMT_TERNARY]->pack(i2s, K, M, 0, M, rp);
+    void *kp = alloc64(k->fmt[BN_FMT_TERNARY]->packed_size(K, M));
+    k->fmt[BN_FMT_TERNARY]->pack(i2s, K, M, 0, M, kp);
 
-    const size_t rps = ref->act_prep_size(K), kps = k->act_prep_size(K);
+    const size_t rps = ref->fmt[BN_FMT_TERNARY]->act_size(K), kps = k->fmt[BN_FMT_TERNARY]->act_size(K);
     assert_int_equal(kps % 64, 0);      /* keeps every token's prep 64-byte aligned */
     uint8_t *rprep = alloc64(rps * (size_t)N), *kprep = alloc64(kps * (size_t)N);
     for (int n = 0; n < N; n++) {
-        ref->act_prep(q + (size_t)n * K, K, rprep + (size_t)n * rps);
-        k->act_prep(q + (size_t)n * K, K, kprep + (size_t)n * kps);
+        ref->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, rprep + (size_t)n * rps);
+        k->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, kprep + (size_t)n * kps);
     }
 
     /* a row range that starts on a row block and ends at M (the tail) */
-    const int blocks = (M + k->row_block - 1) / k->row_block;
-    const int m0 = blocks > 1 ? (int)(rnd() % (uint32_t)blocks) * k->row_block : 0;
+    const int blocks = (M + k->fmt[BN_FMT_TERNARY]->tile_rows - 1) / k->fmt[BN_FMT_TERNARY]->tile_rows;
+    const int m0 = blocks > 1 ? (int)(rnd() % (uint32_t)blocks) * k->fmt[BN_FMT_TERNARY]->tile_rows : 0;
     const int m1 = M, ldd = m1 - m0 + 3;
     int32_t *want = calloc((size_t)N * ldd, sizeof *want);
     int32_t *got = calloc((size_t)N * ldd, sizeof *got);
     assert_non_null(want);
     assert_non_null(got);
-    ref->ternary_gemm(rp, K, M, rprep, N, m0, m1, want, ldd);
-    k->ternary_gemm(kp, K, M, kprep, N, m0, m1, got, ldd);
+    ref->fmt[BN_FMT_TERNARY]->gemm(rp, K, M, rprep, N, m0, m1, want, ldd);
+    k->fmt[BN_FMT_TERNARY]->gemm(kp, K, M, kprep, N, m0, m1, got, ldd);
     for (int n = 0; n < N; n++)
         for (int m = 0; m < m1 - m0; m++)
             if (want[n * ldd + m] != got[n * ldd + m])
                 fail_msg("%s K=%d M=%d N=%d w%d a%d: token %d row %d: %d != ref %d", k->name,
                          K, M, N, wkind, akind, n, m0 + m, got[n * ldd + m], want[n * ldd + m]);
     memset(got, 0, (size_t)ldd * sizeof *got);
-    k->ternary_gemv(kp, K, M, kprep + (size_t)(N - 1) * kps, m0, m1, got);
+    k->fmt[BN_FMT_TERNARY]->gemv(kp, K, M, kprep + (size_t)(N - 1) * kps, m0, m1, got);
     for (int m = 0; m < m1 - m0; m++)
         assert_int_equal(got[m], want[(N - 1) * ldd + m]);
 
@@ -129,25 +131,32 @@ static void test_lut_matmul(void **state) {
     check_table_matmul(bn_kernels_neon_lut());
 }
 
+/* Whether this CPU has the ARMv8.2 dot-product instructions (HWCAP ASIMDDP). */
+static int cpu_has_dotprod(void) {
+    return (getauxval(AT_HWCAP) & (1UL << 20)) != 0;
+}
+
 static void test_dotprod_matmul(void **state) {
     (void)state;
-    if (!bn_neon_cpu_has_dotprod()) {
-        assert_null(bn_kernels_neon_dotprod());
+    if (!cpu_has_dotprod()) {
+        print_message("skipped: this CPU has no sdot\n");
         skip();
     }
     check_table_matmul(bn_kernels_neon_dotprod());
 }
 
-/* bn_kernels_neon() follows HWCAP (and BITNET_NEON_DOTPROD=0). */
+/* "neon" is the sdot table where HWCAP says so (unless
+ * BITNET_NEON_DOTPROD=0), else the lookup tables: dispatch.c decides. */
 static void test_selection(void **state) {
     (void)state;
-    const bn_kernels *k = bn_kernels_neon();
+    char err[128];
+    const bn_kernels *k = bn_kernels_select("neon", err, sizeof err);
     assert_non_null(k);
     assert_string_equal(k->name, "neon");
     const char *env = getenv("BITNET_NEON_DOTPROD");
     const int forced_lut = env && strcmp(env, "0") == 0;
-    assert_ptr_equal(k, bn_neon_cpu_has_dotprod() && !forced_lut ? bn_kernels_neon_dotprod()
-                                                                  : bn_kernels_neon_lut());
+    assert_ptr_equal(k, cpu_has_dotprod() && !forced_lut ? bn_kernels_neon_dotprod()
+                                                         : bn_kernels_neon_lut());
 }
 
 static void check_quantize(const float *x, int K) {
@@ -250,7 +259,6 @@ int main(void) {
 
 static void test_neon_absent(void **state) {
     (void)state;
-    assert_null(bn_kernels_neon());
     assert_null(bn_kernels_neon_lut());
     assert_null(bn_kernels_neon_dotprod());
 }

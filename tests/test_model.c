@@ -86,7 +86,7 @@ static void expect_reject(const bn_synth_config *c, const char *tag, const char 
 static bn_ternary *ternary_of(bn_layer *L, int i, const char **suffix) {
     static const char *const names[7] = { "attn_q", "attn_k", "attn_v", "attn_output",
                                           "ffn_gate", "ffn_up", "ffn_down" };
-    bn_ternary *w[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown };
+    bn_ternary *w[7] = { &L->proj[BN_PROJ_Q], &L->proj[BN_PROJ_K], &L->proj[BN_PROJ_V], &L->proj[BN_PROJ_O], &L->proj[BN_PROJ_GATE], &L->proj[BN_PROJ_UP], &L->proj[BN_PROJ_DOWN] };
     *suffix = names[i];
     return w[i];
 }
@@ -145,7 +145,7 @@ static void test_small_bindings(void **state) {
     assert_memory_equal(row, m->tok_embd + 17 * 256, sizeof row);
     for (int il = 0; il < 2; il++) {
         bn_layer *L = &m->layers[il];
-        const float *norms[4] = { L->attn_norm, L->attn_sub_norm, L->ffn_norm, L->ffn_sub_norm };
+        const float *norms[4] = { L->norm[BN_NORM_ATTN], L->norm[BN_NORM_ATTN_SUB], L->norm[BN_NORM_FFN], L->norm[BN_NORM_FFN_SUB] };
         const int widths[4] = { 256, 256, 256, 768 };
         for (int k = 0; k < 4; k++)
             for (int i = 0; i < widths[k]; i++)
@@ -200,15 +200,15 @@ static void test_small_repack_all_kernels(void **state) {
             snprintf(name, sizeof name, "blk.1.%s.weight", suffix);
             int K = w->K, M = w->M;
             int8_t *vals = malloc((size_t)K * M), *q = malloc((size_t)K);
-            void *prep = aligned_alloc(64, (m->kern->act_prep_size(K) + 63) & ~(size_t)63);
+            void *prep = aligned_alloc(64, (m->kern->fmt[BN_FMT_TERNARY]->act_size(K) + 63) & ~(size_t)63);
             int32_t *dot = malloc((size_t)M * sizeof *dot);
             assert_true(vals && q && prep && dot);
             float scale;
             bn_synth_ternary(1234, name, K, M, vals, &scale);
             for (int i = 0; i < K; i++)
                 q[i] = (int8_t)((i * 37 + t * 11) % 256 - 128);
-            m->kern->act_prep(q, K, prep);
-            m->kern->ternary_gemv(w->packed, K, M, prep, 0, M, dot);
+            m->kern->fmt[BN_FMT_TERNARY]->act_prep(q, K, prep);
+            m->kern->fmt[BN_FMT_TERNARY]->gemv(w->packed, K, M, prep, 0, M, dot);
             for (int r = 0; r < M; r++) {
                 int32_t want = 0;
                 for (int i = 0; i < K; i++)
@@ -278,8 +278,8 @@ static void test_other_shapes(void **state) {
     assert_int_equal(hp->n_layer, 3);
     assert_int_equal(hp->head_dim, 64);
     assert_int_equal(hp->n_head_kv, 1);
-    assert_int_equal(m->layers[2].wk.M, 64);
-    assert_int_equal(m->layers[2].wdown.K, 1024);
+    assert_int_equal(m->layers[2].proj[BN_PROJ_K].M, 64);
+    assert_int_equal(m->layers[2].proj[BN_PROJ_DOWN].K, 1024);
     assert_true(hp->rope_theta == 500000.0f);
     bn_model_free(m);
     unlink(path);
@@ -489,19 +489,21 @@ static void test_reject_params(void **state) {
     p.head = BN_HEAD_F16;
     bn_model *m = load_ok(g_small, &p);
     assert_int_equal(m->head_type, BN_HEAD_F16);
-    assert_null(m->head_q8);
+    assert_int_equal(m->head.fmt, BN_FMT_F16);
+    assert_null(m->head.owned);
     bn_model_free(m);
     /* an explicit q8 head is quantized at load with the kernel's layout: it
      * must equal a single-threaded quantization of the same embedding */
     p.head = BN_HEAD_Q8;
     m = load_ok(g_small, &p);
     assert_int_equal(m->head_type, BN_HEAD_Q8);
-    assert_non_null(m->head_q8);
-    size_t bytes = m->kern->head_q8_size(m->hp.n_embd, m->hp.n_vocab);
+    assert_int_equal(m->head.fmt, BN_FMT_Q8_HEAD);
+    assert_non_null(m->head.owned);
+    size_t bytes = m->kern->fmt[BN_FMT_Q8_HEAD]->packed_size(m->hp.n_embd, m->hp.n_vocab);
     void *expect = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     assert_non_null(expect);
-    m->kern->head_q8_quantize(m->tok_embd, m->hp.n_embd, m->hp.n_vocab, 0, m->hp.n_vocab, expect);
-    assert_memory_equal(expect, m->head_q8, bytes);
+    m->kern->fmt[BN_FMT_Q8_HEAD]->pack(m->tok_embd, m->hp.n_embd, m->hp.n_vocab, 0, m->hp.n_vocab, expect);
+    assert_memory_equal(expect, m->head.W, bytes);
     free(expect);
     /* with the q8 head the embedding rows come through pread: same bytes */
     assert_true(m->embd_fd >= 0);
@@ -581,7 +583,7 @@ static void check_ref(const ref_model *r) {
             if (r->n_params)
                 assert_int_equal(bn_model_n_params(m), r->n_params);
             /* Real I2_S data: every code is 0..2 and all three occur. */
-            bn_ternary *w = &m->layers[0].wq;
+            bn_ternary *w = &m->layers[0].proj[BN_PROJ_Q];
             uint64_t n = (uint64_t)w->K * w->M, count[4] = { 0 };
             for (uint64_t i = 0; i < n; i++)
                 count[bn_i2s_code(w->i2s, i)]++;

@@ -179,13 +179,14 @@ typedef struct ours {
 static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, ours *o) {
     int V = rc->n_vocab, n = rc->rows;
     bn_context_params cp = bn_context_default_params();
-    cp.batch_numerics = numerics;
     cp.n_threads = 2;
     cp.n_batch = n;
     cp.n_outputs_max = n;
     char err[256] = "";
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
     if (!c) fail_msg("bn_context_new: %s", err);
+    if (bn_context_set_numerics(c, numerics, err, sizeof err) != 0)
+        fail_msg("bn_context_set_numerics: %s", err);
     o->logits = malloc((size_t)n * V * sizeof(float));
     assert_non_null(o->logits);
     if (batch) {

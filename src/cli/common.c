@@ -139,10 +139,17 @@ bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_
     cp.n_threads = o->n_threads;
     cp.n_batch = o->n_batch;
     cp.n_outputs_max = n_outputs_max;
-    cp.batch_numerics = o->batch_numerics;
     char err[512];
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) bn_err("cannot create the context: %s", err);
+    if (!c) {
+        bn_err("cannot create the context: %s", err);
+        return NULL;
+    }
+    if (bn_context_set_numerics(c, o->batch_numerics, err, sizeof err) != 0) {
+        bn_err("--batch-numerics: %s", err);
+        bn_context_free(c);
+        return NULL;
+    }
     return c;
 }
 

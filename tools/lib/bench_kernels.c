@@ -79,13 +79,13 @@ typedef struct mm_job {
 static void mm_task(void *ctx, int ith, int nth) {
     mm_job *j = ctx;
     int m0, m1;
-    split_rows(j->M, j->k->row_block, ith, nth, &m0, &m1);
+    split_rows(j->M, j->k->fmt[BN_FMT_TERNARY]->tile_rows, ith, nth, &m0, &m1);
     if (m0 >= m1) return;
     for (int c = 0; c < j->n_mats; c++) {
         if (j->N == 1)
-            j->k->ternary_gemv(j->mats[c], j->K, j->M, j->prep, m0, m1, j->dot + m0);
+            j->k->fmt[BN_FMT_TERNARY]->gemv(j->mats[c], j->K, j->M, j->prep, m0, m1, j->dot + m0);
         else
-            j->k->ternary_gemm(j->mats[c], j->K, j->M, j->prep, j->N, m0, m1, j->dot + m0, j->M);
+            j->k->fmt[BN_FMT_TERNARY]->gemm(j->mats[c], j->K, j->M, j->prep, j->N, m0, m1, j->dot + m0, j->M);
     }
 }
 
@@ -103,17 +103,17 @@ typedef struct head_job {
 static void head_task(void *ctx, int ith, int nth) {
     head_job *j = ctx;
     int m0, m1;
-    split_rows(j->M, j->q8 ? j->k->head_q8_rows : 1, ith, nth, &m0, &m1);
+    split_rows(j->M, j->q8 ? j->k->fmt[BN_FMT_Q8_HEAD]->tile_rows : 1, ith, nth, &m0, &m1);
     if (m0 >= m1) return;
-    if (j->q8) j->k->gemv_head_q8(j->Wq, j->K, j->xq, m0, m1, j->y + m0);
+    if (j->q8) j->k->fmt[BN_FMT_Q8_HEAD]->gemv(j->Wq, j->K, j->M, j->xq, m0, m1, j->y + m0);
     else j->k->gemv_f16(j->W, j->K, j->x16, m0, m1, j->y + m0);
 }
 
 static void head_quant_task(void *ctx, int ith, int nth) {
     head_job *j = ctx;
     int m0, m1;
-    split_rows(j->M, j->k->head_q8_rows, ith, nth, &m0, &m1);
-    if (m0 < m1 || ith == nth - 1) j->k->head_q8_quantize(j->W, j->K, j->M, m0, m1, j->dst);
+    split_rows(j->M, j->k->fmt[BN_FMT_Q8_HEAD]->tile_rows, ith, nth, &m0, &m1);
+    if (m0 < m1 || ith == nth - 1) j->k->fmt[BN_FMT_Q8_HEAD]->pack(j->W, j->K, j->M, m0, m1, j->dst);
 }
 
 static double time_best(bn_threadpool *pool, void (*task)(void *, int, int), void *ctx, int reps) {
@@ -158,9 +158,9 @@ static int bench_head(FILE *out, const bn_bench_kernels_opts *o, bn_threadpool *
     for (int v = 0; v < nv; v++) {
         const bn_kernels *k = vs[v];
         int dup = 0;
-        for (int u = 0; u < v; u++) dup |= vs[u]->gemv_head_q8 == k->gemv_head_q8 && vs[u]->gemv_f16 == k->gemv_f16;
+        for (int u = 0; u < v; u++) dup |= vs[u]->fmt[BN_FMT_Q8_HEAD]->gemv == k->fmt[BN_FMT_Q8_HEAD]->gemv && vs[u]->gemv_f16 == k->gemv_f16;
         if (dup) continue;
-        const size_t qsz = k->head_q8_size(K, M);
+        const size_t qsz = k->fmt[BN_FMT_Q8_HEAD]->packed_size(K, M);
         void *Wq = alloc64(qsz);
         if (!Wq) { free(W); free(x16); free(x); free(y); free(xq); return -1; }
         double qs[BN_BENCH_MAX_THREADS];
@@ -170,7 +170,7 @@ static int bench_head(FILE *out, const bn_bench_kernels_opts *o, bn_threadpool *
             bn_threadpool_run(pools[t], head_quant_task, &qj);
             qs[t] = now_s() - t0;
         }
-        k->act_q8_quantize(x, K, xq);
+        k->fmt[BN_FMT_Q8_HEAD]->act_prep(x, K, xq);
         for (int q8 = 0; q8 < 2; q8++) {
             const double bytes = q8 ? (double)qsz : (double)n * 2;
             for (int t = 0; t < o->n_threads; t++) {
@@ -224,7 +224,7 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
         /* "avx2" is one of its alternatives: measure the code once. */
         int dup = 0;
         for (int j = 0; j < n_all; j++)
-            if (j != i && all[j]->ternary_gemm == all[i]->ternary_gemm && wanted(o.variants, all[j]->name) &&
+            if (j != i && all[j]->fmt[BN_FMT_TERNARY]->gemm == all[i]->fmt[BN_FMT_TERNARY]->gemm && wanted(o.variants, all[j]->name) &&
                 strchr(all[j]->name, '-'))
                 dup = 1;
         if (dup) {
@@ -301,7 +301,7 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
 
         for (int v = 0; v < nv; v++) {
             const bn_kernels *k = vs[v];
-            const size_t psz = k->ternary_packed_size(K, M), asz = k->act_prep_size(K);
+            const size_t psz = k->fmt[BN_FMT_TERNARY]->packed_size(K, M), asz = k->fmt[BN_FMT_TERNARY]->act_size(K);
             uint8_t *prep = alloc64(asz * o.batch);
             const int n_copies = (int)((stream_bytes + psz - 1) / psz);
             uint8_t **mats = calloc((size_t)n_copies, sizeof *mats);
@@ -309,7 +309,7 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
             for (int c = 0; ok && c < n_copies; c++) {
                 mats[c] = alloc64(psz);
                 if (!mats[c]) { ok = 0; break; }
-                if (c == 0) k->ternary_repack(i2s, K, M, mats[0]);
+                if (c == 0) k->fmt[BN_FMT_TERNARY]->pack(i2s, K, M, 0, M, mats[0]);
                 else memcpy(mats[c], mats[0], psz);
             }
             if (!ok) {
@@ -318,7 +318,7 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
                 goto oom;
             }
             double tp0 = now_s();
-            for (int n = 0; n < o.batch; n++) k->act_prep(q + (size_t)n * K, K, prep + asz * n);
+            for (int n = 0; n < o.batch; n++) k->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, prep + asz * n);
             const double prep_us = (now_s() - tp0) / o.batch * 1e6;
 
             for (int pass = 0; pass < 2; pass++) {

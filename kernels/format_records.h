@@ -1,0 +1,145 @@
+/* Building a variant's weight-format records (kernels.h, bn_format_traits)
+ * from its typed kernels. Each variant writes its loops with the types they
+ * work on (int8 in, int32 out for ternary; f16 or int8 blocks for the LM
+ * head); these macros wrap them into the records' uniform signatures, so
+ * that the wrapping is written once, not once per variant and format.
+ * Include from a variant's .c file only. */
+#ifndef BN_FORMAT_RECORDS_H
+#define BN_FORMAT_RECORDS_H
+
+#include <string.h>
+
+#include "kernels.h"
+
+/* Rows of a float-output table done at a time against every token of a
+ * batch, so each slice of the table is read from memory once per batch. */
+#define BN_FLOAT_GEMM_ROWS 16
+
+typedef void (*bn_gemv_fn)(const void *W, int K, int M, const void *act, int m0, int m1,
+                           void *y);
+
+/* gemm of a float-output format from its gemv: a tile of rows at a time,
+ * every token against it. Per row the numbers are gemv's. */
+static inline void bn_gemm_by_row_tiles(bn_gemv_fn gemv, size_t act_bytes, int rows,
+                                        const void *W, int K, int M, const void *act, int N,
+                                        int m0, int m1, void *y, int ldy) {
+    for (int r = m0; r < m1; r += rows) {
+        int r1 = r + rows < m1 ? r + rows : m1;
+        for (int n = 0; n < N; n++)
+            gemv(W, K, M, (const char *)act + (size_t)n * act_bytes, r, r1,
+                 (float *)y + (size_t)n * (size_t)ldy + (r - m0));
+    }
+}
+
+static inline size_t bn_round64(size_t n) {
+    return (n + 63) & ~(size_t)63;
+}
+
+/* ---- ternary ------------------------------------------------------------- */
+/* P##_fmt_ternary from: packed_size(K, M), repack(i2s, K, M, packed),
+ * prep_size(K), act_prep(q, K, prep), gemv(..., int32_t *dot),
+ * gemm(..., int32_t *dot, int ldd), with tile height ROWS. */
+#define BN_DEFINE_TERNARY_FORMAT(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)    \
+    static void P##_ternary_pack(const void *src, int K, int M, int m0, int m1, void *dst) {  \
+        (void)m0;                                                                               \
+        (void)m1; /* whole tensors only (kernels.h) */                                          \
+        REPACK((const uint8_t *)src, K, M, dst);                                                \
+    }                                                                                           \
+    static void P##_ternary_prep(const void *x, int K, void *act) {                           \
+        PREP((const int8_t *)x, K, act);                                                        \
+    }                                                                                           \
+    static void P##_ternary_gemv(const void *W, int K, int M, const void *act, int m0, int m1, \
+                                 void *y) {                                                     \
+        GEMV(W, K, M, act, m0, m1, (int32_t *)y);                                               \
+    }                                                                                           \
+    static void P##_ternary_gemm(const void *W, int K, int M, const void *act, int N, int m0,  \
+                                 int m1, void *y, int ldy) {                                    \
+        GEMM(W, K, M, act, N, m0, m1, (int32_t *)y, ldy);                                       \
+    }                                                                                           \
+    static const bn_format_traits P##_fmt_ternary = {                                          \
+        .name = NAME, .out_int32 = 1, .tile_rows = ROWS,                                        \
+        .packed_size = SIZE, .pack = P##_ternary_pack,                                          \
+        .act_size = PREP_SIZE, .act_prep = P##_ternary_prep,                                    \
+        .gemv = P##_ternary_gemv, .gemm = P##_ternary_gemm,                                     \
+    }
+
+/* ---- F16 tables (the tied head or an untied F16 output) ------------------- */
+/* P##_fmt_f16 and P##_fmt_f16_tinyblas from the variant's f32_to_f16,
+ * gemv_f16 and dot_f32_f16_fma16. */
+#define BN_DEFINE_F16_FORMATS(P, TO_F16, GEMV_F16, DOT_FMA16)                                  \
+    static size_t P##_f16_act_size(int K) {                                                    \
+        return bn_round64((size_t)K * 2);                                                       \
+    }                                                                                           \
+    static void P##_f16_prep(const void *x, int K, void *act) {                                \
+        TO_F16((const float *)x, (uint16_t *)act, K);                                           \
+    }                                                                                           \
+    static void P##_f16_gemv(const void *W, int K, int M, const void *act, int m0, int m1,     \
+                             void *y) {                                                         \
+        (void)M;                                                                                \
+        GEMV_F16((const uint16_t *)W, K, (const uint16_t *)act, m0, m1, (float *)y);            \
+    }                                                                                           \
+    static void P##_f16_gemm(const void *W, int K, int M, const void *act, int N, int m0,      \
+                             int m1, void *y, int ldy) {                                        \
+        bn_gemm_by_row_tiles(P##_f16_gemv, P##_f16_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M,  \
+                             act, N, m0, m1, y, ldy);                                           \
+    }                                                                                           \
+    static const bn_format_traits P##_fmt_f16 = {                                              \
+        .name = "f16", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,                         \
+        .act_size = P##_f16_act_size, .act_prep = P##_f16_prep,                                 \
+        .gemv = P##_f16_gemv, .gemm = P##_f16_gemm,                                             \
+    };                                                                                          \
+    static size_t P##_f32in_act_size(int K) {                                                  \
+        return bn_round64((size_t)K * 4);                                                       \
+    }                                                                                           \
+    static void P##_f32in_prep(const void *x, int K, void *act) {                              \
+        memcpy(act, x, (size_t)K * sizeof(float));                                              \
+    }                                                                                           \
+    static void P##_f32in_gemv(const void *W, int K, int M, const void *act, int m0, int m1,   \
+                               void *y) {                                                       \
+        (void)M;                                                                                \
+        const uint16_t *w = W;                                                                  \
+        for (int m = m0; m < m1; m++)                                                           \
+            ((float *)y)[m - m0] = DOT_FMA16((const float *)act, w + (size_t)m * (size_t)K, K); \
+    }                                                                                           \
+    static void P##_f32in_gemm(const void *W, int K, int M, const void *act, int N, int m0,    \
+                               int m1, void *y, int ldy) {                                      \
+        bn_gemm_by_row_tiles(P##_f32in_gemv, P##_f32in_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, \
+                             M, act, N, m0, m1, y, ldy);                                        \
+    }                                                                                           \
+    static const bn_format_traits P##_fmt_f16_tinyblas = {                                     \
+        .name = "f16-tinyblas", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,                \
+        .act_size = P##_f32in_act_size, .act_prep = P##_f32in_prep,                             \
+        .gemv = P##_f32in_gemv, .gemm = P##_f32in_gemm,                                         \
+    }
+
+/* ---- the Q8 head ------------------------------------------------------------ */
+/* P##_fmt_q8_head from: size(K, M), quantize(W_f16, K, M, m0, m1, dst),
+ * act_q8(x, K, xq), gemv(Wq, K, xq, m0, m1, y), tile height ROWS. */
+#define BN_DEFINE_Q8_HEAD_FORMAT(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                        \
+    static size_t P##_q8_act_size(int K) {                                                     \
+        return bn_round64(bn_act_q8_size(K));                                                   \
+    }                                                                                           \
+    static void P##_q8_pack(const void *src, int K, int M, int m0, int m1, void *dst) {        \
+        QUANTIZE((const uint16_t *)src, K, M, m0, m1, dst);                                     \
+    }                                                                                           \
+    static void P##_q8_prep(const void *x, int K, void *act) {                                 \
+        ACT_Q8((const float *)x, K, act);                                                       \
+    }                                                                                           \
+    static void P##_q8_gemv(const void *W, int K, int M, const void *act, int m0, int m1,      \
+                            void *y) {                                                          \
+        (void)M;                                                                                \
+        GEMV(W, K, act, m0, m1, (float *)y);                                                    \
+    }                                                                                           \
+    static void P##_q8_gemm(const void *W, int K, int M, const void *act, int N, int m0,       \
+                            int m1, void *y, int ldy) {                                         \
+        bn_gemm_by_row_tiles(P##_q8_gemv, P##_q8_act_size(K), ROWS, W, K, M, act, N, m0, m1,  \
+                             y, ldy);                                                           \
+    }                                                                                           \
+    static const bn_format_traits P##_fmt_q8_head = {                                          \
+        .name = "q8-head", .out_int32 = 0, .tile_rows = ROWS,                                   \
+        .packed_size = SIZE, .pack = P##_q8_pack,                                               \
+        .act_size = P##_q8_act_size, .act_prep = P##_q8_prep,                                   \
+        .gemv = P##_q8_gemv, .gemm = P##_q8_gemm,                                               \
+    }
+
+#endif

@@ -1,0 +1,109 @@
+/* The evaluation context: the KV cache, the scratch of one batch, the worker
+ * pool and the numerics profile. context.c owns its lifetime and the checks
+ * of bn_decode; forward.c does the arithmetic. */
+#ifndef BN_CONTEXT_H
+#define BN_CONTEXT_H
+
+#include "bitnet.h"
+#include "model.h"
+#include "threadpool.h"
+
+/* The sizes the scratch is counted in (context.c fills them). */
+typedef struct bn_scratch_dims {
+    size_t B;           /* tokens per batch (n_batch) */
+    size_t T;           /* threads */
+    size_t E, F, KV;    /* n_embd, n_ff, n_head_kv * head_dim */
+    size_t wide;        /* max(E, F): the widest BitLinear input */
+    size_t ctx;         /* n_ctx */
+    size_t rot;         /* n_rot */
+    size_t tmp16;       /* max(head_dim, KV) */
+    size_t prep;        /* bytes of one token's prepared ternary input (widest K) */
+    size_t dot_part;    /* int32 dots of one part (see context.c) */
+    size_t head_rows;   /* rows of head_in: min(n_batch, n_outputs_max) */
+    size_t head_in;     /* bytes of one head_in row */
+    size_t outputs;     /* n_outputs_max */
+    size_t vocab;
+} bn_scratch_dims;
+
+/* Every scratch buffer, declared once: name, element type, element count
+ * (an expression of bn_scratch_dims d). The context struct, the sizing,
+ * the allocation and the freeing are all generated from this list. All are
+ * 64-byte aligned and zeroed, so no stale value can leak into a result. */
+#define BN_SCRATCH_BUFFERS(X)                                                       \
+    X(x, float, d.B * d.E)                    /* residual stream */                 \
+    X(xn, float, (d.B > d.T ? d.B : d.T) * d.wide) /* normed BitLinear input; a    \
+                                                 row per part for the final norm */ \
+    X(q, float, d.B * d.E)                                                          \
+    X(k, float, d.B * d.KV)                                                         \
+    X(v, float, d.B * d.KV)                                                         \
+    X(att, float, d.B * d.E)                  /* attention output, heads side by side */ \
+    X(ffn, float, d.B * d.F)                  /* act(gate) * up */                  \
+    X(act_q, int8_t, d.B * d.wide)            /* int8 activations */                \
+    X(act_scale, float, d.B)                                                        \
+    X(act_sum, int32_t, d.B)                                                        \
+    X(act_prep, uint8_t, d.B * d.prep)        /* the ternary format's inputs */     \
+    X(dot, int32_t, d.T * d.dot_part)         /* exact dots, one part per thread */ \
+    X(scores, float, d.T * d.ctx)             /* attention scores, then probabilities */ \
+    X(probs16, uint16_t, d.T * d.ctx)                                               \
+    X(tmp16, uint16_t, d.T * d.tmp16)                                               \
+    X(rope, float, d.T * d.rot)               /* cos, sin per pair */               \
+    X(head_in, uint8_t, d.head_rows * d.head_in) /* final state, as the head format \
+                                                    prepares it */                  \
+    X(logits, float, d.outputs * d.vocab)
+
+/* How a context rounds where bitnet.cpp's prompt batch and its single-token
+ * path differ (docs/NUMERICS.md, "Batch numerics"). Chosen once, in
+ * bn_context_new or bn_context_set_numerics; the forward pass calls through
+ * it without asking which profile it is. */
+typedef struct bn_numerics {
+    /* P*V of one (token, head) over n_pad cells (p[t] = 0 for t >= n_kv):
+     * out[d] = sum_t p[t] * vt[d * ld + t] for d < head_dim. p16 is
+     * scratch for n_pad f16 values. */
+    void (*attn_pv)(const bn_kernels *k, float *p, uint16_t *p16, int n_kv, int n_pad,
+                    const uint16_t *vt, size_t ld, int head_dim, float *out);
+    /* The LM head's format for a batch that keeps >= 2 rows of logits. */
+    enum bn_format (*head_format)(enum bn_format model_head);
+} bn_numerics;
+
+struct bn_context {
+    bn_model *model;
+    const bn_kernels *kern;
+    bn_hparams hp;
+    int kv_dim;                     /* n_head_kv * head_dim */
+    int n_ctx, n_batch, n_threads, n_outputs_max;
+    int n_past;                     /* tokens in the KV cache */
+    bn_threadpool *pool;
+    const bn_numerics *batch_numerics;  /* for batches of >= 2 tokens */
+    const bn_numerics *decode_numerics; /* for one token */
+
+    /* KV cache, f16. K (after RoPE) per KV head, one row per position, so
+     * Q*K of a head is one f16 GEMV; V transposed so that P*V is one f16 dot
+     * product per output dimension over positions. Not zeroed: a cell is
+     * read only after it is written, so pages cost memory as the context
+     * fills. */
+    uint16_t *k_cache;              /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    uint16_t *v_cache;              /* [n_layer][kv_dim][n_ctx] */
+
+#define BN_SCRATCH_FIELD(name, type, count) type *name;
+    BN_SCRATCH_BUFFERS(BN_SCRATCH_FIELD)
+#undef BN_SCRATCH_FIELD
+
+    int dot_tile;                   /* rows per tile for batches (before rounding up
+                                       to the format's tile_rows) */
+    size_t dot_part;                /* int32 elements of one part's dots */
+    int n_head_rows;                /* rows of head_in */
+    int n_logits;                   /* rows valid from the last bn_decode (0: none) */
+    int logits_all;                 /* the last bn_decode kept every row */
+};
+
+/* The two profiles (numerics.c): one set of numerics for every batch size
+ * (the default), and bitnet.cpp's prompt-batch rounding. */
+extern const bn_numerics bn_numerics_decode;
+extern const bn_numerics bn_numerics_bitnet_cpp;
+
+/* Runs tokens[0..n) (n <= n_batch) at positions n_past .. n_past+n-1, writes
+ * their K/V into the cache (n_past is not advanced here) and, when logits is
+ * not NULL, the logits of every token (all != 0) or of the last token only. */
+void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits);
+
+#endif
