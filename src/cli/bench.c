@@ -11,8 +11,6 @@
 
 #include "bench_kernels.h"
 #include "cli.h"
-#include "model.h"
-#include "threadpool.h"
 
 typedef struct bench_result {
     int threads, n_prompt, n_gen;
@@ -49,22 +47,15 @@ static double run_once(bn_context *c, const int32_t *toks, int n_prompt, int n_g
     return (bn_now_ms() - t0) / 1e3;
 }
 
-/* Bytes of the LM head read per token (q8: int8 + one f16 scale per 32). */
-static double head_bytes(const bn_model *m) {
-    double w = (double)m->hp.n_vocab * m->hp.n_embd;
-    return m->head_type == BN_HEAD_Q8 ? w * 34.0 / 32.0 : w * 2.0;
-}
-
-/* Bytes one generated token touches, averaged over positions 0 .. n_gen-1. */
-static double tg_bytes_per_token(const bn_model *m, int n_gen) {
-    const bn_hparams *hp = &m->hp;
-    double head = head_bytes(m);
-    double kv_per_pos = 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * 2.0;  /* K+V, f16 */
+/* Bytes one generated token touches, averaged over positions 0 .. n_gen-1:
+ * the ternary weights, the LM head, the KV cache read so far, one embedding row. */
+static double tg_bytes_per_token(const bn_model_desc *d, int n_vocab, int n_gen) {
     double mean_pos = (n_gen + 1) / 2.0;
-    return (double)m->packed_bytes + head + kv_per_pos * mean_pos + hp->n_embd * 2.0;
+    return (double)d->ternary_bytes + (double)d->head_bytes + (double)d->kv_bytes_per_pos * mean_pos +
+           (double)d->embd_bytes / n_vocab;
 }
 
-static int run_test(bn_context *c, const bn_model *m, const int32_t *toks, int n_prompt,
+static int run_test(bn_context *c, const bn_model_desc *d, int n_vocab, const int32_t *toks, int n_prompt,
                     int n_gen, int reps, bench_result *r) {
     memset(r, 0, sizeof *r);
     r->threads = bn_context_n_threads(c);
@@ -83,7 +74,7 @@ static int run_test(bn_context *c, const bn_model *m, const int32_t *toks, int n
     double var = 0;
     for (int i = 0; i < reps; i++) var += (r->samples[i] - r->mean) * (r->samples[i] - r->mean);
     r->std = reps > 1 ? sqrt(var / (reps - 1)) : 0.0;
-    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(m, n_gen);
+    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(d, n_vocab, n_gen);
     return 0;
 }
 
@@ -102,10 +93,10 @@ static void human_count(double n, char *out, size_t cap) {
     else snprintf(out, cap, "%.2f M", n / 1e6);
 }
 
-static void print_markdown(const char *model, const bn_model *m, const bench_result *r, int n) {
+static void print_markdown(const char *model, const bn_model_desc *d, const bench_result *r, int n) {
     char size[32], params[32];
-    human_size((double)bn_model_file_size(m), size, sizeof size);
-    human_count((double)bn_model_n_params(m), params, sizeof params);
+    human_size((double)d->file_bytes, size, sizeof size);
+    human_count((double)d->n_params, params, sizeof params);
     printf("| model | size | params | kernel | threads | test | t/s |\n");
     printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
     for (int i = 0; i < n; i++) {
@@ -113,7 +104,7 @@ static void print_markdown(const char *model, const bn_model *m, const bench_res
         if (r[i].n_gen > 0) snprintf(test, sizeof test, "tg%d", r[i].n_gen);
         else snprintf(test, sizeof test, "pp%d", r[i].n_prompt);
         printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", model, size, params,
-               bn_model_kernel_name(m), r[i].threads, test, r[i].mean, r[i].std);
+               d->kernel, r[i].threads, test, r[i].mean, r[i].std);
     }
     int first = 1;
     for (int i = 0; i < n; i++) {
@@ -122,9 +113,9 @@ static void print_markdown(const char *model, const bn_model *m, const bench_res
         first = 0;
         printf("tg%d, %d threads: %.1f MB touched per token (ternary %.1f + head %.1f + KV/embd %.1f) "
                "-> %.2f GB/s at %.2f t/s\n",
-               r[i].n_gen, r[i].threads, r[i].bytes_per_token / 1e6, (double)m->packed_bytes / 1e6,
-               head_bytes(m) / 1e6,
-               (r[i].bytes_per_token - (double)m->packed_bytes - head_bytes(m)) / 1e6,
+               r[i].n_gen, r[i].threads, r[i].bytes_per_token / 1e6, (double)d->ternary_bytes / 1e6,
+               (double)d->head_bytes / 1e6,
+               (r[i].bytes_per_token - (double)d->ternary_bytes - (double)d->head_bytes) / 1e6,
                r[i].bytes_per_token * r[i].mean / 1e9, r[i].mean);
     }
 }
@@ -140,16 +131,16 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-static void print_json(const char *model, const bn_model *m, const bench_result *r, int n) {
+static void print_json(const char *model, const bn_model_desc *d, const bench_result *r, int n) {
     printf("[\n");
     for (int i = 0; i < n; i++) {
         printf("  {\"model\": ");
         print_json_string(model);
         printf(", \"arch\": ");
-        print_json_string(m->hp.arch);
+        print_json_string(d->arch);
         printf(", \"size\": %llu, \"params\": %llu, \"kernel\": ",
-               (unsigned long long)bn_model_file_size(m), (unsigned long long)bn_model_n_params(m));
-        print_json_string(bn_model_kernel_name(m));
+               (unsigned long long)d->file_bytes, (unsigned long long)d->n_params);
+        print_json_string(d->kernel);
         printf(", \"threads\": %d, \"test\": \"%s%d\", \"n_prompt\": %d, \"n_gen\": %d, "
                "\"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                r[i].threads, r[i].n_gen > 0 ? "tg" : "pp", r[i].n_gen > 0 ? r[i].n_gen : r[i].n_prompt,
@@ -179,7 +170,7 @@ static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, const char *flag) {
     return 0;
 }
 
-/* `bench --kernels`: the ternary kernels alone (src/bench_kernels.c). */
+/* `bench --kernels`: the ternary kernels alone (tools/lib/bench_kernels.c). */
 static int bench_kernels(const bn_cli_opts *o) {
     if (o->model || o->bench_p.n || o->bench_n.n || o->json)
         return bn_err("bench --kernels takes only -t, -r and --variants");
@@ -201,6 +192,8 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     if (!m) return 1;
     const bn_hparams *hp = bn_model_hparams(m);
+    bn_model_desc desc;
+    bn_model_describe(m, &desc);
     bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t;
     if (fit_sizes(&lp, 512, hp->n_ctx_train, "-p") || fit_sizes(&ln, 128, hp->n_ctx_train, "-n")) {
         bn_model_free(m);
@@ -232,20 +225,20 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         for (int i = 0; i < lp.n; i++) {
             if (lp.v[i] == 0) continue;
             fprintf(stderr, "bench: pp%d, %d threads\n", lp.v[i], lt.v[ti]);
-            if (run_test(c, m, toks, lp.v[i], 0, o->reps, &res[n_res])) { bn_context_free(c); goto done; }
+            if (run_test(c, &desc, hp->n_vocab, toks, lp.v[i], 0, o->reps, &res[n_res])) { bn_context_free(c); goto done; }
             n_res++;
         }
         for (int i = 0; i < ln.n; i++) {
             if (ln.v[i] == 0) continue;
             fprintf(stderr, "bench: tg%d, %d threads\n", ln.v[i], lt.v[ti]);
-            if (run_test(c, m, toks, 0, ln.v[i], o->reps, &res[n_res])) { bn_context_free(c); goto done; }
+            if (run_test(c, &desc, hp->n_vocab, toks, 0, ln.v[i], o->reps, &res[n_res])) { bn_context_free(c); goto done; }
             n_res++;
         }
         bn_context_free(c);
     }
     const char *name = base_name(bn_cli_model_path(o));
-    if (o->json) print_json(name, m, res, n_res);
-    else print_markdown(name, m, res, n_res);
+    if (o->json) print_json(name, &desc, res, n_res);
+    else print_markdown(name, &desc, res, n_res);
     rc = 0;
 done:
     free(res);

@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "kernels.h"
-#include "model.h"
 
 #ifndef BN_SOURCE_MODEL_DIR
 #define BN_SOURCE_MODEL_DIR "models"
@@ -83,8 +81,9 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
     char err[512];
     const char *path = bn_cli_model_path(o);
     if (!path) return NULL;
-    if (!vocab_only && o->kernel && !bn_kernels_select(o->kernel, err, sizeof err)) {
-        bn_err("--kernel: %s", err);
+    /* a bad kernel name is the flag's or the environment's fault, not the file's */
+    if (!vocab_only && !bn_kernel_resolve(o->kernel, err, sizeof err)) {
+        bn_err("%s: %s", o->kernel && o->kernel[0] ? "--kernel" : "BITNET_KERNEL", err);
         return NULL;
     }
     bn_model_params mp = bn_model_default_params();
@@ -118,7 +117,9 @@ bn_sampler *bn_cli_new_sampler(const bn_cli_opts *o, const bn_tokenizer *tok, in
 void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms) {
     const bn_hparams *hp = bn_model_hparams(m);
     const char *path = o->model ? o->model : bn_cli_model_path(o);
-    if (!m->kern)                   /* vocab_only */
+    bn_model_desc d;
+    bn_model_describe(m, &d);
+    if (d.vocab_only)
         fprintf(stderr, "load: %s: vocabulary of %d tokens\n", path, hp->n_vocab);
     else
         fprintf(stderr, "load: %s: %s, %d layers, %.2fM params, %.2f MB, kernel %s, %.1f ms\n",
@@ -139,10 +140,17 @@ bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_
     cp.n_threads = o->n_threads;
     cp.n_batch = o->n_batch;
     cp.n_outputs_max = n_outputs_max;
-    cp.batch_numerics = o->batch_numerics;
     char err[512];
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) bn_err("cannot create the context: %s", err);
+    if (!c) {
+        bn_err("cannot create the context: %s", err);
+        return NULL;
+    }
+    if (bn_context_set_numerics(c, o->batch_numerics, err, sizeof err) != 0) {
+        bn_err("--batch-numerics: %s", err);
+        bn_context_free(c);
+        return NULL;
+    }
     return c;
 }
 
