@@ -41,11 +41,14 @@ int main(int argc, char **argv) {
     int cmd = BN_CMD_GENERATE, first = 1;
     int (*run)(const bn_cli_opts *) = bn_cmd_generate;
     if (argc > 1) {
-        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
-            return argc == 2 ? print_version() : bn_err("--version takes no arguments");
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+            if (argc != 2) return bn_err("--version takes no arguments");
+            print_version();
+            return bn_cli_close_stdout();
+        }
         if (strcmp(argv[1], "help") == 0) {
             bn_print_usage(stdout);
-            return 0;
+            return bn_cli_close_stdout();
         }
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
             if (strcmp(argv[1], commands[i].name) == 0) {
@@ -60,7 +63,8 @@ int main(int argc, char **argv) {
     if (bn_cli_parse(cmd, argc, argv, first, &o, &help) != 0) return 1;
     if (help) {
         bn_print_usage(stdout);
-        return 0;
+        return bn_cli_close_stdout();
     }
-    return run(&o) == 0 ? 0 : 1;
+    int rc = run(&o) == 0 ? 0 : 1;
+    return bn_cli_close_stdout() ? 1 : rc;
 }
