@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,6 +48,38 @@ const bn_tokenizer *bn_model_tokenizer(const bn_model *m);
 const char *bn_model_kernel_name(const bn_model *m);
 uint64_t bn_model_file_size(const bn_model *m);
 uint64_t bn_model_n_params(const bn_model *m);
+
+/* What a loaded model holds and touches, for logs, `bitnet info` and the
+ * bench's bytes-per-token figure. Sizes in bytes; a vocab_only model has
+ * ternary_bytes and head_bytes 0 (the others are those of a full load). */
+typedef struct bn_model_desc {
+    const char *arch;               /* hparams.arch */
+    const char *head;               /* LM head storage in use: "f16", "q8"; "none" when vocab_only */
+    const char *kernel;             /* kernel variant in use; "none" when vocab_only */
+    int vocab_only;
+    uint64_t file_bytes;            /* the GGUF file */
+    uint64_t n_params;
+    uint64_t ternary_bytes;         /* ternary weights repacked in memory */
+    uint64_t head_bytes;            /* LM head bytes read per generated token */
+    uint64_t embd_bytes;            /* the token embedding table (one row read per token) */
+    uint64_t norm_bytes;            /* norm weights (copied out of the file) */
+    uint64_t kv_bytes_per_pos;      /* K + V cache bytes per position, all layers */
+} bn_model_desc;
+void bn_model_describe(const bn_model *m, bn_model_desc *out);
+/* `bitnet info`: file, hyperparameters, metadata, tensor table, kernel and
+ * memory plan, human-readable. Reads the header only, no tensor data. */
+void bn_model_print_info(const bn_model *m, FILE *out);
+
+/* ---- kernels and threads --------------------------------------------------- */
+/* Names of the kernel variants compiled in and usable on this CPU, the
+ * reference ("ref") first, most capable last. Fills up to max; returns the
+ * count. The names stay valid for the life of the process. */
+int bn_kernel_variants(const char **names, int max);
+/* The variant a model load with bn_model_params.kernel = name uses: NULL or
+ * "" = the best for this CPU, or $BITNET_KERNEL when that is set. Returns its
+ * name, or NULL with the reason in err (unknown, or this CPU lacks it). */
+const char *bn_kernel_resolve(const char *name, char *err, size_t errlen);
+int bn_physical_cores(void);        /* the default thread count */
 
 /* ---- tokenizer ------------------------------------------------------------ */
 int bn_vocab_size(const bn_tokenizer *t);

@@ -1,9 +1,13 @@
-/* `bitnet info`: report of a loaded model (see info.h). Reads only the GGUF
- * header and the model struct; no tensor data is touched. */
-#include "info.h"
-
+/* `bitnet info MODEL` (bn_model_print_info): a human-readable report of a
+ * loaded model: file and architecture, hyperparameters, metadata (arrays
+ * abbreviated), the tensor table (name, type, shape, bytes), totals, kernel
+ * variant and memory plan. Reads only the GGUF header and the model struct
+ * (sizes through bn_model_describe); no tensor data is touched. Works for
+ * vocab_only models too (kernel and repacked sizes: not loaded). */
+#include <stdio.h>
 #include <string.h>
 
+#include "bitnet.h"
 #include "model.h"
 
 /* Little-endian scalar of a metadata value (the host may be big-endian). */
@@ -126,11 +130,13 @@ static void print_mb(FILE *out, const char *what, uint64_t bytes, const char *no
             (double)bytes / (1024.0 * 1024.0), note ? "  " : "", note ? note : "");
 }
 
-void bn_print_info(FILE *out, const bn_model *m) {
+void bn_model_print_info(const bn_model *m, FILE *out) {
     const gguf_file *f = &m->gguf;
     const bn_hparams *hp = &m->hp;
     gguf_str name = { "", 0 };
     gguf_get_str(f, "general.name", &name);
+    bn_model_desc d;
+    bn_model_describe(m, &d);
 
     fprintf(out, "architecture:  %s\n", hp->arch);
     fprintf(out, "name:          %.*s\n", (int)(name.len > 200 ? 200 : name.len), name.ptr);
@@ -138,10 +144,10 @@ void bn_print_info(FILE *out, const bn_model *m) {
             "data at offset %llu\n", (unsigned long long)f->size, f->version,
             (unsigned long long)f->n_kv, (unsigned long long)f->n_tensors, f->alignment,
             (unsigned long long)f->data_start);
-    fprintf(out, "kernel:        %s\n", m->kern ? m->kern->name : "none (vocab only)");
-    fprintf(out, "lm head:       %s\n", !m->kern ? "not loaded"
-            : m->head_type == BN_HEAD_Q8 ? "q8 (quantized copy)" : "f16 (tied token_embd, mapped)");
-    fprintf(out, "parameters:    %llu\n", (unsigned long long)m->n_params);
+    fprintf(out, "kernel:        %s\n", d.vocab_only ? "none (vocab only)" : d.kernel);
+    fprintf(out, "lm head:       %s\n", d.vocab_only ? "not loaded"
+            : strcmp(d.head, "q8") == 0 ? "q8 (quantized copy)" : "f16 (tied token_embd, mapped)");
+    fprintf(out, "parameters:    %llu\n", (unsigned long long)d.n_params);
 
     fprintf(out, "\nhyperparameters:\n");
     fprintf(out, "  n_vocab      %d\n  n_ctx_train  %d\n  n_embd       %d\n  n_layer      %d\n"
@@ -199,33 +205,29 @@ void bn_print_info(FILE *out, const bn_model *m) {
 
     /* Memory plan: what stays mapped, what is allocated. The context's
      * scratch depends on its parameters; shown for n_ctx = n_ctx_train. */
-    const uint64_t E = (uint64_t)hp->n_embd, L = (uint64_t)hp->n_layer;
-    const uint64_t KVD = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
-    uint64_t embd = E * (uint64_t)hp->n_vocab * 2;
-    uint64_t norms = (E + L * (3 * E + (uint64_t)hp->n_ff)) * 4;
-    uint64_t kv = 2 * L * (uint64_t)hp->n_ctx_train * KVD * 2;
+    uint64_t embd = d.embd_bytes, head = 0;
+    uint64_t kv = d.kv_bytes_per_pos * (uint64_t)hp->n_ctx_train;
     fprintf(out, "\nmemory plan:\n");
-    print_mb(out, "file mapping (read-only, shared)", f->size, NULL);
-    uint64_t head = 0;
-    if (m->kern && m->head.owned) {
-        head = m->head.bytes;
+    print_mb(out, "file mapping (read-only, shared)", d.file_bytes, NULL);
+    if (strcmp(d.head, "q8") == 0) {
+        head = d.head_bytes;
         print_mb(out, "token_embd (F16, mapped)", embd, "pages released; rows read with pread");
         print_mb(out, "lm head (q8 copy)", head, "allocated");
         embd = 0;                   /* not resident */
     } else {
         print_mb(out, "token_embd / lm head (F16, mapped)", embd, "never copied");
     }
-    print_mb(out, "norm weights (F32)", norms, "copied out of the mapping");
-    if (m->kern) {
+    print_mb(out, "norm weights (F32)", d.norm_bytes, "copied out of the mapping");
+    if (!d.vocab_only) {
         char what[64];
-        snprintf(what, sizeof what, "ternary weights (%s layout)", m->kern->name);
-        print_mb(out, what, m->packed_bytes, "allocated; I2_S pages released");
+        snprintf(what, sizeof what, "ternary weights (%s layout)", d.kernel);
+        print_mb(out, what, d.ternary_bytes, "allocated; I2_S pages released");
     } else {
         fprintf(out, "  %-34s not loaded (vocab only)\n", "ternary weights");
     }
     char what[64];
     snprintf(what, sizeof what, "KV cache (f16, n_ctx %d)", hp->n_ctx_train);
     print_mb(out, what, kv, NULL);
-    print_mb(out, "total resident (excluding scratch)", embd + head + norms + m->packed_bytes + kv,
+    print_mb(out, "total resident (excluding scratch)", embd + head + d.norm_bytes + d.ternary_bytes + kv,
              "the KV cache fills as the context does");
 }

@@ -49,6 +49,20 @@ expect_error "--temp needs a value" -m "$M" -p hi --temp
 expect_error "--temp is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi --temp 0
 expect_error "--all is not an option" -m "$M" -p hi --all
 expect_error "unknown kernel 'bogus'" -m "$M" -p hi --kernel bogus
+grep -q "^bitnet: error: --kernel: " "$TMP/err" || fail "--kernel bogus: the error does not name --kernel: $err"
+# the environment's mistake is named as such, not blamed on the model file
+BITNET_KERNEL=foo expect_error "BITNET_KERNEL: unknown kernel 'foo'" -m "$M" -p hi
+grep -q "^bitnet: error: BITNET_KERNEL: " "$TMP/err" && ! grep -q "m.gguf" "$TMP/err" ||
+    fail "BITNET_KERNEL=foo: the error is not the variable's: $err"
+BITNET_KERNEL=foo expect_error "BITNET_KERNEL: unknown kernel 'foo'" bench -m "$M" -p 4 -n 0
+expect_error "-r: empty reverse prompt" -m "$M" -p hi -r ""
+expect_error "-r: empty reverse prompt after escapes" -m "$M" -p hi -r '\x00'
+expect_error "-r is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi -r x
+expect_error "-ngl: bad number 'all'" -m "$M" -p hi -ngl all
+expect_error "--ignore-eos is not an option of 'bitnet bench'" bench -m "$M" --ignore-eos
+expect_error "-d 256 leaves no room" bench -m "$M" -d 256
+expect_error "-p 200 does not fit the model's context length \\(256\\) after -d 100" bench -m "$M" -d 0,100 -p 200
+expect_error "-d: bad number" bench -m "$M" -d 1,x
 expect_error "unknown head type" -m "$M" -p hi --head bf16
 expect_error "unknown numerics 'fast' .expected decode or bitnet-cpp." -m "$M" -p hi --batch-numerics fast
 expect_error "is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi --batch-numerics decode
@@ -109,7 +123,8 @@ expect_error "needs at least 512" perplexity -m "$M" -f "$TMP/short.txt" -c 256
 # ---- --help lists the errors; --version ------------------------------------------------
 run --help
 [ "$rc" -eq 0 ] || fail "--help: exit status $rc"
-for word in "bad number" "out of range" "unknown flag" "empty prompt" "longer than the" "bundled model"; do
+for word in "bad number" "out of range" "unknown flag" "empty prompt" "longer than the" "bundled model" \
+    "empty -r" "BITNET_KERNEL" "write to stdout"; do
     grep -q "$word" "$TMP/out" || fail "--help does not mention '$word'"
 done
 run --version

@@ -86,8 +86,8 @@ cmp -s "$TMP/i1.out" "$TMP/i2.out" || fail "info -m M differs from info M"
 
 # ---- bench ------------------------------------------------------------------------------------
 run b1 bench -m "$M" -p 16 -n 8 -t 1,2 -r 2
-grep -qx "| model | size | params | kernel | threads | test | t/s |" "$TMP/b1.out" || fail "bench: no table header"
-for t in "1 | pp16" "2 | pp16" "1 | tg8" "2 | tg8"; do
+grep -qx "| model | size | params | kernel | threads | depth | test | t/s |" "$TMP/b1.out" || fail "bench: no table header"
+for t in "1 | 0 | pp16" "2 | 0 | pp16" "1 | 0 | tg8" "2 | 0 | tg8"; do
     grep -qE "\| $t \| [0-9.]+ ± [0-9.]+ \|$" "$TMP/b1.out" || fail "bench: no row '$t'"
 done
 grep -qE "^tg8, 1 threads: [0-9.]+ MB touched per token .* GB/s" "$TMP/b1.out" || fail "bench: no bytes/GB/s line for tg"

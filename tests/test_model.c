@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "i2s.h"
-#include "info.h"
+#include "bitnet.h"
 #include "model.h"
 #include "synth.h"
 
@@ -524,7 +524,7 @@ static void test_info_report(void **state) {
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     assert_non_null(out);
-    bn_print_info(out, m);
+    bn_model_print_info(m, out);
     fclose(out);
     assert_non_null(strstr(buf, "architecture:  bitnet-b1.58"));
     assert_non_null(strstr(buf, "n_embd       256"));

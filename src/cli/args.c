@@ -70,17 +70,59 @@ int bn_parse_int_list(const char *flag, const char *s, long lo, long hi, int *ou
     }
 }
 
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+size_t bn_cli_unescape(char *s) {
+    size_t r = 0, w = 0;
+    while (s[r]) {
+        if (s[r] != '\\' || !s[r + 1]) {
+            s[w++] = s[r++];
+            continue;
+        }
+        char c = s[r + 1], out;
+        if (c == 'x' && hex_digit(s[r + 2]) >= 0 && hex_digit(s[r + 3]) >= 0) {
+            s[w++] = (char)(hex_digit(s[r + 2]) * 16 + hex_digit(s[r + 3]));
+            r += 4;
+            continue;
+        }
+        switch (c) {
+        case 'n': out = '\n'; break;
+        case 't': out = '\t'; break;
+        case 'r': out = '\r'; break;
+        case 'a': out = '\a'; break;
+        case 'b': out = '\b'; break;
+        case 'f': out = '\f'; break;
+        case 'v': out = '\v'; break;
+        case '\\': case '\'': case '"': out = c; break;
+        default:                    /* unknown: the backslash stays, the next byte follows as is */
+            s[w++] = s[r++];
+            continue;
+        }
+        s[w++] = out;
+        r += 2;
+    }
+    s[w] = '\0';
+    return w;
+}
+
 /* ---- the flag table ------------------------------------------------------------ */
 enum flag_id {
     F_MODEL, F_PROMPT, F_FILE, F_SYSTEM, F_PREDICT, F_THREADS, F_CTX, F_BATCH, F_SEED,
     F_TEMP, F_TOPK, F_TOPP, F_MINP, F_REPEAT, F_REPEAT_N, F_PRESENCE, F_FREQUENCY,
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
-    F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_HELP
+    F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
+    F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_HELP
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY)
 #define TOK (EVAL | BN_CMD_TOKENIZE)
 #define ANY (TOK | BN_CMD_INFO)
+#define TEXT (BN_CMD_GENERATE | BN_CMD_TOKENIZE | BN_CMD_LOGITS)  /* -p is text */
 
 static const struct flag {
     const char *name, *alias;
@@ -110,6 +152,13 @@ static const struct flag {
     {"--batch-numerics", NULL, 1, EVAL, F_NUMERICS},
     {"--pre-tokenizer", NULL, 1, TOK, F_PRE},
     {"-cnv", "--conversation", 0, BN_CMD_GENERATE, F_CNV},
+    {"-no-cnv", "--no-conversation", 0, BN_CMD_GENERATE, F_NO_CNV},
+    {"-e", "--escape", 0, TEXT, F_ESCAPE},
+    {"--no-escape", NULL, 0, TEXT, F_NO_ESCAPE},
+    {"-r", "--reverse-prompt", 1, BN_CMD_GENERATE, F_REVERSE},
+    {"--ignore-eos", NULL, 0, BN_CMD_GENERATE, F_IGNORE_EOS},
+    {"-ngl", "--n-gpu-layers", 1, EVAL, F_NGL},
+    {"--gpu-layers", NULL, 1, EVAL, F_NGL},
     {"--no-bos", NULL, 0, BN_CMD_TOKENIZE, F_NO_BOS},
     {"--no-special", NULL, 0, BN_CMD_TOKENIZE, F_NO_SPECIAL},
     {"--tokens", NULL, 1, BN_CMD_LOGITS, F_TOKENS},
@@ -118,6 +167,7 @@ static const struct flag {
     {"--batch", NULL, 0, BN_CMD_LOGITS, F_BATCHED},
     {"--seq", NULL, 0, BN_CMD_LOGITS, F_SEQ},
     {"-r", "--repetitions", 1, BN_CMD_BENCH, F_REPS},
+    {"-d", "--n-depth", 1, BN_CMD_BENCH, F_DEPTH},
     {"--kernels", NULL, 0, BN_CMD_BENCH, F_KERNELS},
     {"--variants", NULL, 1, BN_CMD_BENCH, F_VARIANTS},
     {"-h", "--help", 0, ANY, F_HELP},
@@ -141,6 +191,7 @@ static void set_defaults(int cmd, bn_cli_opts *o) {
     o->sp = bn_sampler_default_params();
     o->head = BN_HEAD_DEFAULT;
     o->reps = 5;
+    o->escape = 1;
 }
 
 /* One flag with its value (NULL for switches). */
@@ -219,6 +270,29 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         o->pre_tokenizer = v;
         return 0;
     case F_CNV: o->cnv = 1; return 0;
+    case F_NO_CNV: o->cnv = 0; return 0;
+    case F_ESCAPE: o->escape = 1; return 0;
+    case F_NO_ESCAPE: o->escape = 0; return 0;
+    case F_REVERSE:
+        if (o->n_reverse == BN_CLI_MAX_LIST)
+            return bn_err("%s: at most %d reverse prompts", flag, BN_CLI_MAX_LIST);
+        if (!v[0]) return bn_err("%s: empty reverse prompt", flag);
+        o->reverse[o->n_reverse++] = v;
+        return 0;
+    case F_IGNORE_EOS: o->ignore_eos = 1; return 0;
+    case F_NGL: {                   /* checked like llama-cli's, then ignored */
+        int tmp[BN_CLI_MAX_LIST];
+        if (bn_parse_int_list(flag, v, -1, INT_MAX, tmp, bench ? BN_CLI_MAX_LIST : 1) < 0) return 1;
+        o->ngl_flag = flag;
+        o->ngl = v;
+        return 0;
+    }
+    case F_DEPTH: {
+        int n = bn_parse_int_list(flag, v, 0, 1 << 20, o->bench_d.v, BN_CLI_MAX_LIST);
+        if (n < 0) return 1;
+        o->bench_d.n = n;
+        return 0;
+    }
     case F_NO_BOS: o->no_bos = 1; return 0;
     case F_NO_SPECIAL: o->no_special = 1; return 0;
     case F_TOKENS: o->tokens = v; return 0;
@@ -253,10 +327,11 @@ int bn_cli_parse(int cmd, int argc, char **argv, int first, bn_cli_opts *o, int 
             inline_v = eq + 1;
             a = name;
         }
+        /* a name may mean different flags in different commands (-r) */
         const struct flag *fl = NULL;
         for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
             if (strcmp(a, flags[k].name) == 0 || (flags[k].alias && strcmp(a, flags[k].alias) == 0))
-                fl = &flags[k];
+                if (!fl || (flags[k].cmds & cmd)) fl = &flags[k];
         if (!fl) {
             /* `bitnet info MODEL`: a bare path is the model */
             if (cmd == BN_CMD_INFO && argv[i][0] != '-' && !o->model) {
@@ -283,6 +358,18 @@ int bn_cli_parse(int cmd, int argc, char **argv, int first, bn_cli_opts *o, int 
         }
         if (apply(o, fl, a, v) != 0) return 1;
     }
+    /* Escapes, as llama-cli: in the text given on the command line (the
+     * strings live in argv, which may be changed in place), not in files. */
+    if (o->prompt) o->prompt_len = strlen(o->prompt);
+    if (o->escape) {
+        if (o->prompt) o->prompt_len = bn_cli_unescape((char *)o->prompt);
+        if (o->system) bn_cli_unescape((char *)o->system);
+        for (int k = 0; k < o->n_reverse; k++) {
+            bn_cli_unescape((char *)o->reverse[k]);
+            if (!o->reverse[k][0])  /* \x00 first: the C string ends there */
+                return bn_err("-r: empty reverse prompt after escapes");
+        }
+    }
     return 0;
 }
 
@@ -293,7 +380,7 @@ void bn_print_usage(FILE *f) {
 "                                          the continuation, until an end-of-generation\n"
 "                                          token, -n tokens or a full context)\n"
 "  bitnet [-m MODEL] -cnv [-sys TEXT]      chat (2B4T template); /exit or end of input quits\n"
-"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-t 1,2] [-r 5] [-o md|json]\n"
+"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-r 5] [-o md|json]\n"
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
 "  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
 "  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
@@ -304,9 +391,17 @@ void bn_print_usage(FILE *f) {
 "generation options:\n"
 "  -m, --model FILE          i2_s GGUF model (default: the bundled tiny-shakespeare.gguf)\n"
 "  -p, --prompt TEXT         prompt (with -cnv: the system prompt)\n"
-"  -f, --file FILE           read the prompt from FILE\n"
+"  -f, --file FILE           read the prompt from FILE (taken as is: no escapes)\n"
 "  -sys, --system-prompt T   chat system prompt (default: a helpful-assistant prompt)\n"
 "  -cnv, --conversation      chat mode\n"
+"  -no-cnv, --no-conversation  one-shot generation (the default)\n"
+"  --no-escape               take -p, -sys and -r literally; by default, as llama-cli,\n"
+"                            \\n \\t \\r \\a \\b \\f \\v \\\\ \\' \\\" and \\xNN are processed\n"
+"                            (any other backslash stays); -e, --escape: the default\n"
+"  -r, --reverse-prompt T    stop when the generated text contains T (chat: end the\n"
+"                            reply, the turn goes back); repeatable, up to 16\n"
+"  --ignore-eos              never sample an end-of-generation token (runs to -n or\n"
+"                            a full context)\n"
 "  -n, --n-predict N         tokens to generate (default -1: until end of generation\n"
 "                            or a full context; per reply in chat mode)\n"
 "  -t, --threads N           threads, 1-256 (default: physical cores)\n"
@@ -333,6 +428,8 @@ void bn_print_usage(FILE *f) {
 "                            evaluates a prompt: reproduces its text where a near-tie\n"
 "                            parts the two\n"
 "  --pre-tokenizer NAME      llama3 | default (default: from the file)\n"
+"  -ngl, --n-gpu-layers N    accepted for llama-cli's scripts and ignored, with a note\n"
+"                            (bitnet runs on the CPU); also --gpu-layers\n"
 "\n"
 "other options:\n"
 "  --no-bos, --no-special    tokenize: no BOS; control-token text is not parsed\n"
@@ -342,6 +439,9 @@ void bn_print_usage(FILE *f) {
 "  --batch | --seq           logits: whole prompt in one batch (default) or one by one\n"
 "  -o md|json                bench: output format\n"
 "  -r N                      bench: repetitions (default 5)\n"
+"  -d, --n-depth LIST        bench: tokens already in the cache when pp/tg are timed\n"
+"                            (default 0; e.g. -d 0,4096); every threads x depth x\n"
+"                            -p/-n combination is a row\n"
 "  --kernels                 bench: the ternary kernels alone, every variant\n"
 "  --variants LIST           bench --kernels: only these variants (e.g. avx2,avx512)\n"
 "\n"
@@ -351,8 +451,9 @@ void bn_print_usage(FILE *f) {
 "  command; missing flag value; bad number (the whole value must be a number);\n"
 "  value out of range (-n < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
 "  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value;\n"
-"  empty prompt or no prompt; prompt longer than the context; unknown --kernel or\n"
-"  one this CPU lacks; unwritable output file.\n"
+"  empty prompt or no prompt; prompt longer than the context; empty -r; unknown\n"
+"  --kernel or BITNET_KERNEL, or one this CPU lacks; unwritable output file; a failed\n"
+"  write to stdout (a reader that closes the pipe, as | head, is no error).\n"
 "  A full context during generation is not an error: generation stops with a note.\n",
         f);
 }

@@ -1,7 +1,10 @@
 /* `bitnet bench`: llama-bench's habit. pp = one bn_decode of -p random
  * tokens after a reset (the batch path); tg = -n single-token decodes of
  * fixed random ids (the decode path); tokenization and sampling excluded.
- * One warm-up run per test, then -r timed repetitions: mean ± std of t/s.
+ * At depth -d D both run after D tokens already fill the cache (decoded
+ * untimed before each run), as llama-bench's -d. Every combination of
+ * threads, depth and size is a row. One warm-up run per test, then -r timed
+ * repetitions: mean ± std of t/s.
  * For tg it also reports the bytes touched per generated token (packed
  * ternary weights + LM head + KV cache read) and the bandwidth they imply,
  * so the distance to the memory roofline is visible. */
@@ -11,11 +14,9 @@
 
 #include "bench_kernels.h"
 #include "cli.h"
-#include "model.h"
-#include "threadpool.h"
 
 typedef struct bench_result {
-    int threads, n_prompt, n_gen;
+    int threads, depth, n_prompt, n_gen;
     double mean, std;               /* tokens per second */
     double samples[1000];
     int n_samples;
@@ -32,9 +33,13 @@ static void fill_tokens(int32_t *t, int n, int n_vocab) {
 }
 
 /* One run of a test; returns its seconds, or -1 after printing the error. */
-static double run_once(bn_context *c, const int32_t *toks, int n_prompt, int n_gen) {
+static double run_once(bn_context *c, const int32_t *toks, int depth, int n_prompt, int n_gen) {
     char err[256];
     bn_context_reset(c);
+    if (depth > 0 && bn_decode(c, toks, depth, 0, err, sizeof err) != 0) {
+        bn_err("bench: %s", err);
+        return -1;
+    }
     double t0 = bn_now_ms();
     if (n_prompt > 0 && bn_decode(c, toks, n_prompt, 0, err, sizeof err) != 0) {
         bn_err("bench: %s", err);
@@ -49,31 +54,26 @@ static double run_once(bn_context *c, const int32_t *toks, int n_prompt, int n_g
     return (bn_now_ms() - t0) / 1e3;
 }
 
-/* Bytes of the LM head read per token (q8: int8 + one f16 scale per 32). */
-static double head_bytes(const bn_model *m) {
-    double w = (double)m->hp.n_vocab * m->hp.n_embd;
-    return m->head_type == BN_HEAD_Q8 ? w * 34.0 / 32.0 : w * 2.0;
+/* Bytes one generated token touches, averaged over positions depth ..
+ * depth+n_gen-1: the ternary weights, the LM head, the KV cache read so far,
+ * one embedding row. */
+static double tg_bytes_per_token(const bn_model_desc *d, int n_vocab, int depth, int n_gen) {
+    double mean_pos = depth + (n_gen + 1) / 2.0;
+    return (double)d->ternary_bytes + (double)d->head_bytes + (double)d->kv_bytes_per_pos * mean_pos +
+           (double)d->embd_bytes / n_vocab;
 }
 
-/* Bytes one generated token touches, averaged over positions 0 .. n_gen-1. */
-static double tg_bytes_per_token(const bn_model *m, int n_gen) {
-    const bn_hparams *hp = &m->hp;
-    double head = head_bytes(m);
-    double kv_per_pos = 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * 2.0;  /* K+V, f16 */
-    double mean_pos = (n_gen + 1) / 2.0;
-    return (double)m->packed_bytes + head + kv_per_pos * mean_pos + hp->n_embd * 2.0;
-}
-
-static int run_test(bn_context *c, const bn_model *m, const int32_t *toks, int n_prompt,
-                    int n_gen, int reps, bench_result *r) {
+static int run_test(bn_context *c, const bn_model_desc *d, int n_vocab, const int32_t *toks, int depth,
+                    int n_prompt, int n_gen, int reps, bench_result *r) {
     memset(r, 0, sizeof *r);
     r->threads = bn_context_n_threads(c);
+    r->depth = depth;
     r->n_prompt = n_prompt;
     r->n_gen = n_gen;
-    if (run_once(c, toks, n_prompt, n_gen) < 0) return 1;      /* warm-up */
+    if (run_once(c, toks, depth, n_prompt, n_gen) < 0) return 1;      /* warm-up */
     double sum = 0;
     for (int i = 0; i < reps; i++) {
-        double sec = run_once(c, toks, n_prompt, n_gen);
+        double sec = run_once(c, toks, depth, n_prompt, n_gen);
         if (sec < 0) return 1;
         r->samples[i] = (n_prompt + n_gen) / (sec > 0 ? sec : 1e-9);
         sum += r->samples[i];
@@ -83,7 +83,7 @@ static int run_test(bn_context *c, const bn_model *m, const int32_t *toks, int n
     double var = 0;
     for (int i = 0; i < reps; i++) var += (r->samples[i] - r->mean) * (r->samples[i] - r->mean);
     r->std = reps > 1 ? sqrt(var / (reps - 1)) : 0.0;
-    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(m, n_gen);
+    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(d, n_vocab, depth, n_gen);
     return 0;
 }
 
@@ -102,29 +102,31 @@ static void human_count(double n, char *out, size_t cap) {
     else snprintf(out, cap, "%.2f M", n / 1e6);
 }
 
-static void print_markdown(const char *model, const bn_model *m, const bench_result *r, int n) {
+static void print_markdown(const char *model, const bn_model_desc *d, const bench_result *r, int n) {
     char size[32], params[32];
-    human_size((double)bn_model_file_size(m), size, sizeof size);
-    human_count((double)bn_model_n_params(m), params, sizeof params);
-    printf("| model | size | params | kernel | threads | test | t/s |\n");
-    printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+    human_size((double)d->file_bytes, size, sizeof size);
+    human_count((double)d->n_params, params, sizeof params);
+    printf("| model | size | params | kernel | threads | depth | test | t/s |\n");
+    printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < n; i++) {
         char test[32];
         if (r[i].n_gen > 0) snprintf(test, sizeof test, "tg%d", r[i].n_gen);
         else snprintf(test, sizeof test, "pp%d", r[i].n_prompt);
-        printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", model, size, params,
-               bn_model_kernel_name(m), r[i].threads, test, r[i].mean, r[i].std);
+        printf("| %s | %s | %s | %s | %d | %d | %s | %.2f ± %.2f |\n", model, size, params,
+               d->kernel, r[i].threads, r[i].depth, test, r[i].mean, r[i].std);
     }
     int first = 1;
     for (int i = 0; i < n; i++) {
         if (r[i].n_gen == 0) continue;
         if (first) printf("\n");
         first = 0;
-        printf("tg%d, %d threads: %.1f MB touched per token (ternary %.1f + head %.1f + KV/embd %.1f) "
+        char at[32] = "";
+        if (r[i].depth > 0) snprintf(at, sizeof at, " @ d%d", r[i].depth);
+        printf("tg%d%s, %d threads: %.1f MB touched per token (ternary %.1f + head %.1f + KV/embd %.1f) "
                "-> %.2f GB/s at %.2f t/s\n",
-               r[i].n_gen, r[i].threads, r[i].bytes_per_token / 1e6, (double)m->packed_bytes / 1e6,
-               head_bytes(m) / 1e6,
-               (r[i].bytes_per_token - (double)m->packed_bytes - head_bytes(m)) / 1e6,
+               r[i].n_gen, at, r[i].threads, r[i].bytes_per_token / 1e6, (double)d->ternary_bytes / 1e6,
+               (double)d->head_bytes / 1e6,
+               (r[i].bytes_per_token - (double)d->ternary_bytes - (double)d->head_bytes) / 1e6,
                r[i].bytes_per_token * r[i].mean / 1e9, r[i].mean);
     }
 }
@@ -140,20 +142,20 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-static void print_json(const char *model, const bn_model *m, const bench_result *r, int n) {
+static void print_json(const char *model, const bn_model_desc *d, const bench_result *r, int n) {
     printf("[\n");
     for (int i = 0; i < n; i++) {
         printf("  {\"model\": ");
         print_json_string(model);
         printf(", \"arch\": ");
-        print_json_string(m->hp.arch);
+        print_json_string(d->arch);
         printf(", \"size\": %llu, \"params\": %llu, \"kernel\": ",
-               (unsigned long long)bn_model_file_size(m), (unsigned long long)bn_model_n_params(m));
-        print_json_string(bn_model_kernel_name(m));
+               (unsigned long long)d->file_bytes, (unsigned long long)d->n_params);
+        print_json_string(d->kernel);
         printf(", \"threads\": %d, \"test\": \"%s%d\", \"n_prompt\": %d, \"n_gen\": %d, "
-               "\"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
+               "\"n_depth\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                r[i].threads, r[i].n_gen > 0 ? "tg" : "pp", r[i].n_gen > 0 ? r[i].n_gen : r[i].n_prompt,
-               r[i].n_prompt, r[i].n_gen, r[i].mean, r[i].std);
+               r[i].n_prompt, r[i].n_gen, r[i].depth, r[i].mean, r[i].std);
         for (int k = 0; k < r[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", r[i].samples[k]);
         printf("]");
         if (r[i].n_gen > 0)
@@ -164,25 +166,32 @@ static void print_json(const char *model, const bn_model *m, const bench_result 
     printf("]\n");
 }
 
-/* Explicit sizes must fit the context; the defaults shrink to it. */
-static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, const char *flag) {
+/* Explicit sizes must fit the context after the deepest -d; the defaults
+ * shrink to it. */
+static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, int depth, const char *flag) {
+    int room = n_ctx - depth;
+    char after[48] = "";
+    if (depth > 0) snprintf(after, sizeof after, " after -d %d", depth);
     if (l->n == 0) {
-        l->v[0] = dflt < n_ctx ? dflt : n_ctx;
+        l->v[0] = dflt < room ? dflt : room;
         l->n = 1;
-        if (dflt > n_ctx)
-            fprintf(stderr, "note: %s %d capped to the model's context length %d\n", flag, dflt, n_ctx);
+        if (dflt > room)
+            fprintf(stderr, "note: %s %d capped to %d, the room in the model's context length %d%s\n",
+                    flag, dflt, room, n_ctx, after);
         return 0;
     }
     for (int i = 0; i < l->n; i++)
-        if (l->v[i] > n_ctx)
-            return bn_err("%s %d does not fit the model's context length (%d)", flag, l->v[i], n_ctx);
+        if (l->v[i] > room)
+            return bn_err("%s %d does not fit the model's context length (%d)%s", flag, l->v[i], n_ctx,
+                          after);
     return 0;
 }
 
-/* `bench --kernels`: the ternary kernels alone (src/bench_kernels.c). */
+/* `bench --kernels`: the ternary kernels alone (tools/lib/bench_kernels.c). */
 static int bench_kernels(const bn_cli_opts *o) {
-    if (o->model || o->bench_p.n || o->bench_n.n || o->json)
+    if (o->model || o->bench_p.n || o->bench_n.n || o->bench_d.n || o->json)
         return bn_err("bench --kernels takes only -t, -r and --variants");
+    bn_cli_log_notes(o);
     if (o->bench_t.n > BN_BENCH_MAX_THREADS)
         return bn_err("bench --kernels: at most %d thread counts", BN_BENCH_MAX_THREADS);
     bn_bench_kernels_opts ko;
@@ -201,8 +210,22 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     if (!m) return 1;
     const bn_hparams *hp = bn_model_hparams(m);
-    bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t;
-    if (fit_sizes(&lp, 512, hp->n_ctx_train, "-p") || fit_sizes(&ln, 128, hp->n_ctx_train, "-n")) {
+    bn_model_desc desc;
+    bn_model_describe(m, &desc);
+    bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t, ld = o->bench_d;
+    if (ld.n == 0) {
+        ld.v[0] = 0;
+        ld.n = 1;
+    }
+    int max_depth = 0;
+    for (int i = 0; i < ld.n; i++) if (ld.v[i] > max_depth) max_depth = ld.v[i];
+    if (max_depth >= hp->n_ctx_train) {
+        bn_err("-d %d leaves no room in the model's context length (%d)", max_depth, hp->n_ctx_train);
+        bn_model_free(m);
+        return 1;
+    }
+    if (fit_sizes(&lp, 512, hp->n_ctx_train, max_depth, "-p") ||
+        fit_sizes(&ln, 128, hp->n_ctx_train, max_depth, "-n")) {
         bn_model_free(m);
         return 1;
     }
@@ -214,38 +237,43 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     int max_len = 1;
     for (int i = 0; i < lp.n; i++) if (lp.v[i] > max_len) max_len = lp.v[i];
     for (int i = 0; i < ln.n; i++) if (ln.v[i] > max_len) max_len = ln.v[i];
-    int32_t *toks = malloc((size_t)max_len * sizeof *toks);
-    bench_result *res = calloc((size_t)lt.n * (size_t)(lp.n + ln.n), sizeof *res);
+    int n_toks = max_len > max_depth ? max_len : max_depth;
+    int32_t *toks = malloc((size_t)n_toks * sizeof *toks);
+    bench_result *res = calloc((size_t)lt.n * (size_t)ld.n * (size_t)(lp.n + ln.n), sizeof *res);
     int n_res = 0, rc = 1;
     if (!toks || !res) {
         bn_err("out of memory");
         goto done;
     }
-    fill_tokens(toks, max_len, hp->n_vocab);
+    fill_tokens(toks, n_toks, hp->n_vocab);
     for (int ti = 0; ti < lt.n; ti++) {
         bn_cli_opts co = *o;
         co.n_threads = lt.v[ti];
-        co.n_ctx = max_len;
-        co.n_batch = max_len;       /* pp: the whole prompt in one batch */
+        co.n_ctx = max_depth + max_len;
+        /* pp: the whole prompt in one batch; the depth fills in batches of
+         * at least 512 */
+        co.n_batch = max_len > 512 ? max_len : 512;
         bn_context *c = bn_cli_new_context(&co, m, 1);
         if (!c) goto done;
-        for (int i = 0; i < lp.n; i++) {
-            if (lp.v[i] == 0) continue;
-            fprintf(stderr, "bench: pp%d, %d threads\n", lp.v[i], lt.v[ti]);
-            if (run_test(c, m, toks, lp.v[i], 0, o->reps, &res[n_res])) { bn_context_free(c); goto done; }
-            n_res++;
-        }
-        for (int i = 0; i < ln.n; i++) {
-            if (ln.v[i] == 0) continue;
-            fprintf(stderr, "bench: tg%d, %d threads\n", ln.v[i], lt.v[ti]);
-            if (run_test(c, m, toks, 0, ln.v[i], o->reps, &res[n_res])) { bn_context_free(c); goto done; }
-            n_res++;
+        for (int di = 0; di < ld.n; di++) {
+            const int depth = ld.v[di];
+            for (int i = 0; i < lp.n + ln.n; i++) {
+                const int pp = i < lp.n ? lp.v[i] : 0, tg = i < lp.n ? 0 : ln.v[i - lp.n];
+                if (pp == 0 && tg == 0) continue;
+                fprintf(stderr, "bench: %s%d, depth %d, %d threads\n", pp ? "pp" : "tg", pp ? pp : tg,
+                        depth, lt.v[ti]);
+                if (run_test(c, &desc, hp->n_vocab, toks, depth, pp, tg, o->reps, &res[n_res])) {
+                    bn_context_free(c);
+                    goto done;
+                }
+                n_res++;
+            }
         }
         bn_context_free(c);
     }
     const char *name = base_name(bn_cli_model_path(o));
-    if (o->json) print_json(name, m, res, n_res);
-    else print_markdown(name, m, res, n_res);
+    if (o->json) print_json(name, &desc, res, n_res);
+    else print_markdown(name, &desc, res, n_res);
     rc = 0;
 done:
     free(res);

@@ -32,7 +32,8 @@ typedef struct bn_cli_list {
 typedef struct bn_cli_opts {
     int cmd;
     const char *model;              /* NULL: the bundled model */
-    const char *prompt;             /* -p (NULL: not given) */
+    const char *prompt;             /* -p (NULL: not given); escapes processed in place */
+    size_t prompt_len;              /* its bytes (an escape may put a NUL inside) */
     const char *file;               /* -f */
     const char *system;             /* -sys / --system-prompt */
     int n_predict;                  /* -n; -1 = until EOG or the context is full */
@@ -44,12 +45,17 @@ typedef struct bn_cli_opts {
     int head;                       /* --head: enum bn_head_type */
     int batch_numerics;             /* --batch-numerics: enum bn_batch_numerics */
     const char *pre_tokenizer;      /* --pre-tokenizer */
-    int cnv;                        /* -cnv */
+    int cnv;                        /* -cnv (-no-cnv: 0) */
+    int escape;                     /* process escapes in -p, -sys, -r (default 1; --no-escape) */
+    const char *reverse[BN_CLI_MAX_LIST];   /* -r: stop (one-shot) or end the reply (chat) */
+    int n_reverse;
+    int ignore_eos;                 /* --ignore-eos: never sample an end-of-generation token */
+    const char *ngl_flag, *ngl;     /* -ngl N as given: accepted, ignored (no GPU) */
     int no_bos, no_special;         /* tokenize */
     const char *tokens;             /* logits --tokens */
     const char *out;                /* logits -o */
     int all, seq;                   /* logits --all, --seq */
-    bn_cli_list bench_p, bench_n, bench_t;
+    bn_cli_list bench_p, bench_n, bench_t, bench_d;
     int reps;                       /* bench -r */
     int json;                       /* bench -o json */
     int kernels;                    /* bench --kernels */
@@ -69,6 +75,9 @@ int bn_parse_float(const char *flag, const char *s, float lo, float hi, float *o
 /* Comma-separated ints ("1,2,3"), each within [lo, hi]; up to max entries;
  * returns the count or -1 (after printing the error). */
 int bn_parse_int_list(const char *flag, const char *s, long lo, long hi, int *out, int max);
+/* llama-cli's escapes, in place: \n \t \r \a \b \f \v \\ \' \" and \xNN (two hex
+ * digits); any other backslash stays as written. Returns the new length. */
+size_t bn_cli_unescape(char *s);
 void bn_print_usage(FILE *f);
 
 /* ---- common.c -------------------------------------------------------------------- */
@@ -79,6 +88,8 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
 /* The one-line load log on stderr; modes print it once their inputs are
  * validated, so that a failure leaves exactly one line on stderr. */
 void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms);
+/* Notes about accepted-but-ignored flags (-ngl); part of the load log. */
+void bn_cli_log_notes(const bn_cli_opts *o);
 /* The sampler of the generating modes from the options (repeat_last_n -1 =
  * the whole context), its seed printed to stderr so a run can be replayed.
  * NULL (with the error printed) when out of memory. */
@@ -93,8 +104,46 @@ char *bn_cli_prompt_text(const bn_cli_opts *o, size_t *len);
 int32_t *bn_cli_tokenize(const bn_tokenizer *t, const char *text, size_t len,
                          int add_bos, int parse_special, int *n);
 double bn_now_ms(void);
-/* Writes all bytes of a token stream piece to stdout and flushes. */
-void bn_cli_emit(const char *buf, int n);
+
+/* ---- stdout ------------------------------------------------------------------------ */
+/* Writes n bytes to stdout and flushes. Returns 0, or -1 once stdout is gone:
+ * a write error (ENOSPC, EIO: reported once, "bitnet: error: stdout: ...")
+ * or a reader that closed the pipe (quiet: `bitnet ... | head` is no error;
+ * with SIGPIPE at its default the process ends there, status 141). */
+int bn_cli_emit(const char *buf, int n);
+/* The exit status a mode returns after bn_cli_emit failed: 0 for a closed
+ * pipe, 1 for a write error. */
+int bn_cli_emit_status(void);
+/* Flushes stdout at exit; reports a write error not yet reported.
+ * Returns 0, or 1 for a write error. */
+int bn_cli_close_stdout(void);
+
+/* ---- generation helpers ------------------------------------------------------------- */
+/* -r: watches the generated text for the reverse prompts. Its buffer is
+ * sized once, from the longest prompt. */
+typedef struct bn_cli_stop {
+    const char *const *text;
+    int n;
+    char *tail;                     /* the last bytes generated */
+    size_t len, cap, longest;
+} bn_cli_stop;
+int bn_cli_stop_init(bn_cli_stop *st, const bn_cli_opts *o);   /* prints the error */
+void bn_cli_stop_free(bn_cli_stop *st);
+void bn_cli_stop_reset(bn_cli_stop *st);                        /* a new reply */
+/* Feeds the next n bytes of output (n <= BN_CLI_PIECE); returns 1 when a
+ * reverse prompt now appears in the text, ending in or across these bytes. */
+int bn_cli_stop_push(bn_cli_stop *st, const char *s, int n);
+#define BN_CLI_PIECE 512            /* bytes one streamed token piece may take */
+
+/* --ignore-eos: the logits with every end-of-generation token at -inf. */
+typedef struct bn_cli_noeog {
+    float *logits;                  /* n_vocab */
+    int32_t *eog;                   /* the EOG ids of the vocabulary */
+    int n_eog, n_vocab;
+} bn_cli_noeog;
+int bn_cli_noeog_init(bn_cli_noeog *ne, const bn_tokenizer *t);  /* prints the error */
+void bn_cli_noeog_free(bn_cli_noeog *ne);
+const float *bn_cli_noeog_apply(bn_cli_noeog *ne, const float *logits);
 
 /* ---- the modes ---------------------------------------------------------------------- */
 int bn_cmd_generate(const bn_cli_opts *o);

@@ -2,6 +2,7 @@
  * and a context with CLI-style errors, reading files, tokenizing, timing. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,8 +10,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "kernels.h"
-#include "model.h"
 
 #ifndef BN_SOURCE_MODEL_DIR
 #define BN_SOURCE_MODEL_DIR "models"
@@ -27,9 +26,42 @@ double bn_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void bn_cli_emit(const char *buf, int n) {
-    if (n > 0) fwrite(buf, 1, (size_t)n, stdout);
-    fflush(stdout);
+/* ---- stdout ------------------------------------------------------------------ */
+static int g_out_state;             /* 0 fine, 1 write error (reported), 2 pipe closed */
+
+/* Classifies a failed write to stdout; reports a real error once. */
+static int out_failed(int err) {
+    if (g_out_state) return -1;
+    if (err == EPIPE) {
+        g_out_state = 2;
+        return -1;
+    }
+    g_out_state = 1;
+    if (err) bn_err("stdout: write error: %s", strerror(err));
+    else bn_err("stdout: write error");     /* an earlier buffered write failed */
+    return -1;
+}
+
+int bn_cli_emit(const char *buf, int n) {
+    if (g_out_state) return -1;
+    errno = 0;
+    if (n > 0 && fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) return out_failed(errno);
+    if (fflush(stdout) != 0 || ferror(stdout)) return out_failed(errno);
+    return 0;
+}
+
+int bn_cli_emit_status(void) {
+    return g_out_state == 2 ? 0 : 1;
+}
+
+int bn_cli_close_stdout(void) {
+    if (g_out_state) return g_out_state == 1;
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        out_failed(errno);
+        return g_out_state == 1;
+    }
+    return 0;
 }
 
 static int is_file(const char *path) {
@@ -83,8 +115,9 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
     char err[512];
     const char *path = bn_cli_model_path(o);
     if (!path) return NULL;
-    if (!vocab_only && o->kernel && !bn_kernels_select(o->kernel, err, sizeof err)) {
-        bn_err("--kernel: %s", err);
+    /* a bad kernel name is the flag's or the environment's fault, not the file's */
+    if (!vocab_only && !bn_kernel_resolve(o->kernel, err, sizeof err)) {
+        bn_err("%s: %s", o->kernel && o->kernel[0] ? "--kernel" : "BITNET_KERNEL", err);
         return NULL;
     }
     bn_model_params mp = bn_model_default_params();
@@ -115,10 +148,19 @@ bn_sampler *bn_cli_new_sampler(const bn_cli_opts *o, const bn_tokenizer *tok, in
     return s;
 }
 
+void bn_cli_log_notes(const bn_cli_opts *o) {
+    if (o->ngl)
+        fprintf(stderr, "note: %s %s ignored: bitnet runs on the CPU (no GPU offload)\n",
+                o->ngl_flag, o->ngl);
+}
+
 void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms) {
+    bn_cli_log_notes(o);
     const bn_hparams *hp = bn_model_hparams(m);
     const char *path = o->model ? o->model : bn_cli_model_path(o);
-    if (!m->kern)                   /* vocab_only */
+    bn_model_desc d;
+    bn_model_describe(m, &d);
+    if (d.vocab_only)
         fprintf(stderr, "load: %s: vocabulary of %d tokens\n", path, hp->n_vocab);
     else
         fprintf(stderr, "load: %s: %s, %d layers, %.2fM params, %.2f MB, kernel %s, %.1f ms\n",
@@ -206,13 +248,17 @@ char *bn_cli_prompt_text(const bn_cli_opts *o, size_t *len) {
         bn_err("no prompt: give -p TEXT or -f FILE (see bitnet --help)");
         return NULL;
     }
-    if (!o->prompt[0]) {
+    if (o->prompt_len == 0) {
         bn_err("empty prompt");
         return NULL;
     }
-    text = strdup(o->prompt);
-    if (!text) bn_err("out of memory");
-    *len = strlen(o->prompt);
+    text = malloc(o->prompt_len + 1);
+    if (!text) {
+        bn_err("out of memory");
+        return NULL;
+    }
+    memcpy(text, o->prompt, o->prompt_len + 1);
+    *len = o->prompt_len;
     return text;
 }
 
@@ -242,4 +288,81 @@ int32_t *bn_cli_tokenize(const bn_tokenizer *t, const char *text, size_t len,
     }
     *n = k;
     return ids;
+}
+
+/* ---- -r: reverse prompts --------------------------------------------------------- */
+int bn_cli_stop_init(bn_cli_stop *st, const bn_cli_opts *o) {
+    memset(st, 0, sizeof *st);
+    st->text = o->reverse;
+    st->n = o->n_reverse;
+    for (int i = 0; i < st->n; i++) {
+        size_t l = strlen(o->reverse[i]);
+        if (l > st->longest) st->longest = l;
+    }
+    if (st->n == 0) return 0;
+    st->cap = st->longest + BN_CLI_PIECE;
+    st->tail = malloc(st->cap);
+    if (!st->tail) return bn_err("out of memory");
+    return 0;
+}
+
+void bn_cli_stop_free(bn_cli_stop *st) {
+    free(st->tail);
+    st->tail = NULL;
+}
+
+void bn_cli_stop_reset(bn_cli_stop *st) {
+    st->len = 0;
+}
+
+int bn_cli_stop_push(bn_cli_stop *st, const char *s, int n) {
+    if (st->n == 0 || n <= 0) return 0;
+    /* Keep the bytes a match ending in s could start in; an older match
+     * would have been found by an earlier push. */
+    size_t keep = st->longest > 0 ? st->longest - 1 : 0, add = (size_t)n;
+    if (add > st->cap - keep) {     /* never for a piece of BN_CLI_PIECE bytes */
+        s += add - (st->cap - keep);
+        add = st->cap - keep;
+    }
+    if (st->len > keep) {
+        memmove(st->tail, st->tail + st->len - keep, keep);
+        st->len = keep;
+    }
+    memcpy(st->tail + st->len, s, add);
+    st->len += add;
+    for (int i = 0; i < st->n; i++) {
+        size_t l = strlen(st->text[i]);
+        if (l > 0 && memmem(st->tail, st->len, st->text[i], l)) return 1;
+    }
+    return 0;
+}
+
+/* ---- --ignore-eos ---------------------------------------------------------------- */
+int bn_cli_noeog_init(bn_cli_noeog *ne, const bn_tokenizer *t) {
+    memset(ne, 0, sizeof *ne);
+    ne->n_vocab = bn_vocab_size(t);
+    for (int32_t id = 0; id < ne->n_vocab; id++) ne->n_eog += bn_token_is_eog(t, id) != 0;
+    ne->logits = malloc((size_t)ne->n_vocab * sizeof *ne->logits);
+    ne->eog = malloc(((size_t)ne->n_eog + 1) * sizeof *ne->eog);
+    if (!ne->logits || !ne->eog) {
+        bn_cli_noeog_free(ne);
+        return bn_err("out of memory");
+    }
+    int k = 0;
+    for (int32_t id = 0; id < ne->n_vocab; id++)
+        if (bn_token_is_eog(t, id)) ne->eog[k++] = id;
+    return 0;
+}
+
+void bn_cli_noeog_free(bn_cli_noeog *ne) {
+    free(ne->logits);
+    free(ne->eog);
+    ne->logits = NULL;
+    ne->eog = NULL;
+}
+
+const float *bn_cli_noeog_apply(bn_cli_noeog *ne, const float *logits) {
+    memcpy(ne->logits, logits, (size_t)ne->n_vocab * sizeof *logits);
+    for (int i = 0; i < ne->n_eog; i++) ne->logits[ne->eog[i]] = -INFINITY;
+    return ne->logits;
 }

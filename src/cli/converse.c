@@ -2,7 +2,8 @@
  * turn, the whole conversation kept in the KV cache (only new tokens are
  * decoded). /exit or end of input quits with status 0. Ctrl-C during a reply
  * ends the reply (closed with <|eot_id|> in the context); Ctrl-C at the
- * prompt quits. With piped stdin nothing but the replies reaches stdout. */
+ * prompt quits. A reverse prompt (-r) in a reply ends it too, handing the
+ * turn back. With piped stdin nothing but the replies reaches stdout. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -79,7 +80,9 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     char *line = NULL;
     size_t line_cap = 0;
     char err[256];
-    if (!c) goto done;
+    bn_cli_stop stop_at = {0};
+    bn_cli_noeog noeog = {0};
+    if (!c || bn_cli_stop_init(&stop_at, o) != 0) goto done;
     const bn_tokenizer *tok = bn_model_tokenizer(m);
     const int n_ctx = bn_context_n_ctx(c);
     if (bn_chat_init(&chat, tok, sys, err, sizeof err) != 0) {
@@ -92,6 +95,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
                bn_chat_n_pending(&chat), n_ctx);
         goto done;
     }
+    if (o->ignore_eos && bn_cli_noeog_init(&noeog, tok) != 0) goto done;
     bn_cli_log_load(o, m, load_ms);
     install_sigint();               /* before the seed line: scripts wait for it */
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
@@ -115,7 +119,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         turns++;
         if (full) {
             context_full_note(n_ctx);
-            bn_cli_emit("\n", 1);
+            if (bn_cli_emit("\n", 1) != 0) goto out_gone;
             continue;
         }
         if (bn_chat_add_user_turn(&chat, line, err, sizeof err) != 0) {
@@ -131,16 +135,19 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         if (fr > 0) {
             full = 1;
             context_full_note(n_ctx);
-            bn_cli_emit("\n", 1);
+            if (bn_cli_emit("\n", 1) != 0) goto out_gone;
             continue;
         }
 
         bn_detok dt;
         bn_detok_init(&dt, tok);
-        char piece[512];
+        char piece[BN_CLI_PIECE];
         int n_gen = 0, ended = 0;
+        bn_cli_stop_reset(&stop_at);
         while (!g_interrupted && (o->n_predict < 0 || n_gen < o->n_predict)) {
-            int32_t id = bn_sampler_sample(s, bn_get_logits(c, -1));
+            const float *logits = bn_get_logits(c, -1);
+            if (o->ignore_eos) logits = bn_cli_noeog_apply(&noeog, logits);
+            int32_t id = bn_sampler_sample(s, logits);
             bn_sampler_accept(s, id);
             if (bn_chat_add_reply_token(&chat, id, err, sizeof err) != 0) {
                 bn_err("chat: %s", err);
@@ -150,15 +157,18 @@ int bn_cmd_chat(const bn_cli_opts *o) {
                 ended = 1;
                 break;
             }
-            bn_cli_emit(piece, bn_detok_push(&dt, id, piece, (int)sizeof piece));
+            int np = bn_detok_push(&dt, id, piece, (int)sizeof piece);
+            if (bn_cli_emit(piece, np) != 0) goto out_gone;
             n_gen++;
+            if (bn_cli_stop_push(&stop_at, piece, np)) break;  /* -r: the turn goes back */
             if (feed(c, &chat) != 0) {          /* no room for the token just sampled */
                 full = 1;
                 break;
             }
         }
-        bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece));
-        bn_cli_emit("\n", 1);
+        if (bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece)) != 0 ||
+            bn_cli_emit("\n", 1) != 0)
+            goto out_gone;
         if (!ended && bn_chat_end_reply(&chat, err, sizeof err) != 0) {
             bn_err("chat: %s", err);
             goto done;
@@ -169,7 +179,12 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     if (tty) fputc('\n', stderr);
     fprintf(stderr, "chat: %d turns, %d tokens in the context\n", turns, bn_context_n_past(c));
     rc = 0;
+    goto done;
+out_gone:                           /* stdout failed (reported) or its reader left */
+    rc = bn_cli_emit_status();
 done:
+    bn_cli_noeog_free(&noeog);
+    bn_cli_stop_free(&stop_at);
     free(line);
     if (have_chat) bn_chat_free(&chat);
     bn_sampler_free(s);

@@ -1,6 +1,7 @@
 /* One-shot generation: print the prompt, then stream the continuation token
- * by token (UTF-8-safe) until an end-of-generation token, -n tokens or a
- * full context; timings to stderr in llama.cpp's habit. */
+ * by token (UTF-8-safe) until an end-of-generation token (unless
+ * --ignore-eos), a reverse prompt (-r), -n tokens or a full context; timings
+ * to stderr in llama.cpp's habit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,9 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     bn_sampler *s = NULL;
     int32_t *prompt = NULL;
     int rc = 1, n_prompt = 0;
-    if (!c) goto done;
+    bn_cli_stop stop_at = {0};
+    bn_cli_noeog noeog = {0};
+    if (!c || bn_cli_stop_init(&stop_at, o) != 0) goto done;
     const bn_tokenizer *tok = bn_model_tokenizer(m);
     const int n_ctx = bn_context_n_ctx(c);
     prompt = bn_cli_tokenize(tok, text, len, bn_add_bos(tok), 1, &n_prompt);
@@ -39,6 +42,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         goto done;
     }
 
+    if (o->ignore_eos && bn_cli_noeog_init(&noeog, tok) != 0) goto done;
     bn_cli_log_load(o, m, load_ms);
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
@@ -46,7 +50,10 @@ int bn_cmd_generate(const bn_cli_opts *o) {
             bn_context_n_threads(c));
     for (int i = 0; i < n_prompt; i++) bn_sampler_accept(s, prompt[i]);
 
-    bn_cli_emit(text, (int)len);
+    if (bn_cli_emit(text, (int)len) != 0) {
+        rc = bn_cli_emit_status();
+        goto done;
+    }
     char err[256];
     double t0 = bn_now_ms();
     if (bn_decode(c, prompt, n_prompt, 0, err, sizeof err) != 0) {
@@ -57,20 +64,30 @@ int bn_cmd_generate(const bn_cli_opts *o) {
 
     bn_detok dt;
     bn_detok_init(&dt, tok);
-    char piece[512];
+    char piece[BN_CLI_PIECE];
     int n_gen = 0;
     const char *stop = NULL;
     t0 = bn_now_ms();
     for (;;) {
         if (o->n_predict >= 0 && n_gen >= o->n_predict) break;
-        int32_t id = bn_sampler_sample(s, bn_get_logits(c, -1));
+        const float *logits = bn_get_logits(c, -1);
+        if (o->ignore_eos) logits = bn_cli_noeog_apply(&noeog, logits);
+        int32_t id = bn_sampler_sample(s, logits);
         bn_sampler_accept(s, id);
         if (bn_token_is_eog(tok, id)) {
             stop = "end of generation token";
             break;
         }
-        bn_cli_emit(piece, bn_detok_push(&dt, id, piece, (int)sizeof piece));
+        int np = bn_detok_push(&dt, id, piece, (int)sizeof piece);
+        if (bn_cli_emit(piece, np) != 0) {
+            rc = bn_cli_emit_status();
+            goto done;
+        }
         n_gen++;
+        if (bn_cli_stop_push(&stop_at, piece, np)) {
+            stop = "reverse prompt";
+            break;
+        }
         if (bn_context_n_past(c) >= n_ctx) {
             stop = "context full";
             break;
@@ -81,11 +98,16 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         }
     }
     double t_gen = bn_now_ms() - t0;
-    bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece));
-    bn_cli_emit("\n", 1);
+    if (bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece)) != 0 ||
+        bn_cli_emit("\n", 1) != 0) {
+        rc = bn_cli_emit_status();
+        goto done;
+    }
     if (stop && strcmp(stop, "context full") == 0)
         fprintf(stderr, "\nbitnet: context full (%d tokens): generation stopped; use a larger -c "
                 "(at most the model's %d)\n", n_ctx, bn_model_hparams(m)->n_ctx_train);
+    else if (stop && strcmp(stop, "reverse prompt") == 0)
+        fprintf(stderr, "\n[stopped at a reverse prompt]\n");
     else if (stop)
         fprintf(stderr, "\n[end of text]\n");
     fprintf(stderr, "\n");
@@ -95,6 +117,8 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     print_timing("total time", bn_now_ms() - t_start, n_prompt + n_gen, "tokens");
     rc = 0;
 done:
+    bn_cli_noeog_free(&noeog);
+    bn_cli_stop_free(&stop_at);
     bn_sampler_free(s);
     free(prompt);
     bn_context_free(c);

@@ -58,7 +58,7 @@ static int write_f32_le(FILE *f, const float *x, size_t n) {
 int bn_cmd_logits(const bn_cli_opts *o) {
     if (!o->out) return bn_err("logits: -o OUT is required (see bitnet --help)");
     if (!!o->tokens + !!o->prompt != 1) return bn_err("logits: give either --tokens LIST or -p TEXT");
-    if (o->prompt && !o->prompt[0]) return bn_err("empty prompt");
+    if (o->prompt && o->prompt_len == 0) return bn_err("empty prompt");
     double load_ms = 0;
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     if (!m) return 1;
@@ -66,7 +66,7 @@ int bn_cmd_logits(const bn_cli_opts *o) {
     const int n_vocab = bn_model_hparams(m)->n_vocab;
     int n = 0, rc = 1;
     int32_t *ids = o->tokens ? parse_tokens(o->tokens, n_vocab, &n)
-                             : bn_cli_tokenize(tok, o->prompt, strlen(o->prompt), bn_add_bos(tok), 1, &n);
+                             : bn_cli_tokenize(tok, o->prompt, o->prompt_len, bn_add_bos(tok), 1, &n);
     bn_context *c = NULL;
     FILE *f = NULL;
     if (!ids) goto done;

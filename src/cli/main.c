@@ -2,19 +2,17 @@
 #include <string.h>
 
 #include "cli.h"
-#include "info.h"
-#include "kernels.h"
 
 static int print_version(void) {
     char err[256];
-    const bn_kernels *k = bn_kernels_select(NULL, err, sizeof err);
-    const bn_kernels *avail[8];
-    int n = bn_kernels_available(avail, 8);
+    const char *kernel = bn_kernel_resolve(NULL, err, sizeof err);
+    const char *avail[16];
+    int n = bn_kernel_variants(avail, 16);
     printf("bitnet %s\n", BN_VERSION);
-    printf("kernel: %s", k ? k->name : "none");
-    if (!k) printf(" (%s)", err);
+    printf("kernel: %s", kernel ? kernel : "none");
+    if (!kernel) printf(" (%s)", err);
     printf(" (available:");
-    for (int i = 0; i < n; i++) printf(" %s", avail[i]->name);
+    for (int i = 0; i < n && i < 16; i++) printf(" %s", avail[i]);
     printf(")\n");
     return 0;
 }
@@ -22,7 +20,7 @@ static int print_version(void) {
 static int cmd_info(const bn_cli_opts *o) {
     bn_model *m = bn_cli_load_model(o, 0, NULL);
     if (!m) return 1;
-    bn_print_info(stdout, m);
+    bn_model_print_info(m, stdout);
     bn_model_free(m);
     return 0;
 }
@@ -43,11 +41,14 @@ int main(int argc, char **argv) {
     int cmd = BN_CMD_GENERATE, first = 1;
     int (*run)(const bn_cli_opts *) = bn_cmd_generate;
     if (argc > 1) {
-        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
-            return argc == 2 ? print_version() : bn_err("--version takes no arguments");
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+            if (argc != 2) return bn_err("--version takes no arguments");
+            print_version();
+            return bn_cli_close_stdout();
+        }
         if (strcmp(argv[1], "help") == 0) {
             bn_print_usage(stdout);
-            return 0;
+            return bn_cli_close_stdout();
         }
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
             if (strcmp(argv[1], commands[i].name) == 0) {
@@ -62,7 +63,8 @@ int main(int argc, char **argv) {
     if (bn_cli_parse(cmd, argc, argv, first, &o, &help) != 0) return 1;
     if (help) {
         bn_print_usage(stdout);
-        return 0;
+        return bn_cli_close_stdout();
     }
-    return run(&o) == 0 ? 0 : 1;
+    int rc = run(&o) == 0 ? 0 : 1;
+    return bn_cli_close_stdout() ? 1 : rc;
 }

@@ -15,7 +15,7 @@ static double log_prob(const float *logits, int n_vocab, int32_t target) {
     for (int i = 1; i < n_vocab; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += expf(logits[i] - mx);
+    for (int i = 0; i < n_vocab; i++) sum += (double)expf(logits[i] - mx);
     return (double)(logits[target] - mx) - log(sum);
 }
 

@@ -21,7 +21,7 @@ int bn_cmd_tokenize(const bn_cli_opts *o) {
         bn_cli_log_load(o, m, 0);
         for (int i = 0; i < n; i++) printf("%s%d", i ? " " : "", (int)ids[i]);
         printf("\n");
-        fprintf(stderr, "tokens: %d\n", n);
+        if (bn_cli_close_stdout() == 0) fprintf(stderr, "tokens: %d\n", n);
     }
     free(ids);
     free(text);
