@@ -1,5 +1,5 @@
 /* The architecture table (arch.h). Facts: docs/FORMAT.md, "Tensors per
- * architecture", and docs/NUMERICS.md, "The graphs". */
+ * architecture", and docs/NUMERICS.md, "bitnet-b1.58 graph" and the two after it. */
 #include <stddef.h>
 #include <string.h>
 

@@ -52,7 +52,7 @@ typedef struct bn_scratch_dims {
     X(logits, float, d.outputs * d.vocab)
 
 /* How a context rounds where bitnet.cpp's prompt batch and its single-token
- * path differ (docs/NUMERICS.md, "Batch numerics"). Chosen once, in
+ * path differ (docs/NUMERICS.md, "Prompt batch and decode"). Chosen once, in
  * bn_context_new or bn_context_set_numerics; the forward pass calls through
  * it without asking which profile it is. */
 typedef struct bn_numerics {

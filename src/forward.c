@@ -1,5 +1,5 @@
-/* The BitNet b1.58 transformer (docs/NUMERICS.md, "The graphs"), for a
- * batch of tokens at once:
+/* The BitNet b1.58 transformer, for a batch of tokens at once (docs/NUMERICS.md,
+ * "bitnet-b1.58 graph", "bitnet graph" and "llama graph"):
  *
  *   h = embed(token)
  *   per layer:
@@ -392,7 +392,7 @@ static void task_attention(void *arg, int ith, int nth) {
     }
 }
 
-/* ---- LM head (docs/NUMERICS.md, Final norm and LM head) ---------------------------- */
+/* ---- LM head (docs/NUMERICS.md, LM head) ---------------------------- */
 
 /* The final norm of each kept token, prepared by the head's format (f16
  * rounding for an F16 table, as bitnet.cpp's f16 matmul does; blocks of 32

@@ -1,5 +1,5 @@
 /* Model loader: validates an i2_s GGUF of an architecture in the table
- * (arch.c; docs/FORMAT.md), binds every tensor into the read-only mapping,
+ * (arch.c; docs/FORMAT.md, Tensors per architecture), binds every tensor into the read-only mapping,
  * builds the tokenizer and hands each weight to its kernel format's pack,
  * on a worker pool of one thread per physical core (the inference pool's
  * size). */

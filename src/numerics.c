@@ -1,6 +1,6 @@
 /* The numerics profiles (context.h, bn_numerics): where bitnet.cpp's prompt
  * batch rounds differently from its single-token path (docs/NUMERICS.md,
- * "Batch numerics"), each way as functions the forward pass calls. */
+ * "Prompt batch and decode"), each way as functions the forward pass calls. */
 #include <string.h>
 
 #include "context.h"
