@@ -251,10 +251,10 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
 
     softmax(s, n, s->p.temp);       /* temperature after the filters */
     double total = 0.0;
-    for (int i = 0; i < n; i++) total += s->prob[i];
+    for (int i = 0; i < n; i++) total += (double)s->prob[i];
     double r = rng_uniform(s) * total, cum = 0.0;
     for (int i = 0; i < n; i++) {
-        cum += s->prob[i];
+        cum += (double)s->prob[i];
         if (r < cum) return s->ids[i];
     }
     return s->ids[n - 1];
