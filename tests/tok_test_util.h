@@ -84,6 +84,7 @@ static inline int32_t *tt_tokenize(const bn_tokenizer *t, const char *s, size_t 
 
 /* ---- escaped text (the tests/data case files) -----------------------------------
  * Text columns use \\ \t \n \r and \xHH (any byte); everything else is as is.
+ * Lines starting with '#' are comments (a text starting with '#' is \x23...).
  * The CLI tests feed the same column to printf '%b'. */
 
 /* Unescapes [s, s+n) into out (room for n bytes); returns the length. */
@@ -106,12 +107,14 @@ static inline size_t tt_unescape(const char *s, size_t n, char *out)
     return o;
 }
 
-/* The inverse: control bytes and the backslash escaped, the rest raw. */
+/* The inverse: control bytes and the backslash escaped, the rest raw; a
+ * leading '#' too, which would start a comment line. */
 static inline void tt_escape(FILE *fp, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\\') fputs("\\\\", fp);
+        if (c == '#' && i == 0) fputs("\\x23", fp);
+        else if (c == '\\') fputs("\\\\", fp);
         else if (c == '\t') fputs("\\t", fp);
         else if (c == '\n') fputs("\\n", fp);
         else if (c == '\r') fputs("\\r", fp);

@@ -93,6 +93,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         goto done;
     }
     bn_cli_log_load(o, m, load_ms);
+    fprintf(stderr, "chat: %s format\n", bn_chat_format_name(chat));
     install_sigint();               /* before the seed line: scripts wait for it */
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
