@@ -59,6 +59,9 @@ struct bn_tokenizer {
 
     float *score;                   /* SPM: score per piece (higher merges first) */
     uint32_t max_piece;             /* SPM: longest piece in bytes (longer pairs: no lookup) */
+    uint64_t *spm_join;             /* SPM: set of (code point, next code point) pairs that
+                                       occur inside some piece; key (a << 32 | b) + 1 */
+    uint32_t spm_join_mask;
     int add_space_prefix;           /* SPM: " " before the first fragment and after specials */
 
     bn_merge_slot *merge;
@@ -111,6 +114,22 @@ int bn_bpe_merge(const bn_tokenizer *t, bn_bpe_scratch *sc, const unsigned char 
                  bn_id_sink *sink);
 void bn_bpe_scratch_free(bn_bpe_scratch *sc);
 
+/* Per-call cache of merged pieces (tok_cache.c). */
+typedef struct bn_piece_cache {
+    struct bn_cache_slot *slot;     /* NULL = caching off */
+    uint32_t mask, used;
+    int32_t *ids;
+    size_t ids_len, ids_cap;
+    unsigned char *keys;
+    size_t keys_len, keys_cap;
+} bn_piece_cache;
+int bn_cache_init(bn_piece_cache *c, size_t text_len);
+void bn_cache_free(bn_piece_cache *c);
+const int32_t *bn_cache_get(const bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
+                            int *n_ids);
+void bn_cache_put(bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
+                  const int32_t *ids, int n_ids);
+
 /* Reusable scratch for bn_spm_fragment (grown on demand, once per fragment). */
 typedef struct bn_spm_scratch {
     unsigned char *text;            /* the escaped fragment */
@@ -123,24 +142,13 @@ typedef struct bn_spm_scratch {
 /* SentencePiece of one raw-text fragment (valid UTF-8, no special tokens):
  * spaces become U+2581 (and one is put in front when `prefix`), then the
  * characters merge by piece score; pieces missing from the vocabulary fall
- * back to <0xXX> tokens. Returns 0, or -1 when out of memory. */
-int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, const unsigned char *s, size_t n,
-                    int prefix, bn_id_sink *sink);
+ * back to <0xXX> tokens. cache: NULL, or the call's cache of segments.
+ * Returns 0, or -1 when out of memory. */
+int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, bn_piece_cache *cache,
+                    const unsigned char *s, size_t n, int prefix, bn_id_sink *sink);
 void bn_spm_scratch_free(bn_spm_scratch *sc);
-
-/* Per-call cache of merged pieces (tok_cache.c). */
-typedef struct bn_piece_cache {
-    struct bn_cache_slot *slot;     /* NULL = caching off */
-    uint32_t mask, used;
-    int32_t *ids;
-    size_t ids_len, ids_cap;
-} bn_piece_cache;
-int bn_cache_init(bn_piece_cache *c, size_t text_len);
-void bn_cache_free(bn_piece_cache *c);
-const int32_t *bn_cache_get(const bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
-                            int *n_ids);
-void bn_cache_put(bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
-                  const int32_t *ids, int n_ids);
+/* Builds t->spm_join from the pieces (at load). Returns 0, -1 out of memory. */
+int bn_spm_build_joins(bn_tokenizer *t);
 
 /* Pre-tokenizers: split the code points cp[0..n) of one text fragment into
  * pieces, calling emit(ctx, start, end) (code point indices) in order. */

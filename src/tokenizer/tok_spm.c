@@ -9,11 +9,20 @@
  * are the order. Candidates sit in a binary max-heap; one whose symbols
  * changed after it was pushed is skipped when popped. A final symbol that is
  * not a piece (only a single character can be one) becomes one <0xXX> token
- * per byte. O(n log n) per fragment, all memory sized before merging. */
+ * per byte. O(n log n) per fragment, all memory sized before merging.
+ *
+ * Speed: two neighbouring characters can only ever end up in one symbol if
+ * some piece holds them side by side. The fragment is cut where no piece
+ * does (before most "▁": pieces start with it) and each segment, about a
+ * word, merges on its own with a small heap; the result is the same as
+ * one heap over the fragment, since merges in different segments never
+ * meet and each segment keeps its own order. Long inputs also cache the
+ * ids of short segments: words repeat. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
+#include "unicode.h"
 
 /* A candidate: symbol `left` and its right neighbour, `size` bytes together
  * when pushed. Symbols only grow, so the same total later means neither
@@ -129,27 +138,73 @@ static uint32_t utf8_len(unsigned char b)
     return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
 }
 
-int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, const unsigned char *s, size_t n,
-                    int prefix, bn_id_sink *sink)
+/* ---- the set of character pairs that occur inside pieces ---------------------- */
+
+static uint32_t join_slot(uint64_t key, uint32_t mask)
 {
-    static const unsigned char meta[3] = { 0xE2, 0x96, 0x81 };     /* U+2581 */
-    if (n > (UINT32_MAX - 3) / 3) return -1;
-    size_t cap = 3 * n + 3;
-    if (reserve(sc, cap, n + 1)) return -1;
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
 
-    /* escape: " " -> "▁" */
-    size_t m = 0;
-    if (prefix) { memcpy(sc->text, meta, 3); m = 3; }
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == ' ') { memcpy(sc->text + m, meta, 3); m += 3; }
-        else sc->text[m++] = s[i];
+static int joins(const bn_tokenizer *t, uint32_t a, uint32_t b)
+{
+    uint64_t key = ((uint64_t)a << 32 | b) + 1;
+    for (uint32_t i = join_slot(key, t->spm_join_mask);; i = (i + 1) & t->spm_join_mask) {
+        if (t->spm_join[i] == key) return 1;
+        if (t->spm_join[i] == 0) return 0;
     }
+}
 
-    /* one symbol per character, chained */
+/* Counts the pairs of neighbouring code points in a piece and, given the
+ * set, adds them. A piece that is not valid UTF-8 can never be built from
+ * text: its pairs from the first bad byte on are left out (more pairs than
+ * needed only means fewer cuts). */
+static size_t piece_pairs(const unsigned char *p, size_t n, uint64_t *set, uint32_t mask)
+{
+    size_t count = 0, i = 0;
+    uint32_t prev = 0;
+    while (i < n) {
+        uint32_t c;
+        int k = bn_utf8_decode(p + i, n - i, &c);
+        if (k <= 0) return count;
+        if (i > 0) {
+            count++;
+            if (set) {
+                uint64_t key = ((uint64_t)prev << 32 | c) + 1;
+                uint32_t j = join_slot(key, mask);
+                while (set[j] && set[j] != key) j = (j + 1) & mask;
+                set[j] = key;
+            }
+        }
+        prev = c;
+        i += (size_t)k;
+    }
+    return count;
+}
+
+int bn_spm_build_joins(bn_tokenizer *t)
+{
+    size_t n = 0;
+    for (int id = 0; id < t->n_vocab; id++)
+        n += piece_pairs((const unsigned char *)t->bytes + t->off[id], t->len[id], NULL, 0);
+    size_t size = 1024;
+    while (size < 2 * n) size *= 2;
+    t->spm_join = calloc(size, sizeof *t->spm_join);
+    if (!t->spm_join) return -1;
+    t->spm_join_mask = (uint32_t)(size - 1);
+    for (int id = 0; id < t->n_vocab; id++)
+        piece_pairs((const unsigned char *)t->bytes + t->off[id], t->len[id], t->spm_join,
+                    t->spm_join_mask);
+    return 0;
+}
+
+/* Merges the characters of text[a, b) and emits the result. */
+static void merge_segment(const bn_tokenizer *t, bn_spm_scratch *sc, size_t a, size_t b,
+                          bn_id_sink *sink)
+{
     int32_t n_sym = 0;
-    for (size_t i = 0; i < m;) {
+    for (size_t i = a; i < b;) {
         uint32_t k = utf8_len(sc->text[i]);
-        if (k > m - i) k = (uint32_t)(m - i);
+        if (k > b - i) k = (uint32_t)(b - i);
         sc->start[n_sym] = (uint32_t)i;
         sc->len[n_sym] = k;
         sc->prev[n_sym] = n_sym - 1;
@@ -157,7 +212,7 @@ int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, const unsigned ch
         n_sym++;
         i += k;
     }
-    if (n_sym == 0) return 0;
+    if (n_sym == 0) return;
     sc->next[n_sym - 1] = -1;
 
     sc->heap_n = 0;
@@ -175,5 +230,65 @@ int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, const unsigned ch
     }
     for (int32_t i = 0; i >= 0; i = sc->next[i])
         put_symbol(t, sc->text + sc->start[i], sc->len[i], sink);
+}
+
+/* Segments up to this many bytes are cached (their ids fit on the stack:
+ * at most one per byte). */
+#define CACHED_SEGMENT 128
+
+/* One segment: from the cache, or merged (and cached). */
+static void segment(const bn_tokenizer *t, bn_spm_scratch *sc, bn_piece_cache *cache, size_t a,
+                    size_t b, bn_id_sink *sink)
+{
+    if (!cache || b - a > CACHED_SEGMENT) {
+        merge_segment(t, sc, a, b, sink);
+        return;
+    }
+    const unsigned char *p = sc->text + a;
+    uint64_t h = bn_tok_hash(p, b - a);
+    int k;
+    const int32_t *ids = bn_cache_get(cache, p, b - a, h, &k);
+    int32_t local[CACHED_SEGMENT];
+    if (!ids) {
+        bn_id_sink one = { local, CACHED_SEGMENT, 0 };
+        merge_segment(t, sc, a, b, &one);
+        k = (int)one.n;
+        bn_cache_put(cache, p, b - a, h, local, k);
+        ids = local;
+    }
+    for (int i = 0; i < k; i++) bn_sink_put(sink, ids[i]);
+}
+
+int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, bn_piece_cache *cache,
+                    const unsigned char *s, size_t n, int prefix, bn_id_sink *sink)
+{
+    static const unsigned char meta[3] = { 0xE2, 0x96, 0x81 };     /* U+2581 */
+    if (n > (UINT32_MAX - 3) / 3) return -1;
+    size_t cap = 3 * n + 3;
+    if (reserve(sc, cap, n + 1)) return -1;
+
+    /* escape: " " -> "▁" */
+    size_t m = 0;
+    if (prefix) { memcpy(sc->text, meta, 3); m = 3; }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') { memcpy(sc->text + m, meta, 3); m += 3; }
+        else sc->text[m++] = s[i];
+    }
+
+    /* cut between characters no piece holds side by side */
+    size_t seg = 0;
+    uint32_t prev = 0;
+    for (size_t i = 0; i < m;) {
+        uint32_t c;
+        int k = bn_utf8_decode(sc->text + i, m - i, &c);
+        if (k <= 0) { c = BN_UTF8_REPLACEMENT; k = 1; }     /* cannot happen: valid text */
+        if (i > seg && !joins(t, prev, c)) {
+            segment(t, sc, cache, seg, i, sink);
+            seg = i;
+        }
+        prev = c;
+        i += (size_t)k;
+    }
+    segment(t, sc, cache, seg, m, sink);
     return 0;
 }

@@ -603,6 +603,7 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     if (load_vocab(&b, tokens, types, err, errlen)) goto fail;
     if (merges && load_merges(&b, merges, err, errlen)) goto fail;
     if (spm && load_spm(t, scores, err, errlen)) goto fail;
+    if (spm && bn_spm_build_joins(t)) goto oom;
     if (special_ids(&b, f)) goto oom;
 
     if (spm) {
@@ -659,6 +660,7 @@ void bn_tokenizer_free(bn_tokenizer *t)
     free(t->merge);
     free(t->trie);
     free(t->score);
+    free(t->spm_join);
     free(t->chat_template);
     free(t);
 }
@@ -880,7 +882,8 @@ static int raw_fragment(tok_run *r, const unsigned char *s, size_t n, uint32_t *
 {
     const bn_tokenizer *t = r->t;
     if (t->model == BN_TOK_SPM)
-        return bn_spm_fragment(t, &r->spm, s, n, t->add_space_prefix, &r->sink);
+        return bn_spm_fragment(t, &r->spm, r->cache.slot ? &r->cache : NULL, s, n,
+                               t->add_space_prefix, &r->sink);
     return tokenize_fragment(r, s, n, cp, off);
 }
 
