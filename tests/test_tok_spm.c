@@ -356,6 +356,43 @@ static void roundtrip(const bn_tokenizer *t, int iters)
     }
 }
 
+/* Long inputs cache segments: a long text of short texts joined by </s>
+ * (after which tokenizing starts afresh) gives the ids of the short texts,
+ * each tokenized alone (too short for the cache), joined by 2. */
+static void cached_equals_uncached(const bn_tokenizer *t)
+{
+    uint64_t rng = 11;
+    size_t cap = 200000, n = 0;
+    char *text = malloc(cap);
+    int32_t *want = malloc(cap * sizeof *want), *got = malloc(cap * sizeof *got);
+    int nw = 0;
+    char part[2048];
+    while (n < 100000) {
+        size_t k = random_text(&rng, part, sizeof part);
+        int m = bn_tokenize(t, part, k, 0, 1, want + nw, (int)cap - nw);
+        assert_true(m >= 0 && nw + m + 1 < (int)cap);
+        nw += m;
+        want[nw++] = 2;
+        memcpy(text + n, part, k);
+        memcpy(text + n + k, "</s>", 4);
+        n += k + 4;
+    }
+    int ng = bn_tokenize(t, text, n, 0, 1, got, (int)cap);
+    expect_ids("long text", got, ng, want, nw);
+    free(text);
+    free(want);
+    free(got);
+}
+
+static void test_fixture_long_text(void **state)
+{
+    (void)state;
+    bn_tokenizer *t = tt_load(FIXTURE, NULL);
+    assert_non_null(t);
+    cached_equals_uncached(t);
+    bn_tokenizer_free(t);
+}
+
 static void test_fixture_roundtrip(void **state)
 {
     (void)state;
@@ -544,6 +581,7 @@ static void test_shared_roundtrip(void **state)
     bn_tokenizer *t = tt_load(SHARED_VOCAB, NULL);
     assert_non_null(t);
     roundtrip(t, 3000);
+    cached_equals_uncached(t);
     bn_tokenizer_free(t);
 }
 
@@ -622,6 +660,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixture_decode),
         cmocka_unit_test(test_scores_required),
         cmocka_unit_test(test_fixture_roundtrip),
+        cmocka_unit_test(test_fixture_long_text),
         cmocka_unit_test(test_long_fragment),
         cmocka_unit_test(test_shared_tokenize),
         cmocka_unit_test(test_shared_decode),
