@@ -294,7 +294,7 @@ void bn_print_usage(FILE *f) {
 "  bitnet [-m MODEL] -p TEXT [options]     one-shot generation (prints the prompt, then\n"
 "                                          the continuation, until an end-of-generation\n"
 "                                          token, -n tokens or a full context)\n"
-"  bitnet [-m MODEL] -cnv [-sys TEXT]      chat (the model's template); /exit or end of input quits\n"
+"  bitnet [-m MODEL] -cnv [-sys TEXT]      chat; /exit or end of input quits\n"
 "  bitnet bench [-m MODEL] [-p 512] [-n 128] [-t 1,2] [-r 5] [-o md|json]\n"
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
 "  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
