@@ -82,6 +82,15 @@ const char *bn_kernel_resolve(const char *name, char *err, size_t errlen);
 int bn_physical_cores(void);        /* the default thread count */
 
 /* ---- tokenizer ------------------------------------------------------------ */
+/* Byte-level BPE (tokenizer.ggml.model gpt2: LLaMA-3, Falcon3) or
+ * SentencePiece (llama: LLaMA-2 / 1bitLLM), as llama.cpp runs them. */
+
+/* The tokenizer alone, from any GGUF with tokenizer.* keys (no weights or
+ * hyperparameters needed). pre_tokenizer as in bn_model_params. */
+bn_tokenizer *bn_tokenizer_load(const char *path, const char *pre_tokenizer,
+                                char *err, size_t errlen);
+void bn_tokenizer_free(bn_tokenizer *t);    /* only for bn_tokenizer_load's */
+
 int bn_vocab_size(const bn_tokenizer *t);
 int32_t bn_token_bos(const bn_tokenizer *t);
 int32_t bn_token_eos(const bn_tokenizer *t);
@@ -113,6 +122,48 @@ void bn_detok_init(bn_detok *d, const bn_tokenizer *t);
 int bn_detok_push(bn_detok *d, int32_t id, char *out, int cap);
 /* Flushes held-back bytes (each incomplete sequence as U+FFFD). */
 int bn_detok_flush(bn_detok *d, char *out, int cap);
+
+/* Whole-sequence decoding (llama.cpp's llama_detokenize): the raw bytes of
+ * the pieces, except that a SentencePiece text loses the leading space of
+ * its first piece unless it starts with BOS. Flags: REMOVE_SPECIAL drops a
+ * leading BOS / trailing EOS the tokenizer adds itself, UNPARSE_SPECIAL
+ * prints control tokens' text. Returns the byte count (may exceed cap: then
+ * nothing is promised about out, call again with more room), -1 for a bad id. */
+enum { BN_DETOK_REMOVE_SPECIAL = 1, BN_DETOK_UNPARSE_SPECIAL = 2 };
+int bn_detokenize(const bn_tokenizer *t, const int32_t *ids, int n, int flags,
+                  char *out, int cap);
+
+/* ---- chat --------------------------------------------------------------------- */
+/* A conversation in the format the model's tokenizer.chat_template names,
+ * recognised by its markers as llama.cpp does: 2B4T ("User: ...<|eot_id|>
+ * Assistant: "), LLaMA-3 (<|start_header_id|>), Falcon3 (<|user|>,
+ * <|assistant|>), ChatML (<|im_start|>). It holds every token in the order
+ * the model is fed, and how many are already in the KV cache: decode exactly
+ * bn_chat_pending(), then bn_chat_mark_fed(). */
+typedef struct bn_chat bn_chat;
+typedef enum { BN_ROLE_SYSTEM, BN_ROLE_USER, BN_ROLE_ASSISTANT } bn_chat_role;
+
+/* Starts a conversation: BOS (when the vocabulary adds one), then the
+ * system message when system != NULL. NULL with a one-line reason when the
+ * model has no chat template or one of an unknown format. */
+bn_chat *bn_chat_new(const bn_tokenizer *t, const char *system, char *err, size_t errlen);
+void bn_chat_free(bn_chat *c);
+/* "2B4T", "LLaMA-3", "Falcon3" or "ChatML". */
+const char *bn_chat_format_name(const bn_chat *c);
+/* Appends a whole message of any role, closed as the format closes it. */
+int bn_chat_add_message(bn_chat *c, bn_chat_role role, const char *content,
+                        char *err, size_t errlen);
+/* Appends a user message and opens the assistant's reply. */
+int bn_chat_add_user_turn(bn_chat *c, const char *content, char *err, size_t errlen);
+/* Records one sampled token of the open reply; an end-of-generation token
+ * (bn_token_is_eog) closes it. */
+int bn_chat_add_reply_token(bn_chat *c, int32_t id, char *err, size_t errlen);
+/* Closes a reply no end-of-generation token closed (interrupt, token budget,
+ * full context) with the format's end-of-turn token. No-op otherwise. */
+int bn_chat_end_reply(bn_chat *c, char *err, size_t errlen);
+int bn_chat_n_pending(const bn_chat *c);
+const int32_t *bn_chat_pending(const bn_chat *c);
+void bn_chat_mark_fed(bn_chat *c);
 
 /* ---- context ---------------------------------------------------------------- */
 typedef struct bn_context_params {

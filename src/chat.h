@@ -1,55 +1,54 @@
-/* Chat conversations in the format BitNet-b1.58-2B-4T was trained with
- * (its Hugging Face chat template):
+/* Chat conversations, format-driven (the public API is in bitnet.h, "chat";
+ * docs/CHAT.md describes the formats).
  *
- *   <|begin_of_text|>System: SYS<|eot_id|>User: Q1<|eot_id|>Assistant: R1<|eot_id|>
- *   User: Q2<|eot_id|>Assistant: ...
+ * A format says how a message of each role is rendered (text before and
+ * after the content, whether the end-of-turn token closes it and what text
+ * follows that token), what opens the assistant's turn, and which token
+ * ends a turn. Four formats, as the model's tokenizer.chat_template names
+ * them:
  *
- * A bn_chat holds every token of the conversation in the order it is fed to
- * the model, plus a cursor saying how many of them are already in the KV
- * cache; the CLI decodes exactly the pending tail, so the whole history is
- * evaluated once. Message text is tokenized with parse_special (as llama-cli
- * does); the end-of-turn marker is appended as the control token id itself
- * (<|eot_id|>, or the EOS of a vocabulary without one). */
+ *   2B4T     <BOS>System: S<|eot_id|>User: Q<|eot_id|>Assistant: R<|eot_id|>...
+ *   LLaMA-3  <BOS><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>...
+ *   Falcon3  <|system|>\nS\n<|user|>\nQ\n<|assistant|>\nR<EOS>\n<|user|>...
+ *   ChatML   <|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nR<|im_end|>\n...
+ *
+ * Message text is tokenized with parse_special (as llama-cli does), all the
+ * text of one call as one string; the end-of-turn token is appended as the
+ * id itself. The text after an end-of-turn token (Falcon3's and ChatML's
+ * "\n") is held back until the next message, so that the token the model
+ * samples to end its reply is followed by it, as the template has it. */
 #ifndef BN_CHAT_H
 #define BN_CHAT_H
 
 #include "bitnet.h"
 
-typedef enum { BN_ROLE_SYSTEM, BN_ROLE_USER, BN_ROLE_ASSISTANT } bn_chat_role;
+enum bn_chat_format_id {
+    BN_CHAT_2B4T = 0, BN_CHAT_LLAMA3 = 1, BN_CHAT_FALCON3 = 2, BN_CHAT_CHATML = 3
+};
 
-typedef struct bn_chat {
+struct bn_chat {
     const bn_tokenizer *tok;
-    int32_t end_turn;               /* token closing every message */
+    int format;                     /* enum bn_chat_format_id */
+    int32_t end_turn;               /* token closing a turn */
     int32_t *tokens;                /* the conversation so far */
     int n_tokens, cap;
     int n_fed;                      /* tokens[0 .. n_fed) are in the KV cache */
     int in_reply;                   /* an assistant reply is open */
-} bn_chat;
+    int after_end;                  /* the format's after-end text is still owed */
+    char *text;                     /* text of the current call, not yet tokenized */
+    size_t text_len, text_cap;
+};
 
-/* "System", "User", "Assistant". */
+/* The format a chat template names, by its markers in llama.cpp's order
+ * (llm_chat_detect_template) restricted to the formats above; -1 for none.
+ * Phi-3, GLM, Mistral/LLaMA-2 templates are recognised as not ours. */
+int bn_chat_detect(const char *tmpl);
+
+/* A conversation in a given format whatever the template says (tests). */
+bn_chat *bn_chat_new_format(const bn_tokenizer *t, int format, const char *system,
+                            char *err, size_t errlen);
+
+/* The 2B4T role names: "System", "User", "Assistant". */
 const char *bn_chat_role_name(bn_chat_role role);
-
-/* Starts a conversation: <|begin_of_text|> then, when system is non-NULL,
- * the system message. Returns 0, or -1 with a message in err. */
-int bn_chat_init(bn_chat *c, const bn_tokenizer *t, const char *system,
-                 char *err, size_t errlen);
-void bn_chat_free(bn_chat *c);
-
-/* Appends a whole message "Role: content" + end-of-turn. */
-int bn_chat_add_message(bn_chat *c, bn_chat_role role, const char *content,
-                        char *err, size_t errlen);
-/* Appends the user message followed by "Assistant: ", opening a reply whose
- * tokens then come from bn_chat_add_reply_token. */
-int bn_chat_add_user_turn(bn_chat *c, const char *content, char *err, size_t errlen);
-/* Records one sampled token of the open reply (an EOG token closes it). */
-int bn_chat_add_reply_token(bn_chat *c, int32_t id, char *err, size_t errlen);
-/* Closes the open reply if no EOG token did (interrupt, token budget,
- * context full): appends the end-of-turn token. No-op otherwise. */
-int bn_chat_end_reply(bn_chat *c, char *err, size_t errlen);
-
-/* The tokens not yet in the KV cache, and marking them as fed. */
-int bn_chat_n_pending(const bn_chat *c);
-const int32_t *bn_chat_pending(const bn_chat *c);
-void bn_chat_mark_fed(bn_chat *c);
 
 #endif

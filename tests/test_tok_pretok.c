@@ -1,6 +1,7 @@
-/* Pre-tokenizers and Unicode helpers: SPEC 5.3's vectors for the "default"
- * (bitnet.cpp) and LLaMA-3 splitters, class tables, UTF-8 and the GPT-2
- * byte map, and the choice of pre-tokenizer from the file / override. */
+/* Pre-tokenizers and Unicode helpers: the reference vectors for the
+ * "default" (bitnet.cpp) and LLaMA-3 splitters, falcon3's, class tables,
+ * UTF-8 and the GPT-2 byte map, and the choice of pre-tokenizer from the
+ * file / override. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +32,8 @@ static int collect(void *ctx, size_t a, size_t b)
     return 0;
 }
 
-static void split(int llama3, const char *text, pieces *p)
+/* which: 0 "default", 1 LLaMA-3, 2 falcon3 / falcon_e */
+static void split(int which, const char *text, pieces *p)
 {
     uint32_t cp[512], off[513];
     size_t m = 0, i = 0, n = strlen(text);
@@ -46,7 +48,8 @@ static void split(int llama3, const char *text, pieces *p)
     p->off = off;
     p->n = 0;
     p->out[0] = '\0';
-    if (llama3) assert_int_equal(bn_pretok_llama3(cp, m, collect, p), 0);
+    if (which == 1) assert_int_equal(bn_pretok_llama3(cp, m, collect, p), 0);
+    else if (which == 2) assert_int_equal(bn_pretok_falcon3(cp, m, collect, p), 0);
     else assert_int_equal(bn_pretok_default(cp, m, collect, p), 0);
 }
 
@@ -127,6 +130,36 @@ static void test_default_details(void **state)
         split(0, v[i][0], &p);
         assert_string_equal(p.out, v[i][1]);
     }
+}
+
+/* falcon3 = default's scheme with the backtick in regex 1 and [0-9]
+ * isolating every ASCII digit in place of default's \p{N}+ and triples. */
+static void test_falcon3_details(void **state)
+{
+    (void)state;
+    static const char *const v[][2] = {
+        { "it's", "it|'|s" },
+        { " 12345", " |1|2|3|4|5" },                      /* the space alone */
+        { "a `b", "a| |`|b" },                            /* regex 1 takes the backtick */
+        { "x+=1", "x|+=|1" },
+        { "1.5e10", "1|.|5|e|1|0" },
+        { "\xD9\xA1\xD9\xA2", "\xD9\xA1\xD9\xA2" },       /* non-ASCII digits stay together */
+        { "\xE2\x82\xAC" "5", "\xE2\x82\xAC|5" },         /* a symbol (Sc) is not regex 1 */
+        { "a \xE2\x80\x94 b", "a| |\xE2\x80\x94| b" },
+        { "Hello, world! (x) 2024", "Hello|,| world|!| |(|x|)| |2|0|2|4" },
+        { "   ", "   " },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        pieces p;
+        split(2, v[i][0], &p);
+        assert_string_equal(p.out, v[i][1]);
+    }
+    /* the difference to default on the same texts */
+    pieces p;
+    split(0, "a `b", &p);
+    assert_string_equal(p.out, "a| `|b");
+    split(0, " 12345", &p);
+    assert_string_equal(p.out, " |123|45");
 }
 
 static void test_unicode_classes(void **state)
@@ -261,10 +294,30 @@ static void test_pre_selection(void **state)
     assert_int_equal(bn_tokenizer_pre(t), BN_PRE_DEFAULT);
     bn_tokenizer_free(t);
 
+    static const char *const falcon_names[] = { "falcon3", "falcon_e" };
+    for (int i = 0; i < 2; i++) {
+        t = tiny_vocab(falcon_names[i], NULL, err, sizeof err);
+        assert_non_null(t);
+        assert_int_equal(bn_tokenizer_pre(t), i ? BN_PRE_FALCON_E : BN_PRE_FALCON3);
+        assert_string_equal(bn_pre_name(bn_tokenizer_pre(t)), falcon_names[i]);
+        bn_tokenizer_free(t);
+        t = tiny_vocab("default", falcon_names[i], err, sizeof err);
+        assert_non_null(t);
+        assert_int_equal(bn_tokenizer_pre(t), i ? BN_PRE_FALCON_E : BN_PRE_FALCON3);
+        bn_tokenizer_free(t);
+    }
+
+    /* an unknown name: one line that names it and the way out */
     assert_null(tiny_vocab("qwen2", NULL, err, sizeof err));
-    assert_non_null(strstr(err, "qwen2"));
+    assert_non_null(strstr(err, "'qwen2'"));
+    assert_non_null(strstr(err, "--pre-tokenizer"));
+    assert_null(strchr(err, '\n'));
     assert_null(tiny_vocab(NULL, "gpt4", err, sizeof err));
     assert_non_null(strstr(err, "gpt4"));
+    /* ... which the override gets past */
+    t = tiny_vocab("qwen2", "falcon3", err, sizeof err);
+    assert_non_null(t);
+    bn_tokenizer_free(t);
 
     /* the LLaMA-3 fixture: no pre key -> llama3; override -> default */
     t = tt_load(LLAMA3_VOCAB, "default");
@@ -296,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_spec_vectors),
         cmocka_unit_test(test_llama3_pitfalls),
         cmocka_unit_test(test_default_details),
+        cmocka_unit_test(test_falcon3_details),
         cmocka_unit_test(test_unicode_classes),
         cmocka_unit_test(test_utf8_and_byte_map),
         cmocka_unit_test(test_pre_selection),

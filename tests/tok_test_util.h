@@ -10,6 +10,7 @@
 #include "bitnet.h"
 #include "gguf.h"
 #include "tokenizer.h"
+#include "unicode.h"
 
 #define LLAMA3_VOCAB BN_SOURCE_DIR "/tests/data/llama3-vocab.gguf"
 
@@ -79,6 +80,152 @@ static inline int32_t *tt_tokenize(const bn_tokenizer *t, const char *s, size_t 
     if (!ids) return NULL;
     *n = bn_tokenize(t, s, len, bos, special, ids, need);
     return ids;
+}
+
+/* ---- escaped text (the tests/data case files) -----------------------------------
+ * Text columns use \\ \t \n \r and \xHH (any byte); everything else is as is.
+ * Lines starting with '#' are comments (a text starting with '#' is \x23...).
+ * The CLI tests feed the same column to printf '%b'. */
+
+/* Unescapes [s, s+n) into out (room for n bytes); returns the length. */
+static inline size_t tt_unescape(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\' || i + 1 >= n) { out[o++] = s[i]; continue; }
+        char c = s[++i];
+        if (c == 't') out[o++] = '\t';
+        else if (c == 'n') out[o++] = '\n';
+        else if (c == 'r') out[o++] = '\r';
+        else if (c == 'x' && i + 2 < n) {
+            unsigned v;
+            sscanf(s + i + 1, "%2x", &v);
+            out[o++] = (char)v;
+            i += 2;
+        } else out[o++] = c;
+    }
+    return o;
+}
+
+/* The inverse: control bytes and the backslash escaped, the rest raw; a
+ * leading '#' too, which would start a comment line. */
+static inline void tt_escape(FILE *fp, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '#' && i == 0) fputs("\\x23", fp);
+        else if (c == '\\') fputs("\\\\", fp);
+        else if (c == '\t') fputs("\\t", fp);
+        else if (c == '\n') fputs("\\n", fp);
+        else if (c == '\r') fputs("\\r", fp);
+        else if (c < 0x20 || c == 0x7F) fprintf(fp, "\\x%02x", c);
+        else fputc(c, fp);
+    }
+}
+
+/* Splits a line into up to max tab-separated fields; returns their count. */
+static inline int tt_split_tabs(char *line, char **f, size_t *len, int max)
+{
+    int k = 0;
+    char *p = line;
+    while (k < max) {
+        char *tab = strchr(p, '\t');
+        f[k] = p;
+        len[k] = tab ? (size_t)(tab - p) : strlen(p);
+        k++;
+        if (!tab) break;
+        p = tab + 1;
+    }
+    return k;
+}
+
+/* ---- JSON Lines (the ../shared reference cases) ------------------------------
+ * Just enough JSON for one flat object per line: a string or an int array
+ * found by key. A key's quotes cannot occur unescaped inside a string. */
+
+/* Just past `"key":` and blanks, or NULL. */
+static inline const char *tt_json_find(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return NULL;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    return p;
+}
+
+static inline unsigned tt_hex4(const char *p)
+{
+    unsigned v = 0;
+    sscanf(p, "%4x", &v);
+    return v;
+}
+
+/* The string value of key as UTF-8 in out (room for strlen(line) bytes);
+ * returns its length, or -1 when the key is absent or not a string. */
+static inline long tt_json_str(const char *line, const char *key, char *out)
+{
+    const char *p = tt_json_find(line, key);
+    if (!p || *p != '"') return -1;
+    long o = 0;
+    for (p++; *p && *p != '"'; p++) {
+        if (*p != '\\') { out[o++] = *p; continue; }
+        char c = *++p;
+        uint32_t cp;
+        switch (c) {
+        case 'n': out[o++] = '\n'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'u':
+            cp = tt_hex4(p + 1);
+            p += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && p[1] == '\\' && p[2] == 'u') {
+                uint32_t lo = tt_hex4(p + 3);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                }
+            }
+            if (cp >= 0xD800 && cp < 0xE000) cp = BN_UTF8_REPLACEMENT;   /* lone surrogate */
+            o += bn_utf8_encode(cp, (unsigned char *)out + o);
+            break;
+        default: out[o++] = c; break;       /* \" \\ \/ */
+        }
+    }
+    return o;
+}
+
+/* The int array of key into out (up to max); returns the count, or -1 when
+ * the key is absent or not an array. */
+static inline int tt_json_ids(const char *line, const char *key, int32_t *out, int max)
+{
+    const char *p = tt_json_find(line, key);
+    if (!p || *p != '[') return -1;
+    int k = 0;
+    for (p++; *p && *p != ']';) {
+        if (*p == ',' || *p == ' ') { p++; continue; }
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) return -1;
+        if (k < max) out[k] = (int32_t)v;
+        k++;
+        p = end;
+    }
+    return k < max ? k : max;
+}
+
+/* Next line of a buffer (modified in place), or NULL at the end. */
+static inline char *tt_next_line(char **cur)
+{
+    char *s = *cur;
+    if (!s || !*s) return NULL;
+    char *nl = strchr(s, '\n');
+    if (nl) { *nl = '\0'; *cur = nl + 1; }
+    else *cur = s + strlen(s);
+    return s;
 }
 
 #endif

@@ -1,7 +1,7 @@
 /* bitnet-tokbench: tokenizer load time and single-thread throughput.
  *
  * usage: bitnet-tokbench [-m VOCAB.gguf] [-f TEXT] [-r REPS]
- *                        [--pre llama3|default] [--no-special] [-o IDS.txt]
+ *                        [--pre NAME] [--no-special] [-o IDS.txt]
  *
  * Tokenizes the whole file as one string REPS times (no BOS) and reports the
  * best time in MB/s. -o writes the ids one per line (compare with
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--no-special")) special = 0;
         else {
             fprintf(stderr, "usage: bitnet-tokbench [-m VOCAB.gguf] [-f TEXT] [-r REPS] "
-                            "[--pre llama3|default] [--no-special] [-o IDS.txt]\n");
+                            "[--pre NAME] [--no-special] [-o IDS.txt]\n");
             return 2;
         }
     }
@@ -105,8 +105,8 @@ int main(int argc, char **argv)
         if (dt < best) best = dt;
         if (dc < best_cpu) best_cpu = dc;
     }
-    printf("vocab     %s (%d tokens, pre %s)\n", vocab, bn_vocab_size(tok),
-           bn_tokenizer_pre(tok) == BN_PRE_LLAMA3 ? "llama3" : "default");
+    printf("vocab     %s (%d tokens, %s, pre %s)\n", vocab, bn_vocab_size(tok),
+           bn_tokenizer_is_spm(tok) ? "SentencePiece" : "BPE", bn_pre_name(bn_tokenizer_pre(tok)));
     printf("load      %.1f ms wall, %.1f ms CPU (gguf_open %.1f ms wall, %.1f ms CPU)\n",
            t_load * 1e3, c_load * 1e3, t_open * 1e3, c_open * 1e3);
     printf("text      %s (%zu bytes)\n", file, len);

@@ -265,8 +265,10 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         else return bn_err("%s: unknown numerics '%s' (expected decode or bitnet-cpp)", flag, v);
         return 0;
     case F_PRE:
-        if (strcmp(v, "llama3") != 0 && strcmp(v, "default") != 0)
-            return bn_err("%s: unknown pre-tokenizer '%s' (expected llama3 or default)", flag, v);
+        if (strcmp(v, "llama3") != 0 && strcmp(v, "llama-bpe") != 0 &&
+            strcmp(v, "default") != 0 && strcmp(v, "falcon3") != 0 && strcmp(v, "falcon_e") != 0)
+            return bn_err("%s: unknown pre-tokenizer '%s' (expected llama3, llama-bpe, default, "
+                          "falcon3 or falcon_e)", flag, v);
         o->pre_tokenizer = v;
         return 0;
     case F_CNV: o->cnv = 1; return 0;
@@ -379,7 +381,7 @@ void bn_print_usage(FILE *f) {
 "  bitnet [-m MODEL] -p TEXT [options]     one-shot generation (prints the prompt, then\n"
 "                                          the continuation, until an end-of-generation\n"
 "                                          token, -n tokens or a full context)\n"
-"  bitnet [-m MODEL] -cnv [-sys TEXT]      chat (2B4T template); /exit or end of input quits\n"
+"  bitnet [-m MODEL] -cnv [-sys TEXT]      chat; /exit or end of input quits\n"
 "  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-r 5] [-o md|json]\n"
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
 "  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
@@ -427,7 +429,8 @@ void bn_print_usage(FILE *f) {
 "                            attention probabilities, its FMA order), as llama-cli\n"
 "                            evaluates a prompt: reproduces its text where a near-tie\n"
 "                            parts the two\n"
-"  --pre-tokenizer NAME      llama3 | default (default: from the file)\n"
+"  --pre-tokenizer NAME      llama3 | default | falcon3 | falcon_e (default: from\n"
+"                            the file; BPE vocabularies only)\n"
 "  -ngl, --n-gpu-layers N    accepted for llama-cli's scripts and ignored, with a note\n"
 "                            (bitnet runs on the CPU); also --gpu-layers\n"
 "\n"

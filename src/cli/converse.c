@@ -1,16 +1,17 @@
-/* Chat mode (-cnv): the 2B4T template built by src/chat.c, one user line per
- * turn, the whole conversation kept in the KV cache (only new tokens are
- * decoded). /exit or end of input quits with status 0. Ctrl-C during a reply
- * ends the reply (closed with <|eot_id|> in the context); Ctrl-C at the
- * prompt quits. A reverse prompt (-r) in a reply ends it too, handing the
- * turn back. With piped stdin nothing but the replies reaches stdout. */
+/* Chat mode (-cnv): the format the model's chat template names (bn_chat in
+ * bitnet.h), one user line per turn, the whole conversation kept in the KV
+ * cache (only new tokens are decoded). /exit or end of input quits with
+ * status 0. Ctrl-C during a reply ends the reply (closed with the format's
+ * end-of-turn token in the context); Ctrl-C at the prompt quits. With piped
+ * stdin nothing but the replies reaches stdout. A model without a chat
+ * template is refused in one line. A reverse prompt (-r) in a reply ends it
+ * too, handing the turn back. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "chat.h"
 #include "cli.h"
 
 #define DEFAULT_SYSTEM_PROMPT "You are a helpful assistant."
@@ -75,8 +76,8 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     bn_context *c = m ? bn_cli_new_context(o, m, 1) : NULL;
     bn_sampler *s = NULL;
-    bn_chat chat;
-    int have_chat = 0, rc = 1;
+    bn_chat *chat = NULL;
+    int rc = 1;
     char *line = NULL;
     size_t line_cap = 0;
     char err[256];
@@ -85,22 +86,22 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     if (!c || bn_cli_stop_init(&stop_at, o) != 0) goto done;
     const bn_tokenizer *tok = bn_model_tokenizer(m);
     const int n_ctx = bn_context_n_ctx(c);
-    if (bn_chat_init(&chat, tok, sys, err, sizeof err) != 0) {
-        bn_err("chat: %s", err);
+    if (!(chat = bn_chat_new(tok, sys, err, sizeof err))) {
+        bn_err("%s: %s", bn_cli_model_path(o), err);
         goto done;
     }
-    have_chat = 1;
-    if (bn_chat_n_pending(&chat) > n_ctx) {
+    if (bn_chat_n_pending(chat) > n_ctx) {
         bn_err("the system prompt is %d tokens, longer than the context (%d)",
-               bn_chat_n_pending(&chat), n_ctx);
+               bn_chat_n_pending(chat), n_ctx);
         goto done;
     }
     if (o->ignore_eos && bn_cli_noeog_init(&noeog, tok) != 0) goto done;
     bn_cli_log_load(o, m, load_ms);
+    fprintf(stderr, "chat: %s format\n", bn_chat_format_name(chat));
     install_sigint();               /* before the seed line: scripts wait for it */
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
-    if (feed(c, &chat) != 0) goto done;
+    if (feed(c, chat) != 0) goto done;
 
     const int tty = isatty(STDIN_FILENO);
     if (tty) fprintf(stderr, "chat: type a message; /exit or Ctrl-D quits, Ctrl-C stops a reply\n");
@@ -122,15 +123,15 @@ int bn_cmd_chat(const bn_cli_opts *o) {
             if (bn_cli_emit("\n", 1) != 0) goto out_gone;
             continue;
         }
-        if (bn_chat_add_user_turn(&chat, line, err, sizeof err) != 0) {
+        if (bn_chat_add_user_turn(chat, line, err, sizeof err) != 0) {
             bn_err("chat: %s", err);
             goto done;
         }
         /* the penalty history and the RNG start afresh each user turn */
         bn_sampler_reset(s);
-        for (int i = 0; i < bn_chat_n_pending(&chat); i++)
-            bn_sampler_accept(s, bn_chat_pending(&chat)[i]);
-        int fr = feed(c, &chat);
+        for (int i = 0; i < bn_chat_n_pending(chat); i++)
+            bn_sampler_accept(s, bn_chat_pending(chat)[i]);
+        int fr = feed(c, chat);
         if (fr < 0) goto done;
         if (fr > 0) {
             full = 1;
@@ -149,7 +150,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
             if (o->ignore_eos) logits = bn_cli_noeog_apply(&noeog, logits);
             int32_t id = bn_sampler_sample(s, logits);
             bn_sampler_accept(s, id);
-            if (bn_chat_add_reply_token(&chat, id, err, sizeof err) != 0) {
+            if (bn_chat_add_reply_token(chat, id, err, sizeof err) != 0) {
                 bn_err("chat: %s", err);
                 goto done;
             }
@@ -161,7 +162,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
             if (bn_cli_emit(piece, np) != 0) goto out_gone;
             n_gen++;
             if (bn_cli_stop_push(&stop_at, piece, np)) break;  /* -r: the turn goes back */
-            if (feed(c, &chat) != 0) {          /* no room for the token just sampled */
+            if (feed(c, chat) != 0) {           /* no room for the token just sampled */
                 full = 1;
                 break;
             }
@@ -169,7 +170,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         if (bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece)) != 0 ||
             bn_cli_emit("\n", 1) != 0)
             goto out_gone;
-        if (!ended && bn_chat_end_reply(&chat, err, sizeof err) != 0) {
+        if (!ended && bn_chat_end_reply(chat, err, sizeof err) != 0) {
             bn_err("chat: %s", err);
             goto done;
         }
@@ -186,7 +187,7 @@ done:
     bn_cli_noeog_free(&noeog);
     bn_cli_stop_free(&stop_at);
     free(line);
-    if (have_chat) bn_chat_free(&chat);
+    bn_chat_free(chat);
     bn_sampler_free(s);
     bn_context_free(c);
     bn_model_free(m);

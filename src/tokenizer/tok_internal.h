@@ -1,5 +1,6 @@
 /* Internal layout of bn_tokenizer, shared by tokenizer.c (loading, API),
- * tok_bpe.c (merging), tok_pretok.c (splitting) and tok_detok.c. */
+ * tok_bpe.c (BPE merging), tok_spm.c (SentencePiece merging), tok_pretok.c
+ * (splitting) and tok_detok.c (decoding). */
 #ifndef BN_TOK_INTERNAL_H
 #define BN_TOK_INTERNAL_H
 
@@ -41,14 +42,27 @@ typedef struct bn_trie_node {
     uint8_t always;                 /* USER_DEFINED: matched even without parse_special */
 } bn_trie_node;
 
+enum bn_tok_model { BN_TOK_BPE = 0, BN_TOK_SPM = 1 };
+
 struct bn_tokenizer {
+    int model;                      /* enum bn_tok_model */
     int n_vocab;
     int n_sym;                      /* n_vocab + merge intermediates absent from the vocab */
     uint8_t *type;                  /* token_type per vocab id */
-    char *bytes;                    /* raw bytes of every symbol, back to back */
+    char *bytes;                    /* BPE: raw bytes of every symbol; SPM: the piece text
+                                       as stored (spaces as U+2581), back to back */
     uint32_t *off, *len;            /* per symbol (n_sym) */
-    bn_strmap bpe;                  /* raw bytes -> id, BPE-reachable symbols */
-    int32_t byte_id[256];           /* single-byte token, -1 if absent */
+    bn_strmap bpe;                  /* BPE: raw bytes -> id of BPE-reachable symbols;
+                                       SPM: piece text -> id, every token (last id wins) */
+    int32_t byte_id[256];           /* BPE: single-byte token; SPM: <0xXX> byte-fallback
+                                       token (else the 1-byte piece); -1 if absent */
+
+    float *score;                   /* SPM: score per piece (higher merges first) */
+    uint32_t max_piece;             /* SPM: longest piece in bytes (longer pairs: no lookup) */
+    uint64_t *spm_join;             /* SPM: set of (code point, next code point) pairs that
+                                       occur inside some piece; key (a << 32 | b) + 1 */
+    uint32_t spm_join_mask;
+    int add_space_prefix;           /* SPM: " " before the first fragment and after specials */
 
     bn_merge_slot *merge;
     uint32_t merge_mask;
@@ -59,10 +73,11 @@ struct bn_tokenizer {
 
     enum bn_pre_type pre;
     int ignore_merges;              /* whole-piece vocab hit first (LLaMA-3) */
-    int add_bos;
-    int32_t bos, eos, eot;
+    int add_bos, add_eos;
+    int32_t bos, eos, eot, eom, unk;
     int32_t eog[16];
     int n_eog;
+    char *chat_template;            /* copy of tokenizer.chat_template, NULL if none */
 };
 
 /* 64-bit hash of a byte string: low bits index, high bits tag. */
@@ -105,6 +120,8 @@ typedef struct bn_piece_cache {
     uint32_t mask, used;
     int32_t *ids;
     size_t ids_len, ids_cap;
+    unsigned char *keys;
+    size_t keys_len, keys_cap;
 } bn_piece_cache;
 int bn_cache_init(bn_piece_cache *c, size_t text_len);
 void bn_cache_free(bn_piece_cache *c);
@@ -113,10 +130,31 @@ const int32_t *bn_cache_get(const bn_piece_cache *c, const unsigned char *p, siz
 void bn_cache_put(bn_piece_cache *c, const unsigned char *p, size_t n, uint64_t h,
                   const int32_t *ids, int n_ids);
 
+/* Reusable scratch for bn_spm_fragment (grown on demand, once per fragment). */
+typedef struct bn_spm_scratch {
+    unsigned char *text;            /* the escaped fragment */
+    uint32_t *start, *len;          /* per symbol; len 0 = merged away */
+    int32_t *prev, *next;
+    struct bn_spm_pair *heap;
+    size_t text_cap, cap, heap_cap, heap_n;
+} bn_spm_scratch;
+
+/* SentencePiece of one raw-text fragment (valid UTF-8, no special tokens):
+ * spaces become U+2581 (and one is put in front when `prefix`), then the
+ * characters merge by piece score; pieces missing from the vocabulary fall
+ * back to <0xXX> tokens. cache: NULL, or the call's cache of segments.
+ * Returns 0, or -1 when out of memory. */
+int bn_spm_fragment(const bn_tokenizer *t, bn_spm_scratch *sc, bn_piece_cache *cache,
+                    const unsigned char *s, size_t n, int prefix, bn_id_sink *sink);
+void bn_spm_scratch_free(bn_spm_scratch *sc);
+/* Builds t->spm_join from the pieces (at load). Returns 0, -1 out of memory. */
+int bn_spm_build_joins(bn_tokenizer *t);
+
 /* Pre-tokenizers: split the code points cp[0..n) of one text fragment into
  * pieces, calling emit(ctx, start, end) (code point indices) in order. */
 typedef int (*bn_piece_fn)(void *ctx, size_t start, size_t end);
 int bn_pretok_llama3(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx);
 int bn_pretok_default(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx);
+int bn_pretok_falcon3(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx);
 
 #endif

@@ -6,9 +6,16 @@
  * with leftmost-first alternation and greedy backtracking, as HF tokenizers
  * and tiktoken run it.
  *
- * "default": bitnet.cpp's fallback when tokenizer.ggml.pre is absent (SPEC
- * 5.3), four regexes applied in sequence, each re-splitting the pieces of the
- * previous one; reproduced here as nested splitters. */
+ * "default": bitnet.cpp's fallback when tokenizer.ggml.pre is absent
+ * (docs/TOKENIZER.md, Pre-tokenizers), four regexes applied in sequence,
+ * each re-splitting the pieces of the previous one; reproduced here as
+ * nested splitters.
+ *
+ * "falcon3" / "falcon_e" (one regex list for both): the same scheme with
+ * three regexes,
+ *   [\p{P}\$\+<=>\^~\|`]+   then the GPT-2 pattern   then [0-9]
+ * i.e. default's punctuation runs with the backtick added, the same GPT-2
+ * splitter, and every ASCII digit on its own (" 12" -> " ", "1", "2"). */
 #include "tok_internal.h"
 #include "unicode.h"
 
@@ -106,6 +113,7 @@ typedef struct dctx {
     const uint32_t *cp;
     bn_piece_fn emit;
     void *ctx;
+    int (*after_gpt2)(struct dctx *, size_t, size_t);   /* the stage after the GPT-2 split */
 } dctx;
 
 /* Regex 1 class [\p{P}\$\+<=>\^~\|]: ASCII punctuation and symbols except
@@ -205,7 +213,7 @@ static int d_stage2(dctx *d, size_t a, size_t b)
                 else end = pos + 1;
             }
         }
-        int rc = d_stage3(d, pos, end);
+        int rc = d->after_gpt2(d, pos, end);
         if (rc) return rc;
         pos = end;
     }
@@ -214,6 +222,39 @@ static int d_stage2(dctx *d, size_t a, size_t b)
 
 int bn_pretok_default(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx)
 {
-    dctx d = { cp, emit, ctx };
+    dctx d = { cp, emit, ctx, d_stage3 };
     return d_runs(&d, 0, n, d_punct, d_stage2);
+}
+
+/* ---- "falcon3" / "falcon_e" --------------------------------------------------- */
+
+/* Regex 1 class [\p{P}\$\+<=>\^~\|`]: every ASCII punctuation or symbol
+ * character (default's set plus the backtick), and non-ASCII category P. */
+static int f_punct(uint32_t c)
+{
+    if (c < 128) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) ||
+                        (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+    unsigned k = bn_uc_class(c);
+    return !IS_WS(k) && CAT(k) == BN_UC_PUNCT;
+}
+
+/* Regex 3 [0-9]: each ASCII digit is a piece, the gaps between them too. */
+static int f_digits(dctx *d, size_t a, size_t b)
+{
+    size_t gap = a;
+    int rc;
+    for (size_t i = a; i < b; i++) {
+        if (!is_digit(d->cp[i])) continue;
+        if (gap < i && (rc = d->emit(d->ctx, gap, i))) return rc;
+        if ((rc = d->emit(d->ctx, i, i + 1))) return rc;
+        gap = i + 1;
+    }
+    if (gap < b) return d->emit(d->ctx, gap, b);
+    return 0;
+}
+
+int bn_pretok_falcon3(const uint32_t *cp, size_t n, bn_piece_fn emit, void *ctx)
+{
+    dctx d = { cp, emit, ctx, f_digits };
+    return d_runs(&d, 0, n, f_punct, d_stage2);
 }

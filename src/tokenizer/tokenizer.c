@@ -1,7 +1,10 @@
 /* Tokenizer: loading from GGUF, special tokens, and the public tokenize /
  * lookup / token-to-bytes API. Splitting is in tok_pretok.c, merging in
- * tok_bpe.c, streaming decoding in tok_detok.c. */
+ * tok_bpe.c (byte-level BPE) and tok_spm.c (SentencePiece), decoding in
+ * tok_detok.c. */
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +69,7 @@ typedef struct builder {
     size_t bytes_len, bytes_cap;
     int sym_cap;
     int n_bpe;                      /* entries in t->bpe */
+    int trie_cap;
     int16_t gpt2_inv[0x144];        /* GPT-2 code point -> byte, -1 outside */
 } builder;
 
@@ -134,6 +138,26 @@ static int bpe_add(builder *b, int32_t id)
     strmap_insert_raw(&t->bpe, t, id);
     b->n_bpe++;
     return 0;
+}
+
+/* SentencePiece map entry: every token, and for a text that occurs twice
+ * the later id, as llama.cpp's token_to_id map ends up. */
+static int spm_map_set(builder *b, int32_t id)
+{
+    bn_tokenizer *t = b->t;
+    const unsigned char *s = (const unsigned char *)t->bytes + t->off[id];
+    uint64_t h = bn_tok_hash(s, t->len[id]);
+    uint32_t tag = (uint32_t)(h >> 32), i = (uint32_t)h & t->bpe.mask;
+    for (;;) {
+        bn_strmap_slot *sl = &t->bpe.slot[i];
+        if (sl->id < 0) break;
+        if (sl->tag == tag && sl->len == t->len[id] && memcmp(t->bytes + sl->off, s, sl->len) == 0) {
+            sl->id = id;
+            return 0;
+        }
+        i = (i + 1) & t->bpe.mask;
+    }
+    return bpe_add(b, id);
 }
 
 /* Id of the BPE symbol with these bytes, created (as a non-vocab
@@ -296,8 +320,7 @@ static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, c
 {
     bn_tokenizer *t = b->t;
     int n = t->n_vocab;
-    int trie_cap = 0;
-    if (trie_new_node(t, &trie_cap, 0) < 0) return -1;     /* root */
+    if (trie_new_node(t, &b->trie_cap, 0) < 0) return -1;     /* root */
     const uint8_t *cur = tokens->data;
     unsigned char *tmp = NULL;
     size_t tmp_cap = 0;
@@ -317,17 +340,20 @@ static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, c
         t->type[i] = (uint8_t)type;
         const unsigned char *raw = (const unsigned char *)s.ptr;
         size_t rn = s.len;
-        if (!is_special_type(type)) {            /* byte-level text -> raw bytes */
+        if (t->model == BN_TOK_BPE && !is_special_type(type)) {   /* byte-level text -> raw bytes */
             rn = gpt2_decode(b->gpt2_inv, raw, s.len, tmp);
             raw = tmp;
         }
         if (add_symbol(b, raw, rn) < 0) { free(tmp); return -1; }
-        if (is_special_type(type)) {
-            if (rn && trie_insert(t, &trie_cap, raw, rn, i, type == BN_TT_USER_DEFINED)) {
-                free(tmp);
-                return -1;
-            }
-        } else if (bn_tok_find(t, raw, rn) < 0) {
+        if (is_special_type(type) &&
+            rn && trie_insert(t, &b->trie_cap, raw, rn, i, type == BN_TT_USER_DEFINED)) {
+            free(tmp);
+            return -1;
+        }
+        if (t->model == BN_TOK_SPM) {            /* every piece can be merged into */
+            if (spm_map_set(b, i)) { free(tmp); return -1; }
+            if (rn > t->max_piece) t->max_piece = (uint32_t)rn;
+        } else if (!is_special_type(type) && bn_tok_find(t, raw, rn) < 0) {
             if (bpe_add(b, i)) { free(tmp); return -1; }
             if (rn == 1 && t->byte_id[raw[0]] < 0) t->byte_id[raw[0]] = i;
         }
@@ -391,13 +417,128 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
     return 0;
 }
 
-static int pre_from_name(const char *s, size_t n, enum bn_pre_type *out)
+/* ---- pre-tokenizer names ---------------------------------------------------------- */
+
+static const struct { const char *name; enum bn_pre_type pre; } pre_names[] = {
+    { "llama3", BN_PRE_LLAMA3 }, { "llama-bpe", BN_PRE_LLAMA3 }, { "llama-v3", BN_PRE_LLAMA3 },
+    { "default", BN_PRE_DEFAULT }, { "falcon3", BN_PRE_FALCON3 }, { "falcon_e", BN_PRE_FALCON_E },
+};
+#define PRE_KNOWN "llama3, llama-bpe, llama-v3, default, falcon3, falcon_e"
+
+int bn_pre_from_name(const char *s, size_t n)
 {
-    static const char *const llama3[] = { "llama3", "llama-bpe", "llama-v3" };
-    for (size_t i = 0; i < sizeof llama3 / sizeof llama3[0]; i++)
-        if (strlen(llama3[i]) == n && memcmp(llama3[i], s, n) == 0) { *out = BN_PRE_LLAMA3; return 0; }
-    if (n == 7 && memcmp(s, "default", 7) == 0) { *out = BN_PRE_DEFAULT; return 0; }
+    for (size_t i = 0; i < sizeof pre_names / sizeof pre_names[0]; i++)
+        if (strlen(pre_names[i].name) == n && memcmp(pre_names[i].name, s, n) == 0)
+            return (int)pre_names[i].pre;
     return -1;
+}
+
+const char *bn_pre_name(enum bn_pre_type pre)
+{
+    switch (pre) {
+    case BN_PRE_LLAMA3: return "llama3";
+    case BN_PRE_DEFAULT: return "default";
+    case BN_PRE_FALCON3: return "falcon3";
+    case BN_PRE_FALCON_E: return "falcon_e";
+    default: return "none";
+    }
+}
+
+/* The pre-tokenizer of a BPE vocabulary: override, else the file's key,
+ * else by vocabulary (the published 2B4T file has no key). */
+static int choose_pre(bn_tokenizer *t, const gguf_file *f, const char *override, char *err,
+                      size_t errlen)
+{
+    gguf_str pre;
+    int p;
+    if (override && *override) {
+        if ((p = bn_pre_from_name(override, strlen(override))) < 0) {
+            set_err(err, errlen, "unknown pre-tokenizer '%.64s' (known: " PRE_KNOWN ")", override);
+            return -1;
+        }
+    } else if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
+        if ((p = bn_pre_from_name(pre.ptr, (size_t)pre.len)) < 0) {
+            set_err(err, errlen, "unknown tokenizer.ggml.pre '%.*s' (known: " PRE_KNOWN "); "
+                    "choose one with --pre-tokenizer", (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+            return -1;
+        }
+    } else {
+        int llama3_vocab = t->n_vocab >= 128256 && find_text(t, "<|begin_of_text|>", 17) == 128000;
+        p = llama3_vocab ? BN_PRE_LLAMA3 : BN_PRE_DEFAULT;
+    }
+    t->pre = (enum bn_pre_type)p;
+    t->ignore_merges = t->pre == BN_PRE_LLAMA3;
+    return 0;
+}
+
+/* ---- SentencePiece extras ------------------------------------------------------- */
+
+/* Scores (the merge order) and the byte-fallback tokens <0x00>..<0xFF>. */
+static int load_spm(bn_tokenizer *t, const gguf_kv *scores, char *err, size_t errlen)
+{
+    if (scores->type != GGUF_ARRAY || scores->arr_type != GGUF_F32 ||
+        scores->arr_n != (uint64_t)t->n_vocab) {
+        set_err(err, errlen, "tokenizer.ggml.scores is not a float32 array of %d entries",
+                t->n_vocab);
+        return -1;
+    }
+    t->score = malloc((size_t)t->n_vocab * sizeof *t->score);
+    if (!t->score) return -1;
+    memcpy(t->score, scores->data, (size_t)t->n_vocab * sizeof *t->score);
+    for (int i = 0; i < t->n_vocab; i++)
+        if (isnan(t->score[i])) t->score[i] = -FLT_MAX;     /* keep the heap's order total */
+    static const char hex[] = "0123456789ABCDEF";
+    for (int c = 0; c < 256; c++) {
+        char name[6] = { '<', '0', 'x', hex[c >> 4], hex[c & 15], '>' };
+        unsigned char one = (unsigned char)c;
+        int32_t id = bn_tok_find(t, (const unsigned char *)name, 6);
+        t->byte_id[c] = id >= 0 ? id : bn_tok_find(t, &one, 1);
+    }
+    return 0;
+}
+
+/* llama.cpp treats every token named like an end of turn as a control
+ * token (whatever the file says), so it is parsed as one and hidden when
+ * printed. */
+static int force_control(builder *b, int32_t id)
+{
+    bn_tokenizer *t = b->t;
+    if (id < 0 || t->type[id] == BN_TT_CONTROL) return 0;
+    t->type[id] = BN_TT_CONTROL;
+    if (t->len[id] == 0) return 0;
+    return trie_insert(t, &b->trie_cap, (const unsigned char *)t->bytes + t->off[id], t->len[id],
+                       id, 0);
+}
+
+/* BOS/EOS/EOT/EOM/UNK and the end-of-generation set: eos, eot, eom and every
+ * token whose text is a known end of turn (llama.cpp's special_eog_ids). */
+static int special_ids(builder *b, const gguf_file *f)
+{
+    bn_tokenizer *t = b->t;
+    int n_vocab = t->n_vocab, spm = t->model == BN_TOK_SPM;
+    /* SentencePiece defaults are LLaMA's: <unk> 0, <s> 1, </s> 2 */
+    int32_t bos = spm ? (n_vocab > 1 ? 1 : -1) : find_text(t, "<|begin_of_text|>", 17);
+    int32_t eos = spm ? (n_vocab > 2 ? 2 : -1) : find_text(t, "<|end_of_text|>", 15);
+    t->bos = get_token_key(f, "tokenizer.ggml.bos_token_id", n_vocab, bos);
+    t->eos = get_token_key(f, "tokenizer.ggml.eos_token_id", n_vocab, eos);
+    t->unk = get_token_key(f, "tokenizer.ggml.unknown_token_id", n_vocab, spm ? 0 : -1);
+    t->eot = get_token_key(f, "tokenizer.ggml.eot_token_id", n_vocab, -1);
+    t->eom = get_token_key(f, "tokenizer.ggml.eom_token_id", n_vocab, -1);
+    size_t n_eot = sizeof eot_texts / sizeof eot_texts[0];
+    for (size_t i = 0; t->eot < 0 && i < n_eot; i++)
+        t->eot = find_text(t, eot_texts[i], strlen(eot_texts[i]));
+    if (t->eom < 0) t->eom = find_text(t, "<|eom_id|>", 10);
+    for (size_t i = 0; i < n_eot; i++) {
+        int32_t id = find_text(t, eot_texts[i], strlen(eot_texts[i]));
+        if (force_control(b, id)) return -1;
+        add_eog(t, id);
+    }
+    if (force_control(b, find_text(t, "<|eom_id|>", 10))) return -1;
+    add_eog(t, find_text(t, "<|eom_id|>", 10));
+    add_eog(t, t->eos);
+    add_eog(t, t->eot);
+    add_eog(t, t->eom);
+    return 0;
 }
 
 bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_override,
@@ -408,9 +549,10 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
         set_err(err, errlen, "no tokenizer in the file (tokenizer.ggml.model missing)");
         return NULL;
     }
-    if (!gguf_str_eq(model, "gpt2")) {
-        set_err(err, errlen, "unsupported tokenizer model '%.*s' (only gpt2 byte-level BPE)",
-                (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    int spm = gguf_str_eq(model, "llama");
+    if (!spm && !gguf_str_eq(model, "gpt2")) {
+        set_err(err, errlen, "unsupported tokenizer model '%.*s' (known: gpt2 = byte-level BPE, "
+                "llama = SentencePiece)", (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
     const gguf_kv *tokens = gguf_find_kv(f, "tokenizer.ggml.tokens");
@@ -429,16 +571,23 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
                 n_vocab);
         return NULL;
     }
-    const gguf_kv *merges = gguf_find_kv(f, "tokenizer.ggml.merges");
+    const gguf_kv *merges = spm ? NULL : gguf_find_kv(f, "tokenizer.ggml.merges");
     if (merges && (merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING)) {
         set_err(err, errlen, "tokenizer.ggml.merges is not a string array");
+        return NULL;
+    }
+    const gguf_kv *scores = gguf_find_kv(f, "tokenizer.ggml.scores");
+    if (spm && !scores) {           /* before any work: a one-line answer */
+        set_err(err, errlen, "SentencePiece vocabulary without tokenizer.ggml.scores "
+                "(its merge order)");
         return NULL;
     }
 
     bn_tokenizer *t = calloc(1, sizeof *t);
     if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
-    builder b = { t, 0, 0, 0, 0, { 0 } };
+    builder b = { t, 0, 0, 0, 0, 0, { 0 } };
     gpt2_inv_init(b.gpt2_inv);
+    t->model = spm ? BN_TOK_SPM : BN_TOK_BPE;
     t->n_vocab = n_vocab;
     b.sym_cap = n_vocab + 16;
     b.bytes_cap = (size_t)tokens->nbytes + 64;
@@ -453,41 +602,29 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     if (err && errlen) err[0] = '\0';
     if (load_vocab(&b, tokens, types, err, errlen)) goto fail;
     if (merges && load_merges(&b, merges, err, errlen)) goto fail;
+    if (spm && load_spm(t, scores, err, errlen)) goto fail;
+    if (spm && bn_spm_build_joins(t)) goto oom;
+    if (special_ids(&b, f)) goto oom;
 
-    /* special ids */
-    t->bos = get_token_key(f, "tokenizer.ggml.bos_token_id", n_vocab,
-                           find_text(t, "<|begin_of_text|>", 17));
-    t->eos = get_token_key(f, "tokenizer.ggml.eos_token_id", n_vocab,
-                           find_text(t, "<|end_of_text|>", 15));
-    t->eot = get_token_key(f, "tokenizer.ggml.eot_token_id", n_vocab, -1);
-    size_t n_eot = sizeof eot_texts / sizeof eot_texts[0];
-    for (size_t i = 0; t->eot < 0 && i < n_eot; i++)
-        t->eot = find_text(t, eot_texts[i], strlen(eot_texts[i]));
-    add_eog(t, t->eos);
-    add_eog(t, t->eot);
-    for (size_t i = 0; i < n_eot; i++) add_eog(t, find_text(t, eot_texts[i], strlen(eot_texts[i])));
-    add_eog(t, find_text(t, "<|eom_id|>", 10));
-
-    /* pre-tokenizer: override, else the file's key, else by vocabulary */
-    int llama3_vocab = n_vocab >= 128256 && find_text(t, "<|begin_of_text|>", 17) == 128000;
-    gguf_str pre;
-    if (pre_override && *pre_override) {
-        if (pre_from_name(pre_override, strlen(pre_override), &t->pre)) {
-            set_err(err, errlen, "unknown pre-tokenizer '%s' (use llama3 or default)", pre_override);
-            goto fail;
-        }
-    } else if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
-        if (pre_from_name(pre.ptr, (size_t)pre.len, &t->pre)) {
-            set_err(err, errlen, "unsupported tokenizer.ggml.pre '%.*s' (supported: llama-bpe, "
-                    "llama3, llama-v3, default)", (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
-            goto fail;
-        }
-    } else {
-        t->pre = llama3_vocab ? BN_PRE_LLAMA3 : BN_PRE_DEFAULT;
+    if (spm) {
+        t->pre = BN_PRE_NONE;       /* SentencePiece splits nothing: no pre-tokenizer */
+    } else if (choose_pre(t, f, pre_override, err, errlen)) {
+        goto fail;
     }
-    t->ignore_merges = t->pre == BN_PRE_LLAMA3;
+    /* llama.cpp's defaults: SentencePiece adds BOS and a space prefix */
     if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &t->add_bos) != 0)
-        t->add_bos = t->pre == BN_PRE_LLAMA3 && t->bos >= 0;
+        t->add_bos = (spm || t->pre == BN_PRE_LLAMA3) && t->bos >= 0;
+    if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &t->add_eos) != 0)
+        t->add_eos = 0;
+    if (gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix) != 0)
+        t->add_space_prefix = spm;
+
+    gguf_str tmpl;
+    if (gguf_get_str(f, "tokenizer.chat_template", &tmpl) == 0) {
+        if (!(t->chat_template = malloc((size_t)tmpl.len + 1))) goto oom;
+        memcpy(t->chat_template, tmpl.ptr, (size_t)tmpl.len);
+        t->chat_template[tmpl.len] = '\0';
+    }
     return t;
 
 oom:
@@ -496,6 +633,20 @@ fail:
     if (err && errlen && !err[0]) set_err(err, errlen, "out of memory loading the vocabulary");
     bn_tokenizer_free(t);
     return NULL;
+}
+
+bn_tokenizer *bn_tokenizer_load(const char *path, const char *pre_tokenizer, char *err,
+                                size_t errlen)
+{
+    gguf_file f;
+    if (!path) {
+        set_err(err, errlen, "no file given");
+        return NULL;
+    }
+    if (gguf_open(&f, path, err, errlen) != 0) return NULL;
+    bn_tokenizer *t = bn_tokenizer_from_gguf(&f, pre_tokenizer, err, errlen);
+    gguf_close(&f);             /* the tokenizer keeps copies of what it needs */
+    return t;
 }
 
 void bn_tokenizer_free(bn_tokenizer *t)
@@ -508,10 +659,15 @@ void bn_tokenizer_free(bn_tokenizer *t)
     free(t->bpe.slot);
     free(t->merge);
     free(t->trie);
+    free(t->score);
+    free(t->spm_join);
+    free(t->chat_template);
     free(t);
 }
 
 enum bn_pre_type bn_tokenizer_pre(const bn_tokenizer *t) { return t->pre; }
+const char *bn_tokenizer_chat_template(const bn_tokenizer *t) { return t->chat_template; }
+int bn_tokenizer_is_spm(const bn_tokenizer *t) { return t->model == BN_TOK_SPM; }
 
 /* ---- public accessors ------------------------------------------------------- */
 
@@ -528,10 +684,52 @@ int bn_token_is_eog(const bn_tokenizer *t, int32_t id)
     return 0;
 }
 
+/* A SentencePiece piece's text: spaces escaped as U+2581. */
 int32_t bn_token_lookup(const bn_tokenizer *t, const char *text, size_t len)
 {
     if (!t || (!text && len)) return -1;
-    return find_text(t, text ? text : "", len);
+    int32_t id = find_text(t, text ? text : "", len);
+    if (id >= 0 || t->model != BN_TOK_SPM || !memchr(text, ' ', len) || len > 256) return id;
+    char esc[3 * 256];
+    size_t m = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') { memcpy(esc + m, "\xE2\x96\x81", 3); m += 3; }
+        else esc[m++] = text[i];
+    }
+    return find_text(t, esc, m);
+}
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* SentencePiece piece -> bytes (llama.cpp's llama_token_to_piece): BYTE
+ * tokens <0xXX> give their byte, other pieces their text with U+2581 back to
+ * a space. Returns the full length; copies at most cap bytes of it. */
+static int spm_piece_bytes(const bn_tokenizer *t, int32_t id, int type, char *buf, int cap)
+{
+    const unsigned char *p = (const unsigned char *)t->bytes + t->off[id];
+    uint32_t n = t->len[id];
+    if (type == BN_TT_BYTE && n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' &&
+        hex_digit(p[3]) >= 0 && hex_digit(p[4]) >= 0 && p[5] == '>') {
+        if (buf && cap >= 1) buf[0] = (char)(hex_digit(p[3]) * 16 + hex_digit(p[4]));
+        return 1;
+    }
+    if (type == BN_TT_USER_DEFINED || type == BN_TT_CONTROL || type == BN_TT_UNKNOWN) {
+        if (buf && cap > 0) memcpy(buf, p, n < (uint32_t)cap ? n : (uint32_t)cap);
+        return (int)n;
+    }
+    int o = 0;
+    for (uint32_t i = 0; i < n; o++) {
+        int meta = i + 3 <= n && p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81;
+        if (buf && o < cap) buf[o] = meta ? ' ' : (char)p[i];
+        i += meta ? 3 : 1;
+    }
+    return o;
 }
 
 int bn_token_to_bytes(const bn_tokenizer *t, int32_t id, int special, char *buf, int cap)
@@ -540,9 +738,59 @@ int bn_token_to_bytes(const bn_tokenizer *t, int32_t id, int special, char *buf,
     int type = t->type[id];
     if (type == BN_TT_UNUSED) return 0;
     if ((type == BN_TT_CONTROL || type == BN_TT_UNKNOWN) && !special) return 0;
+    if (t->model == BN_TOK_SPM) {
+        /* measure first, so a short buffer is never half written */
+        int n = spm_piece_bytes(t, id, type, NULL, 0);
+        if (buf && n <= cap) spm_piece_bytes(t, id, type, buf, cap);
+        return n;
+    }
     int n = (int)t->len[id];
     if (buf && n <= cap) memcpy(buf, t->bytes + t->off[id], (size_t)n);
     return n;
+}
+
+/* Does the (non-empty) printed piece of id start with a space? */
+static int starts_with_space(const bn_tokenizer *t, int32_t id)
+{
+    const unsigned char *p = (const unsigned char *)t->bytes + t->off[id];
+    uint32_t n = t->len[id];
+    if (t->model == BN_TOK_SPM) {
+        char c;
+        return spm_piece_bytes(t, id, t->type[id], &c, 1) >= 1 && c == ' ';
+    }
+    return n > 0 && p[0] == ' ';
+}
+
+int bn_detokenize(const bn_tokenizer *t, const int32_t *ids, int n, int flags, char *out, int cap)
+{
+    if (!t || n < 0 || (!ids && n)) return -1;
+    if (!out || cap < 0) cap = 0;
+    /* a SentencePiece text starts with the space its first word carries,
+     * unless BOS leads */
+    int strip = t->add_space_prefix;
+    if ((flags & BN_DETOK_REMOVE_SPECIAL) && t->add_bos && n > 0 && ids[0] == t->bos) {
+        strip = 0;
+        ids++;
+        n--;
+    }
+    if ((flags & BN_DETOK_REMOVE_SPECIAL) && t->add_eos && n > 0 && ids[n - 1] == t->eos) n--;
+    int special = (flags & BN_DETOK_UNPARSE_SPECIAL) != 0;
+    long long total = 0;
+    for (int i = 0; i < n; i++) {
+        int k = bn_token_to_bytes(t, ids[i], special, NULL, 0);
+        if (k < 0) return -1;
+        int skip = strip && k > 0 && starts_with_space(t, ids[i]);  /* drop one */
+        strip = 0;
+        if (k - skip > 0) {
+            if (total + k <= cap) {
+                bn_token_to_bytes(t, ids[i], special, out + total, k);
+                if (skip) memmove(out + total, out + total + 1, (size_t)(k - 1));
+            }
+            total += k - skip;
+        }
+        if (total > INT_MAX) return -1;
+    }
+    return (int)total;
 }
 
 /* ---- tokenize ------------------------------------------------------------------ */
@@ -552,6 +800,7 @@ typedef struct tok_run {
     const unsigned char *text;      /* the fragment's bytes */
     const uint32_t *off;            /* byte offset of each code point (+ end) */
     bn_bpe_scratch sc;
+    bn_spm_scratch spm;
     bn_id_sink sink;
     bn_piece_cache cache;           /* only for long inputs */
     int32_t *tmp;                   /* ids of one piece on their way to the cache */
@@ -618,8 +867,24 @@ static int tokenize_fragment(tok_run *r, const unsigned char *s, size_t n, uint3
     off[m] = (uint32_t)n;
     r->text = s;
     r->off = off;
-    return r->t->pre == BN_PRE_LLAMA3 ? bn_pretok_llama3(cp, m, on_piece, r)
-                                      : bn_pretok_default(cp, m, on_piece, r);
+    switch (r->t->pre) {
+    case BN_PRE_LLAMA3: return bn_pretok_llama3(cp, m, on_piece, r);
+    case BN_PRE_FALCON3:
+    case BN_PRE_FALCON_E: return bn_pretok_falcon3(cp, m, on_piece, r);
+    default: return bn_pretok_default(cp, m, on_piece, r);
+    }
+}
+
+/* One raw-text fragment. Fragments alternate with special tokens, so each
+ * is the first or follows a special token: SentencePiece puts a space in
+ * front of every one. */
+static int raw_fragment(tok_run *r, const unsigned char *s, size_t n, uint32_t *cp, uint32_t *off)
+{
+    const bn_tokenizer *t = r->t;
+    if (t->model == BN_TOK_SPM)
+        return bn_spm_fragment(t, &r->spm, r->cache.slot ? &r->cache : NULL, s, n,
+                               t->add_space_prefix, &r->sink);
+    return tokenize_fragment(r, s, n, cp, off);
 }
 
 /* Copy of text with every byte that does not start a valid UTF-8 sequence
@@ -669,15 +934,20 @@ int bn_tokenize(const bn_tokenizer *t, const char *text, size_t len,
     if (add_bos && t->bos >= 0) bn_sink_put(&r.sink, t->bos);
     if (n >= CACHE_MIN_LEN && bn_cache_init(&r.cache, n)) { free(clean); return -1; }
 
-    uint32_t *cp = malloc((n + 1) * sizeof *cp);
-    uint32_t *off = malloc((n + 1) * sizeof *off);
-    int rc = cp && off ? 0 : -1;
+    /* code points and their offsets: BPE pre-tokenizers only */
+    uint32_t *cp = NULL, *off = NULL;
+    int rc = 0;
+    if (t->model == BN_TOK_BPE) {
+        cp = malloc((n + 1) * sizeof *cp);
+        off = malloc((n + 1) * sizeof *off);
+        rc = cp && off ? 0 : -1;
+    }
     size_t frag = 0, i = 0;
     while (!rc && i < n) {
         int32_t id;
         size_t m;
         if (t->special_first[s[i]] && (m = trie_match(t, s + i, n - i, parse_special, &id))) {
-            if (frag < i) rc = tokenize_fragment(&r, s + frag, i - frag, cp, off);
+            if (frag < i) rc = raw_fragment(&r, s + frag, i - frag, cp, off);
             bn_sink_put(&r.sink, id);
             i += m;
             frag = i;
@@ -685,12 +955,13 @@ int bn_tokenize(const bn_tokenizer *t, const char *text, size_t len,
             i++;
         }
     }
-    if (!rc && frag < n) rc = tokenize_fragment(&r, s + frag, n - frag, cp, off);
+    if (!rc && frag < n) rc = raw_fragment(&r, s + frag, n - frag, cp, off);
 
     free(cp);
     free(off);
     free(clean);
     bn_bpe_scratch_free(&r.sc);
+    bn_spm_scratch_free(&r.spm);
     bn_cache_free(&r.cache);
     free(r.tmp);
     if (rc || r.sink.n > INT_MAX) return -1;
