@@ -338,9 +338,9 @@ static int copy_norms(bn_model *m, char *err, size_t errlen) {
     m->norms_arena = a;
     for (int il = 0; il < hp->n_layer; il++) {
         for (int i = 0; i < n_lt; i++) {
-            const float **v = &m->layers[il].norm[lt[i].index];
-            if (lt[i].is_proj || !*v)
+            if (lt[i].is_proj || !m->layers[il].norm[lt[i].index])
                 continue;
+            const float **v = &m->layers[il].norm[lt[i].index];
             size_t n = (size_t)dim_size(hp, lt[i].k);
             memcpy(a, *v, n * sizeof *a);
             *v = a;
