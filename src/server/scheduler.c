@@ -97,12 +97,13 @@ static void finish(bn_job *j, const char *reason) {
     pthread_mutex_unlock(&j->mu);
 }
 
-static void job_fail(bn_job *j, const char *what, const char *err) {
+/* Records a failure; the worker then finishes the job. */
+static const char *job_fail(bn_job *j, const char *what, const char *err) {
     pthread_mutex_lock(&j->mu);
     j->failed = 1;
     snprintf(j->error, sizeof j->error, "%s%s", what, err);
     pthread_mutex_unlock(&j->mu);
-    finish(j, "stop");
+    return "stop";
 }
 
 /* Length of the longest suffix of text[0..len) that starts a stop string. */
@@ -142,24 +143,23 @@ static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
     return 0;
 }
 
-static void run_job(slot *sl, bn_job *j) {
+/* Generates for one job; returns its finish reason. The job is not marked
+ * done here: the worker reads its counts first (once done, the connection
+ * may free it). */
+static const char *run_job(slot *sl, bn_job *j) {
     bn_sched *s = sl->s;
     bn_context *c = sl->ctx;
     char err[256];
     pthread_mutex_lock(&j->mu);
     int cancelled = j->cancelled;
     pthread_mutex_unlock(&j->mu);
-    if (cancelled) {
-        finish(j, "stop");
-        return;
-    }
+    if (cancelled) return "stop";
     bn_context_reset(c);
     bn_sampler_params sp = j->sp;
     if (sp.repeat_last_n < 0) sp.repeat_last_n = s->n_ctx;
     bn_sampler *smp = bn_sampler_new(&sp, s->n_vocab);
     if (!smp) {
-        job_fail(j, "out of memory (sampler)", "");
-        return;
+        return job_fail(j, "out of memory (sampler)", "");
     }
     j->seed = bn_sampler_seed(smp);
     size_t longest = 0;
@@ -170,8 +170,7 @@ static void run_job(slot *sl, bn_job *j) {
     double t0 = now_ms();
     if (bn_decode(c, j->prompt, j->n_prompt, 0, err, sizeof err) != 0) {
         bn_sampler_free(smp);
-        job_fail(j, "decoding the prompt: ", err);
-        return;
+        return job_fail(j, "decoding the prompt: ", err);
     }
     j->t_prompt_ms = now_ms() - t0;
 
@@ -211,8 +210,7 @@ static void run_job(slot *sl, bn_job *j) {
         if (bn_context_n_past(c) >= s->n_ctx) break;        /* context full: "length" */
         if (bn_decode(c, &id, 1, 0, err, sizeof err) != 0) {
             bn_sampler_free(smp);
-            job_fail(j, "decoding: ", err);
-            return;
+            return job_fail(j, "decoding: ", err);
         }
     }
     /* bytes the decoder held back (an incomplete UTF-8 sequence), unless
@@ -223,7 +221,7 @@ static void run_job(slot *sl, bn_job *j) {
     j->t_gen_ms = now_ms() - t0;
     pthread_mutex_unlock(&j->mu);
     bn_sampler_free(smp);
-    finish(j, reason);
+    return reason;
 }
 
 static void *worker(void *arg) {
@@ -249,7 +247,7 @@ static void *worker(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
 
-        run_job(sl, j);
+        const char *reason = run_job(sl, j);
 
         pthread_mutex_lock(&s->mu);
         sl->job = NULL;
@@ -260,6 +258,7 @@ static void *worker(void *arg) {
         s->st.prompt_ms += j->t_prompt_ms;
         s->st.gen_ms += j->t_gen_ms;
         pthread_mutex_unlock(&s->mu);
+        finish(j, reason);          /* last: the connection may free the job after this */
     }
 }
 

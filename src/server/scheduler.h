@@ -40,7 +40,7 @@ struct bn_job {
     const char *finish;             /* "stop" (EOG or a stop string) or "length" */
     int cancelled;                  /* set by the connection: the client left */
     int failed;                     /* error holds the reason */
-    char error[256];
+    char error[320];
     uint32_t seed;                  /* the seed the sampler used */
     double t_prompt_ms, t_gen_ms;
 
