@@ -19,7 +19,7 @@ $BN_EMULATOR "$BIN" serve -m "$M" --port 0 -np 2 -t 1 --timeout 2 --api-key "$KE
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$TMP"' EXIT
 port=
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
     port=$(sed -n 's|^serve: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$TMP/serve.err")
     [ -n "$port" ] && break
     kill -0 $pid 2>/dev/null || break

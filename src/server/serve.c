@@ -230,7 +230,7 @@ static int get_bool(req_ctx *r, const char *key, int *out) {
 }
 
 static int get_float(req_ctx *r, const char *key, double lo, double hi, float *out) {
-    double d = *out;
+    double d = (double)*out;
     if (get_num(r, key, lo, hi, 0, &d) != 0) return -1;
     *out = (float)d;
     return 0;
