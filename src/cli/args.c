@@ -116,10 +116,11 @@ enum flag_id {
     F_TEMP, F_TOPK, F_TOPP, F_MINP, F_REPEAT, F_REPEAT_N, F_PRESENCE, F_FREQUENCY,
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
-    F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_HELP
+    F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_HELP,
+    F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS
 };
 
-#define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY)
+#define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
 #define TOK (EVAL | BN_CMD_TOKENIZE)
 #define ANY (TOK | BN_CMD_INFO)
 #define TEXT (BN_CMD_GENERATE | BN_CMD_TOKENIZE | BN_CMD_LOGITS)  /* -p is text */
@@ -136,7 +137,7 @@ static const struct flag {
     {"-sys", "--system-prompt", 1, BN_CMD_GENERATE, F_SYSTEM},
     {"-n", "--n-predict", 1, BN_CMD_GENERATE | BN_CMD_BENCH, F_PREDICT},
     {"-t", "--threads", 1, EVAL, F_THREADS},
-    {"-c", "--ctx-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY, F_CTX},
+    {"-c", "--ctx-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE, F_CTX},
     {"-b", "--batch-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY, F_BATCH},
     {"-s", "--seed", 1, BN_CMD_GENERATE, F_SEED},
     {"--temp", "-temp", 1, BN_CMD_GENERATE, F_TEMP},
@@ -149,7 +150,7 @@ static const struct flag {
     {"--frequency-penalty", NULL, 1, BN_CMD_GENERATE, F_FREQUENCY},
     {"--kernel", NULL, 1, EVAL, F_KERNEL},
     {"--head", NULL, 1, EVAL, F_HEAD},
-    {"--batch-numerics", NULL, 1, EVAL, F_NUMERICS},
+    {"--batch-numerics", NULL, 1, EVAL & ~BN_CMD_SERVE, F_NUMERICS},
     {"--pre-tokenizer", NULL, 1, TOK, F_PRE},
     {"-cnv", "--conversation", 0, BN_CMD_GENERATE, F_CNV},
     {"-no-cnv", "--no-conversation", 0, BN_CMD_GENERATE, F_NO_CNV},
@@ -170,6 +171,13 @@ static const struct flag {
     {"-d", "--n-depth", 1, BN_CMD_BENCH, F_DEPTH},
     {"--kernels", NULL, 0, BN_CMD_BENCH, F_KERNELS},
     {"--variants", NULL, 1, BN_CMD_BENCH, F_VARIANTS},
+    {"--host", NULL, 1, BN_CMD_SERVE, F_HOST},
+    {"--port", NULL, 1, BN_CMD_SERVE, F_PORT},
+    {"-np", "--parallel", 1, BN_CMD_SERVE, F_PARALLEL},
+    {"--api-key", NULL, 1, BN_CMD_SERVE, F_API_KEY},
+    {"-a", "--alias", 1, BN_CMD_SERVE, F_ALIAS},
+    {"--timeout", "-to", 1, BN_CMD_SERVE, F_TIMEOUT},
+    {"--max-conns", NULL, 1, BN_CMD_SERVE, F_MAX_CONNS},
     {"-h", "--help", 0, ANY, F_HELP},
 };
 
@@ -180,6 +188,7 @@ static const char *cmd_name(int cmd) {
     case BN_CMD_LOGITS: return "bitnet logits";
     case BN_CMD_PERPLEXITY: return "bitnet perplexity";
     case BN_CMD_INFO: return "bitnet info";
+    case BN_CMD_SERVE: return "bitnet serve";
     default: return "bitnet";
     }
 }
@@ -188,6 +197,7 @@ static void set_defaults(int cmd, bn_cli_opts *o) {
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
     o->n_predict = -1;
+    o->port = 8080;
     o->sp = bn_sampler_default_params();
     o->head = BN_HEAD_DEFAULT;
     o->reps = 5;
@@ -310,6 +320,16 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_REPS: return bn_parse_int(flag, v, 1, 1000, &o->reps);
     case F_KERNELS: o->kernels = 1; return 0;
     case F_VARIANTS: o->variants = v; return 0;
+    case F_HOST: o->host = v; return 0;
+    case F_PORT: return bn_parse_int(flag, v, 0, 65535, &o->port);
+    case F_PARALLEL: return bn_parse_int(flag, v, 1, 256, &o->n_parallel);
+    case F_API_KEY:
+        if (!v[0]) return bn_err("%s: empty key", flag);
+        o->api_key = v;
+        return 0;
+    case F_ALIAS: o->alias = v; return 0;
+    case F_TIMEOUT: return bn_parse_int(flag, v, 1, 3600, &o->timeout);
+    case F_MAX_CONNS: return bn_parse_int(flag, v, 1, 4096, &o->max_conns);
     case F_HELP: return 0;
     }
     return 0;
@@ -388,6 +408,8 @@ void bn_print_usage(FILE *f) {
 "  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
 "  bitnet perplexity [-m MODEL] -f FILE [-c 512] [-b N]\n"
 "  bitnet info [MODEL | -m MODEL]\n"
+"  bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [-np 1] [-c N] [-t N]\n"
+"               [--api-key KEY] [--alias NAME] [--timeout 30] [--max-conns 64]\n"
 "  bitnet --help | --version\n"
 "\n"
 "generation options:\n"
@@ -447,6 +469,19 @@ void bn_print_usage(FILE *f) {
 "                            -p/-n combination is a row\n"
 "  --kernels                 bench: the ternary kernels alone, every variant\n"
 "  --variants LIST           bench --kernels: only these variants (e.g. avx2,avx512)\n"
+"\n"
+"serve options (an OpenAI-shaped HTTP server; see README, Server):\n"
+"  --host ADDR               IPv4 address to listen on (default 127.0.0.1)\n"
+"  --port N                  port (default 8080; 0 = any free port, logged on stderr)\n"
+"  -np, --parallel N         slots: requests generated at the same time (default 1)\n"
+"  -c N                      context of all slots together, -c / -np each (default:\n"
+"                            the model's context length per slot)\n"
+"  -t N                      threads per slot (default: physical cores / slots)\n"
+"  --api-key KEY             require 'Authorization: Bearer KEY' (not for /health)\n"
+"  -a, --alias NAME          the model id in responses (default: the file name)\n"
+"  --timeout N               seconds to receive a whole request, or to wait on an\n"
+"                            idle connection (default 30)\n"
+"  --max-conns N             open connections at once; more get 503 (default 64)\n"
 "\n"
 "errors (one line 'bitnet: error: ...' on stderr, non-zero exit status):\n"
 "  model file missing, unreadable or invalid ('bitnet: error: FILE: what is wrong');\n"

@@ -18,7 +18,8 @@ enum bn_cmd {
     BN_CMD_TOKENIZE = 1 << 2,
     BN_CMD_LOGITS = 1 << 3,
     BN_CMD_PERPLEXITY = 1 << 4,
-    BN_CMD_INFO = 1 << 5
+    BN_CMD_INFO = 1 << 5,
+    BN_CMD_SERVE = 1 << 6
 };
 
 #define BN_CLI_MAX_LIST 16          /* entries of a bench list (-p 128,512) */
@@ -60,6 +61,8 @@ typedef struct bn_cli_opts {
     int json;                       /* bench -o json */
     int kernels;                    /* bench --kernels */
     const char *variants;           /* bench --kernels --variants */
+    const char *host, *api_key, *alias;     /* serve --host, --api-key, --alias */
+    int port, n_parallel, timeout, max_conns;   /* serve --port, -np, --timeout, --max-conns */
 } bn_cli_opts;
 
 /* ---- errors (return 1 so callers can `return bn_err(...)`) ------------------ */
@@ -152,5 +155,6 @@ int bn_cmd_bench(const bn_cli_opts *o);
 int bn_cmd_tokenize(const bn_cli_opts *o);
 int bn_cmd_logits(const bn_cli_opts *o);
 int bn_cmd_perplexity(const bn_cli_opts *o);
+int bn_cmd_serve(const bn_cli_opts *o);
 
 #endif

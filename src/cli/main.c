@@ -35,6 +35,7 @@ static const struct {
     {"logits", BN_CMD_LOGITS, bn_cmd_logits},
     {"perplexity", BN_CMD_PERPLEXITY, bn_cmd_perplexity},
     {"info", BN_CMD_INFO, cmd_info},
+    {"serve", BN_CMD_SERVE, bn_cmd_serve},
 };
 
 int main(int argc, char **argv) {
