@@ -5,7 +5,7 @@
 # 400, wrong or missing API key 401, oversized body 413, chunked upload 411,
 # unknown path 404, wrong method 405, a slow client cut off with 408 while
 # others are served, concurrent requests over 2 slots (one queued).
-# Skipped (77) without curl. Whole run: a few seconds.
+# Also the chat page at / (public, HTML, self-contained). Skipped (77) without curl. Whole run: a few seconds.
 # usage: bash cli_serve.sh BUILD_DIR SOURCE_DIR
 . "$(dirname "$0")/lib_cli.sh" "$@"
 command -v curl >/dev/null || { echo "skipped: curl not found"; exit 77; }
@@ -52,6 +52,14 @@ json_text() {
 # ---- health (no key needed), models, metrics ------------------------------------
 code=$(curl -s -o "$TMP/health.out" -w '%{http_code}' "$URL/health")
 expect health 200 '"status":"ok"'
+# the chat page: public (no key), HTML, self-contained (no external asset)
+code=$(curl -s -D "$TMP/page.head" -o "$TMP/page.out" -w '%{http_code}' "$URL/")
+expect page 200 '<title>bitnet chat</title>'
+grep -qi '^Content-Type: text/html; charset=utf-8' "$TMP/page.head" || fail "page: content type: $(cat "$TMP/page.head")"
+grep -qi "^Content-Security-Policy: default-src 'none'" "$TMP/page.head" || fail "page: no content security policy"
+grep -Eq '(src|href)="(https?:)?//' "$TMP/page.out" && fail "page: loads an external asset"
+grep -q 'v1/chat/completions' "$TMP/page.out" || fail "page: does not call /v1/chat/completions"
+[ "$(wc -c <"$TMP/page.out")" -eq "$(wc -c <"$SRC/src/server/chat_page.html")" ] || fail "page: not the whole of chat_page.html"
 req models GET /v1/models
 expect models 200 '"object":"list"'
 grep -q '"id":"m.gguf"' "$TMP/models.out" || fail "models: no id m.gguf"

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_page.h"
 #include "http.h"
 #include "json.h"
 #include "scheduler.h"
@@ -738,13 +739,15 @@ static void handle_metrics(conn *c) {
 }
 
 /* ---- routing ---------------------------------------------------------------------- */
-enum { ROUTE_HEALTH, ROUTE_MODELS, ROUTE_METRICS, ROUTE_COMPLETIONS, ROUTE_CHAT, ROUTE_TOKENIZE,
+enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_METRICS, ROUTE_COMPLETIONS, ROUTE_CHAT, ROUTE_TOKENIZE,
        ROUTE_DETOKENIZE };
 
 static const struct route {
     const char *path, *method;
     int id;
 } routes[] = {
+    {"/", "GET", ROUTE_PAGE},
+    {"/index.html", "GET", ROUTE_PAGE},
     {"/health", "GET", ROUTE_HEALTH},
     {"/v1/health", "GET", ROUTE_HEALTH},
     {"/v1/models", "GET", ROUTE_MODELS},
@@ -774,7 +777,8 @@ static void handle(conn *c, const bn_http_request *req) {
         respond_error(c, 405, "method not allowed on this endpoint", allow);
         return;
     }
-    if (s->p.api_key && rt->id != ROUTE_HEALTH) {
+    /* the page is public: it asks for the key and sends it with its API calls */
+    if (s->p.api_key && rt->id != ROUTE_HEALTH && rt->id != ROUTE_PAGE) {
         size_t n;
         const char *auth = bn_http_header_get(req, "authorization", &n);
         int ok = auth && n > 7 && strncasecmp(auth, "Bearer ", 7) == 0 &&
@@ -785,6 +789,14 @@ static void handle(conn *c, const bn_http_request *req) {
         }
     }
     switch (rt->id) {
+    case ROUTE_PAGE:
+        /* The policy holds the page to itself: inline script and style,
+         * requests to this server only. */
+        respond(c, 200, "text/html; charset=utf-8", (const char *)bn_chat_page, bn_chat_page_len,
+                "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
+                "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; connect-src 'self'\r\n");
+        return;
     case ROUTE_HEALTH: {
         static const char ok[] = "{\"status\":\"ok\"}";
         respond(c, 200, "application/json", ok, sizeof ok - 1, NULL);
