@@ -175,7 +175,7 @@ const bn_kernels *bn_kernels_avx512(void);
  * the CPU has ASIMDDP, unless BITNET_NEON_DOTPROD=0. */
 const bn_kernels *bn_kernels_neon_lut(void);
 const bn_kernels *bn_kernels_neon_dotprod(void);
-/* AVX2 alternatives (ternary_avx2.c); bn_kernels_avx2() is one of them. */
+/* AVX2 alternatives (avx2_tables.c); bn_kernels_avx2() is one of them. */
 const bn_kernels *bn_kernels_avx2_mad(void);
 const bn_kernels *bn_kernels_avx2_lut(void);
 
