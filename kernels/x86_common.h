@@ -45,11 +45,9 @@ static inline __m256i bn_pack_epi32_epi8(__m256i a, __m256i b, __m256i c, __m256
 /* I2_S in vectors: the layout and code values of src/i2s.h (bn_i2s_code,
  * bn_i2s_weight), 32 payload bytes = one 128-weight block at a time.
  *
- * The block with the unused code 3 rewritten as 1 (weight 0, as
- * bn_i2s_weight reads it), so that every 2-bit field is w + 1 in 0..2 and
- * Σ code·q − Σ q is the exact dot. A field reads 3 where both its bits are
- * set: that low bit, shifted up, clears the high one (16-bit shifts; the
- * 0x55 mask drops the bits that cross bytes). */
+ * bn_i2s_canonical_byte on 32 bytes: code 3 rewritten as 1, so that every
+ * 2-bit field is w + 1 in 0..2 and Σ code·q − Σ q is the exact dot (16-bit
+ * shifts; the 0x55 mask drops the bits that cross bytes). */
 static inline __m256i bn_i2s_canonical_codes(__m256i x) {
     const __m256i both = _mm256_and_si256(_mm256_and_si256(x, _mm256_srli_epi16(x, 1)),
                                           _mm256_set1_epi8(0x55));

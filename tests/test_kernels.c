@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "i2s.h"
 #include "kernels.h"
 
 #define KERNEL_TEST_SEED 0x9e3779b97f4a7c15ull
@@ -120,15 +121,13 @@ static void check_case(int K, int M, int N, enum wkind wk, enum akind ak) {
     for (int n = 0; n < N; n++) ref->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, prep + ps * n);
     ref->fmt[BN_FMT_TERNARY]->gemm(packed, K, M, prep, N, 0, M, want, M);
 
-    /* The reference itself against the definition on a few entries. */
+    /* The reference itself against the definition (the decoding of
+     * src/i2s.h, checked by test_i2s.c) on a few entries. */
     for (int t = 0; t < 4; t++) {
         int n = (int)(rnd() % N), m = (int)(rnd() % M);
         int32_t acc = 0;
-        const uint8_t *row = w + (size_t)m * K / 4;
-        for (int kk = 0; kk < K; kk++) {
-            int code = (row[32 * (kk / 128) + kk % 32] >> (6 - 2 * ((kk % 128) / 32))) & 3;
-            acc += (code == 3 ? 0 : code - 1) * q[(size_t)n * K + kk];
-        }
+        for (int kk = 0; kk < K; kk++)
+            acc += bn_i2s_weight(w, (uint64_t)m * (uint64_t)K + (uint64_t)kk) * q[(size_t)n * K + kk];
         assert_int_equal(acc, want[(size_t)n * M + m]);
     }
     for (int v = 1; v < n_all; v++) check_variant(all[v], w, K, M, q, N, want);
