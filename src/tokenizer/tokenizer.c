@@ -2,22 +2,14 @@
  * lookup / token-to-bytes API. Splitting is in tok_pretok.c, merging in
  * tok_bpe.c, streaming decoding in tok_detok.c. */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
 #include "unicode.h"
+#include "util.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- hashing ------------------------------------------------------------- */
 
@@ -304,7 +296,7 @@ static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, c
     for (int i = 0; i < n; i++) {
         gguf_str s = gguf_arr_str_next(&cur);
         if (s.len > UINT32_MAX / 4) {
-            set_err(err, errlen, "token %d is too long", i);
+            bn_set_err(err, errlen, "token %d is too long", i);
             free(tmp);
             return -1;
         }
@@ -355,7 +347,7 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
     bn_tokenizer *t = b->t;
     uint64_t n = merges->arr_n;
     if (n > (uint64_t)INT32_MAX / 4) {
-        set_err(err, errlen, "too many merges (%llu)", (unsigned long long)n);
+        bn_set_err(err, errlen, "too many merges (%llu)", (unsigned long long)n);
         return -1;
     }
     size_t size = 1024;
@@ -371,7 +363,7 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
         gguf_str s = gguf_arr_str_next(&cur);
         const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
         if (!sp) {
-            set_err(err, errlen, "merge %llu has no space", (unsigned long long)i);
+            bn_set_err(err, errlen, "merge %llu has no space", (unsigned long long)i);
             free(tmp);
             return -1;
         }
@@ -405,18 +397,18 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
 {
     gguf_str model;
     if (gguf_get_str(f, "tokenizer.ggml.model", &model) != 0) {
-        set_err(err, errlen, "no tokenizer in the file (tokenizer.ggml.model missing)");
+        bn_set_err(err, errlen, "no tokenizer in the file (tokenizer.ggml.model missing)");
         return NULL;
     }
     if (!gguf_str_eq(model, "gpt2")) {
-        set_err(err, errlen, "unsupported tokenizer model '%.*s' (only gpt2 byte-level BPE)",
+        bn_set_err(err, errlen, "unsupported tokenizer model '%.*s' (only gpt2 byte-level BPE)",
                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
     const gguf_kv *tokens = gguf_find_kv(f, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING ||
         tokens->arr_n == 0 || tokens->arr_n > (1u << 24)) {
-        set_err(err, errlen, "tokenizer.ggml.tokens is missing or not a non-empty string array");
+        bn_set_err(err, errlen, "tokenizer.ggml.tokens is missing or not a non-empty string array");
         return NULL;
     }
     int n_vocab = (int)tokens->arr_n;
@@ -425,18 +417,18 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
                   types->arr_type == GGUF_STRING || types->arr_type == GGUF_ARRAY ||
                   types->arr_type == GGUF_F32 || types->arr_type == GGUF_F64 ||
                   types->arr_type == GGUF_BOOL)) {
-        set_err(err, errlen, "tokenizer.ggml.token_type is not an integer array of %d entries",
+        bn_set_err(err, errlen, "tokenizer.ggml.token_type is not an integer array of %d entries",
                 n_vocab);
         return NULL;
     }
     const gguf_kv *merges = gguf_find_kv(f, "tokenizer.ggml.merges");
     if (merges && (merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING)) {
-        set_err(err, errlen, "tokenizer.ggml.merges is not a string array");
+        bn_set_err(err, errlen, "tokenizer.ggml.merges is not a string array");
         return NULL;
     }
 
     bn_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
+    if (!t) { bn_set_err(err, errlen, "out of memory"); return NULL; }
     builder b = { t, 0, 0, 0, 0, { 0 } };
     gpt2_inv_init(b.gpt2_inv);
     t->n_vocab = n_vocab;
@@ -473,12 +465,12 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     gguf_str pre;
     if (pre_override && *pre_override) {
         if (pre_from_name(pre_override, strlen(pre_override), &t->pre)) {
-            set_err(err, errlen, "unknown pre-tokenizer '%s' (use llama3 or default)", pre_override);
+            bn_set_err(err, errlen, "unknown pre-tokenizer '%s' (use llama3 or default)", pre_override);
             goto fail;
         }
     } else if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
         if (pre_from_name(pre.ptr, (size_t)pre.len, &t->pre)) {
-            set_err(err, errlen, "unsupported tokenizer.ggml.pre '%.*s' (supported: llama-bpe, "
+            bn_set_err(err, errlen, "unsupported tokenizer.ggml.pre '%.*s' (supported: llama-bpe, "
                     "llama3, llama-v3, default)", (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
             goto fail;
         }
@@ -491,9 +483,9 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     return t;
 
 oom:
-    set_err(err, errlen, "out of memory loading the vocabulary");
+    bn_set_err(err, errlen, "out of memory loading the vocabulary");
 fail:
-    if (err && errlen && !err[0]) set_err(err, errlen, "out of memory loading the vocabulary");
+    if (err && errlen && !err[0]) bn_set_err(err, errlen, "out of memory loading the vocabulary");
     bn_tokenizer_free(t);
     return NULL;
 }
