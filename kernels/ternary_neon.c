@@ -31,11 +31,12 @@ static size_t lut_packed_size(int K, int M) {
 }
 
 /* Row r of a tile, one 128-weight block: decode the 32 I2_S bytes into codes
- * w + 1 (0..2; bn_i2s_weight, so code 3 reads as weight 0) and write the
- * block's 32 step bytes, which lie TILE bytes apart. */
+ * w + 1 (0..2: the canonical form of src/i2s.h, code 3 read as weight 0)
+ * and write the block's 32 step bytes, which lie TILE bytes apart. */
 static void repack_block(const uint8_t *src, uint8_t *dst) {
-    uint8_t c[128];
-    for (int k = 0; k < 128; k++) c[k] = (uint8_t)(bn_i2s_weight(src, (uint64_t)k) + 1);
+    uint8_t blk[32], c[128];
+    for (int p = 0; p < 32; p++) blk[p] = bn_i2s_canonical_byte(src[p]);
+    for (int k = 0; k < 128; k++) c[k] = (uint8_t)bn_i2s_code(blk, (uint64_t)k);
     for (int s = 0; s < 32; s++) {
         const uint8_t *k = c + 4 * s;
         dst[s * TILE] = (uint8_t)((3 * k[0] + k[1]) | (3 * k[2] + k[3]) << 4);
