@@ -2,7 +2,8 @@
  * on x86, AT_HWCAP on aarch64), what this binary contains (a variant's entry
  * point returns NULL where it was not compiled), and what the user forces
  * (argument or $BITNET_KERNEL; on aarch64 BITNET_NEON_DOTPROD=0 keeps the
- * plain-NEON tables to compare them). Every choice of variant is made here. */
+ * plain-NEON tables in "neon" to compare them). Every choice of variant is
+ * made here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +84,8 @@ typedef struct variant {
 } variant;
 
 /* Best first: the automatic choice is the first usable entry, and a name
- * given twice means its first usable entry ("neon": sdot where the CPU has
- * it, else the lookup tables). */
+ * given twice means its first usable entry ("neon": the sdot table where the
+ * CPU has sdot, else the lookup-table one, whose own name is "neon-lut"). */
 static const variant variants[] = {
     {"avx512", bn_kernels_avx512, CPU_AVX512},
     {"avx2", bn_kernels_avx2, CPU_AVX2},
@@ -93,6 +94,16 @@ static const variant variants[] = {
     {"ref", bn_kernels_ref, 0},
 };
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+
+/* Alternatives of a variant, usable where that variant is, under their own
+ * names (the tables' names): the bench and the tests measure and check them
+ * all, and --kernel / BITNET_KERNEL accept them. */
+static const variant alternatives[] = {
+    {"avx2-mad", bn_kernels_avx2_mad, CPU_AVX2},
+    {"avx2-lut", bn_kernels_avx2_lut, CPU_AVX2},
+    {"neon-lut", bn_kernels_neon_lut, CPU_NEON},
+};
+enum { N_ALTERNATIVES = sizeof alternatives / sizeof alternatives[0] };
 
 static const bn_kernels *usable(const variant *v, int feats) {
     if ((v->needs & feats) != v->needs) return NULL;
@@ -116,13 +127,22 @@ const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen)
         const bn_kernels *k = usable(&variants[i], feats);
         if (k) return k;
     }
+    for (int i = 0; !known && i < N_ALTERNATIVES; i++) {
+        if (strcmp(force, alternatives[i].name) != 0) continue;
+        known = 1;
+        const bn_kernels *k = usable(&alternatives[i], feats);
+        if (k) return k;
+    }
     if (known) {
         if (err && errlen)
             snprintf(err, errlen, "kernel '%s' is not supported by this CPU", force);
         return NULL;
     }
     if (err && errlen)
-        snprintf(err, errlen, "unknown kernel '%s' (expected ref, avx2, avx512 or neon)", force);
+        snprintf(err, errlen,
+                 "unknown kernel '%s' (expected ref, avx2, avx512 or neon; "
+                 "alternatives: avx2-mad, avx2-lut, neon-lut)",
+                 force);
     return NULL;
 }
 
@@ -144,18 +164,15 @@ int bn_kernels_available(const bn_kernels **out, int max) {
 }
 
 int bn_kernels_all(const bn_kernels **out, int max) {
-    int n = bn_kernels_available(out, max);
-    /* Alternatives of a variant, usable where that variant is. */
-    static const variant extras[] = {
-        {"avx2-mad", bn_kernels_avx2_mad, CPU_AVX2},
-        {"avx2-lut", bn_kernels_avx2_lut, CPU_AVX2},
-    };
+    const bn_kernels *have[16];
+    int n = bn_kernels_available(have, 16);
     const int feats = cpu_features();
-    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
-        const bn_kernels *k = usable(&extras[i], feats);
-        if (!k) continue;
-        if (n < max && out) out[n] = k;
-        n++;
+    for (int i = 0; i < N_ALTERNATIVES && n < 16; i++) {
+        const bn_kernels *k = usable(&alternatives[i], feats);
+        int listed = 0;
+        for (int j = 0; k && j < n; j++) listed |= have[j] == k;
+        if (k && !listed) have[n++] = k;    /* "neon-lut" is "neon" without sdot */
     }
+    for (int i = 0; i < n && i < max && out; i++) out[i] = have[i];
     return n;
 }

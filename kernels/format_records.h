@@ -38,8 +38,14 @@ static inline size_t bn_round64(size_t n) {
 /* ---- ternary ------------------------------------------------------------- */
 /* P##_fmt_ternary from: packed_size(K, M), repack(i2s, K, M, packed),
  * prep_size(K), act_prep(q, K, prep), gemv(..., int32_t *dot),
- * gemm(..., int32_t *dot, int ldd), with tile height ROWS. */
+ * gemm(..., int32_t *dot, int ldd), with tile height ROWS. DEFINE makes a
+ * record of this file (static); EXPORT one with external linkage, for a
+ * table in another file (declared in the variant's header). */
 #define BN_DEFINE_TERNARY_FORMAT(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)    \
+    BN_TERNARY_FORMAT_(static, P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)
+#define BN_EXPORT_TERNARY_FORMAT(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)    \
+    BN_TERNARY_FORMAT_(, P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)
+#define BN_TERNARY_FORMAT_(LINKAGE, P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM) \
     static void P##_ternary_pack(const void *src, int K, int M, int m0, int m1, void *dst) {  \
         (void)m0;                                                                               \
         (void)m1; /* whole tensors only (kernels.h) */                                          \
@@ -56,7 +62,7 @@ static inline size_t bn_round64(size_t n) {
                                  int m1, void *y, int ldy) {                                    \
         GEMM(W, K, M, act, N, m0, m1, (int32_t *)y, ldy);                                       \
     }                                                                                           \
-    static const bn_format_traits P##_fmt_ternary = {                                          \
+    LINKAGE const bn_format_traits P##_fmt_ternary = {                                         \
         .name = NAME, .out_int32 = 1, .tile_rows = ROWS,                                        \
         .packed_size = SIZE, .pack = P##_ternary_pack,                                          \
         .act_size = PREP_SIZE, .act_prep = P##_ternary_prep,                                    \
@@ -114,8 +120,13 @@ static inline size_t bn_round64(size_t n) {
 
 /* ---- the Q8 head ------------------------------------------------------------ */
 /* P##_fmt_q8_head from: size(K, M), quantize(W_f16, K, M, m0, m1, dst),
- * act_q8(x, K, xq), gemv(Wq, K, xq, m0, m1, y), tile height ROWS. */
+ * act_q8(x, K, xq), gemv(Wq, K, xq, m0, m1, y), tile height ROWS; DEFINE
+ * and EXPORT as for the ternary records. */
 #define BN_DEFINE_Q8_HEAD_FORMAT(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                        \
+    BN_Q8_HEAD_FORMAT_(static, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)
+#define BN_EXPORT_Q8_HEAD_FORMAT(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                        \
+    BN_Q8_HEAD_FORMAT_(, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)
+#define BN_Q8_HEAD_FORMAT_(LINKAGE, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                     \
     static size_t P##_q8_act_size(int K) {                                                     \
         return bn_round64(bn_act_q8_size(K));                                                   \
     }                                                                                           \
@@ -135,7 +146,7 @@ static inline size_t bn_round64(size_t n) {
         bn_gemm_by_row_tiles(P##_q8_gemv, P##_q8_act_size(K), ROWS, W, K, M, act, N, m0, m1,  \
                              y, ldy);                                                           \
     }                                                                                           \
-    static const bn_format_traits P##_fmt_q8_head = {                                          \
+    LINKAGE const bn_format_traits P##_fmt_q8_head = {                                         \
         .name = "q8-head", .out_int32 = 0, .tile_rows = ROWS,                                   \
         .packed_size = SIZE, .pack = P##_q8_pack,                                               \
         .act_size = P##_q8_act_size, .act_prep = P##_q8_prep,                                   \

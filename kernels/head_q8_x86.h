@@ -1,16 +1,14 @@
-/* Q8 head quantization pieces shared by the AVX2 and AVX-512 files (both
- * compiled with AVX2 + F16C): 8 rows of one 32-weight block at a time, with
- * the numerics of bn_q8_block_quantize (kernels.h) bit for bit. */
+/* Q8 head quantization pieces shared by head_q8_avx2.c and
+ * head_q8_avx512.c (both compiled with AVX2 + F16C): 8 rows of one
+ * 32-weight block at a time, with the numerics of bn_q8_block_quantize
+ * (kernels.h) bit for bit. */
 #ifndef BN_HEAD_Q8_X86_H
 #define BN_HEAD_Q8_X86_H
 
-#include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
 
-static inline __m256 bn_abs_ps(__m256 v) {
-    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
-}
+#include "x86_common.h"
 
 /* 8 x 8 int32 transpose: r[i] lane j -> r[j] lane i. */
 static inline void bn_transpose8x8_epi32(__m256i r[8]) {
@@ -53,7 +51,6 @@ static inline int bn_head_q8_block8(const uint16_t *rows, int K, uint8_t *wdst, 
     const __m128i dh = _mm256_cvtps_ph(_mm256_div_ps(amax, _mm256_set1_ps(127.0f)), _MM_FROUND_TO_NEAREST_INT);
     const __m256 d = _mm256_cvtph_ps(dh);
     if (_mm256_movemask_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ))) return 0;
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i m127 = _mm256_set1_epi8(-127);
     for (int r = 0; r < 8; r++) {
         const uint16_t *w = rows + (size_t)r * K;
@@ -61,8 +58,7 @@ static inline int bn_head_q8_block8(const uint16_t *rows, int K, uint8_t *wdst, 
         __m256i q[4];
         for (int i = 0; i < 4; i++)
             q[i] = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 8 * i))), vd));
-        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        v[r] = _mm256_max_epi8(_mm256_permutevar8x32_epi32(bytes, order), m127);
+        v[r] = _mm256_max_epi8(bn_pack_epi32_epi8(q[0], q[1], q[2], q[3]), m127);
     }
     bn_transpose8x8_epi32(v);
     for (int j = 0; j < 8; j++) _mm256_storeu_si256((__m256i *)(wdst + wstride * j), v[j]);

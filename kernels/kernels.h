@@ -83,7 +83,8 @@ typedef struct bn_format_traits {
 } bn_format_traits;
 
 typedef struct bn_kernels {
-    const char *name;               /* "ref", "avx2", "avx512", "neon" */
+    const char *name;               /* "ref", "avx2", "avx512", "neon", or an
+                                       alternative's ("avx2-lut", "neon-lut", ...) */
 
     /* ---- activations ---------------------------------------------------- */
     /* docs/NUMERICS.md, BitLinear, steps 1-4: double absmax with a 1e-5
@@ -153,9 +154,10 @@ static inline float bn_ternary_epilogue(int32_t dot, float act_scale, float w_sc
 
 /* ---- dispatch (dispatch.c) ------------------------------------------------ */
 /* Pick the best variant this CPU supports, or the one named by `force`
- * ("ref", "avx2", "avx512", "neon"; NULL or "" = auto, then the environment
- * variable BITNET_KERNEL is honoured). Returns NULL with a message in err when
- * the named variant is unknown or unsupported by this CPU. */
+ * ("ref", "avx2", "avx512", "neon", or an alternative's name from
+ * bn_kernels_all; NULL or "" = auto, then the environment variable
+ * BITNET_KERNEL is honoured). Returns NULL with a message in err when the
+ * named variant is unknown or unsupported by this CPU. */
 const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen);
 /* Every variant compiled into this binary and supported by this CPU
  * (for tests and the kernel bench). Returns the count; fills up to max. */
@@ -163,19 +165,22 @@ int bn_kernels_available(const bn_kernels **out, int max);
 /* Like bn_kernels_available, plus the alternatives the bench and tests
  * measure and check under their own names ("avx2-mad": I2_S unpack +
  * vpmaddubsw, the approach of bitnet.cpp's kernel, which "avx2" uses;
- * "avx2-lut": the vpshufb lookup-table kernels). Reference first. */
+ * "avx2-lut": the vpshufb lookup-table kernels; "neon-lut": the plain-NEON
+ * lookup tables, which are "neon" itself on CPUs without sdot). Reference
+ * first; every name appears once. */
 int bn_kernels_all(const bn_kernels **out, int max);
 
 /* Variants (each defined in its own file; NULL-returning when not compiled). */
 const bn_kernels *bn_kernels_ref(void);
 const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx512(void);
-/* NEON: plain ARMv8.0 lookup tables (ternary_neon.c) and ARMv8.2 sdot
- * (ternary_neon_dotprod.c); dispatch.c offers the sdot table as "neon" where
- * the CPU has ASIMDDP, unless BITNET_NEON_DOTPROD=0. */
+/* NEON: plain ARMv8.0 lookup tables ("neon-lut", ternary_neon.c) and ARMv8.2
+ * sdot ("neon", ternary_neon_dotprod.c); dispatch.c offers the sdot table as
+ * "neon" where the CPU has ASIMDDP, unless BITNET_NEON_DOTPROD=0, else the
+ * lookup tables. */
 const bn_kernels *bn_kernels_neon_lut(void);
 const bn_kernels *bn_kernels_neon_dotprod(void);
-/* AVX2 alternatives (ternary_avx2.c); bn_kernels_avx2() is one of them. */
+/* AVX2 alternatives (avx2_tables.c); bn_kernels_avx2() is one of them. */
 const bn_kernels *bn_kernels_avx2_mad(void);
 const bn_kernels *bn_kernels_avx2_lut(void);
 

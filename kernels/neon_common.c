@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-/* SPEC 4.5 steps 1-4, bit-exact with ternary_ref.c:
+/* docs/NUMERICS.md, BitLinear, steps 1-4, bit-exact with ternary_ref.c:
  *  - max|x| is taken in float (exact) and compared in double against the
  *    1e-5 floor; vmaxnm skips NaN like the reference's `a > amax`;
  *  - q = rne(x*s): the float product rounded once (no FMA: -ffp-contract=off

@@ -16,14 +16,12 @@
  * w0*hi0 + w1*hi1 in [-16, 16]. Those add in int8 lanes for 4 lookups
  * (|sum| <= 120), in int16 for a 128-weight block (|lo| <= 1920,
  * |16*hi| <= 16384) and in int32 beyond: exact for every int8 input and K. */
+#include "i2s.h"
 #include "neon_common.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
-#include <stdlib.h>
 #include <string.h>
-#if defined(__linux__)
-#endif
 
 enum { TILE = 32 };
 
@@ -33,18 +31,12 @@ static size_t lut_packed_size(int K, int M) {
 }
 
 /* Row r of a tile, one 128-weight block: decode the 32 I2_S bytes into codes
- * (3 read as 1, weight 0, as the reference does) and write the block's 32
- * step bytes, which lie TILE bytes apart. */
+ * w + 1 (0..2: the canonical form of src/i2s.h, code 3 read as weight 0)
+ * and write the block's 32 step bytes, which lie TILE bytes apart. */
 static void repack_block(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t fix[4] = {0, 1, 2, 1};
-    uint8_t c[128];
-    for (int p = 0; p < 32; p++) {
-        const uint8_t v = src[p];
-        c[p] = fix[v >> 6];
-        c[32 + p] = fix[(v >> 4) & 3];
-        c[64 + p] = fix[(v >> 2) & 3];
-        c[96 + p] = fix[v & 3];
-    }
+    uint8_t blk[32], c[128];
+    for (int p = 0; p < 32; p++) blk[p] = bn_i2s_canonical_byte(src[p]);
+    for (int k = 0; k < 128; k++) c[k] = (uint8_t)bn_i2s_code(blk, (uint64_t)k);
     for (int s = 0; s < 32; s++) {
         const uint8_t *k = c + 4 * s;
         dst[s * TILE] = (uint8_t)((3 * k[0] + k[1]) | (3 * k[2] + k[3]) << 4);
@@ -186,7 +178,7 @@ BN_DEFINE_Q8_HEAD_FORMAT(neon_lut, 1, bn_neon_head_q8_size, bn_neon_head_q8_quan
                          bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);
 
 static const bn_kernels neon_lut_kernels = {
-    .name = "neon",
+    .name = "neon-lut",
     .quantize_act = bn_neon_quantize_act,
     .f16_to_f32 = bn_neon_f16_to_f32,
     .f32_to_f16 = bn_neon_f32_to_f16,

@@ -7,7 +7,7 @@
  * at most 2-3 weights per lane and its sums need wider lanes), so on these
  * CPUs the lookup-table kernel of ternary_neon.c is kept for plain NEON only.
  *
- * Weights stay in I2_S order (SPEC 2.2; code 3 rewritten to 1 at repack):
+ * Weights stay in I2_S order (src/i2s.h; code 3 rewritten to 1 at repack):
  * half h of a 32-byte block holds, in bits 7-6 / 5-4 / 3-2 / 1-0, the codes of
  * weights 32g + 16h + i (g = 0..3, i = 0..15). The fields are isolated with
  * one instruction each - a shift for bits 7-6, an AND for the others - which
@@ -15,6 +15,7 @@
  * go to different int32 accumulators and the scale is shifted out exactly
  * at the end. With unsigned codes c = w + 1 the sum is
  * Σ c*q = dot + Σ q, so act_prep stores Σ q beside the activations. */
+#include "i2s.h"
 #include "neon_common.h"
 
 #if defined(__aarch64__)
@@ -31,7 +32,8 @@ static size_t dp_packed_size(int K, int M) {
     return (size_t)K * (size_t)M / 4;
 }
 
-/* Copy, turning code 3 (read as weight 0) into code 1 so that Σ c*q holds. */
+/* Copy, turning code 3 (read as weight 0) into code 1 so that Σ c*q holds:
+ * bn_i2s_canonical_byte (src/i2s.h), 16 bytes at a time. */
 static void dp_repack(const uint8_t *i2s, int K, int M, void *packed) {
     const size_t n = dp_packed_size(K, M);
     uint8_t *out = packed;
@@ -43,11 +45,7 @@ static void dp_repack(const uint8_t *i2s, int K, int M, void *packed) {
         uint8x16_t both = vandq_u8(vandq_u8(v, vshrq_n_u8(v, 1)), lo_bits);
         vst1q_u8(out + i, vbicq_u8(v, vshlq_n_u8(both, 1)));
     }
-    for (; i < n; i++) {
-        uint8_t v = i2s[i];
-        uint8_t both = (uint8_t)(v & (v >> 1) & 0x55);
-        out[i] = (uint8_t)(v & ~(both << 1));
-    }
+    for (; i < n; i++) out[i] = bn_i2s_canonical_byte(i2s[i]);
 }
 
 /* [int32 Σq, padding to 64 bytes][q, K bytes] */

@@ -1,12 +1,13 @@
 /* The portable scalar reference: the definition of correct for every other
  * variant. Written for clarity, not speed. The packed layout is the file's
- * I2_S payload unchanged (SPEC 2.2), so this file also documents it. */
+ * I2_S payload unchanged, read by src/i2s.h (docs/FORMAT.md, I2_S). */
 #include <math.h>
 #include <string.h>
 
 #include "format_records.h"
+#include "i2s.h"
 
-/* ---- activations (SPEC 4.5 steps 1-4) -------------------------------------- */
+/* ---- activations (docs/NUMERICS.md, BitLinear, steps 1-4) ----------------- */
 
 /* Round to nearest, ties to even, as the fork's nearest_int: adding 1.5*2^23
  * puts v + 1.5*2^23 in [2^23, 2^24) (for |v| < 2^22), where the float spacing
@@ -51,15 +52,6 @@ static void ref_repack(const uint8_t *i2s, int K, int M, void *packed) {
     memcpy(packed, i2s, ref_packed_size(K, M));
 }
 
-/* Weight k of a row in I2_S: block k/128, byte 32*block + k%32, group
- * (k%128)/32 in bits 7-6, 5-4, 3-2, 1-0. Code 0/1/2 -> -1/0/+1, 3 -> 0. */
-static int i2s_weight(const uint8_t *row, int k) {
-    int block = k / 128, j = k % 128;
-    int byte = row[32 * block + j % 32];
-    int code = (byte >> (6 - 2 * (j / 32))) & 3;
-    return code == 3 ? 0 : code - 1;
-}
-
 static size_t ref_act_prep_size(int K) {
     return (size_t)K;
 }
@@ -74,9 +66,10 @@ static void ref_gemv(const void *packed, int K, int M, const void *prep,
     const uint8_t *w = packed;
     const int8_t *q = prep;
     for (int m = m0; m < m1; m++) {
-        const uint8_t *row = w + (size_t)m * (size_t)K / 4;
+        /* weight (m, k) is weight m·K + k of the tensor's flat stream */
+        const uint64_t row = (uint64_t)m * (uint64_t)K;
         int32_t acc = 0;
-        for (int k = 0; k < K; k++) acc += i2s_weight(row, k) * q[k];
+        for (int k = 0; k < K; k++) acc += bn_i2s_weight(w, row + (uint64_t)k) * q[k];
         dot[m - m0] = acc;
     }
 }

@@ -1,13 +1,12 @@
-/* I2_S encode / decode (layout in i2s.h, SPEC 2.2). */
+/* I2_S encode / decode, by the layout functions of i2s.h. */
 #include "i2s.h"
 
 #include <string.h>
 
 void bn_i2s_encode_block(const int8_t *w, uint8_t *out32) {
-    for (int p = 0; p < 32; p++) {
-        out32[p] = (uint8_t)(((w[p] + 1) << 6) | ((w[32 + p] + 1) << 4) |
-                             ((w[64 + p] + 1) << 2) | (w[96 + p] + 1));
-    }
+    memset(out32, 0, 32);
+    for (int j = 0; j < BN_I2S_BLOCK; j++)
+        out32[bn_i2s_byte_index((uint64_t)j)] |= (uint8_t)((w[j] + 1) << bn_i2s_shift((uint64_t)j));
 }
 
 int bn_i2s_encode(const int8_t *w, uint64_t n, uint8_t *out) {
@@ -31,18 +30,7 @@ int bn_i2s_encode_tensor(const int8_t *w, uint64_t n, float scale, uint8_t *out)
 }
 
 void bn_i2s_decode(const uint8_t *payload, uint64_t n, int8_t *w) {
-    static const int8_t val[4] = { -1, 0, 1, 0 };
-    for (uint64_t b = 0; b < n / BN_I2S_BLOCK; b++) {
-        const uint8_t *src = payload + b * 32;
-        int8_t *dst = w + b * BN_I2S_BLOCK;
-        for (int p = 0; p < 32; p++) {
-            uint8_t byte = src[p];
-            dst[p] = val[(byte >> 6) & 3];
-            dst[32 + p] = val[(byte >> 4) & 3];
-            dst[64 + p] = val[(byte >> 2) & 3];
-            dst[96 + p] = val[byte & 3];
-        }
-    }
+    for (uint64_t f = 0; f < n; f++) w[f] = (int8_t)bn_i2s_weight(payload, f);
 }
 
 float bn_i2s_scale(const uint8_t *tensor, uint64_t n) {

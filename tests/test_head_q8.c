@@ -100,12 +100,13 @@ static void test_block_rule(void **state) {
         for (int i = 0; i < 32; i++) {
             assert_true(q[i] >= -127 && q[i] <= 127);
             if (abs(q[i]) > peak) peak = abs(q[i]);
-            const double err = fabs((double)bn_f16_to_f32(w[i]) - (double)q[i] * d);
+            const double err = fabs((double)bn_f16_to_f32(w[i]) - (double)q[i] * (double)d);
             /* Normal d: within half a step (the clamp at 127 costs at most
              * amax·2^-11 < d/2). Subnormal d: rounding d moved the grid by
              * up to 2^-25 per step, times 127 steps at most. */
-            const double tol = d >= ldexpf(1.0f, -14) ? 0.5 * d * (1 + 1e-6) : 0.5 * d + 127 * ldexp(1, -25);
-            if (err > tol) fail_msg("block err %g > %g (d=%g q=%d)", err, tol, d, q[i]);
+            const double tol = d >= ldexpf(1.0f, -14) ? 0.5 * (double)d * (1 + 1e-6)
+                                                       : 0.5 * (double)d + 127 * ldexp(1, -25);
+            if (err > tol) fail_msg("block err %g > %g (d=%g q=%d)", err, tol, (double)d, q[i]);
         }
         if (d >= ldexpf(1.0f, -14)) assert_true(peak >= 126);      /* the grid is used fully */
     }
@@ -132,8 +133,9 @@ static void test_act_rule(void **state) {
                 const int v = q[32 * b + i];
                 s += v;
                 assert_true(v >= -127 && v <= 127);
-                const double err = fabs((double)x[32 * b + i] - (double)v * d);
-                if (err > 0.5 * d * (1 + 1e-4) + 1e-45) fail_msg("act err %g d %g", err, d);
+                const double err = fabs((double)x[32 * b + i] - (double)v * (double)d);
+                if (err > 0.5 * (double)d * (1 + 1e-4) + 1e-45)
+                    fail_msg("act err %g d %g", err, (double)d);
             }
             assert_int_equal(sum, s);
         }
@@ -174,18 +176,20 @@ static void test_ref_gemv(void **state) {
                 const double wv = bn_f16_to_f32(w[(size_t)m * K + 32 * b + i]), xv = x[32 * b + i];
                 exact += wv * xv;
                 /* |w·x − ŵ·x̂| <= |w−ŵ||x| + |ŵ||x−x̂|, |x−x̂| <= dx/2 (test_act_rule) */
-                const double wh = (double)q[i] * dw;
-                bound += fabs(wv - wh) * fabs(xv) + fabs(wh) * 0.5 * dx * (1 + 1e-4);
+                const double wh = (double)q[i] * (double)dw;
+                bound += fabs(wv - wh) * fabs(xv) + fabs(wh) * 0.5 * (double)dx * (1 + 1e-4);
             }
             const float term = (float)isum * (dw * dx);
             acc = acc + term;
             mag += fabs(term);
         }
-        if (memcmp(&acc, &y[m], 4) != 0) fail_msg("ref row %d: %a vs definition %a", m, y[m], acc);
+        if (memcmp(&acc, &y[m], 4) != 0)
+            fail_msg("ref row %d: %a vs definition %a", m, (double)y[m], (double)acc);
         /* Float rounding: two products and one sum per block, each within
          * 2^-24 relative; the recursive sum within (K/32)·2^-24·Σ|terms|. */
         bound += (K / 32 + 2) * ldexp(1.0, -24) * mag * 1.01;
-        if (fabs(y[m] - exact) > bound) fail_msg("row %d: %g vs f16 truth %g (bound %g)", m, y[m], exact, bound);
+        if (fabs((double)y[m] - exact) > bound)
+            fail_msg("row %d: %g vs f16 truth %g (bound %g)", m, (double)y[m], exact, bound);
     }
     free(w);
     free(wq);
@@ -243,7 +247,8 @@ static void check_shape(int K, int M, int xkind) {
         k->fmt[BN_FMT_Q8_HEAD]->gemv(wq, K, M, want_x, 0, M, got);
         for (int m = 0; m < M; m++)
             if (memcmp(&got[m], &want[m], 4) != 0)
-                fail_msg("%s gemv K=%d M=%d row %d: %a != %a", k->name, K, M, m, got[m], want[m]);
+                fail_msg("%s gemv K=%d M=%d row %d: %a != %a", k->name, K, M, m, (double)got[m],
+                         (double)want[m]);
         /* Split rows: one range starting mid-tile, one R-aligned. */
         memset(got, 0x7f, sizeof(float) * M);
         const int c = (int)(rnd() % (M + 1));
@@ -251,7 +256,8 @@ static void check_shape(int K, int M, int xkind) {
         k->fmt[BN_FMT_Q8_HEAD]->gemv(wq, K, M, want_x, c, M, got + c);
         for (int m = 0; m < M; m++)
             if (memcmp(&got[m], &want[m], 4) != 0)
-                fail_msg("%s gemv split at %d K=%d M=%d row %d: %a != %a", k->name, c, K, M, m, got[m], want[m]);
+                fail_msg("%s gemv split at %d K=%d M=%d row %d: %a != %a", k->name, c, K, M, m,
+                         (double)got[m], (double)want[m]);
         free(wq);
         free(wq2);
     }

@@ -1,5 +1,5 @@
-/* I2_S codec (SPEC 2.1-2.3): hand-computed bytes, the worked example, round
- * trips, the scale in the tail. */
+/* I2_S codec (docs/FORMAT.md, I2_S): hand-computed bytes, the worked
+ * example, round trips, the canonical form of code 3, the scale in the tail. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #include "i2s.h"
 
-/* SPEC 2.3 worked example: byte 5 of a block = 0x9A = 10 01 10 10 holds
+/* docs/FORMAT.md's worked example: byte 5 of a block = 0x9A = 10 01 10 10 holds
  * w[5] = +1, w[37] = 0, w[69] = +1, w[101] = +1. */
 static void test_worked_example_decode(void **state) {
     (void)state;
@@ -80,7 +80,7 @@ static void test_hand_bytes(void **state) {
     assert_int_equal(bn_i2s_shift(255), 0);
 }
 
-/* The unused code 3 decodes to 0 (SPEC 2.1). */
+/* The unused code 3 decodes to 0. */
 static void test_code3_is_zero(void **state) {
     (void)state;
     uint8_t payload[32];
@@ -92,6 +92,23 @@ static void test_code3_is_zero(void **state) {
         assert_int_equal(bn_i2s_code(payload, (uint64_t)i), 3);
         assert_int_equal(bn_i2s_weight(payload, (uint64_t)i), 0);
     }
+}
+
+/* bn_i2s_canonical_byte keeps every value and leaves only codes 0..2, on
+ * all 256 bytes: each field becomes w + 1. */
+static void test_canonical_byte(void **state) {
+    (void)state;
+    for (int b = 0; b < 256; b++) {
+        const uint8_t c = bn_i2s_canonical_byte((uint8_t)b);
+        for (int f = 0; f < 4; f++) {
+            const unsigned raw = ((unsigned)b >> (2 * f)) & 3u, canon = ((unsigned)c >> (2 * f)) & 3u;
+            assert_true(canon <= 2);
+            assert_int_equal((int)canon - 1, bn_i2s_code_value(raw));
+        }
+    }
+    assert_int_equal(bn_i2s_canonical_byte(0xFF), 0x55);
+    assert_int_equal(bn_i2s_canonical_byte(0x9A), 0x9A);
+    assert_int_equal(bn_i2s_canonical_byte(0xE4), 0x64);    /* 11 10 01 00 */
 }
 
 static uint32_t lcg(uint32_t *s) {
@@ -161,6 +178,7 @@ int main(void) {
         cmocka_unit_test(test_worked_example_encode),
         cmocka_unit_test(test_hand_bytes),
         cmocka_unit_test(test_code3_is_zero),
+        cmocka_unit_test(test_canonical_byte),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_scale_tail),
         cmocka_unit_test(test_encode_rejects),

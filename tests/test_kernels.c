@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "i2s.h"
 #include "kernels.h"
 
 #define KERNEL_TEST_SEED 0x9e3779b97f4a7c15ull
@@ -120,15 +121,13 @@ static void check_case(int K, int M, int N, enum wkind wk, enum akind ak) {
     for (int n = 0; n < N; n++) ref->fmt[BN_FMT_TERNARY]->act_prep(q + (size_t)n * K, K, prep + ps * n);
     ref->fmt[BN_FMT_TERNARY]->gemm(packed, K, M, prep, N, 0, M, want, M);
 
-    /* The reference itself against the definition on a few entries. */
+    /* The reference itself against the definition (the decoding of
+     * src/i2s.h, checked by test_i2s.c) on a few entries. */
     for (int t = 0; t < 4; t++) {
         int n = (int)(rnd() % N), m = (int)(rnd() % M);
         int32_t acc = 0;
-        const uint8_t *row = w + (size_t)m * K / 4;
-        for (int kk = 0; kk < K; kk++) {
-            int code = (row[32 * (kk / 128) + kk % 32] >> (6 - 2 * ((kk % 128) / 32))) & 3;
-            acc += (code == 3 ? 0 : code - 1) * q[(size_t)n * K + kk];
-        }
+        for (int kk = 0; kk < K; kk++)
+            acc += bn_i2s_weight(w, (uint64_t)m * (uint64_t)K + (uint64_t)kk) * q[(size_t)n * K + kk];
         assert_int_equal(acc, want[(size_t)n * M + m]);
     }
     for (int v = 1; v < n_all; v++) check_variant(all[v], w, K, M, q, N, want);
@@ -282,22 +281,25 @@ static void test_dot_f16(void **state) {
             for (int m = 0; m < M; m++) {
                 double exact = 0, mag = 0;
                 for (int i = 0; i < n; i++) {
-                    double p = (double)bn_f16_to_f32(a[m * n + i]) * bn_f16_to_f32(b[i]);
+                    double p = (double)bn_f16_to_f32(a[m * n + i]) * (double)bn_f16_to_f32(b[i]);
                     exact += p;
                     mag += fabs(p);
                 }
                 double tol = (n - 1) * ldexp(1.0, -24) * mag * 1.01 + 1e-30;
                 float d = k->dot_f16(a + m * n, b, n);
-                if (fabs(d - exact) > tol) fail_msg("%s dot_f16 n=%d: %g vs %g", k->name, n, d, exact);
-                if (m >= 1 && fabs(y[m - 1] - exact) > tol)
-                    fail_msg("%s gemv_f16 n=%d: %g vs %g", k->name, n, y[m - 1], exact);
+                if (fabs((double)d - exact) > tol)
+                    fail_msg("%s dot_f16 n=%d: %g vs %g", k->name, n, (double)d, exact);
+                if (m >= 1 && fabs((double)y[m - 1] - exact) > tol)
+                    fail_msg("%s gemv_f16 n=%d: %g vs %g", k->name, n, (double)y[m - 1], exact);
                 /* Every variant follows the reference's summation order
                  * (bitnet.cpp's), so beyond the bound they agree exactly. */
                 float r = bn_kernels_ref()->dot_f16(a + m * n, b, n);
                 if (memcmp(&d, &r, sizeof d) != 0)
-                    fail_msg("%s dot_f16 n=%d: %a differs from ref %a", k->name, n, d, r);
+                    fail_msg("%s dot_f16 n=%d: %a differs from ref %a", k->name, n, (double)d,
+                             (double)r);
                 if (m >= 1 && memcmp(&y[m - 1], &r, sizeof r) != 0)
-                    fail_msg("%s gemv_f16 n=%d: %a differs from ref %a", k->name, n, y[m - 1], r);
+                    fail_msg("%s gemv_f16 n=%d: %a differs from ref %a", k->name, n, (double)y[m - 1],
+                             (double)r);
             }
         }
         free(a);
@@ -338,7 +340,7 @@ static void fma16_fill(int kind, float *p, uint16_t *v, int n) {
         switch (kind) {
         case P_SOFTMAX:
             p[i] = r % 7 == 0 ? 0.0f : expf(-8.0f * rnd_unit());
-            sum += p[i];
+            sum += (double)p[i];
             v[i] = bn_f32_to_f16(((int)(rnd() % 20001) - 10000) / 1000.0f);
             break;
         case P_WIDE:
@@ -406,7 +408,8 @@ static void test_dot_f32_f16_fma16(void **state) {
             const float want = fma16_spec(p, v, n);
             float r = ref->dot_f32_f16_fma16(p, v, n);
             if (memcmp(&r, &want, sizeof r) != 0)
-                fail_msg("ref dot_f32_f16_fma16 n=%d kind %d: %a, the definition gives %a", n, kind, r, want);
+                fail_msg("ref dot_f32_f16_fma16 n=%d kind %d: %a, the definition gives %a", n, kind,
+                         (double)r, (double)want);
             /* Unfused lanes would differ somewhere: the test can see it. */
             float a[16] = {0};
             for (int k = 0; k < (n + 15) / 16 * 16; k++)
@@ -420,14 +423,14 @@ static void test_dot_f32_f16_fma16(void **state) {
                 float got = kern->dot_f32_f16_fma16(p, v, n);
                 if (memcmp(&got, &r, sizeof r) != 0)
                     fail_msg("%s dot_f32_f16_fma16 n=%d kind %d: %a differs from ref %a",
-                             kern->name, n, kind, got, r);
+                             kern->name, n, kind, (double)got, (double)r);
                 /* unaligned starts */
                 if (n > 1) {
                     float g1 = kern->dot_f32_f16_fma16(p + 1, v + 1, n - 1);
                     float r1 = ref->dot_f32_f16_fma16(p + 1, v + 1, n - 1);
                     if (memcmp(&g1, &r1, sizeof r1) != 0)
                         fail_msg("%s dot_f32_f16_fma16 n=%d kind %d (offset 1): %a vs ref %a",
-                                 kern->name, n - 1, kind, g1, r1);
+                                 kern->name, n - 1, kind, (double)g1, (double)r1);
                 }
             }
         }
@@ -451,11 +454,16 @@ static void test_dispatch(void **state) {
     for (int i = 0; i < n; i++) {
         assert_ptr_equal(bn_kernels_select(avail[i]->name, err, sizeof err), avail[i]);
     }
-    /* A variant this CPU or build lacks gives the clear error. */
+    /* A variant this CPU or build lacks gives the clear error. (Without
+     * sdot, "neon" is the table named "neon-lut".) */
     const char *names[] = {"avx2", "avx512", "neon"};
     for (int j = 0; j < 3; j++) {
         int have = 0;
-        for (int i = 0; i < n; i++) have |= strcmp(avail[i]->name, names[j]) == 0;
+        for (int i = 0; i < n; i++) {
+            const size_t len = strlen(names[j]);
+            have |= strncmp(avail[i]->name, names[j], len) == 0 &&
+                    (avail[i]->name[len] == '\0' || avail[i]->name[len] == '-');
+        }
         if (have) continue;
         err[0] = 0;
         assert_null(bn_kernels_select(names[j], err, sizeof err));
@@ -464,6 +472,15 @@ static void test_dispatch(void **state) {
     const bn_kernels *best = bn_kernels_select(NULL, err, sizeof err);
     assert_non_null(best);
     assert_ptr_equal(best, avail[n - 1]);
+    /* Every table the bench and the tests see has its own name, which
+     * selects it: the alternatives ("avx2-lut", "neon-lut", ...) too. */
+    for (int i = 0; i < n_all; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(all[i]->name, all[j]->name) == 0)
+                fail_msg("two tables named %s", all[i]->name);
+        assert_ptr_equal(bn_kernels_select(all[i]->name, err, sizeof err), all[i]);
+    }
+    for (int i = 0; i < n; i++) assert_ptr_equal(all[i], avail[i]);
 }
 
 int main(void) {

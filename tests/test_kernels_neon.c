@@ -1,7 +1,8 @@
-/* The aarch64 NEON variant's two tables - lookup tables (plain NEON) and sdot
- * (ARMv8.2) - each checked against the scalar reference. The shared suite
- * (test_kernels.c) only sees the table bn_kernels_neon() picks for this CPU;
- * here both are tested in one run whenever the CPU can run them. */
+/* The aarch64 NEON variant's two tables - lookup tables ("neon-lut", plain
+ * NEON) and sdot ("neon", ARMv8.2) - each checked against the scalar
+ * reference, and the shared pieces (activations, f16) on their own. The
+ * shared suite (test_kernels.c) sees both tables too, through
+ * bn_kernels_all. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,18 +146,29 @@ static void test_dotprod_matmul(void **state) {
     check_table_matmul(bn_kernels_neon_dotprod());
 }
 
-/* "neon" is the sdot table where HWCAP says so (unless
- * BITNET_NEON_DOTPROD=0), else the lookup tables: dispatch.c decides. */
+/* "neon" is the sdot table (named "neon") where HWCAP says so (unless
+ * BITNET_NEON_DOTPROD=0), else the lookup tables (named "neon-lut"):
+ * dispatch.c decides. "neon-lut" always names the lookup tables, and the
+ * bench and tests see both tables where the CPU has sdot. */
 static void test_selection(void **state) {
     (void)state;
     char err[128];
     const bn_kernels *k = bn_kernels_select("neon", err, sizeof err);
     assert_non_null(k);
-    assert_string_equal(k->name, "neon");
     const char *env = getenv("BITNET_NEON_DOTPROD");
-    const int forced_lut = env && strcmp(env, "0") == 0;
-    assert_ptr_equal(k, cpu_has_dotprod() && !forced_lut ? bn_kernels_neon_dotprod()
-                                                         : bn_kernels_neon_lut());
+    const int sdot = cpu_has_dotprod() && !(env && strcmp(env, "0") == 0);
+    assert_ptr_equal(k, sdot ? bn_kernels_neon_dotprod() : bn_kernels_neon_lut());
+    assert_string_equal(k->name, sdot ? "neon" : "neon-lut");
+    assert_ptr_equal(bn_kernels_select("neon-lut", err, sizeof err), bn_kernels_neon_lut());
+    const bn_kernels *all[16];
+    const int n = bn_kernels_all(all, 16);
+    int seen_lut = 0, seen_sdot = 0;
+    for (int i = 0; i < n; i++) {
+        seen_lut += all[i] == bn_kernels_neon_lut();
+        seen_sdot += all[i] == bn_kernels_neon_dotprod();
+    }
+    assert_int_equal(seen_lut, 1);
+    assert_int_equal(seen_sdot, sdot);
 }
 
 static void check_quantize(const float *x, int K) {

@@ -46,11 +46,13 @@ static void check_all(const float *x, int K) {
         memset(got, 0x55, K);
         gsum = 0x12345678;
         float gs = ks[v]->quantize_act(x, K, got, &gsum);
-        if (memcmp(&gs, &ws, sizeof gs) != 0) fail_msg("%s scale %a != %a", ks[v]->name, gs, ws);
+        if (memcmp(&gs, &ws, sizeof gs) != 0)
+            fail_msg("%s scale %a != %a", ks[v]->name, (double)gs, (double)ws);
         if (gsum != wsum) fail_msg("%s sum %d != %d", ks[v]->name, gsum, wsum);
         for (int i = 0; i < K; i++)
             if (got[i] != want[i])
-                fail_msg("%s K=%d q[%d] (x=%a) = %d, want %d", ks[v]->name, K, i, x[i], got[i], want[i]);
+                fail_msg("%s K=%d q[%d] (x=%a) = %d, want %d", ks[v]->name, K, i, (double)x[i],
+                         got[i], want[i]);
     }
     free(want);
     free(got);

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define GGUF_DEFAULT_ALIGNMENT 32u
 #define GGUF_MAX_DIMS 4u
 
@@ -107,12 +109,10 @@ typedef struct reader {
 
 static int fail(reader *r, const char *fmt, ...)
 {
-    if (r->err && r->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->err, r->errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    bn_vset_err(r->err, r->errlen, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -12,15 +12,8 @@
 
 #include "tok_internal.h"
 #include "unicode.h"
+#include "util.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- hashing ------------------------------------------------------------- */
 
@@ -327,7 +320,7 @@ static int load_vocab(builder *b, const gguf_kv *tokens, const gguf_kv *types, c
     for (int i = 0; i < n; i++) {
         gguf_str s = gguf_arr_str_next(&cur);
         if (s.len > UINT32_MAX / 4) {
-            set_err(err, errlen, "token %d is too long", i);
+            bn_set_err(err, errlen, "token %d is too long", i);
             free(tmp);
             return -1;
         }
@@ -381,7 +374,7 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
     bn_tokenizer *t = b->t;
     uint64_t n = merges->arr_n;
     if (n > (uint64_t)INT32_MAX / 4) {
-        set_err(err, errlen, "too many merges (%llu)", (unsigned long long)n);
+        bn_set_err(err, errlen, "too many merges (%llu)", (unsigned long long)n);
         return -1;
     }
     size_t size = 1024;
@@ -397,7 +390,7 @@ static int load_merges(builder *b, const gguf_kv *merges, char *err, size_t errl
         gguf_str s = gguf_arr_str_next(&cur);
         const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
         if (!sp) {
-            set_err(err, errlen, "merge %llu has no space", (unsigned long long)i);
+            bn_set_err(err, errlen, "merge %llu has no space", (unsigned long long)i);
             free(tmp);
             return -1;
         }
@@ -453,12 +446,12 @@ static int choose_pre(bn_tokenizer *t, const gguf_file *f, const char *override,
     int p;
     if (override && *override) {
         if ((p = bn_pre_from_name(override, strlen(override))) < 0) {
-            set_err(err, errlen, "unknown pre-tokenizer '%.64s' (known: " PRE_KNOWN ")", override);
+            bn_set_err(err, errlen, "unknown pre-tokenizer '%.64s' (known: " PRE_KNOWN ")", override);
             return -1;
         }
     } else if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
         if ((p = bn_pre_from_name(pre.ptr, (size_t)pre.len)) < 0) {
-            set_err(err, errlen, "unknown tokenizer.ggml.pre '%.*s' (known: " PRE_KNOWN "); "
+            bn_set_err(err, errlen, "unknown tokenizer.ggml.pre '%.*s' (known: " PRE_KNOWN "); "
                     "choose one with --pre-tokenizer", (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
             return -1;
         }
@@ -478,7 +471,7 @@ static int load_spm(bn_tokenizer *t, const gguf_kv *scores, char *err, size_t er
 {
     if (scores->type != GGUF_ARRAY || scores->arr_type != GGUF_F32 ||
         scores->arr_n != (uint64_t)t->n_vocab) {
-        set_err(err, errlen, "tokenizer.ggml.scores is not a float32 array of %d entries",
+        bn_set_err(err, errlen, "tokenizer.ggml.scores is not a float32 array of %d entries",
                 t->n_vocab);
         return -1;
     }
@@ -546,19 +539,19 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
 {
     gguf_str model;
     if (gguf_get_str(f, "tokenizer.ggml.model", &model) != 0) {
-        set_err(err, errlen, "no tokenizer in the file (tokenizer.ggml.model missing)");
+        bn_set_err(err, errlen, "no tokenizer in the file (tokenizer.ggml.model missing)");
         return NULL;
     }
     int spm = gguf_str_eq(model, "llama");
     if (!spm && !gguf_str_eq(model, "gpt2")) {
-        set_err(err, errlen, "unsupported tokenizer model '%.*s' (known: gpt2 = byte-level BPE, "
+        bn_set_err(err, errlen, "unsupported tokenizer model '%.*s' (known: gpt2 = byte-level BPE, "
                 "llama = SentencePiece)", (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
     const gguf_kv *tokens = gguf_find_kv(f, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING ||
         tokens->arr_n == 0 || tokens->arr_n > (1u << 24)) {
-        set_err(err, errlen, "tokenizer.ggml.tokens is missing or not a non-empty string array");
+        bn_set_err(err, errlen, "tokenizer.ggml.tokens is missing or not a non-empty string array");
         return NULL;
     }
     int n_vocab = (int)tokens->arr_n;
@@ -567,24 +560,24 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
                   types->arr_type == GGUF_STRING || types->arr_type == GGUF_ARRAY ||
                   types->arr_type == GGUF_F32 || types->arr_type == GGUF_F64 ||
                   types->arr_type == GGUF_BOOL)) {
-        set_err(err, errlen, "tokenizer.ggml.token_type is not an integer array of %d entries",
+        bn_set_err(err, errlen, "tokenizer.ggml.token_type is not an integer array of %d entries",
                 n_vocab);
         return NULL;
     }
     const gguf_kv *merges = spm ? NULL : gguf_find_kv(f, "tokenizer.ggml.merges");
     if (merges && (merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING)) {
-        set_err(err, errlen, "tokenizer.ggml.merges is not a string array");
+        bn_set_err(err, errlen, "tokenizer.ggml.merges is not a string array");
         return NULL;
     }
     const gguf_kv *scores = gguf_find_kv(f, "tokenizer.ggml.scores");
     if (spm && !scores) {           /* before any work: a one-line answer */
-        set_err(err, errlen, "SentencePiece vocabulary without tokenizer.ggml.scores "
+        bn_set_err(err, errlen, "SentencePiece vocabulary without tokenizer.ggml.scores "
                 "(its merge order)");
         return NULL;
     }
 
     bn_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
+    if (!t) { bn_set_err(err, errlen, "out of memory"); return NULL; }
     builder b = { t, 0, 0, 0, 0, 0, { 0 } };
     gpt2_inv_init(b.gpt2_inv);
     t->model = spm ? BN_TOK_SPM : BN_TOK_BPE;
@@ -628,9 +621,9 @@ bn_tokenizer *bn_tokenizer_from_gguf(const gguf_file *f, const char *pre_overrid
     return t;
 
 oom:
-    set_err(err, errlen, "out of memory loading the vocabulary");
+    bn_set_err(err, errlen, "out of memory loading the vocabulary");
 fail:
-    if (err && errlen && !err[0]) set_err(err, errlen, "out of memory loading the vocabulary");
+    if (err && errlen && !err[0]) bn_set_err(err, errlen, "out of memory loading the vocabulary");
     bn_tokenizer_free(t);
     return NULL;
 }
@@ -640,7 +633,7 @@ bn_tokenizer *bn_tokenizer_load(const char *path, const char *pre_tokenizer, cha
 {
     gguf_file f;
     if (!path) {
-        set_err(err, errlen, "no file given");
+        bn_set_err(err, errlen, "no file given");
         return NULL;
     }
     if (gguf_open(&f, path, err, errlen) != 0) return NULL;

@@ -1,0 +1,120 @@
+/* The AVX2 variant's activation quantization and f16 loops (x86-64 with
+ * AVX2 + FMA + F16C), shared by its three tables (avx2_tables.c). */
+#include "x86_common.h"
+
+#ifdef BN_X86_AVX2
+
+/* ---- activations (docs/NUMERICS.md, BitLinear, steps 1-4), bit-exact with
+ * ternary_ref.c ------------------------------------------------------------- */
+
+float bn_avx2_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
+    /* max|x| in float is exact (max does not round), so comparing it with
+     * the 1e-5 floor in double afterwards equals the reference's double loop. */
+    __m256 mx = _mm256_setzero_ps();
+    for (int i = 0; i < K; i += 8) mx = _mm256_max_ps(mx, bn_abs_ps(_mm256_loadu_ps(x + i)));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mx);
+    double amax = 1e-5;
+    for (int i = 0; i < 8; i++)
+        if ((double)lanes[i] > amax) amax = lanes[i];
+    const float s = (float)(127.0 / amax);
+
+    /* cvtps_epi32 rounds to nearest even (default MXCSR), the same as the
+     * reference's 1.5*2^23 trick; the packs saturate, which is the clamp. */
+    const __m256 vs = _mm256_set1_ps(s);
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < K; i += 32) {
+        __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+        __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs));
+        __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs));
+        __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs));
+        const __m256i bytes = bn_pack_epi32_epi8(a, b, c, d);
+        _mm256_storeu_si256((__m256i *)(q + i), bytes);
+        /* Sum the clamped bytes: pairs of int8 -> int16 -> int32. */
+        __m256i w16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(w16, _mm256_set1_epi16(1)));
+    }
+    *sum = bn_hsum_epi32(acc);
+    return s;
+}
+
+/* ---- f16 (F16C) ------------------------------------------------------------------ */
+
+void bn_avx2_f16_to_f32(const uint16_t *src, float *dst, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = bn_f16_to_f32(src[i]);
+}
+
+void bn_avx2_f32_to_f16(const float *src, uint16_t *dst, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
+}
+
+/* The product of two f16 values is exact in float (11+11 significant bits),
+ * so fmadd equals multiply-then-add. The summation order is the reference's
+ * (ternary_ref.c, bitnet.cpp's AVX-512 order) with each 16-lane accumulator
+ * held as two ymm (lanes 0-7, 8-15), so the result equals ref bit for bit. */
+float bn_avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+    __m256 lo0 = _mm256_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+    __m256 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0;
+    int i = 0;
+#define LD(p, o) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((p) + i + (o))))
+    for (; i + 64 <= n; i += 64) {
+        lo0 = _mm256_fmadd_ps(LD(a, 0), LD(b, 0), lo0);
+        hi0 = _mm256_fmadd_ps(LD(a, 8), LD(b, 8), hi0);
+        lo1 = _mm256_fmadd_ps(LD(a, 16), LD(b, 16), lo1);
+        hi1 = _mm256_fmadd_ps(LD(a, 24), LD(b, 24), hi1);
+        lo2 = _mm256_fmadd_ps(LD(a, 32), LD(b, 32), lo2);
+        hi2 = _mm256_fmadd_ps(LD(a, 40), LD(b, 40), hi2);
+        lo3 = _mm256_fmadd_ps(LD(a, 48), LD(b, 48), lo3);
+        hi3 = _mm256_fmadd_ps(LD(a, 56), LD(b, 56), hi3);
+    }
+#undef LD
+    __m256 vlo = _mm256_add_ps(_mm256_add_ps(lo0, lo2), _mm256_add_ps(lo1, lo3));
+    __m256 vhi = _mm256_add_ps(_mm256_add_ps(hi0, hi2), _mm256_add_ps(hi1, hi3));
+    __m256 v8 = _mm256_add_ps(vlo, vhi);
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    double sum = (double)_mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+    for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
+    return (float)sum;
+}
+
+/* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused
+ * multiply-add lanes held as two ymm (lanes 0-7, 8-15), a partial last
+ * group completed with zeros, then lanes l + l+8 (lo + hi), l + l+4,
+ * l + l+2, 0 + 1; equals ref bit for bit. */
+float bn_avx2_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(p + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 8),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i + 8))), hi);
+    }
+    if (i < n) {
+        float pt[16] = {0};
+        uint16_t vt[16] = {0};
+        memcpy(pt, p + i, (size_t)(n - i) * sizeof *pt);
+        memcpy(vt, v + i, (size_t)(n - i) * sizeof *vt);
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(pt), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vt)), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(pt + 8),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8))), hi);
+    }
+    __m256 v8 = _mm256_add_ps(lo, hi);
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+}
+
+void bn_avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    for (int m = m0; m < m1; m++) y[m - m0] = bn_avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
+}
+
+#endif

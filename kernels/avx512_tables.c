@@ -1,0 +1,36 @@
+/* The AVX-512 variant's table. The pieces: avx512_common.c (activations,
+ * f16), ternary_avx512.c, head_q8_avx512.c; shared helpers in x86_common.h. */
+#include "x86_common.h"
+
+#ifdef BN_X86_AVX512
+
+BN_DEFINE_F16_FORMATS(avx512, bn_avx512_f32_to_f16, bn_avx512_gemv_f16,
+                      bn_avx512_dot_f32_f16_fma16);
+
+static const bn_kernels avx512_kernels = {
+    .name = "avx512",
+    .quantize_act = bn_avx512_quantize_act,
+    .f16_to_f32 = bn_avx512_f16_to_f32,
+    .f32_to_f16 = bn_avx512_f32_to_f16,
+    .dot_f16 = bn_avx512_dot_f16,
+    .gemv_f16 = bn_avx512_gemv_f16,
+    .dot_f32_f16_fma16 = bn_avx512_dot_f32_f16_fma16,
+    .fmt = {
+        [BN_FMT_TERNARY] = &bn_avx512_fmt_ternary,
+        [BN_FMT_F16] = &avx512_fmt_f16,
+        [BN_FMT_F16_TINYBLAS] = &avx512_fmt_f16_tinyblas,
+        [BN_FMT_Q8_HEAD] = &bn_avx512_fmt_q8_head,
+    },
+};
+
+const bn_kernels *bn_kernels_avx512(void) {
+    return &avx512_kernels;
+}
+
+#else
+
+const bn_kernels *bn_kernels_avx512(void) {
+    return NULL;
+}
+
+#endif
