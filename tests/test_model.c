@@ -139,10 +139,16 @@ static void test_small_bindings(void **state) {
     const gguf_tensor *on = gguf_find_tensor(&m->gguf, "output_norm.weight");
     assert_true((const uint8_t *)m->output_norm < lo || (const uint8_t *)m->output_norm >= hi);
     assert_memory_equal(m->output_norm, on->data, 256 * sizeof(float));
-    /* embedding rows read through bn_model_embedding_row equal the file's */
+    /* embedding rows read through bn_model_embedding_raw equal the file's,
+     * and bn_model_embedding_row converts them */
     uint16_t row[256];
-    bn_model_embedding_row(m, 17, row);
-    assert_memory_equal(row, m->tok_embd + 17 * 256, sizeof row);
+    float rowf[256];
+    assert_int_equal(m->embd_type, GGML_F16);
+    assert_int_equal(m->embd_row_bytes, 512);
+    bn_model_embedding_raw(m, 17, row);
+    assert_memory_equal(row, m->tok_embd + 17 * 512, sizeof row);
+    bn_model_embedding_row(m, 17, row, rowf);
+    for (int i = 0; i < 256; i++) assert_true(rowf[i] == bn_f16_to_f32(row[i]));
     for (int il = 0; il < 2; il++) {
         bn_layer *L = &m->layers[il];
         const float *norms[4] = { L->norm[BN_NORM_ATTN], L->norm[BN_NORM_ATTN_SUB], L->norm[BN_NORM_FFN], L->norm[BN_NORM_FFN_SUB] };
@@ -290,9 +296,9 @@ static void test_other_shapes(void **state) {
 static void test_reject_arch(void **state) {
     (void)state;
     bn_synth_config c = small_config();
-    c.arch = "llama";
-    expect_reject(&c, "arch", "unsupported architecture 'llama' (expected bitnet-b1.58 or "
-                              "bitnet-25)");
+    c.arch = "gpt-neox";
+    expect_reject(&c, "arch", "unsupported architecture 'gpt-neox' (expected bitnet-b1.58, "
+                              "bitnet-25, bitnet or llama)");
     c = small_config();
     c.omit = "general.architecture";
     expect_reject(&c, "noarch", "missing key 'general.architecture'");
@@ -343,27 +349,47 @@ static void test_reject_type(void **state) {
     expect_reject(&c, "type", "tensor 'blk.0.attn_q.weight': expected I2_S [256, 256], "
                               "found F16 [256, 256]");
     c.retype = "token_embd.weight";
-    c.retype_type = GGML_F32;
+    c.retype_type = GGML_BF16;
     c.retype_ne[1] = 275;
-    expect_reject(&c, "type2", "tensor 'token_embd.weight': expected F16 [256, 275], "
-                               "found F32 [256, 275]");
+    expect_reject(&c, "type2", "tensor 'token_embd.weight': type BF16 is not supported "
+                               "(expected F16, F32, Q8_0 or Q6_K)");
+    c.retype = "blk.1.attn_norm.weight";
+    c.retype_type = GGML_Q8_0;
+    c.retype_n_dims = 1;
+    expect_reject(&c, "type3", "tensor 'blk.1.attn_norm.weight': type Q8_0 is not supported "
+                               "(expected F32 or F16)");
     c.retype = "blk.1.attn_norm.weight";
     c.retype_type = GGML_F16;
-    c.retype_n_dims = 1;
-    expect_reject(&c, "type3", "tensor 'blk.1.attn_norm.weight': expected F32 [256], "
-                               "found F16 [256]");
+    c.retype_ne[0] = 255;
+    expect_reject(&c, "type4", "tensor 'blk.1.attn_norm.weight': expected F16 [256], "
+                               "found F16 [255]");
 }
 
-static void test_reject_k_not_128(void **state) {
+/* Rows of any K load (docs/FORMAT.md, Unaligned I2_S rows): padded to whole
+ * blocks for the kernels; a tensor that is not whole blocks is refused. */
+static void test_k_not_128(void **state) {
     (void)state;
     bn_synth_config c = small_config();
     c.n_embd = 192;                             /* 4 heads of 48 */
-    expect_reject(&c, "k128", "tensor 'blk.0.attn_q.weight': K = 192 is not a multiple "
-                              "of 128 (I2_S blocks)");
-    c = small_config();
     c.n_ff = 800;
-    expect_reject(&c, "k128ff", "tensor 'blk.0.ffn_down.weight': K = 800 is not a multiple "
-                                "of 128 (I2_S blocks)");
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_model_k.gguf", BN_BINARY_DIR);
+    write_model(&c, path);
+    bn_model *m = load_ok(path, NULL);
+    const bn_ternary *q = &m->layers[0].proj[BN_PROJ_Q], *d = &m->layers[1].proj[BN_PROJ_DOWN];
+    assert_int_equal(q->K, 192);
+    assert_int_equal(q->Kp, 256);
+    assert_int_equal(d->K, 800);
+    assert_int_equal(d->Kp, 896);
+    assert_int_equal(d->M, 192);
+    bn_model_free(m);
+    unlink(path);
+    c = small_config();
+    c.n_embd = 200;                             /* attn_q 200 x 200: 312.5 blocks */
+    c.n_head = 2;
+    c.n_head_kv = 1;
+    expect_reject(&c, "kblocks", "tensor 'blk.0.attn_q.weight': 40000 weights are not a whole "
+                                 "number of I2_S blocks (128)");
 }
 
 static void test_reject_missing_key(void **state) {
@@ -509,8 +535,8 @@ static void test_reject_params(void **state) {
     assert_true(m->embd_fd >= 0);
     uint16_t row[256];
     for (int t = 0; t < m->hp.n_vocab; t += 37) {
-        bn_model_embedding_row(m, t, row);
-        assert_memory_equal(row, m->tok_embd + (size_t)t * 256, sizeof row);
+        bn_model_embedding_raw(m, t, row);
+        assert_memory_equal(row, m->tok_embd + (size_t)t * 512, sizeof row);
     }
     bn_model_free(m);
 }
@@ -620,7 +646,7 @@ int main(void) {
         cmocka_unit_test(test_reject_missing_tensor),
         cmocka_unit_test(test_reject_shape),
         cmocka_unit_test(test_reject_type),
-        cmocka_unit_test(test_reject_k_not_128),
+        cmocka_unit_test(test_k_not_128),
         cmocka_unit_test(test_reject_missing_key),
         cmocka_unit_test(test_optional_key_defaults),
         cmocka_unit_test(test_reject_head_counts),
