@@ -290,13 +290,15 @@ static const float *norm_w(const bn_model *m, int il, const char *suffix, float 
 }
 
 /* BitLinear: y = ((float)Σ w·q / s) · scale, the input quantized here; then
- * times the projection's scale tensor and plus its bias, when the file has
- * them (arch `bitnet`: scale, then bias). */
+ * times the projection's scale tensor (arch `bitnet`) and plus its bias,
+ * when the file has them: attention biases in every graph, FFN biases in
+ * `llama` only (build_bitnet and build_bitnet_158 never add them). */
 static void bitlinear(const bn_model *m, int il, const char *suffix, const bn_ternary *w,
                       const float *x, int8_t *q, float *y) {
     float s = quantize(x, w->K, q);
-    const gguf_tensor *sc = vec_tensor(m, il, suffix, "scale");
-    const gguf_tensor *bias = vec_tensor(m, il, suffix, "bias");
+    const int ffn = strncmp(suffix, "ffn_", 4) == 0;
+    const gguf_tensor *sc = arch_is(m, "bitnet") ? vec_tensor(m, il, suffix, "scale") : NULL;
+    const gguf_tensor *bias = !ffn || arch_is(m, "llama") ? vec_tensor(m, il, suffix, "bias") : NULL;
     for (int r = 0; r < w->M; r++) {
         int32_t acc = 0;
         for (int k = 0; k < w->K; k++) acc += i2s_at(w->i2s, w->K, r, k) * q[k];

@@ -787,7 +787,8 @@ static void add_tensors_family(gguf_writer *w, const bn_synth_config *c, fill_jo
             add_layer_tensor(w, c, (*job)++, il, lt, "weight", ROLE_PROJ, GGML_I2_S);
             if (c->with_scales)
                 add_layer_tensor(w, c, (*job)++, il, lt, "scale", ROLE_SCALE, GGML_F32);
-            if (c->with_biases)
+            /* FFN biases exist in llama's graph only */
+            if (c->with_biases && (!sub_norms || strncmp(lt->suffix, "attn_", 5) == 0))
                 add_layer_tensor(w, c, (*job)++, il, lt, "bias", ROLE_BIAS, GGML_F32);
         }
     add_tensor(w, c, (*job)++, "output_norm.weight", ROLE_NORM, norm, 1, E, 1);

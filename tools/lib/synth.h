@@ -67,7 +67,8 @@ typedef struct bn_synth_config {
     uint64_t retype_ne[2];
     int with_output_weight;         /* add an (unused) F16 output.weight, as the
                                        first "bitnet-25" upload had */
-    int with_biases;                /* family: blk.N.<proj>.bias for every projection */
+    int with_biases;                /* family: blk.N.<proj>.bias where the graph adds
+                                       one (bitnet: attention only; llama: all) */
     int with_scales;                /* family: blk.N.<proj>.scale for every projection */
     int norm_f16;                   /* family: norms stored as F16 */
     float attn_scale;               /* family: write <arch>.attention.scale when > 0 */
