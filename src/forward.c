@@ -1,5 +1,5 @@
-/* The BitNet b1.58 transformer (docs/NUMERICS.md, "The graphs"), for a
- * batch of tokens at once:
+/* The BitNet transformers (docs/NUMERICS.md: "bitnet-b1.58 graph",
+ * "bitnet graph", "llama graph"), for a batch of tokens at once:
  *
  *   h = embed(token)
  *   per layer:
@@ -10,10 +10,13 @@
  *     h += BitLinear_down(rmsnorm(m, ffn_sub_norm))
  *   logits = head(rmsnorm(h, output_norm))
  *
- * The architecture's switches (arch.h) choose the activation, the RoPE
- * pairs and whether sub-norms exist; every matrix is used through its
- * format's traits (kernels.h), and where a prompt batch may round like
- * bitnet.cpp's, through the context's numerics profile (context.h).
+ * where a BitLinear's output is multiplied by the layer's scale tensor and
+ * plus its bias when the file has them. The architecture's switches
+ * (arch.h) choose the activation, the RoPE pairs and whether sub-norms
+ * exist; the query width n_head * head_dim may differ from n_embd (Falcon3);
+ * every matrix is used through its format's traits (kernels.h), and where a
+ * prompt batch may round like bitnet.cpp's, through the context's numerics
+ * profile (context.h).
  *
  * By default one set of numerics serves every batch size: bitnet.cpp's
  * single-token (decode) path, so a prompt evaluated as one batch and token

@@ -160,10 +160,10 @@ void bn_model_print_info(const bn_model *m, FILE *out) {
     fprintf(out, "\nhyperparameters:\n");
     fprintf(out, "  n_vocab      %d\n  n_ctx_train  %d\n  n_embd       %d\n  n_layer      %d\n"
             "  n_ff         %d\n  n_head       %d\n  n_head_kv    %d\n  head_dim     %d\n"
-            "  n_rot        %d\n  rope_theta   %g\n  rms_eps      %g\n",
+            "  n_rot        %d\n  rope_theta   %g\n  rms_eps      %g\n  attn_scale   %g\n",
             hp->n_vocab, hp->n_ctx_train, hp->n_embd, hp->n_layer, hp->n_ff, hp->n_head,
             hp->n_head_kv, hp->head_dim, hp->n_rot, (double)hp->rope_theta,
-            (double)hp->rms_eps);
+            (double)hp->rms_eps, (double)m->attn_scale);
 
     fprintf(out, "\nmetadata (%llu keys):\n", (unsigned long long)f->n_kv);
     for (uint64_t i = 0; i < f->n_kv; i++) {

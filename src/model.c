@@ -1,8 +1,9 @@
 /* Model loader: validates an i2_s GGUF of an architecture in the table
- * (arch.c; docs/FORMAT.md), binds every tensor into the read-only mapping,
- * builds the tokenizer and hands each weight to its kernel format's pack,
- * on a worker pool of one thread per physical core (the inference pool's
- * size). */
+ * (arch.c; docs/FORMAT.md), binds every tensor into the read-only mapping
+ * (token_embd and the head in F16, F32, Q8_0 or Q6_K; norms, biases and
+ * scales copied out as F32), builds the tokenizer and hands each weight to
+ * its kernel format's pack, on a worker pool of one thread per physical
+ * core (the inference pool's size). */
 #include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>

@@ -229,7 +229,7 @@ static void rms_norm(float *y, const float *x, const float *w, int n, float eps)
     double ss = 0;
     for (int i = 0; i < n; i++) {
         float sq = x[i] * x[i];
-        ss += sq;
+        ss += (double)sq;
     }
     float mean = (float)(ss / (double)n);
     float scale = 1.0f / sqrtf(mean + eps);
@@ -372,7 +372,7 @@ int ref_forward_token(ref_forward *r, int32_t token, float *logits) {
             double sum = 0;
             for (int t = 0; t <= pos; t++) {
                 r->sc[t] = expf(r->sc[t] - mx);
-                sum += r->sc[t];
+                sum += (double)r->sc[t];
             }
             float inv = (float)(1.0 / sum);
             for (int t = 0; t <= pos; t++) pv[t] = f16r(r->sc[t] * inv);
