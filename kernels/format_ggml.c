@@ -40,14 +40,14 @@ static float hsum8(const float acc[8]) {
 
 #define Q8_0_BYTES 34
 
-static size_t q8_0_act_size(int K) {
+size_t bn_q8_0_act_size(int K) {
     return bn_round64((size_t)(K / 32) * Q8_0_BYTES);
 }
 
 /* The hidden state in Q8_0 blocks as quantize_row_q8_0's AVX2 path makes
  * them: amax = max|x|, d = f16(amax / 127), q = rne(x * (127 / amax))
  * (multiplier 0 for an all-zero block). */
-static void q8_0_act_prep(const void *x_, int K, void *act) {
+void bn_q8_0_act_prep(const void *x_, int K, void *act) {
     const float *x = x_;
     uint8_t *out = act;
     for (int b = 0; b < K / 32; b++, x += 32, out += Q8_0_BYTES) {
@@ -92,13 +92,13 @@ static void q8_0_gemv(const void *W, int K, int M, const void *act, int m0, int 
  * batch is row tiles of gemv. */
 static void q8_0_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
                       void *y, int ldy) {
-    bn_gemm_by_row_tiles(q8_0_gemv, q8_0_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
+    bn_gemm_by_row_tiles(q8_0_gemv, bn_q8_0_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
                          m1, y, ldy);
 }
 
 const bn_format_traits bn_fmt_q8_0 = {
     .name = "q8_0", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = q8_0_act_size, .act_prep = q8_0_act_prep,
+    .act_size = bn_q8_0_act_size, .act_prep = bn_q8_0_act_prep,
     .gemv = q8_0_gemv, .gemm = q8_0_gemm,
 };
 

@@ -806,7 +806,7 @@ BN_DEFINE_Q8_HEAD_FORMAT(avx2, HR, avx2_head_size, avx2_head_quantize, avx2_act_
             [BN_FMT_F16] = &avx2_fmt_f16,                                                     \
             [BN_FMT_F16_TINYBLAS] = &avx2_fmt_f16_tinyblas,                                   \
             [BN_FMT_Q8_HEAD] = &avx2_fmt_q8_head,                                             \
-            [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32, \
+            [BN_FMT_Q8_0] = &bn_fmt_q8_0_avx2, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32, \
         },                                                                                    \
     }
 

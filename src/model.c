@@ -488,9 +488,30 @@ typedef struct pack_job {
 static void relayout_rows(const uint8_t *src, int K, int M, int Kp, uint8_t *dst) {
     memset(dst, 0x55, (size_t)Kp * (size_t)M / 4);
     for (int m = 0; m < M; m++) {
-        for (int k = 0; k < K; k++) {
-            const uint64_t f = (uint64_t)m * (uint64_t)K + (uint64_t)k;
-            const uint64_t g = (uint64_t)m * (uint64_t)Kp + (uint64_t)k;
+        const uint64_t f0 = (uint64_t)m * (uint64_t)K, g0 = (uint64_t)m * (uint64_t)Kp;
+        int k = 0;
+        /* Runs of 32 weights that start a 32-weight group in both layouts
+         * (every k when K % 32 == 0, as in every known model): one byte
+         * each, at one shift. */
+        if ((f0 & 31) == 0) {
+            for (; k + 32 <= K; k += 32) {
+                const uint8_t *s = src + bn_i2s_byte_index(f0 + (uint64_t)k);
+                uint8_t *d = dst + bn_i2s_byte_index(g0 + (uint64_t)k);
+                const unsigned ss = bn_i2s_shift(f0 + (uint64_t)k);
+                const unsigned ds = bn_i2s_shift(g0 + (uint64_t)k);
+                /* eight bytes at a time: the 2-bit field of each byte moved */
+                const uint64_t lanes = 0x0303030303030303ull;
+                for (int j = 0; j < 32; j += 8) {
+                    uint64_t sv, dv;
+                    memcpy(&sv, s + j, 8);
+                    memcpy(&dv, d + j, 8);
+                    dv = (dv & ~(lanes << ds)) | ((sv >> ss) & lanes) << ds;
+                    memcpy(d + j, &dv, 8);
+                }
+            }
+        }
+        for (; k < K; k++) {
+            const uint64_t f = f0 + (uint64_t)k, g = g0 + (uint64_t)k;
             const unsigned sh = bn_i2s_shift(g);
             uint8_t *byte = dst + bn_i2s_byte_index(g);
             *byte = (uint8_t)((*byte & ~(3u << sh)) | bn_i2s_code(src, f) << sh);
@@ -503,23 +524,30 @@ static void task_pack_ternary(void *arg, int ith, int nth) {
     pack_job *job = arg;
     bn_model *m = job->m;
     const bn_format_traits *f = m->kern->fmt[BN_FMT_TERNARY];
+    uint8_t *rows = NULL;           /* this worker's re-layout buffer, reused */
+    size_t cap = 0;
     for (int i; (i = atomic_fetch_add(&job->next, 1)) < job->n_items;) {
         bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
         if (w->Kp == w->K) {
             f->pack(w->i2s, w->K, w->M, 0, w->M, w->packed);
         } else {
-            uint8_t *rows = malloc((size_t)w->Kp * (size_t)w->M / 4);
-            if (!rows) {
-                atomic_store(&job->failed, 1);
-                continue;
+            const size_t need = (size_t)w->Kp * (size_t)w->M / 4;
+            if (need > cap) {
+                free(rows);
+                cap = need;
+                if (!(rows = malloc(cap))) {
+                    cap = 0;
+                    atomic_store(&job->failed, 1);
+                    continue;
+                }
             }
             relayout_rows(w->i2s, w->K, w->M, w->Kp, rows);
             f->pack(rows, w->Kp, w->M, 0, w->M, w->packed);
-            free(rows);
         }
         if (m->gguf.owns_map)
             drop_pages(w->i2s, (uint64_t)w->K * (uint64_t)w->M / 4);
     }
+    free(rows);
 }
 
 /* Sizes one arena for every projection's packed layout (64-byte aligned
