@@ -21,13 +21,13 @@ typedef struct bn_sampler bn_sampler;
 
 /* ---- model -------------------------------------------------------------- */
 typedef struct bn_hparams {
-    char arch[32];                  /* "bitnet-b1.58" or "bitnet-25" */
+    char arch[32];                  /* "bitnet-b1.58", "bitnet-25", "bitnet" or "llama" */
     int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
     int n_head, n_head_kv, head_dim, n_rot;
     float rope_theta, rms_eps;
 } bn_hparams;
 
-enum bn_head_type {                 /* storage of the tied LM head */
+enum bn_head_type {                 /* storage of an F16 LM head (other types are used as stored) */
     BN_HEAD_DEFAULT = 0,            /* whatever the engine measures best */
     BN_HEAD_F16 = 1,                /* the file's F16: exact parity with bitnet.cpp */
     BN_HEAD_Q8 = 2                  /* int8, one scale per 32 (smaller, faster decode) */
@@ -54,7 +54,8 @@ uint64_t bn_model_n_params(const bn_model *m);
  * ternary_bytes and head_bytes 0 (the others are those of a full load). */
 typedef struct bn_model_desc {
     const char *arch;               /* hparams.arch */
-    const char *head;               /* LM head storage in use: "f16", "q8"; "none" when vocab_only */
+    const char *head;               /* LM head storage in use: "f16", "q8" (made at load),
+                                       "q8_0", "q6_k", "f32" (as stored); "none" when vocab_only */
     const char *kernel;             /* kernel variant in use; "none" when vocab_only */
     int vocab_only;
     uint64_t file_bytes;            /* the GGUF file */

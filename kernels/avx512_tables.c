@@ -20,6 +20,9 @@ static const bn_kernels avx512_kernels = {
         [BN_FMT_F16] = &avx512_fmt_f16,
         [BN_FMT_F16_TINYBLAS] = &avx512_fmt_f16_tinyblas,
         [BN_FMT_Q8_HEAD] = &bn_avx512_fmt_q8_head,
+        [BN_FMT_Q8_0] = &bn_fmt_q8_0_avx2,
+        [BN_FMT_Q6_K] = &bn_fmt_q6_k,
+        [BN_FMT_F32] = &bn_fmt_f32,
     },
 };
 

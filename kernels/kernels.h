@@ -42,6 +42,7 @@ enum bn_format {
                                a prompt batch of >= 2 outputs (a numerics profile) */
     BN_FMT_Q8_HEAD,         /* int8 blocks of 32 with an f16 scale each, made from
                                an F16 table at load ("Q8 head", numerics below) */
+    BN_FMT_Q8_0, BN_FMT_Q6_K, BN_FMT_F32,  /* ggml's types as stored (format_ggml.c) */
     BN_FMT_COUNT
 };
 
@@ -183,6 +184,17 @@ const bn_kernels *bn_kernels_neon_dotprod(void);
 /* AVX2 alternatives (avx2_tables.c); bn_kernels_avx2() is one of them. */
 const bn_kernels *bn_kernels_avx2_mad(void);
 const bn_kernels *bn_kernels_avx2_lut(void);
+
+/* ggml's own types as a file stores a head (format_ggml.c, plain C, the
+ * same record in every variant's table), and their row decoders (K values). */
+extern const bn_format_traits bn_fmt_q8_0, bn_fmt_q6_k, bn_fmt_f32;
+/* The Q8_0 record's dot products in AVX2 (format_ggml_avx2.c; x86 builds
+ * only), the same bits, and the activation half both share. */
+extern const bn_format_traits bn_fmt_q8_0_avx2;
+size_t bn_q8_0_act_size(int K);
+void bn_q8_0_act_prep(const void *x, int K, void *act);
+void bn_q8_0_row_to_f32(const void *row, int K, float *dst);
+void bn_q6_k_row_to_f32(const void *row, int K, float *dst);
 
 /* Scalar helpers every variant may use. */
 float bn_f16_to_f32(uint16_t h);

@@ -171,6 +171,7 @@ static const bn_kernels ref_kernels = {
         [BN_FMT_F16] = &ref_fmt_f16,
         [BN_FMT_F16_TINYBLAS] = &ref_fmt_f16_tinyblas,
         [BN_FMT_Q8_HEAD] = &ref_fmt_q8_head,
+        [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32,
     },
 };
 

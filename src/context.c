@@ -89,9 +89,9 @@ static int check_shapes(const bn_model *m, char *err, size_t errlen) {
         set_err(err, errlen, "model has a zero or negative dimension");
         return -1;
     }
-    if (hp->n_head * hp->head_dim != hp->n_embd || hp->n_head % hp->n_head_kv != 0) {
-        set_err(err, errlen, "unsupported attention shape: %d heads x %d dims, %d kv heads, n_embd %d",
-                hp->n_head, hp->head_dim, hp->n_head_kv, hp->n_embd);
+    if (hp->n_head % hp->n_head_kv != 0) {
+        set_err(err, errlen, "unsupported attention shape: %d heads x %d dims, %d kv heads",
+                hp->n_head, hp->head_dim, hp->n_head_kv);
         return -1;
     }
     if (hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0) {
@@ -104,13 +104,14 @@ static int check_shapes(const bn_model *m, char *err, size_t errlen) {
         return -1;
     }
     const int E = hp->n_embd, F = hp->n_ff, KV = hp->n_head_kv * hp->head_dim;
-    const int K[BN_PROJ_COUNT] = {E, E, E, E, E, E, F};
-    const int M[BN_PROJ_COUNT] = {E, KV, KV, E, F, F, E};
+    const int Q = hp->n_head * hp->head_dim;
+    const int K[BN_PROJ_COUNT] = {E, E, E, Q, E, E, F};
+    const int M[BN_PROJ_COUNT] = {Q, KV, KV, E, F, F, E};
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &m->layers[l];
         for (int i = 0; i < BN_PROJ_COUNT; i++) {
             const bn_ternary *w = &L->proj[i];
-            if (w->K != K[i] || w->M != M[i] || !w->packed) {
+            if (w->K != K[i] || w->M != M[i] || w->Kp != bn_ternary_kpad(K[i]) || !w->packed) {
                 set_err(err, errlen, "layer %d: projection %d has shape %dx%d, expected %dx%d",
                         l, i, w->K, w->M, K[i], M[i]);
                 return -1;
@@ -153,6 +154,7 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->hp = m->hp;
     const bn_hparams *hp = &c->hp;
     c->kv_dim = hp->n_head_kv * hp->head_dim;
+    c->q_dim = hp->n_head * hp->head_dim;
     c->n_ctx = p->n_ctx == 0 ? hp->n_ctx_train : imin(p->n_ctx, hp->n_ctx_train);
     c->n_threads = p->n_threads == 0 ? imin(bn_physical_cores(), MAX_THREADS) : p->n_threads;
     c->n_batch = imin(p->n_batch == 0 ? DEFAULT_BATCH : p->n_batch, c->n_ctx);
@@ -168,12 +170,13 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     d.E = (size_t)hp->n_embd;
     d.F = (size_t)hp->n_ff;
     d.KV = (size_t)c->kv_dim;
-    d.wide = d.E > d.F ? d.E : d.F;
+    d.Q = (size_t)c->q_dim;
+    d.wide = (size_t)imax(bn_ternary_kpad(hp->n_embd),
+                          imax(bn_ternary_kpad(hp->n_ff), bn_ternary_kpad(c->q_dim)));
     d.ctx = (size_t)c->n_ctx;
     d.rot = (size_t)hp->n_rot;
     d.tmp16 = d.KV > (size_t)hp->head_dim ? d.KV : (size_t)hp->head_dim;
-    d.prep = tern->act_size(hp->n_embd);
-    if (tern->act_size(hp->n_ff) > d.prep) d.prep = tern->act_size(hp->n_ff);
+    d.prep = tern->act_size((int)d.wide);
     /* Dots: per part, two tiles (gate and up) of a batch, or two whole
      * outputs of one token (the widest projection is n_ff or n_embd). */
     int rb = tern->tile_rows > 0 ? tern->tile_rows : 1;

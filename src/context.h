@@ -13,7 +13,9 @@ typedef struct bn_scratch_dims {
     size_t B;           /* tokens per batch (n_batch) */
     size_t T;           /* threads */
     size_t E, F, KV;    /* n_embd, n_ff, n_head_kv * head_dim */
-    size_t wide;        /* max(E, F): the widest BitLinear input */
+    size_t Q;           /* n_head * head_dim (n_embd but for wider heads) */
+    size_t wide;        /* max(E, F, Q) in whole I2_S blocks: the widest
+                           BitLinear input as the kernels see it */
     size_t ctx;         /* n_ctx */
     size_t rot;         /* n_rot */
     size_t tmp16;       /* max(head_dim, KV) */
@@ -33,10 +35,10 @@ typedef struct bn_scratch_dims {
     X(x, float, d.B * d.E)                    /* residual stream */                 \
     X(xn, float, (d.B > d.T ? d.B : d.T) * d.wide) /* normed BitLinear input; a    \
                                                  row per part for the final norm */ \
-    X(q, float, d.B * d.E)                                                          \
+    X(q, float, d.B * d.Q)                                                          \
     X(k, float, d.B * d.KV)                                                         \
     X(v, float, d.B * d.KV)                                                         \
-    X(att, float, d.B * d.E)                  /* attention output, heads side by side */ \
+    X(att, float, d.B * d.Q)                  /* attention output, heads side by side */ \
     X(ffn, float, d.B * d.F)                  /* act(gate) * up */                  \
     X(act_q, int8_t, d.B * d.wide)            /* int8 activations */                \
     X(act_scale, float, d.B)                                                        \
@@ -70,6 +72,7 @@ struct bn_context {
     const bn_kernels *kern;
     bn_hparams hp;
     int kv_dim;                     /* n_head_kv * head_dim */
+    int q_dim;                      /* n_head * head_dim */
     int n_ctx, n_batch, n_threads, n_outputs_max;
     int n_past;                     /* tokens in the KV cache */
     bn_threadpool *pool;

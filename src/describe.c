@@ -21,18 +21,20 @@ void bn_model_describe(const bn_model *m, bn_model_desc *out) {
     out->kernel = m->kern ? m->kern->name : "none";
     out->file_bytes = m->gguf.size;
     out->n_params = m->n_params;
-    out->embd_bytes = E * V * 2;                        /* F16 */
+    const gguf_tensor *emb = gguf_find_tensor(&m->gguf, "token_embd.weight");
+    out->embd_bytes = emb ? emb->nbytes : E * V * 2;
     /* output_norm, then per layer attn_norm and ffn_norm (n_embd each) and,
-     * where the architecture has them, attn_sub_norm (n_embd) and
+     * where the architecture has them, attn_sub_norm (n_head * head_dim) and
      * ffn_sub_norm (n_ff), F32 */
+    const uint64_t Q = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
     int subs = m->arch && m->arch->sub_norms != BN_ABSENT;
-    out->norm_bytes = (E + L * (2 * E + (subs ? E + F : 0))) * 4;
+    out->norm_bytes = (E + L * (2 * E + (subs ? Q + F : 0))) * 4;
     out->kv_bytes_per_pos = 2 * L * KVD * 2;            /* K and V, f16 */
     if (out->vocab_only) {
         out->head = "none";
         return;
     }
-    out->head = m->kern->fmt[m->head.fmt]->name;        /* "f16", "q8-head", ... */
+    out->head = m->kern->fmt[m->head.fmt]->name;        /* "f16", "q8_0", "q6_k", "f32" */
     if (m->head.fmt == BN_FMT_Q8_HEAD) out->head = "q8";
     out->head_bytes = m->head.bytes;
     out->ternary_bytes = m->packed_bytes;

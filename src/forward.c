@@ -1,5 +1,5 @@
-/* The BitNet b1.58 transformer, for a batch of tokens at once (docs/NUMERICS.md,
- * "bitnet-b1.58 graph", "bitnet graph" and "llama graph"):
+/* The BitNet transformers (docs/NUMERICS.md: "bitnet-b1.58 graph",
+ * "bitnet graph", "llama graph"), for a batch of tokens at once:
  *
  *   h = embed(token)
  *   per layer:
@@ -10,10 +10,13 @@
  *     h += BitLinear_down(rmsnorm(m, ffn_sub_norm))
  *   logits = head(rmsnorm(h, output_norm))
  *
- * The architecture's switches (arch.h) choose the activation, the RoPE
- * pairs and whether sub-norms exist; every matrix is used through its
- * format's traits (kernels.h), and where a prompt batch may round like
- * bitnet.cpp's, through the context's numerics profile (context.h).
+ * where a BitLinear's output is multiplied by the layer's scale tensor and
+ * plus its bias when the file has them. The architecture's switches
+ * (arch.h) choose the activation, the RoPE pairs and whether sub-norms
+ * exist; the query width n_head * head_dim may differ from n_embd (Falcon3);
+ * every matrix is used through its format's traits (kernels.h), and where a
+ * prompt batch may round like bitnet.cpp's, through the context's numerics
+ * profile (context.h).
  *
  * By default one set of numerics serves every batch size: bitnet.cpp's
  * single-token (decode) path, so a prompt evaluated as one batch and token
@@ -96,10 +99,9 @@ static void task_embed(void *arg, int ith, int nth) {
     const bn_context *c = s->c;
     int E = c->hp.n_embd;
     for (int i = ith; i < s->n; i += nth) {
-        /* xn is free until the first norm: its row i holds the F16 row. */
-        uint16_t *row = (uint16_t *)(c->xn + (size_t)i * E);
-        bn_model_embedding_row(c->model, s->tokens[i], row);
-        c->kern->f16_to_f32(row, c->x + (size_t)i * E, E);
+        /* xn is free until the first norm: its row i holds the stored row
+         * (at most E floats' worth: an F32 row). */
+        bn_model_embedding_row(c->model, s->tokens[i], c->xn + (size_t)i * E, c->x + (size_t)i * E);
     }
 }
 
@@ -110,11 +112,13 @@ static const bn_format_traits *ternary(const bn_context *c) {
 
 /* Token i's row x (normed, or the raw input where the architecture has no
  * norm there) to int8 (docs/NUMERICS.md, BitLinear) and the format's
- * prepared form. */
-static void quantize_prep(bn_context *c, int i, const float *x, int K, size_t prep_size) {
-    int8_t *aq = c->act_q + (size_t)i * K;
+ * prepared form, Kp = whole I2_S blocks wide: inputs K..Kp-1 are zero, so
+ * they add nothing to the dots (docs/FORMAT.md, Unaligned I2_S rows). */
+static void quantize_prep(bn_context *c, int i, const float *x, int K, int Kp, size_t prep_size) {
+    int8_t *aq = c->act_q + (size_t)i * Kp;
     c->act_scale[i] = c->kern->quantize_act(x, K, aq, &c->act_sum[i]);
-    ternary(c)->act_prep(aq, K, c->act_prep + (size_t)i * prep_size);
+    if (Kp > K) memset(aq + K, 0, (size_t)(Kp - K));
+    ternary(c)->act_prep(aq, Kp, c->act_prep + (size_t)i * prep_size);
 }
 
 /* RMSNorm, int8 quantization and the format's activation preparation of
@@ -124,11 +128,11 @@ static void quantize_prep(bn_context *c, int i, const float *x, int K, size_t pr
 static void task_norm_quant(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
-    int K = s->K;
-    size_t prep_size = ternary(c)->act_size(K);
+    int K = s->K, Kp = bn_ternary_kpad(K);
+    size_t prep_size = ternary(c)->act_size(Kp);
     if (!s->norm_w) {
         for (int i = ith; i < s->n; i += nth)
-            quantize_prep(c, i, s->in + (size_t)i * K, K, prep_size);
+            quantize_prep(c, i, s->in + (size_t)i * K, K, Kp, prep_size);
         return;
     }
     int i = ith;
@@ -140,12 +144,12 @@ static void task_norm_quant(void *arg, int ith, int nth) {
             x[r] = s->in + (size_t)(i + r * nth) * K;
         }
         rmsnorm4(y, x, s->norm_w, K, c->hp.rms_eps);
-        for (int r = 0; r < 4; r++) quantize_prep(c, i + r * nth, y[r], K, prep_size);
+        for (int r = 0; r < 4; r++) quantize_prep(c, i + r * nth, y[r], K, Kp, prep_size);
     }
     for (; i < s->n; i += nth) {
         float *y = c->xn + (size_t)i * K;
         rmsnorm(y, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
-        quantize_prep(c, i, y, K, prep_size);
+        quantize_prep(c, i, y, K, Kp, prep_size);
     }
 }
 
@@ -156,9 +160,9 @@ static void task_norm_quant(void *arg, int ith, int nth) {
 static void ternary_dots(const bn_context *c, const bn_ternary *w, int n, int m0, int m1,
                          int32_t *dot, int ldd) {
     if (n == 1)
-        ternary(c)->gemv(w->packed, w->K, w->M, c->act_prep, m0, m1, dot);
+        ternary(c)->gemv(w->packed, w->Kp, w->M, c->act_prep, m0, m1, dot);
     else
-        ternary(c)->gemm(w->packed, w->K, w->M, c->act_prep, n, m0, m1, dot, ldd);
+        ternary(c)->gemm(w->packed, w->Kp, w->M, c->act_prep, n, m0, m1, dot, ldd);
 }
 
 /* A part's rows are done a tile at a time so that a batch's dots are read back
@@ -173,6 +177,17 @@ static int row_tile(const bn_context *c, int n, int m0, int m1) {
 /* This part's int32 scratch for two tiles of dots (see context.c). */
 static int32_t *part_dots(const bn_context *c, int ith) {
     return c->dot + (size_t)ith * c->dot_part;
+}
+
+/* A projection's output after the epilogue: times its scale tensor, plus
+ * its bias, where the layer has them (docs/NUMERICS.md, bitnet graph). */
+static int has_post(const bn_ternary *w) {
+    return w->bias || w->out_scale != 1.0f;
+}
+
+static float post(const bn_ternary *w, int m, float y) {
+    y = y * w->out_scale;
+    return w->bias ? y + w->bias[m] : y;
 }
 
 /* y[i * M + m] = epilogue(dot) for this part's rows; accumulate adds it to y
@@ -192,7 +207,12 @@ static void bitlinear(const step *s, const bn_ternary *w, float *y, int accumula
             const int32_t *restrict d = dot + (size_t)i * tile - t0;
             float *restrict yi = y + (size_t)i * M;
             float as = c->act_scale[i];
-            if (accumulate)
+            if (has_post(w))
+                for (int m = t0; m < t1; m++) {
+                    float v = post(w, m, bn_ternary_epilogue(d[m], as, ws));
+                    yi[m] = accumulate ? yi[m] + v : v;
+                }
+            else if (accumulate)
                 for (int m = t0; m < t1; m++) yi[m] = yi[m] + bn_ternary_epilogue(d[m], as, ws);
             else
                 for (int m = t0; m < t1; m++) yi[m] = bn_ternary_epilogue(d[m], as, ws);
@@ -238,6 +258,22 @@ static void silu_product(const int32_t *restrict dg, const int32_t *restrict du,
     }
 }
 
+/* Either product where gate or up has a scale or a bias. */
+static void glu_product_post(const bn_ternary *wg, const bn_ternary *wu, int relu2,
+                             const int32_t *dg, const int32_t *du, float *out, int m0, int m1,
+                             float as) {
+    for (int m = m0; m < m1; m++) {
+        float g = post(wg, m, bn_ternary_epilogue(dg[m], as, wg->scale));
+        float u = post(wu, m, bn_ternary_epilogue(du[m], as, wu->scale));
+        if (relu2) {
+            float r = (g + fabsf(g)) * 0.5f;
+            out[m] = (r * r) * u;
+        } else {
+            out[m] = (g / (1.0f + expf(-g))) * u;
+        }
+    }
+}
+
 /* gate and up share the quantized input; m = act(gate) * up. */
 static void task_gate_up(void *arg, int ith, int nth) {
     const step *s = arg;
@@ -257,8 +293,13 @@ static void task_gate_up(void *arg, int ith, int nth) {
         ternary_dots(c, wg, s->n, t0, t1, dot_g, tile);
         ternary_dots(c, wu, s->n, t0, t1, dot_u, tile);
         for (int i = 0; i < s->n; i++)
-            product(dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
-                    c->ffn + (size_t)i * F, t0, t1, c->act_scale[i], wg->scale, wu->scale);
+            if (has_post(wg) || has_post(wu))
+                glu_product_post(wg, wu, c->model->arch->ffn_act == BN_FFN_RELU2,
+                                 dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
+                                 c->ffn + (size_t)i * F, t0, t1, c->act_scale[i]);
+            else
+                product(dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
+                        c->ffn + (size_t)i * F, t0, t1, c->act_scale[i], wg->scale, wu->scale);
     }
 }
 
@@ -314,7 +355,7 @@ static void task_rope_store(void *arg, int ith, int nth) {
             cs[2 * p + 1] = sinf(theta);
             theta *= theta_scale;
         }
-        float *q = c->q + (size_t)i * hp->n_embd;
+        float *q = c->q + (size_t)i * c->q_dim;
         float *k = c->k + (size_t)i * kvd;
         for (int h = 0; h < hp->n_head; h++) rope_head(q + h * hd, cs, n_rot);
         for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + h * hd, cs, n_rot);
@@ -355,7 +396,7 @@ static void task_attention(void *arg, int ith, int nth) {
     const bn_hparams *hp = &c->hp;
     int hd = hp->head_dim, kvd = c->kv_dim;
     int group = hp->n_head / hp->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = c->model->attn_scale;
     float *score = c->scores + (size_t)ith * c->n_ctx;
     uint16_t *p16 = c->probs16 + (size_t)ith * c->n_ctx;
     uint16_t *q16 = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
@@ -366,7 +407,7 @@ static void task_attention(void *arg, int ith, int nth) {
         int i = job / hp->n_head, h = job % hp->n_head;
         int n_kv = s->pos0 + i + 1;
         int kvh = h / group;
-        kern->f32_to_f16(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, q16, hd);
+        kern->f32_to_f16(c->q + (size_t)i * c->q_dim + (size_t)h * hd, q16, hd);
 
         kern->gemv_f16(kc + (size_t)kvh * c->n_ctx * hd, hd, q16, 0, n_kv, score);
         float max = -INFINITY;
@@ -386,7 +427,7 @@ static void task_attention(void *arg, int ith, int nth) {
          * cells have p = 0 and v = 0, which changes nothing but the kernel's
          * summation order (this is what makes the sums bitnet.cpp's). */
         int n_pad = imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
-        float *out = c->att + (size_t)i * hp->n_embd + (size_t)h * hd;
+        float *out = c->att + (size_t)i * c->q_dim + (size_t)h * hd;
         s->num->attn_pv(kern, score, p16, n_kv, n_pad, vt + (size_t)kvh * hd * c->n_ctx,
                         (size_t)c->n_ctx, hd, out);
     }
@@ -427,7 +468,7 @@ static void task_lm_head(void *arg, int ith, int nth) {
 static void keep_last_token(bn_context *c, step *s) {
     int i = s->n - 1, E = c->hp.n_embd;
     memmove(c->x, c->x + (size_t)i * E, (size_t)E * sizeof *c->x);
-    memmove(c->q, c->q + (size_t)i * E, (size_t)E * sizeof *c->q);
+    memmove(c->q, c->q + (size_t)i * c->q_dim, (size_t)c->q_dim * sizeof *c->q);
     s->pos0 += i;
     s->n = 1;
 }
@@ -459,7 +500,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
         }
         bn_threadpool_run(pool, task_attention, &s);
 
-        s.in = c->att, s.norm_w = L->norm[BN_NORM_ATTN_SUB], s.K = hp->n_embd;
+        s.in = c->att, s.norm_w = L->norm[BN_NORM_ATTN_SUB], s.K = c->q_dim;
         bn_threadpool_run(pool, task_norm_quant, &s);
         bn_threadpool_run(pool, task_attn_out, &s);
 

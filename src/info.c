@@ -126,7 +126,7 @@ static void print_shape(FILE *out, const gguf_tensor *t) {
 }
 
 static void print_mb(FILE *out, const char *what, uint64_t bytes, const char *note) {
-    fprintf(out, "  %-34s %12llu bytes  %9.1f MiB%s%s\n", what, (unsigned long long)bytes,
+    fprintf(out, "  %-40s %12llu bytes  %9.1f MiB%s%s\n", what, (unsigned long long)bytes,
             (double)bytes / (1024.0 * 1024.0), note ? "  " : "", note ? note : "");
 }
 
@@ -145,17 +145,25 @@ void bn_model_print_info(const bn_model *m, FILE *out) {
             (unsigned long long)f->n_kv, (unsigned long long)f->n_tensors, f->alignment,
             (unsigned long long)f->data_start);
     fprintf(out, "kernel:        %s\n", d.vocab_only ? "none (vocab only)" : d.kernel);
-    fprintf(out, "lm head:       %s\n", d.vocab_only ? "not loaded"
-            : strcmp(d.head, "q8") == 0 ? "q8 (quantized copy)" : "f16 (tied token_embd, mapped)");
+    /* The head: which tensor, stored how, used how. */
+    const char *head_src = m->head_tensor ? m->head_tensor : "token_embd.weight";
+    const char *head_src_type = m->head_src ? ggml_type_name(m->head_src->type) : "?";
+    if (d.vocab_only)
+        fprintf(out, "lm head:       not loaded\n");
+    else if (m->head.owned)
+        fprintf(out, "lm head:       %s (quantized copy of %s, %s)\n", d.head, head_src,
+                head_src_type);
+    else
+        fprintf(out, "lm head:       %s (%s, mapped)\n", d.head, head_src);
     fprintf(out, "parameters:    %llu\n", (unsigned long long)d.n_params);
 
     fprintf(out, "\nhyperparameters:\n");
     fprintf(out, "  n_vocab      %d\n  n_ctx_train  %d\n  n_embd       %d\n  n_layer      %d\n"
             "  n_ff         %d\n  n_head       %d\n  n_head_kv    %d\n  head_dim     %d\n"
-            "  n_rot        %d\n  rope_theta   %g\n  rms_eps      %g\n",
+            "  n_rot        %d\n  rope_theta   %g\n  rms_eps      %g\n  attn_scale   %g\n",
             hp->n_vocab, hp->n_ctx_train, hp->n_embd, hp->n_layer, hp->n_ff, hp->n_head,
             hp->n_head_kv, hp->head_dim, hp->n_rot, (double)hp->rope_theta,
-            (double)hp->rms_eps);
+            (double)hp->rms_eps, (double)m->attn_scale);
 
     fprintf(out, "\nmetadata (%llu keys):\n", (unsigned long long)f->n_kv);
     for (uint64_t i = 0; i < f->n_kv; i++) {
@@ -183,7 +191,8 @@ void bn_model_print_info(const bn_model *m, FILE *out) {
         print_shape(out, t);
         fprintf(out, " %12llu %12llu%s\n", (unsigned long long)t->nbytes,
                 (unsigned long long)t->offset,
-                gguf_str_eq(t->name, "output.weight") ? "  (unused: the head is tied)" : "");
+                gguf_str_eq(t->name, "output.weight") && m->arch->output == BN_ABSENT
+                    ? "  (unused: the head is tied)" : "");
         total += t->nbytes;
         int k = 0;
         while (k < n_types && by_type[k].type != t->type)
@@ -207,25 +216,34 @@ void bn_model_print_info(const bn_model *m, FILE *out) {
      * scratch depends on its parameters; shown for n_ctx = n_ctx_train. */
     uint64_t embd = d.embd_bytes, head = 0;
     uint64_t kv = d.kv_bytes_per_pos * (uint64_t)hp->n_ctx_train;
+    const gguf_tensor *emb_t = gguf_find_tensor(f, "token_embd.weight");
+    const char *emb_type = emb_t ? ggml_type_name(emb_t->type) : "?";
+    char what[96];
     fprintf(out, "\nmemory plan:\n");
     print_mb(out, "file mapping (read-only, shared)", d.file_bytes, NULL);
-    if (strcmp(d.head, "q8") == 0) {
-        head = d.head_bytes;
-        print_mb(out, "token_embd (F16, mapped)", embd, "pages released; rows read with pread");
-        print_mb(out, "lm head (q8 copy)", head, "allocated");
-        embd = 0;                   /* not resident */
+    if (d.vocab_only || m->head.W == (const void *)m->tok_embd) {
+        snprintf(what, sizeof what, "token_embd / lm head (%s, mapped)", emb_type);
+        print_mb(out, what, embd, "read in place, never copied");
     } else {
-        print_mb(out, "token_embd / lm head (F16, mapped)", embd, "never copied");
+        snprintf(what, sizeof what, "token_embd (%s, mapped)", emb_type);
+        print_mb(out, what, embd, "not resident; rows read with pread");
+        embd = 0;
+        head = d.head_bytes;
+        if (m->head.owned) {
+            snprintf(what, sizeof what, "lm head (%s copy of %s)", d.head, head_src);
+            print_mb(out, what, head, "allocated; source pages released");
+        } else {
+            snprintf(what, sizeof what, "lm head (%s, %s, mapped)", head_src, head_src_type);
+            print_mb(out, what, head, "read in place");
+        }
     }
     print_mb(out, "norm weights (F32)", d.norm_bytes, "copied out of the mapping");
     if (!d.vocab_only) {
-        char what[64];
         snprintf(what, sizeof what, "ternary weights (%s layout)", d.kernel);
         print_mb(out, what, d.ternary_bytes, "allocated; I2_S pages released");
     } else {
-        fprintf(out, "  %-34s not loaded (vocab only)\n", "ternary weights");
+        fprintf(out, "  %-40s not loaded (vocab only)\n", "ternary weights");
     }
-    char what[64];
     snprintf(what, sizeof what, "KV cache (f16, n_ctx %d)", hp->n_ctx_train);
     print_mb(out, what, kv, NULL);
     print_mb(out, "total resident (excluding scratch)", embd + head + d.norm_bytes + d.ternary_bytes + kv,

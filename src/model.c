@@ -1,8 +1,9 @@
 /* Model loader: validates an i2_s GGUF of an architecture in the table
- * (arch.c; docs/FORMAT.md, Tensors per architecture), binds every tensor into the read-only mapping,
- * builds the tokenizer and hands each weight to its kernel format's pack,
- * on a worker pool of one thread per physical core (the inference pool's
- * size). */
+ * (arch.c; docs/FORMAT.md), binds every tensor into the read-only mapping
+ * (token_embd and the head in F16, F32, Q8_0 or Q6_K; norms, biases and
+ * scales copied out as F32), builds the tokenizer and hands each weight to
+ * its kernel format's pack, on a worker pool of one thread per physical
+ * core (the inference pool's size). */
 #include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -109,7 +110,8 @@ static int hp_float(const hp_ctx *c, const char *suffix, int required, float def
 }
 
 /* Rope scaling changes the positions the graph computes with; only "no
- * scaling" (absent, factor 0 or 1) matches build_bitnet_158 as shipped. */
+ * scaling" (type none or linear, factor absent, 0 or 1) matches the graphs
+ * as shipped. 1bitLLM files declare linear scaling with factor 1. */
 static int check_no_rope_scaling(const hp_ctx *c) {
     static const char *const keys[] = { "rope.scaling.factor", "rope.scale_linear" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -119,6 +121,15 @@ static int check_no_rope_scaling(const hp_ctx *c) {
         if (gguf_get_f32(c->f, key, &v) == 0 && v != 0.0f && v != 1.0f)
             return fail(c->err, c->errlen, "key '%s' = %g: rope scaling is not supported",
                         key, (double)v);
+    }
+    char key[128];
+    gguf_str type;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", c->arch);
+    if (gguf_get_str(c->f, key, &type) == 0 && !gguf_str_eq(type, "none") &&
+        !gguf_str_eq(type, "linear")) {
+        int n = type.len > 32 ? 32 : (int)type.len;
+        return fail(c->err, c->errlen, "key '%s' = '%.*s': rope scaling is not supported", key,
+                    n, type.ptr);
     }
     return 0;
 }
@@ -170,25 +181,36 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, const bn_arch **arch
         hp->n_vocab = (int)tok->arr_n;
     }
 
-    if (hp->n_embd % hp->n_head != 0)
-        return fail(err, errlen, "embedding_length %d is not a multiple of head_count %d",
-                    hp->n_embd, hp->n_head);
     if (hp->n_head % hp->n_head_kv != 0)
         return fail(err, errlen, "head_count %d is not a multiple of head_count_kv %d",
                     hp->n_head, hp->n_head_kv);
-    hp->head_dim = hp->n_embd / hp->n_head;
-    if (hp->head_dim % 2 != 0)
-        return fail(err, errlen, "head dimension %d (embedding_length / head_count) must be "
-                    "even for NEOX RoPE", hp->head_dim);
 
-    /* Key/value widths other than the head dimension need another graph. */
-    int kl, vl;
-    if (hp_int(&c, "attention.key_length", 0, hp->head_dim, 1, MAX_EMBD, &kl) ||
-        hp_int(&c, "attention.value_length", 0, hp->head_dim, 1, MAX_EMBD, &vl))
+    /* The head dimension: attention.key_length (Falcon3: 256, wider than
+     * n_embd / n_head), else n_embd / n_head. */
+    snprintf(key, sizeof key, "%s.attention.key_length", hp->arch);
+    const char *hd_from = "embedding_length / head_count";
+    if (gguf_find_kv(f, key)) {
+        if (hp_int(&c, "attention.key_length", 1, 0, 1, MAX_EMBD, &hp->head_dim))
+            return -1;
+        hd_from = "attention.key_length";
+    } else {
+        if (hp->n_embd % hp->n_head != 0)
+            return fail(err, errlen, "embedding_length %d is not a multiple of head_count %d",
+                        hp->n_embd, hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    if (hp->head_dim % 2 != 0)
+        return fail(err, errlen, "head dimension %d (%s) must be even for %s RoPE", hp->head_dim,
+                    hd_from, a->rope == BN_ROPE_NEOX ? "NEOX" : "NORM");
+    if ((int64_t)hp->n_head * hp->head_dim > MAX_EMBD)
+        return fail(err, errlen, "head_count %d x head dimension %d is too wide", hp->n_head,
+                    hp->head_dim);
+    int vl;
+    if (hp_int(&c, "attention.value_length", 0, hp->head_dim, 1, MAX_EMBD, &vl))
         return -1;
-    if (kl != hp->head_dim || vl != hp->head_dim)
-        return fail(err, errlen, "attention.key_length %d / value_length %d must equal the "
-                    "head dimension %d", kl, vl, hp->head_dim);
+    if (vl != hp->head_dim)
+        return fail(err, errlen, "attention.value_length %d must equal the key length %d", vl,
+                    hp->head_dim);
     if (hp_int(&c, "rope.dimension_count", 0, hp->head_dim, 1, MAX_EMBD, &hp->n_rot))
         return -1;
     if (hp->n_rot != hp->head_dim)
@@ -197,7 +219,7 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, const bn_arch **arch
     return 0;
 }
 
-/* ---- tensor binding (docs/FORMAT.md, Tensors per architecture) --------------------------------------------- */
+/* ---- tensor binding (docs/FORMAT.md, Tensors per architecture) ---------------------------- */
 
 static void shape_str(char *buf, size_t n, uint32_t n_dims, const uint64_t *ne) {
     size_t used = (size_t)snprintf(buf, n, "[");
@@ -231,37 +253,88 @@ static const gguf_tensor *bind(const gguf_file *f, const char *name, uint32_t ty
     return t;
 }
 
-static const float *bind_f32(const gguf_file *f, const char *name, int n,
-                             uint64_t *n_params, char *err, size_t errlen) {
-    const gguf_tensor *t = bind(f, name, GGML_F32, (uint64_t)n, 0, err, errlen);
-    if (!t)
+/* The types a small vector (norm, bias, scale; copied to F32 at load) and a
+ * float-output table (token_embd, output) may have. */
+static const uint32_t VEC_TYPES[] = { GGML_F32, GGML_F16 };
+static const uint32_t TABLE_TYPES[] = { GGML_F16, GGML_F32, GGML_Q8_0, GGML_Q6_K };
+#define VEC_TYPES_TEXT "F32 or F16"
+#define TABLE_TYPES_TEXT "F16, F32, Q8_0 or Q6_K"
+
+/* Like bind, for a tensor that may have any of n types. */
+static const gguf_tensor *bind_typed(const gguf_file *f, const char *name, const uint32_t *types,
+                                     int n, const char *types_text, uint64_t ne0, uint64_t ne1,
+                                     char *err, size_t errlen) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t) {
+        fail(err, errlen, "missing tensor '%s'", name);
         return NULL;
-    *n_params += (uint64_t)n;
-    return (const float *)t->data;
+    }
+    int ok = 0;
+    for (int i = 0; i < n; i++)
+        ok |= t->type == types[i];
+    if (!ok) {
+        fail(err, errlen, "tensor '%s': type %s is not supported (expected %s)", name,
+             ggml_type_name(t->type), types_text);
+        return NULL;
+    }
+    return bind(f, name, t->type, ne0, ne1, err, errlen);
+}
+
+/* A small vector bound now and copied to F32 later (copy_vectors): its
+ * address goes to *dst, or its first value to *value. */
+typedef struct small_vec {
+    const gguf_tensor *t;
+    int n;
+    const float **dst;
+    float *value;
+} small_vec;
+
+/* What binding collects for the steps after it. */
+typedef struct binder {
+    bn_model *m;
+    small_vec *vecs;                /* every norm, bias and scale */
+    int n_vecs, cap_vecs;
+    size_t vec_floats;
+    const gguf_tensor *head;        /* the LM head's tensor */
+    char *err;
+    size_t errlen;
+} binder;
+
+static int bind_vec(binder *b, const char *name, int n, const float **dst, float *value) {
+    const gguf_tensor *t = bind_typed(&b->m->gguf, name, VEC_TYPES, 2, VEC_TYPES_TEXT,
+                                      (uint64_t)n, 0, b->err, b->errlen);
+    if (!t)
+        return -1;
+    if (b->n_vecs == b->cap_vecs)
+        return fail(b->err, b->errlen, "too many vectors");     /* sized in bind_tensors */
+    b->vecs[b->n_vecs++] = (small_vec){ t, n, dst, value };
+    b->vec_floats += (size_t)n;
+    b->m->n_params += (uint64_t)n;
+    return 0;
 }
 
 /* A ternary projection of M rows of K: GGUF shape [K, M], type I2_S. */
-static int bind_ternary(const gguf_file *f, const char *name, int K, int M, int vocab_only,
-                        bn_ternary *w, uint64_t *n_params, char *err, size_t errlen) {
-    const gguf_tensor *t = bind(f, name, GGML_I2_S, (uint64_t)K, (uint64_t)M, err, errlen);
+static int bind_ternary(binder *b, const char *name, int K, int M, bn_ternary *w) {
+    const gguf_tensor *t = bind(&b->m->gguf, name, GGML_I2_S, (uint64_t)K, (uint64_t)M, b->err,
+                                b->errlen);
     if (!t)
         return -1;
-    if (K % BN_I2S_BLOCK != 0)
-        return fail(err, errlen, "tensor '%s': K = %d is not a multiple of %d (I2_S blocks)",
-                    name, K, BN_I2S_BLOCK);
+    const uint64_t n = (uint64_t)K * (uint64_t)M;
+    if (n % BN_I2S_BLOCK != 0)
+        return fail(b->err, b->errlen, "tensor '%s': %llu weights are not a whole number of "
+                    "I2_S blocks (%d)", name, (unsigned long long)n, BN_I2S_BLOCK);
     w->K = K;
     w->M = M;
+    w->Kp = bn_ternary_kpad(K);
     w->i2s = t->data;
     w->packed = NULL;
-    w->scale = 0.0f;
-    if (!vocab_only) {
-        uint64_t n = (uint64_t)K * (uint64_t)M;
-        w->scale = bn_i2s_scale(t->data, n);
-        if (!isfinite(w->scale) || !(w->scale > 0.0f))
-            return fail(err, errlen, "tensor '%s': scale %g is not a positive finite number",
-                        name, (double)w->scale);
-    }
-    *n_params += (uint64_t)K * (uint64_t)M;
+    w->out_scale = 1.0f;
+    w->bias = NULL;
+    w->scale = bn_i2s_scale(t->data, n);
+    if (!isfinite(w->scale) || !(w->scale > 0.0f))
+        return fail(b->err, b->errlen, "tensor '%s': scale %g is not a positive finite number",
+                    name, (double)w->scale);
+    b->m->n_params += n;
     return 0;
 }
 
@@ -271,84 +344,115 @@ static int dim_size(const bn_hparams *hp, enum bn_dim d) {
     case BN_DIM_FF: return hp->n_ff;
     case BN_DIM_Q: return hp->n_head * hp->head_dim;
     case BN_DIM_KV: return hp->n_head_kv * hp->head_dim;
+    case BN_DIM_ONE: return 1;
     }
     return 0;
 }
 
 /* Binds layer il's tensors as its architecture's entry says. */
-static int bind_layer(const bn_model *m, int il, int vocab_only, bn_layer *L, uint64_t *np,
-                      char *err, size_t errlen) {
+static int bind_layer(binder *b, int il, bn_layer *L) {
+    const bn_model *m = b->m;
     int n;
     const bn_layer_tensor *lt = bn_layer_tensors(&n);
     char name[96];
     for (int i = 0; i < n; i++) {
         const bn_layer_tensor *t = &lt[i];
         enum bn_presence pres = bn_arch_presence(m->arch, t);
-        snprintf(name, sizeof name, "blk.%d.%s.weight", il, t->suffix);
+        snprintf(name, sizeof name, "blk.%d.%s.%s", il, t->suffix, bn_layer_tensor_ext(t));
         if (pres == BN_ABSENT || (pres == BN_OPTIONAL && !gguf_find_tensor(&m->gguf, name)))
             continue;
         int K = dim_size(&m->hp, t->k), M = dim_size(&m->hp, t->m);
-        if (t->is_proj) {
-            if (bind_ternary(&m->gguf, name, K, M, vocab_only, &L->proj[t->index], np, err,
-                             errlen))
-                return -1;
-        } else if (!(L->norm[t->index] = bind_f32(&m->gguf, name, K, np, err, errlen))) {
-            return -1;
+        int rc = 0;
+        switch (t->kind) {
+        case BN_T_PROJ: rc = bind_ternary(b, name, K, M, &L->proj[t->index]); break;
+        case BN_T_NORM: rc = bind_vec(b, name, K, &L->norm[t->index], NULL); break;
+        case BN_T_BIAS: rc = bind_vec(b, name, K, &L->proj[t->index].bias, NULL); break;
+        case BN_T_SCALE: rc = bind_vec(b, name, 1, NULL, &L->proj[t->index].out_scale); break;
         }
+        if (rc)
+            return -1;
     }
     return 0;
 }
 
-static int bind_tensors(bn_model *m, int vocab_only, char *err, size_t errlen) {
+/* Binds every tensor the forward pass reads; the head is output.weight
+ * where the architecture uses it and the file has it, else token_embd. */
+static int bind_tensors(binder *b) {
+    bn_model *m = b->m;
     const bn_hparams *hp = &m->hp;
-    const gguf_tensor *emb = bind(&m->gguf, "token_embd.weight", GGML_F16,
-                                  (uint64_t)hp->n_embd, (uint64_t)hp->n_vocab, err, errlen);
+    const uint64_t E = (uint64_t)hp->n_embd, V = (uint64_t)hp->n_vocab;
+    int n_lt;
+    bn_layer_tensors(&n_lt);
+    b->cap_vecs = hp->n_layer * n_lt + 1;
+    b->vecs = malloc((size_t)b->cap_vecs * sizeof *b->vecs);
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!b->vecs || !m->layers)
+        return fail(b->err, b->errlen, "out of memory");
+
+    const gguf_tensor *emb = bind_typed(&m->gguf, "token_embd.weight", TABLE_TYPES, 4,
+                                        TABLE_TYPES_TEXT, E, V, b->err, b->errlen);
     if (!emb)
         return -1;
-    m->tok_embd = (const uint16_t *)emb->data;       /* stays in the mapping */
+    m->embd_type = emb->type;
+    m->embd_row_bytes = (size_t)ggml_type_nbytes(emb->type, E);
+    m->tok_embd = emb->data;                    /* stays in the mapping */
     m->embd_file_offset = m->gguf.data_start + emb->offset;
-    m->n_params = (uint64_t)hp->n_embd * (uint64_t)hp->n_vocab;
-    if (!(m->output_norm = bind_f32(&m->gguf, "output_norm.weight", hp->n_embd,
-                                    &m->n_params, err, errlen)))
+    m->n_params = E * V;
+
+    const gguf_tensor *out = NULL;
+    if (m->arch->output != BN_ABSENT) {
+        if (gguf_find_tensor(&m->gguf, "output.weight") || m->arch->output == BN_REQUIRED) {
+            out = bind_typed(&m->gguf, "output.weight", TABLE_TYPES, 4, TABLE_TYPES_TEXT, E, V,
+                             b->err, b->errlen);
+            if (!out)
+                return -1;
+            m->n_params += E * V;
+        }
+    }
+    b->head = out ? out : emb;
+    m->head_tensor = out ? "output.weight" : "token_embd.weight";
+    m->head_file_type = b->head->type;
+
+    if (bind_vec(b, "output_norm.weight", hp->n_embd, &m->output_norm, NULL))
         return -1;
-    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
-    if (!m->layers)
-        return fail(err, errlen, "out of memory");
     for (int il = 0; il < hp->n_layer; il++)
-        if (bind_layer(m, il, vocab_only, &m->layers[il], &m->n_params, err, errlen))
+        if (bind_layer(b, il, &m->layers[il]))
             return -1;
     return 0;
 }
 
-/* Copies every norm vector (1.8 MB for 2B4T) out of the mapping: they sit
- * between the big tensors, and touching one would map a whole large folio
- * of the file around it (~100 MB of resident file pages for 2B4T). */
-static int copy_norms(bn_model *m, char *err, size_t errlen) {
-    const bn_hparams *hp = &m->hp;
-    int n_lt;
-    const bn_layer_tensor *lt = bn_layer_tensors(&n_lt);
-    size_t total = (size_t)hp->n_embd;
-    for (int il = 0; il < hp->n_layer; il++)
-        for (int i = 0; i < n_lt; i++)
-            if (!lt[i].is_proj && m->layers[il].norm[lt[i].index])
-                total += (size_t)dim_size(hp, lt[i].k);
-    float *a = malloc(total * sizeof *a);
+/* Copies every norm, bias and scale (1.8 MB for 2B4T) out of the mapping
+ * as F32: they sit between the big tensors, and touching one would map a
+ * whole large folio of the file around it (~100 MB of resident file pages
+ * for 2B4T). */
+static int copy_vectors(binder *b) {
+    bn_model *m = b->m;
+    float *a = malloc((b->vec_floats ? b->vec_floats : 1) * sizeof *a);
     if (!a)
-        return fail(err, errlen, "out of memory for %zu norm weights", total);
+        return fail(b->err, b->errlen, "out of memory for %zu norm weights", b->vec_floats);
     m->norms_arena = a;
-    for (int il = 0; il < hp->n_layer; il++) {
-        for (int i = 0; i < n_lt; i++) {
-            if (lt[i].is_proj || !m->layers[il].norm[lt[i].index])
-                continue;
-            const float **v = &m->layers[il].norm[lt[i].index];
-            size_t n = (size_t)dim_size(hp, lt[i].k);
-            memcpy(a, *v, n * sizeof *a);
-            *v = a;
-            a += n;
+    for (int i = 0; i < b->n_vecs; i++) {
+        const small_vec *v = &b->vecs[i];
+        if (v->t->type == GGML_F32) {
+            memcpy(a, v->t->data, (size_t)v->n * sizeof *a);
+        } else {
+            for (int j = 0; j < v->n; j++) {
+                uint16_t h;
+                memcpy(&h, v->t->data + 2 * (size_t)j, 2);
+                a[j] = bn_f16_to_f32(h);
+            }
         }
+        if (v->dst)
+            *v->dst = a;
+        if (v->value) {
+            if (!isfinite(a[0]))
+                return fail(b->err, b->errlen, "tensor '%.*s': scale %g is not a finite number",
+                            (int)(v->t->name.len > 64 ? 64 : v->t->name.len), v->t->name.ptr,
+                            (double)a[0]);
+            *v->value = a[0];
+        }
+        a += v->n;
     }
-    memcpy(a, m->output_norm, (size_t)hp->n_embd * sizeof *a);
-    m->output_norm = a;
     return 0;
 }
 
@@ -373,19 +477,77 @@ typedef struct pack_job {
     int n_items;
     atomic_int next;
     int rows_per_item;              /* head: rows of one claim */
+    const uint16_t *src;            /* head: the F16 table */
+    atomic_int failed;              /* ternary: a re-layout buffer was not allocated */
 } pack_job;
+
+/* Rows of K weights of the flat I2_S stream re-laid as rows of Kp (whole
+ * blocks), each row's weights K..Kp-1 zero (code 1): the layout every
+ * kernel expects, with the same products (docs/FORMAT.md, Unaligned I2_S
+ * rows). */
+static void relayout_rows(const uint8_t *src, int K, int M, int Kp, uint8_t *dst) {
+    memset(dst, 0x55, (size_t)Kp * (size_t)M / 4);
+    for (int m = 0; m < M; m++) {
+        const uint64_t f0 = (uint64_t)m * (uint64_t)K, g0 = (uint64_t)m * (uint64_t)Kp;
+        int k = 0;
+        /* Runs of 32 weights that start a 32-weight group in both layouts
+         * (every k when K % 32 == 0, as in every known model): one byte
+         * each, at one shift. */
+        if ((f0 & 31) == 0) {
+            for (; k + 32 <= K; k += 32) {
+                const uint8_t *s = src + bn_i2s_byte_index(f0 + (uint64_t)k);
+                uint8_t *d = dst + bn_i2s_byte_index(g0 + (uint64_t)k);
+                const unsigned ss = bn_i2s_shift(f0 + (uint64_t)k);
+                const unsigned ds = bn_i2s_shift(g0 + (uint64_t)k);
+                /* eight bytes at a time: the 2-bit field of each byte moved */
+                const uint64_t lanes = 0x0303030303030303ull;
+                for (int j = 0; j < 32; j += 8) {
+                    uint64_t sv, dv;
+                    memcpy(&sv, s + j, 8);
+                    memcpy(&dv, d + j, 8);
+                    dv = (dv & ~(lanes << ds)) | ((sv >> ss) & lanes) << ds;
+                    memcpy(d + j, &dv, 8);
+                }
+            }
+        }
+        for (; k < K; k++) {
+            const uint64_t f = f0 + (uint64_t)k, g = g0 + (uint64_t)k;
+            const unsigned sh = bn_i2s_shift(g);
+            uint8_t *byte = dst + bn_i2s_byte_index(g);
+            *byte = (uint8_t)((*byte & ~(3u << sh)) | bn_i2s_code(src, f) << sh);
+        }
+    }
+}
 
 static void task_pack_ternary(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     pack_job *job = arg;
     bn_model *m = job->m;
     const bn_format_traits *f = m->kern->fmt[BN_FMT_TERNARY];
+    uint8_t *rows = NULL;           /* this worker's re-layout buffer, reused */
+    size_t cap = 0;
     for (int i; (i = atomic_fetch_add(&job->next, 1)) < job->n_items;) {
         bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
-        f->pack(w->i2s, w->K, w->M, 0, w->M, w->packed);
+        if (w->Kp == w->K) {
+            f->pack(w->i2s, w->K, w->M, 0, w->M, w->packed);
+        } else {
+            const size_t need = (size_t)w->Kp * (size_t)w->M / 4;
+            if (need > cap) {
+                free(rows);
+                cap = need;
+                if (!(rows = malloc(cap))) {
+                    cap = 0;
+                    atomic_store(&job->failed, 1);
+                    continue;
+                }
+            }
+            relayout_rows(w->i2s, w->K, w->M, w->Kp, rows);
+            f->pack(rows, w->Kp, w->M, 0, w->M, w->packed);
+        }
         if (m->gguf.owns_map)
             drop_pages(w->i2s, (uint64_t)w->K * (uint64_t)w->M / 4);
     }
+    free(rows);
 }
 
 /* Sizes one arena for every projection's packed layout (64-byte aligned
@@ -396,7 +558,7 @@ static int pack_ternary(bn_model *m, bn_threadpool *pool, char *err, size_t errl
     size_t total = 0;
     for (int i = 0; i < n_items; i++) {
         bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
-        total += (f->packed_size(w->K, w->M) + 63) & ~(size_t)63;
+        total += (f->packed_size(w->Kp, w->M) + 63) & ~(size_t)63;
     }
     m->packed_arena = aligned_alloc(64, total ? total : 64);
     if (!m->packed_arena)
@@ -406,19 +568,23 @@ static int pack_ternary(bn_model *m, bn_threadpool *pool, char *err, size_t errl
     for (int i = 0; i < n_items; i++) {
         bn_ternary *w = &m->layers[i / BN_PROJ_COUNT].proj[i % BN_PROJ_COUNT];
         w->packed = (uint8_t *)m->packed_arena + off;
-        off += (f->packed_size(w->K, w->M) + 63) & ~(size_t)63;
+        off += (f->packed_size(w->Kp, w->M) + 63) & ~(size_t)63;
     }
     pack_job job = {.m = m, .n_items = n_items};
     atomic_init(&job.next, 0);
+    atomic_init(&job.failed, 0);
     bn_threadpool_run(pool, task_pack_ternary, &job);
+    if (atomic_load(&job.failed))
+        return fail(err, errlen, "out of memory while re-laying unaligned I2_S rows");
     return 0;
 }
 
 /* ---- the LM head ------------------------------------------------------------------ */
 
-/* A head smaller than this stays F16 by default: it is read from cache, so
- * int8 saves no memory traffic and F16 keeps exact parity with bitnet.cpp.
- * Above it (2B4T: 657 MB) the Q8 head halves the bytes read per token. */
+/* An F16 head smaller than this stays F16 by default: it is read from cache,
+ * so int8 saves no memory traffic and F16 keeps exact parity with
+ * bitnet.cpp. Above it (2B4T: 657 MB) the Q8 head halves the bytes read per
+ * token. */
 #define HEAD_Q8_DEFAULT_MIN_BYTES (32u << 20)
 
 static void task_pack_head(void *arg, int ith, int nth) {
@@ -431,31 +597,39 @@ static void task_pack_head(void *arg, int ith, int nth) {
         int m0 = i * job->rows_per_item, m1 = m0 + job->rows_per_item;
         if (m1 > h->M)
             m1 = h->M;
-        f->pack(m->tok_embd, h->K, h->M, m0, m1, h->owned);
+        f->pack(job->src, h->K, h->M, m0, m1, h->owned);
         /* Those F16 rows are done: release them now rather than at the end,
          * so the F16 and packed heads are never resident together (peak RSS). */
         if (m->gguf.owns_map)
-            drop_pages(m->tok_embd + (size_t)m0 * (size_t)h->K,
+            drop_pages(job->src + (size_t)m0 * (size_t)h->K,
                        (uint64_t)(m1 - m0) * (uint64_t)h->K * 2);
     }
 }
 
-/* The tied head: the F16 embedding as stored, or packed into a smaller
- * format at load (the default above 32 MB). */
-static int make_head(bn_model *m, int want, const char *path, bn_threadpool *pool, char *err,
-                     size_t errlen) {
+/* The head from its tensor (docs/FORMAT.md, Head and embedding types): an
+ * F16 table as stored or packed into the Q8 head (the default above 32 MB);
+ * Q8_0, Q6_K and F32 tables as stored, with ggml's numerics (the head type
+ * asked for applies to F16 tables only). */
+static int make_head(bn_model *m, int want, const gguf_tensor *src, bn_threadpool *pool,
+                     char *err, size_t errlen) {
     const int K = m->hp.n_embd, M = m->hp.n_vocab;
     bn_matrix *h = &m->head;
-    uint64_t f16_bytes = (uint64_t)K * (uint64_t)M * 2;
-    if (want == BN_HEAD_DEFAULT)
-        want = f16_bytes >= HEAD_Q8_DEFAULT_MIN_BYTES ? BN_HEAD_Q8 : BN_HEAD_F16;
     h->K = K;
     h->M = M;
+    h->W = src->data;
+    h->bytes = src->nbytes;
+    m->head_type = BN_HEAD_DEFAULT;
+    switch (src->type) {
+    case GGML_Q8_0: h->fmt = BN_FMT_Q8_0; return 0;
+    case GGML_Q6_K: h->fmt = BN_FMT_Q6_K; return 0;
+    case GGML_F32: h->fmt = BN_FMT_F32; return 0;
+    default: break;
+    }
+    if (want == BN_HEAD_DEFAULT)
+        want = src->nbytes >= HEAD_Q8_DEFAULT_MIN_BYTES ? BN_HEAD_Q8 : BN_HEAD_F16;
     m->head_type = want;
     if (want == BN_HEAD_F16) {
         h->fmt = BN_FMT_F16;
-        h->W = m->tok_embd;
-        h->bytes = f16_bytes;
         return 0;
     }
     if (K % 32 != 0)
@@ -469,20 +643,46 @@ static int make_head(bn_model *m, int want, const char *path, bn_threadpool *poo
     h->W = h->owned;
     h->bytes = bytes;
     /* Claims of 64 tiles: a few MB of work each. */
-    pack_job job = {.m = m, .rows_per_item = 64 * f->tile_rows};
+    pack_job job = {.m = m, .rows_per_item = 64 * f->tile_rows, .src = (const uint16_t *)src->data};
     job.n_items = (M + job.rows_per_item - 1) / job.rows_per_item;
     atomic_init(&job.next, 0);
+    atomic_init(&job.failed, 0);
     bn_threadpool_run(pool, task_pack_head, &job);
-    /* From now on only single embedding rows are read (token lookup), with
-     * pread (bn_model_embedding_row): a fault in the mapping would map a
-     * whole large folio of the file (~700 KB per 5 KB row measured), and a
-     * 512-token prompt would pull most of the table back in. Pages
-     * straddling two claims are released here. */
-    if (m->gguf.owns_map && path) {
-        m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
-        drop_pages(m->tok_embd, f16_bytes);
-    }
+    if (m->gguf.owns_map)
+        drop_pages(src->data, src->nbytes);     /* pages straddling two claims */
     return 0;
+}
+
+/* From now on token_embd is read one row per token. Unless it is the head
+ * the forward pass reads in place (then it is resident anyway), rows are
+ * read with pread (bn_model_embedding_raw): a fault in the mapping would map
+ * a whole large folio of the file (~700 KB per 5 KB row measured), and a
+ * 512-token prompt would pull most of the table back in. */
+static void open_embedding_reader(bn_model *m, const char *path) {
+    if (m->gguf.owns_map && path && m->head.W != (const void *)m->tok_embd)
+        m->embd_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static float default_attn_scale(int head_dim) {
+    return 1.0f / sqrtf((float)head_dim);
+}
+
+int bn_model_use_kernels(bn_model *m, const bn_kernels *k, char *err, size_t errlen) {
+    if (!m->layers || !m->head_src)
+        return fail(err, errlen, "model was loaded without weights (vocab only)");
+    bn_threadpool *pool = bn_threadpool_new(bn_physical_cores());
+    if (!pool)
+        return fail(err, errlen, "cannot start the loader's threads");
+    free(m->packed_arena);
+    m->packed_arena = NULL;
+    free(m->head.owned);
+    m->head.owned = NULL;
+    m->kern = k;
+    int rc = pack_ternary(m, pool, err, errlen);
+    if (rc == 0 && m->head.fmt == BN_FMT_Q8_HEAD)
+        rc = make_head(m, BN_HEAD_Q8, m->head_src, pool, err, errlen);
+    bn_threadpool_free(pool);
+    return rc;
 }
 
 /* ---- load / free -------------------------------------------------------------- */
@@ -492,24 +692,34 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
     bn_model_params defaults = bn_model_default_params();
     const bn_model_params *p = params ? params : &defaults;
     bn_threadpool *pool = NULL;
+    binder b = {0};
     bn_model *m = calloc(1, sizeof *m);
     if (!m) {
         fail(err, errlen, "out of memory");
         return NULL;
     }
     m->embd_fd = -1;
+    b.m = m;
+    b.err = err;
+    b.errlen = errlen;
     if (gguf_open(&m->gguf, path, err, errlen) != 0) {
         free(m);
         return NULL;
     }
     if (read_hparams(&m->gguf, &m->hp, &m->arch, err, errlen) != 0)
         goto fail;
+    m->attn_scale = default_attn_scale(m->hp.head_dim);
+    if (m->arch->attn_scale_key) {
+        hp_ctx c = { &m->gguf, m->hp.arch, err, errlen };
+        if (hp_float(&c, "attention.scale", 0, m->attn_scale, &m->attn_scale))
+            goto fail;
+    }
     if (!p->vocab_only) {
         if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16 && p->head != BN_HEAD_Q8) {
             fail(err, errlen, "unknown head type %d", p->head);
             goto fail;
         }
-        if (bind_tensors(m, 0, err, errlen) != 0 || copy_norms(m, err, errlen) != 0)
+        if (bind_tensors(&b) != 0 || copy_vectors(&b) != 0)
             goto fail;
         if (!(m->kern = bn_kernels_select(p->kernel, err, errlen)))
             goto fail;
@@ -530,12 +740,16 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
             goto fail;
         }
         if (pack_ternary(m, pool, err, errlen) != 0 ||
-            make_head(m, p->head, path, pool, err, errlen) != 0)
+            make_head(m, p->head, b.head, pool, err, errlen) != 0)
             goto fail;
+        m->head_src = b.head;
+        open_embedding_reader(m, path);
         bn_threadpool_free(pool);
     }
+    free(b.vecs);
     return m;
 fail:
+    free(b.vecs);
     bn_threadpool_free(pool);
     bn_model_free(m);
     return NULL;
@@ -556,23 +770,44 @@ void bn_model_free(bn_model *m) {
     free(m);
 }
 
-void bn_model_embedding_row(const bn_model *m, int32_t token, uint16_t *dst) {
-    const size_t E = (size_t)m->hp.n_embd;
-    const uint16_t *row = m->tok_embd + (size_t)token * E;
+void bn_model_embedding_raw(const bn_model *m, int32_t token, void *raw) {
+    const size_t n = m->embd_row_bytes;
     if (m->embd_fd >= 0) {
-        size_t want = E * sizeof *dst, got = 0;
-        off_t off = (off_t)(m->embd_file_offset + (uint64_t)token * want);
-        while (got < want) {
-            ssize_t r = pread(m->embd_fd, (char *)dst + got, want - got, off + (off_t)got);
+        size_t got = 0;
+        off_t off = (off_t)(m->embd_file_offset + (uint64_t)token * n);
+        while (got < n) {
+            ssize_t r = pread(m->embd_fd, (char *)raw + got, n - got, off + (off_t)got);
             if (r <= 0)
                 break;
             got += (size_t)r;
         }
-        if (got == want)
+        if (got == n)
             return;
         /* An I/O error: the mapping holds the same bytes. */
     }
-    memcpy(dst, row, E * sizeof *dst);
+    memcpy(raw, m->tok_embd + (size_t)token * n, n);
+}
+
+void bn_model_embedding_row(const bn_model *m, int32_t token, void *raw, float *dst) {
+    const int E = m->hp.n_embd;
+    bn_model_embedding_raw(m, token, raw);
+    switch (m->embd_type) {
+    case GGML_F16:
+        if (m->kern) {
+            m->kern->f16_to_f32(raw, dst, E);
+        } else {
+            const uint16_t *h = raw;
+            for (int i = 0; i < E; i++) dst[i] = bn_f16_to_f32(h[i]);
+        }
+        break;
+    case GGML_F32:
+        if (raw != (void *)dst)
+            memcpy(dst, raw, (size_t)E * sizeof *dst);
+        break;
+    case GGML_Q8_0: bn_q8_0_row_to_f32(raw, E, dst); break;
+    case GGML_Q6_K: bn_q6_k_row_to_f32(raw, E, dst); break;
+    default: memset(dst, 0, (size_t)E * sizeof *dst); break;
+    }
 }
 
 /* ---- accessors ------------------------------------------------------------------ */

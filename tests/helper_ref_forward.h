@@ -1,8 +1,12 @@
-/* A plain, slow reference of the BitNet b1.58 forward pass, written straight
- * from SPEC §4 with bitnet.cpp's single-token numerics (f16 KV cache; Q, the
- * softmax probabilities and the final hidden state rounded to f16). It reads
- * the model's I2_S payloads and decodes them itself, never touching the kernel
- * table, so the engine can be checked against it without ../shared. */
+/* A plain, slow reference of the forward pass of every architecture the
+ * engine runs (docs/NUMERICS.md: "bitnet-b1.58 graph", "bitnet graph",
+ * "llama graph"), written straight from the docs with bitnet.cpp's
+ * single-token numerics (f16 KV cache; Q, the softmax probabilities and an
+ * F16 head's hidden state rounded to f16; a Q8_0, Q6_K or F32 head as ggml's
+ * x86 build computes it). It reads the model's tensors from the file and
+ * decodes them itself (I2_S by flat index, so rows of any K; embedding and
+ * head tables of every type), never touching the kernel table, so the
+ * engine can be checked against it without ../shared. */
 #ifndef HELPER_REF_FORWARD_H
 #define HELPER_REF_FORWARD_H
 

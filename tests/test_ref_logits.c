@@ -32,6 +32,12 @@
  *     any position: mid-2b4t.random16 parts from bitnet.cpp at continuation
  *     step 21, margin 0.016, in both numerics); so the continuation error
  *     there is taken as at least 0.01 σ.
+ * The family's reference logits (../shared/ref/README-family.md: arch
+ * `bitnet` with a Q8_0 head and ffn_down K = 1056, whose reference is an
+ * independent numpy forward because bitnet.cpp gets that shape wrong;
+ * `llama` with an untied head; Falcon3's head_dim 256) get the same
+ * criteria, for every kernel variant (bn_kernels_all) at 1 and 2 threads,
+ * and every variant and thread count must give the same bits.
  * The measured numbers are printed for the record. */
 #include <math.h>
 #include <setjmp.h>
@@ -46,6 +52,7 @@
 #include <cmocka.h>
 
 #include "bitnet.h"
+#include "model.h"
 
 #define REF_DIR BN_SHARED_DIR "/ref"
 #define MODEL_DIR BN_SHARED_DIR "/models"
@@ -176,10 +183,11 @@ typedef struct ours {
 
 /* Runs the prompt as one batch (batch = 1) or token by token, then the greedy
  * continuation one token at a time, as the reference did. */
-static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, ours *o) {
+static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, int threads,
+                     int greedy, ours *o) {
     int V = rc->n_vocab, n = rc->rows;
     bn_context_params cp = bn_context_default_params();
-    cp.n_threads = 2;
+    cp.n_threads = threads;
     cp.n_batch = n;
     cp.n_outputs_max = n;
     char err[256] = "";
@@ -200,7 +208,7 @@ static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, ou
         }
     }
     o->greedy[0] = argmax(o->logits + (size_t)(n - 1) * V, V);
-    for (int k = 1; k < N_GREEDY; k++) {
+    for (int k = 1; k < N_GREEDY && greedy; k++) {
         if (bn_decode(c, &o->greedy[k - 1], 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
         o->greedy[k] = argmax(bn_get_logits(c, -1), V);
     }
@@ -211,7 +219,7 @@ static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, ou
  * the numbers and returns how many criteria failed (every case is measured
  * and printed before the test fails). */
 static int check(const char *name, const char *mode, const char *path, const refcase *rc,
-                  const ours *o) {
+                 const ours *o, int strict) {
     int V = rc->n_vocab, n = rc->rows;
     double max = 0, sum = 0, row0 = 0;
     for (int r = 0; r < n; r++)
@@ -261,9 +269,9 @@ static int check(const char *name, const char *mode, const char *path, const ref
     CRITERION(max <= 0.25 * sigma, "max|d| <= 0.25 sigma");
     CRITERION(mean <= 0.04 * sigma, "mean|d| <= 0.04 sigma");
     CRITERION(row0 <= 0.01 * sigma, "row 0 max|d| <= 0.01 sigma");
-    CRITERION(strcmp(mode, "seq") != 0 || n != 16 || max <= 0.01 * sigma,
+    CRITERION(!strict || strcmp(mode, "seq") != 0 || n != 16 || max <= 0.01 * sigma,
               "16-token seq case: max|d| <= 0.01 sigma");
-    CRITERION(!bcpp || n != 16 || max <= 0.001 * sigma,
+    CRITERION(!strict || !bcpp || n != 16 || max <= 0.001 * sigma,
               "16-token batch case, bitnet.cpp batch numerics: max|d| <= 0.001 sigma");
     CRITERION(agree == sure, "argmax equal where the reference margin > 0.25 sigma");
     CRITERION(same >= stop, "greedy tokens equal up to the first margin below twice the continuation error");
@@ -287,19 +295,19 @@ static void run_model(const char *model_file, const char *const *cases, int n_ca
         load_refcase(cases[i], "seq", &rc);
         assert_int_equal(rc.n_vocab, bn_model_hparams(m)->n_vocab);
         ours o_batch, o_seq, o_bcpp;
-        run_ours(m, &rc, 1, BN_NUMERICS_DECODE, &o_batch);
-        run_ours(m, &rc, 0, BN_NUMERICS_DECODE, &o_seq);
-        run_ours(m, &rc, 1, BN_NUMERICS_BITNET_CPP, &o_bcpp);
+        run_ours(m, &rc, 1, BN_NUMERICS_DECODE, 2, 1, &o_batch);
+        run_ours(m, &rc, 0, BN_NUMERICS_DECODE, 2, 1, &o_seq);
+        run_ours(m, &rc, 1, BN_NUMERICS_BITNET_CPP, 2, 1, &o_bcpp);
         /* One set of numerics: our two paths agree bit for bit. */
         assert_memory_equal(o_batch.logits, o_seq.logits, (size_t)rc.rows * rc.n_vocab * sizeof(float));
 
-        failed += check(cases[i], "seq", "batch", &rc, &o_batch);
-        failed += check(cases[i], "seq", "seq", &rc, &o_seq);
+        failed += check(cases[i], "seq", "batch", &rc, &o_batch, 1);
+        failed += check(cases[i], "seq", "seq", &rc, &o_seq, 1);
         free(rc.logits);
         load_refcase(cases[i], "batch", &rc);
-        failed += check(cases[i], "batch", "batch", &rc, &o_batch);
-        failed += check(cases[i], "batch", "seq", &rc, &o_seq);
-        failed += check(cases[i], "batch", "bcpp", &rc, &o_bcpp);
+        failed += check(cases[i], "batch", "batch", &rc, &o_batch, 1);
+        failed += check(cases[i], "batch", "seq", &rc, &o_seq, 1);
+        failed += check(cases[i], "batch", "bcpp", &rc, &o_bcpp, 1);
         free(rc.logits);
         free(o_batch.logits);
         free(o_seq.logits);
@@ -328,10 +336,147 @@ static void test_mid_2b4t(void **state) {
     run_model("mid-2b4t.gguf", cases, 2);
 }
 
+/* ---- the family (README-family.md) ------------------------------------------------------ */
+
+/* The models folder: ../shared/models, or $BN_REF_MODEL_DIR (copies of the
+ * same files, e.g. with a tokenizer this build reads). */
+static void family_model_path(const char *file, char *path, size_t n) {
+    const char *dir = getenv("BN_REF_MODEL_DIR");
+    snprintf(path, n, "%s/%s", dir && *dir ? dir : MODEL_DIR, file);
+}
+
+/* max|d| / sigma of our logits against a reference file. */
+static double max_rel(const refcase *rc, const ours *o) {
+    double max = 0;
+    for (size_t i = 0; i < (size_t)rc->rows * rc->n_vocab; i++) {
+        double d = fabs((double)o->logits[i] - rc->logits[i]);
+        if (d > max) max = d;
+    }
+    return max / rc->sigma;
+}
+
+/* Every case of a family model, for every kernel variant at 1 and 2
+ * threads. The reference's criteria (README-family.md, How to compare:
+ * max, mean, argmax, greedy; row 0 <= 0.01 sigma) on the reference kernel
+ * at 1 thread with the greedy continuation, and every other variant and
+ * thread count must give the same bits for the prompt. The stricter
+ * 16-token bounds of bitnet-b1.58 do not carry over: the family's seq
+ * references part from an engine that follows every documented rounding
+ * at one int8 flip (fam-llama-untied.sonnet16 0.025 sigma, as the
+ * reference's own numpy forward; fam-bitnet-spm.caesar16 0.09 sigma against
+ * numpy), and bitnet.cpp's prompt batch on these shapes is not reproduced
+ * by its documented batch rules (0.02 sigma for the numpy forward on
+ * fam-falcon3.globe16). Instead each model's random16 seq case, where no
+ * rounding flips, must match to 0.001 sigma (measured: 0 to 6e-7 sigma). */
+static void run_family(const char *model_file, const char *const *cases, int n_cases) {
+    char path[1024];
+    struct stat st;
+    family_model_path(model_file, path, sizeof path);
+    if (stat(REF_DIR "/README-family.md", &st) != 0 || stat(path, &st) != 0) {
+        print_message("skipped: no %s or no family reference files in %s\n", path, REF_DIR);
+        skip();
+    }
+    const bn_kernels *all[16];
+    int n_all = bn_kernels_all(all, 16);
+    assert_true(n_all >= 1 && strcmp(all[0]->name, "ref") == 0);
+    int failed = 0;
+    for (int i = 0; i < n_cases; i++) {
+        static refcase seq, batch;
+        load_refcase(cases[i], "seq", &seq);
+        load_refcase(cases[i], "batch", &batch);
+        size_t bytes = (size_t)seq.rows * seq.n_vocab * sizeof(float);
+        float *first = NULL, *first_bcpp = NULL;   /* ref -t 1 */
+        for (int k = 0; k < n_all; k++) {
+            bn_model_params mp = bn_model_default_params();
+            mp.kernel = "ref";
+            char err[256] = "";
+            bn_model *m = bn_model_load(path, &mp, err, sizeof err);
+            if (!m) {
+                /* The tokenizers of these files (SentencePiece, falcon3)
+                 * may not be in this build yet; the logits need only ids. */
+                if (strstr(err, "tokenizer")) {
+                    print_message("skipped: %s: %s\n", path, err);
+                    free(seq.logits);
+                    free(batch.logits);
+                    skip();
+                }
+                fail_msg("bn_model_load(%s): %s", path, err);
+            }
+            if (k > 0 && bn_model_use_kernels(m, all[k], err, sizeof err) != 0)
+                fail_msg("bn_model_use_kernels(%s): %s", all[k]->name, err);
+            assert_int_equal(seq.n_vocab, bn_model_hparams(m)->n_vocab);
+            for (int threads = 1; threads <= 2; threads++) {
+                const int base = k == 0 && threads == 1;
+                ours o_batch, o_seq, o_bcpp;
+                run_ours(m, &seq, 1, BN_NUMERICS_DECODE, threads, base, &o_batch);
+                run_ours(m, &seq, 0, BN_NUMERICS_DECODE, threads, base, &o_seq);
+                run_ours(m, &seq, 1, BN_NUMERICS_BITNET_CPP, threads, base, &o_bcpp);
+                assert_memory_equal(o_batch.logits, o_seq.logits, bytes);
+                if (base) {
+                    print_message("%s (kernel ref -t 1; the same bits expected from every "
+                                  "variant at 1 and 2 threads)\n", cases[i]);
+                    failed += check(cases[i], "seq", "batch", &seq, &o_batch, 0);
+                    failed += check(cases[i], "seq", "seq", &seq, &o_seq, 0);
+                    failed += check(cases[i], "batch", "batch", &batch, &o_batch, 0);
+                    failed += check(cases[i], "batch", "seq", &batch, &o_seq, 0);
+                    failed += check(cases[i], "batch", "bcpp", &batch, &o_bcpp, 0);
+                    if (strstr(cases[i], ".random16") && max_rel(&seq, &o_seq) > 0.001) {
+                        print_message("    FAILED: random16 seq case: max|d| <= 0.001 sigma\n");
+                        failed++;
+                    }
+                    first = o_seq.logits;
+                    first_bcpp = o_bcpp.logits;
+                    free(o_batch.logits);
+                    continue;
+                }
+                if (memcmp(first, o_seq.logits, bytes) != 0 ||
+                    memcmp(first_bcpp, o_bcpp.logits, bytes) != 0) {
+                    print_message("    FAILED: %s: kernel %s -t %d gives other bits than ref -t 1\n",
+                                  cases[i], all[k]->name, threads);
+                    failed++;
+                }
+                free(o_batch.logits);
+                free(o_seq.logits);
+                free(o_bcpp.logits);
+            }
+            bn_model_free(m);
+        }
+        free(first);
+        free(first_bcpp);
+        free(seq.logits);
+        free(batch.logits);
+    }
+    assert_int_equal(failed, 0);
+}
+
+static void test_fam_bitnet_spm(void **state) {
+    (void)state;
+    static const char *const cases[] = {"fam-bitnet-spm.caesar16", "fam-bitnet-spm.macbeth35",
+                                        "fam-bitnet-spm.random16"};
+    run_family("fam-bitnet-spm.gguf", cases, 3);
+}
+
+static void test_fam_llama_untied(void **state) {
+    (void)state;
+    static const char *const cases[] = {"fam-llama-untied.sonnet16", "fam-llama-untied.hamlet93",
+                                        "fam-llama-untied.random16"};
+    run_family("fam-llama-untied.gguf", cases, 3);
+}
+
+static void test_fam_falcon3(void **state) {
+    (void)state;
+    static const char *const cases[] = {"fam-falcon3.globe16", "fam-falcon3.sonnet93",
+                                        "fam-falcon3.random16"};
+    run_family("fam-falcon3.gguf", cases, 3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mini_llama3),
         cmocka_unit_test(test_mid_2b4t),
+        cmocka_unit_test(test_fam_bitnet_spm),
+        cmocka_unit_test(test_fam_llama_untied),
+        cmocka_unit_test(test_fam_falcon3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

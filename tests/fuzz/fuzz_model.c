@@ -7,9 +7,12 @@
  * The input is written to a memory file and loaded through its /proc path,
  * exactly as a user's file would be (bn_model_load maps it).
  *
- * Seeds: FUZZ_MODEL_WRITE_SEEDS=DIR ./fuzz_model writes a tiny valid model
- * (1 layer, width 128, byte vocabulary) into DIR and exits; run the fuzzer
- * with -max_len=131072 or more so mutations can keep the whole file. */
+ * Seeds: FUZZ_MODEL_WRITE_SEEDS=DIR ./fuzz_model writes tiny valid models
+ * (1 layer, width 128, byte vocabulary) of each architecture into DIR and
+ * exits: bitnet-b1.58; bitnet with a Q8_0 head, ffn_down K = 160 and
+ * projection scales; llama with head_dim 80, an untied Q8_0 output, biases
+ * and F16 norms. Run the fuzzer with -max_len=131072 or more so mutations
+ * can keep a whole file. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,23 +23,39 @@
 #include "bitnet.h"
 #include "synth.h"
 
-static void write_seeds(const char *dir) {
-    bn_synth_config c;
-    if (bn_synth_preset("small", NULL, &c) != 0) {
-        fprintf(stderr, "fuzz_model: no small preset\n");
-        exit(1);
-    }
-    c.n_layer = 1;
-    c.n_embd = 128;
-    c.n_head = 2;
-    c.n_head_kv = 1;
-    c.n_ff = 256;
-    c.n_ctx = 64;
+static void write_seed(const char *dir, const char *file, const bn_synth_config *c) {
     char path[4096], err[256];
-    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
-    if (bn_synth_write(&c, path, err, sizeof err) != 0) {
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (bn_synth_write(c, path, err, sizeof err) != 0) {
         fprintf(stderr, "fuzz_model: %s\n", err);
         exit(1);
+    }
+}
+
+static void write_seeds(const char *dir) {
+    static const char *const presets[] = { "small", "small-bitnet", "small-llama-untied" };
+    static const char *const files[] = { "tiny.gguf", "tiny-bitnet.gguf", "tiny-llama.gguf" };
+    for (int i = 0; i < 3; i++) {
+        bn_synth_config c;
+        if (bn_synth_preset(presets[i], NULL, &c) != 0) {
+            fprintf(stderr, "fuzz_model: no %s preset\n", presets[i]);
+            exit(1);
+        }
+        c.n_layer = 1;
+        c.n_embd = 128;
+        c.n_head = 2;
+        c.n_head_kv = 1;
+        c.n_ff = i == 0 ? 256 : 160;
+        c.n_ctx = 64;
+        if (i == 1) {
+            c.with_scales = 1;                  /* a Q8_0 head by the n_embd rule */
+        } else if (i == 2) {
+            c.head_dim = 80;
+            c.embd_type = "Q8_0";
+            c.with_biases = 1;
+            c.norm_f16 = 1;
+        }
+        write_seed(dir, files[i], &c);
     }
     exit(0);
 }
