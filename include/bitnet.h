@@ -223,7 +223,7 @@ typedef struct bn_sampler_params {
 } bn_sampler_params;
 #define BN_SEED_RANDOM 0xFFFFFFFFu
 
-bn_sampler_params bn_sampler_default_params(void);  /* llama-cli defaults (SPEC 7.2) */
+bn_sampler_params bn_sampler_default_params(void);  /* llama-cli defaults (docs/CHAT.md, Sampling) */
 bn_sampler *bn_sampler_new(const bn_sampler_params *p, int n_vocab);
 void bn_sampler_free(bn_sampler *s);
 uint32_t bn_sampler_seed(const bn_sampler *s);      /* the seed actually used */

@@ -1,4 +1,4 @@
-/* Token sampler: llama-cli's default chain (SPEC 7.2)
+/* Token sampler: llama-cli's default chain (docs/CHAT.md, Sampling)
  *   penalties -> top-k -> top-p -> min-p -> temperature -> softmax -> draw
  * with greedy argmax when temp <= 0. Every buffer is sized for the vocabulary
  * in bn_sampler_new, so sampling a token never allocates. The random draw

@@ -31,7 +31,7 @@ check_counts() {  # FILE N_TENSORS N_KV WHAT
     [ "$(u64_at "$1" 16)" = "$3" ] && ok "$4: $3 keys" || fail "$4: $(u64_at "$1" 16) keys, expected $3"
 }
 
-# Keys in order with their value types (SPEC 3.2): each key's first
+# Keys in order with their value types (docs/FORMAT.md, 2B4T keys): each key's first
 # occurrence must be a whole record (length prefix = key length) with the
 # expected type id, at increasing offsets.
 check_keys() {  # FILE HEADER_BYTES "key:type key:type ..."
@@ -99,7 +99,7 @@ else
             echo "$out" | grep -qE "blk.29.ffn_down.weight +I2_S +\[6912, 2560\] +4423712" ||
                 fail "bitnet info: ffn_down row"
             echo "$out" | grep -q "1 F16 (656670720 bytes), 121 F32 (1761280 bytes), 210 I2_S (521017920 bytes)" &&
-                ok "bitnet info: totals match SPEC 3.5" || fail "bitnet info: totals"
+                ok "bitnet info: totals match docs/FORMAT.md, 2B4T tensors" || fail "bitnet info: totals"
         fi
     else
         fail "2b4t: bitnet-synth failed"

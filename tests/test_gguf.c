@@ -416,7 +416,7 @@ static void test_tensors_align32_file(void **state) { (void)state; tensor_round_
 static void test_type_sizes(void **state)
 {
     (void)state;
-    /* SPEC 3.5 byte counts of the published model. */
+    /* docs/FORMAT.md, 2B4T tensors byte counts of the published model. */
     assert_int_equal(ggml_type_nbytes(GGML_I2_S, 2560ull * 2560), 1638432);
     assert_int_equal(ggml_type_nbytes(GGML_I2_S, 2560ull * 640), 409632);
     assert_int_equal(ggml_type_nbytes(GGML_I2_S, 2560ull * 6912), 4423712);
@@ -1033,7 +1033,7 @@ static void test_shared_other_models(void **state)
     if (open_shared(&f, "mid-2b4t.gguf")) {
         seen++;
         check_layout(&f);
-        /* The 2B4T layer shapes of SPEC 3.5, with fewer layers and a small vocab. */
+        /* The 2B4T layer shapes of docs/FORMAT.md, 2B4T tensors, with fewer layers and a small vocab. */
         expect_tensor(&f, "blk.0.attn_q.weight", GGML_I2_S, 2560, 2560, 1638432);
         expect_tensor(&f, "blk.0.attn_k.weight", GGML_I2_S, 2560, 640, 409632);
         expect_tensor(&f, "blk.0.ffn_up.weight", GGML_I2_S, 2560, 6912, 4423712);

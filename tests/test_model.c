@@ -188,7 +188,7 @@ static void test_small_bindings(void **state) {
 }
 
 /* The repacked weights give the exact integer dot products of the ternary
- * values (SPEC 4.5), for every kernel variant this CPU runs. */
+ * values (docs/NUMERICS.md, BitLinear), for every kernel variant this CPU runs. */
 static void test_small_repack_all_kernels(void **state) {
     (void)state;
     const bn_kernels *ks[16];

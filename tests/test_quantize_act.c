@@ -1,5 +1,5 @@
 /* quantize_act of every variant, bit-exact against a straightforward
- * transcription of SPEC 4.5 steps 1-4 (nearbyintf instead of the reference's
+ * transcription of docs/NUMERICS.md, BitLinear steps 1-4 (nearbyintf instead of the reference's
  * 1.5*2^23 trick, so the two roundings are checked against each other). */
 #include <math.h>
 #include <setjmp.h>

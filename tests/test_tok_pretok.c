@@ -53,7 +53,7 @@ static void split(int which, const char *text, pieces *p)
     else assert_int_equal(bn_pretok_default(cp, m, collect, p), 0);
 }
 
-/* SPEC 5.3 table: input, DEFAULT pieces, LLaMA-3 pieces. */
+/* docs/TOKENIZER.md, default pre-tokenizer table: input, DEFAULT pieces, LLaMA-3 pieces. */
 static const char *const spec_vectors[][3] = {
     { "don't stop", "don|'|t| stop", "don|'t| stop" },
     { "Hello, world! (x) non-linear 12345",

@@ -51,7 +51,7 @@ static int type_block(uint32_t type, uint64_t *blck, uint64_t *bsize)
     case GGML_Q6_K:  *blck = 256; *bsize = 210; return 1;
     case GGML_TQ1_0: *blck = 256; *bsize = 54;  return 1;
     case GGML_TQ2_0: *blck = 256; *bsize = 66;  return 1;
-    /* I2_S: 2 bits per weight plus a 32-byte tail (scale + garbage), SPEC 1.6 */
+    /* I2_S: 2 bits per weight plus a 32-byte tail (scale + garbage), docs/FORMAT.md, Tensor sizes */
     case GGML_I2_S:  *blck = 4;   *bsize = 1;   return 1;
     default: return 0;
     }

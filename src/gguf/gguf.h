@@ -17,7 +17,7 @@ enum gguf_vtype {
     GGUF_VTYPE_COUNT
 };
 
-/* ggml tensor types this engine knows the size of (fork numbering, SPEC 1.5). */
+/* ggml tensor types this engine knows the size of (fork numbering, docs/FORMAT.md, Type ids). */
 enum ggml_type {
     GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_Q6_K = 14,
     GGML_BF16 = 30, GGML_TQ1_0 = 34, GGML_TQ2_0 = 35, GGML_I2_S = 36
@@ -43,7 +43,7 @@ typedef struct gguf_tensor {
     uint64_t ne[4];                 /* missing dims are 1 */
     uint32_t type;                  /* enum ggml_type */
     uint64_t offset;                /* relative to data_start, as stored */
-    uint64_t nbytes;                /* from type and shape (SPEC 1.6) */
+    uint64_t nbytes;                /* from type and shape (docs/FORMAT.md, Tensor sizes) */
     const uint8_t *data;            /* map + data_start + offset, bounds-checked */
 } gguf_tensor;
 

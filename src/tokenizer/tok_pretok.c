@@ -7,7 +7,7 @@
  * and tiktoken run it.
  *
  * "default": bitnet.cpp's fallback when tokenizer.ggml.pre is absent
- * (docs/TOKENIZER.md, Pre-tokenizers), four regexes applied in sequence,
+ * (docs/TOKENIZER.md, default pre-tokenizer), four regexes applied in sequence,
  * each re-splitting the pieces of the previous one; reproduced here as
  * nested splitters.
  *

@@ -281,7 +281,7 @@ static int32_t get_token_key(const gguf_file *f, const char *key, int n_vocab, i
     return fallback;
 }
 
-/* EOT candidates by text, in llama.cpp's order; the EOG set of SPEC 5.1 is
+/* EOT candidates by text, in llama.cpp's order; the EOG set of docs/TOKENIZER.md, Special tokens is
  * these plus <|eom_id|> (an end of generation, but not an end of turn). */
 static const char *const eot_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",

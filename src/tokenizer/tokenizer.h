@@ -10,7 +10,7 @@
 #include "bitnet.h"
 #include "gguf.h"
 
-/* BPE pre-tokenizers (docs/TOKENIZER.md, Pre-tokenizers). FALCON3 and
+/* BPE pre-tokenizers (docs/TOKENIZER.md, Pre-tokenizer selection). FALCON3 and
  * FALCON_E share one splitter (their regex lists are identical); NONE is a
  * SentencePiece vocabulary, which splits nothing. */
 enum bn_pre_type {

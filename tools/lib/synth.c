@@ -204,7 +204,7 @@ static uint64_t tensor_stream(uint64_t seed, const char *name) {
 /* ---- ternary tensors ------------------------------------------------------------ */
 
 /* A payload byte is four independent base-3 digits (one per 32-weight group
- * of its block, SPEC 2.2): index d = 27a + 9b + 3c + e (0..80) picks the byte
+ * of its block, docs/FORMAT.md, I2_S): index d = 27a + 9b + 3c + e (0..80) picks the byte
  * a<<6 | b<<4 | c<<2 | e, i.e. codes a..e = weights a-1 .. e-1. */
 static void digits_table(uint8_t byte_of[81]) {
     for (int d = 0; d < 81; d++)
