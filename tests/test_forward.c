@@ -201,9 +201,9 @@ static diff compare(const float *ref, const float *got, int rows, int V) {
     double s = 0, ss = 0, sum = 0;
     diff d = {0, 0, 0, 0};
     for (size_t i = 0; i < n; i++) {
-        s += ref[i];
-        ss += (double)ref[i] * ref[i];
-        double e = fabs((double)got[i] - ref[i]);
+        s += (double)ref[i];
+        ss += (double)ref[i] * (double)ref[i];
+        double e = fabs((double)got[i] - (double)ref[i]);
         assert_false(isnan(e));
         sum += e;
         if (e > d.max) d.max = e;

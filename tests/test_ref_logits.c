@@ -160,8 +160,8 @@ static void load_refcase(const char *name, const char *mode, refcase *rc) {
     double s = 0, ss = 0;
     size_t n = (size_t)rc->rows * rc->n_vocab;
     for (size_t i = 0; i < n; i++) {
-        s += rc->logits[i];
-        ss += (double)rc->logits[i] * rc->logits[i];
+        s += (double)rc->logits[i];
+        ss += (double)rc->logits[i] * (double)rc->logits[i];
     }
     double mu = s / n;
     rc->sigma = sqrt(ss / n - mu * mu);
@@ -225,7 +225,7 @@ static int check(const char *name, const char *mode, const char *path, const ref
     for (int r = 0; r < n; r++)
         for (int v = 0; v < V; v++) {
             size_t i = (size_t)r * V + v;
-            double d = fabs((double)o->logits[i] - rc->logits[i]);
+            double d = fabs((double)o->logits[i] - (double)rc->logits[i]);
             assert_false(isnan(d));
             sum += d;
             if (d > max) max = d;
@@ -240,7 +240,7 @@ static int check(const char *name, const char *mode, const char *path, const ref
         float second = -INFINITY;
         for (int v = 0; v < V; v++)
             if (v != top && R[v] > second) second = R[v];
-        if (R[top] - second > 0.25 * sigma) {
+        if ((double)(R[top] - second) > 0.25 * sigma) {
             sure++;
             agree += argmax(o->logits + (size_t)r * V, V) == top;
         }
@@ -349,7 +349,7 @@ static void family_model_path(const char *file, char *path, size_t n) {
 static double max_rel(const refcase *rc, const ours *o) {
     double max = 0;
     for (size_t i = 0; i < (size_t)rc->rows * rc->n_vocab; i++) {
-        double d = fabs((double)o->logits[i] - rc->logits[i]);
+        double d = fabs((double)o->logits[i] - (double)rc->logits[i]);
         if (d > max) max = d;
     }
     return max / rc->sigma;
