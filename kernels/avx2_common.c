@@ -16,7 +16,7 @@ float bn_avx2_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
     _mm256_storeu_ps(lanes, mx);
     double amax = 1e-5;
     for (int i = 0; i < 8; i++)
-        if ((double)lanes[i] > amax) amax = lanes[i];
+        if ((double)lanes[i] > amax) amax = (double)lanes[i];
     const float s = (float)(127.0 / amax);
 
     /* cvtps_epi32 rounds to nearest even (default MXCSR), the same as the

@@ -173,7 +173,7 @@ static void test_ref_gemv(void **state) {
             for (int i = 0; i < 32; i++) {
                 assert_int_equal(q[i], get_q(wq, 1, K, m, 32 * b + i));
                 isum += q[i] * ((const int8_t *)xq)[32 * b + i];
-                const double wv = bn_f16_to_f32(w[(size_t)m * K + 32 * b + i]), xv = x[32 * b + i];
+                const double wv = (double)bn_f16_to_f32(w[(size_t)m * K + 32 * b + i]), xv = (double)x[32 * b + i];
                 exact += wv * xv;
                 /* |w·x − ŵ·x̂| <= |w−ŵ||x| + |ŵ||x−x̂|, |x−x̂| <= dx/2 (test_act_rule) */
                 const double wh = (double)q[i] * (double)dw;
@@ -181,7 +181,7 @@ static void test_ref_gemv(void **state) {
             }
             const float term = (float)isum * (dw * dx);
             acc = acc + term;
-            mag += fabs(term);
+            mag += fabs((double)term);
         }
         if (memcmp(&acc, &y[m], 4) != 0)
             fail_msg("ref row %d: %a vs definition %a", m, (double)y[m], (double)acc);

@@ -158,7 +158,7 @@ static void test_writer_round_trip(void **state) {
     bn_jbuf_puts(&b, ",");
     bn_jbuf_num(&b, 0.1);
     bn_jbuf_puts(&b, ",");
-    bn_jbuf_num(&b, NAN);
+    bn_jbuf_num(&b, (double)NAN);
     bn_jbuf_puts(&b, "]");
     assert_false(b.oom);
     bn_json_doc d;

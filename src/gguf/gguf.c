@@ -648,7 +648,7 @@ static double decode_float(uint32_t type, const uint8_t *p, int *ok)
         uint32_t u = le32(p);
         float x;
         memcpy(&x, &u, 4);
-        return x;
+        return (double)x;
     }
     if (type == GGUF_F64) {
         uint64_t u = le64(p);
