@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
 #include "context.h"
 
 #define DEFAULT_BATCH 512
@@ -231,6 +232,17 @@ void bn_context_reset(bn_context *c) {
     /* Positions >= n_past are never read, so the cache contents can stay. */
     c->n_past = 0;
     c->n_logits = 0;
+}
+
+int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t errlen) {
+    if (!c || keep < 0 || n_discard < 1 || keep > c->n_past || n_discard > c->n_past - keep) {
+        set_err(err, errlen, "cannot shift the context: keep %d, discard %d of %d tokens",
+                keep, n_discard, c ? c->n_past : 0);
+        return -1;
+    }
+    bn_kv_shift(c, keep, n_discard);
+    c->n_past -= n_discard;
+    return 0;
 }
 
 int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
