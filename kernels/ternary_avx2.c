@@ -807,6 +807,8 @@ BN_DEFINE_Q8_HEAD_FORMAT(avx2, HR, avx2_head_size, avx2_head_quantize, avx2_act_
             [BN_FMT_F16_TINYBLAS] = &avx2_fmt_f16_tinyblas,                                   \
             [BN_FMT_Q8_HEAD] = &avx2_fmt_q8_head,                                             \
         },                                                                                    \
+        .attn_qk = bn_attn_qk_avx2, .attn_softmax = bn_attn_softmax_avx2,                     \
+        .attn_pv = bn_attn_pv_avx2,                                                           \
     }
 
 static const bn_kernels avx2_mad_kernels = AVX2_TABLE("avx2-mad", avx2_mad_fmt_ternary);

@@ -508,6 +508,9 @@ static const bn_kernels avx512_kernels = {
         [BN_FMT_F16_TINYBLAS] = &avx512_fmt_f16_tinyblas,
         [BN_FMT_Q8_HEAD] = &avx512_fmt_q8_head,
     },
+    .attn_qk = bn_attn_qk_avx2,
+    .attn_softmax = bn_attn_softmax_avx2,
+    .attn_pv = bn_attn_pv_avx2,
 };
 
 const bn_kernels *bn_kernels_avx512(void) {

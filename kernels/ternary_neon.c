@@ -199,6 +199,9 @@ static const bn_kernels neon_lut_kernels = {
         [BN_FMT_F16_TINYBLAS] = &neon_lut_fmt_f16_tinyblas,
         [BN_FMT_Q8_HEAD] = &neon_lut_fmt_q8_head,
     },
+    .attn_qk = bn_attn_qk_neon,
+    .attn_softmax = bn_attn_softmax_neon,
+    .attn_pv = bn_attn_pv_neon,
 };
 
 const bn_kernels *bn_kernels_neon_lut(void) {

@@ -176,6 +176,9 @@ static const bn_kernels neon_dotprod_kernels = {
         [BN_FMT_F16_TINYBLAS] = &neon_dp_fmt_f16_tinyblas,
         [BN_FMT_Q8_HEAD] = &neon_dp_fmt_q8_head,
     },
+    .attn_qk = bn_attn_qk_neon,
+    .attn_softmax = bn_attn_softmax_neon,
+    .attn_pv = bn_attn_pv_neon,
 };
 
 /* dispatch.c hands this out only where the CPU has the dot-product

@@ -179,6 +179,9 @@ static const bn_kernels ref_kernels = {
         [BN_FMT_F16_TINYBLAS] = &ref_fmt_f16_tinyblas,
         [BN_FMT_Q8_HEAD] = &ref_fmt_q8_head,
     },
+    .attn_qk = bn_attn_qk_ref,
+    .attn_softmax = bn_attn_softmax_ref,
+    .attn_pv = bn_attn_pv_ref,
 };
 
 const bn_kernels *bn_kernels_ref(void) {

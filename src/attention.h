@@ -7,6 +7,14 @@
 
 #include "context.h"
 
+/* Tokens per chunk of the long-context attention for this shape (the
+ * context sizes its scratch from it: attn_chunk x n_head rows of n_ctx
+ * probabilities), or 0 when every row takes the short path (a context of at
+ * most 256 cells, or a head_dim that is not a multiple of 8). */
+int bn_attention_chunk(const bn_hparams *hp, int n_ctx, int n_batch);
+/* Floats of one part's P·V lane state (att_acc) for that chunk. */
+size_t bn_attention_acc_floats(const bn_hparams *hp, int chunk);
+
 /* Before a batch of n tokens at positions pos0.. is stored: clears the V
  * cells of the KV_PAD blocks it enters for the first time (attention reads
  * whole blocks; see attention.c). */

@@ -193,6 +193,10 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     d.head_rows = (size_t)c->n_head_rows;
     d.outputs = (size_t)c->n_outputs_max;
     d.vocab = (size_t)hp->n_vocab;
+    c->attn_chunk = bn_attention_chunk(hp, c->n_ctx, c->n_batch);
+    d.hd = (size_t)hp->head_dim;
+    d.att_rows = (size_t)c->attn_chunk * (size_t)hp->n_head;
+    d.att_acc = bn_attention_acc_floats(hp, c->attn_chunk);
 
     size_t cache = (size_t)hp->n_layer * d.ctx * d.KV;
     c->k_cache = alloc_cache(cache, sizeof(uint16_t));
