@@ -156,6 +156,10 @@ int bn_chat_add_message(bn_chat *c, bn_chat_role role, const char *content,
                         char *err, size_t errlen);
 /* Appends a user message and opens the assistant's reply. */
 int bn_chat_add_user_turn(bn_chat *c, const char *content, char *err, size_t errlen);
+/* Takes back the user turn added last while none of it is fed (a message
+ * that cannot fit in the context): the conversation is as it was before
+ * bn_chat_add_user_turn. Returns 0, or -1 when there is none to take back. */
+int bn_chat_undo_user_turn(bn_chat *c);
 /* Records one sampled token of the open reply; an end-of-generation token
  * (bn_token_is_eog) closes it. */
 int bn_chat_add_reply_token(bn_chat *c, int32_t id, char *err, size_t errlen);
@@ -206,6 +210,15 @@ int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errle
  * Returns 0, or -1 with a message (e.g. context full) and the cache untouched. */
 int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
               char *err, size_t errlen);
+/* Context shift, as llama-cli does when the context is full (docs/CHAT.md,
+ * Context shift): removes the cells of positions [keep, keep + n_discard)
+ * from the KV cache and moves the later ones down by n_discard positions,
+ * their cached K re-rotated by RoPE to the new positions (docs/NUMERICS.md,
+ * Context shift); n_past goes down by n_discard. The kept tokens need no
+ * re-evaluation; the logits of the last bn_decode stay as they were.
+ * Returns 0, or -1 with a message (keep < 0, n_discard < 1, or
+ * keep + n_discard > n_past) and the cache untouched. */
+int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t errlen);
 /* Logits of row i of the last bn_decode (i = 0 .. n-1 with all_logits,
  * else only the last row: pass -1). n_vocab floats. */
 const float *bn_get_logits(const bn_context *c, int i);

@@ -27,6 +27,9 @@ BN_DEFINE_F16_FORMATS(avx2, bn_avx2_f32_to_f16, bn_avx2_gemv_f16, bn_avx2_dot_f3
             [BN_FMT_Q6_K] = &bn_fmt_q6_k,                               \
             [BN_FMT_F32] = &bn_fmt_f32,                                 \
         },                                                              \
+        .attn_qk = bn_attn_qk_avx2,                                     \
+        .attn_softmax = bn_attn_softmax_avx2,                           \
+        .attn_pv = bn_attn_pv_avx2,                                     \
     }
 
 static const bn_kernels avx2_mad_kernels = AVX2_TABLE("avx2-mad", bn_avx2_mad_fmt_ternary);

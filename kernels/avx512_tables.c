@@ -24,6 +24,9 @@ static const bn_kernels avx512_kernels = {
         [BN_FMT_Q6_K] = &bn_fmt_q6_k,
         [BN_FMT_F32] = &bn_fmt_f32,
     },
+    .attn_qk = bn_attn_qk_avx2,
+    .attn_softmax = bn_attn_softmax_avx2,
+    .attn_pv = bn_attn_pv_avx2,
 };
 
 const bn_kernels *bn_kernels_avx512(void) {

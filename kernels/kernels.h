@@ -113,6 +113,29 @@ typedef struct bn_kernels {
     /* ---- weight formats: every entry set (a variant without a faster
      * kernel for a format points at the reference's record) ---------------- */
     const bn_format_traits *fmt[BN_FMT_COUNT];
+
+    /* ---- attention over long contexts (src/attention.c; docs/NUMERICS.md,
+     * "Attention over long contexts") -------------------------------------
+     * One summation order of bitnet.c's own, identical in every variant
+     * (attn_ref.c is the definition): 8 lanes, element i going to lane
+     * i mod 8 in increasing i, each lane a chain of float additions of exact
+     * products (f16 x f16: both operands hold f16 values), then the lanes
+     * combined as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+     * s[r * lds + j] = q_r . k_j over hd dims (hd % 8 == 0) for r < nq,
+     * j < nk: q rows are floats holding f16 values (stride ldq), k rows the
+     * cache's f16 rows (stride hd). */
+    void (*attn_qk)(const float *q, size_t ldq, int nq, const uint16_t *k, int nk, int hd,
+                    float *s, size_t lds);
+    /* The scores s[0..n) of one row to probabilities, in place:
+     * w = s * scale, m = max w, e = bn_attn_exp(w - m) (attn_ref.c), sum of
+     * e in double in the 8-lane order above, p = e * (float)(1 / sum)
+     * rounded to f16 (kept as float); s[n..n_pad) = 0. */
+    void (*attn_softmax)(float *s, int n, int n_pad, float scale);
+    /* acc[(r * nd + d) * 8 + l] += the lane-l terms p[r * ldp + t] *
+     * vt[d * ldv + t] for t in [t0, t1) (multiples of 8; lane = t mod 8),
+     * r < np, d < nd. The caller reduces the 8 lanes as above. */
+    void (*attn_pv)(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
+                    size_t ldv, int nd, float *acc);
 } bn_kernels;
 
 /* The Q8 head's numerics (BN_FMT_Q8_HEAD), identical in every variant
@@ -195,6 +218,30 @@ size_t bn_q8_0_act_size(int K);
 void bn_q8_0_act_prep(const void *x, int K, void *act);
 void bn_q8_0_row_to_f32(const void *row, int K, float *dst);
 void bn_q6_k_row_to_f32(const void *row, int K, float *dst);
+/* The reference attention kernels (attn_ref.c), the definition of the
+ * long-context order; variants without their own point at them. */
+void bn_attn_qk_ref(const float *q, size_t ldq, int nq, const uint16_t *k, int nk, int hd,
+                    float *s, size_t lds);
+void bn_attn_softmax_ref(float *s, int n, int n_pad, float scale);
+void bn_attn_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
+                    size_t ldv, int nd, float *acc);
+/* exp(x) for x <= 0 in the fixed float steps every variant repeats: 0 below
+ * -87; else n = rint(x * log2 e), r = (x - n * ln2_hi) - n * ln2_lo, the
+ * degree-7 Taylor polynomial of exp(r) by Horner (a multiply, then an add,
+ * each rounded), times 2^n. Within 2 ulp of exp(x). */
+float bn_attn_exp(float x);
+/* The AVX2 attention kernels (attn_avx2.c; AVX2 and AVX-512 tables). */
+void bn_attn_qk_avx2(const float *q, size_t ldq, int nq, const uint16_t *k, int nk, int hd,
+                     float *s, size_t lds);
+void bn_attn_softmax_avx2(float *s, int n, int n_pad, float scale);
+void bn_attn_pv_avx2(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
+                     size_t ldv, int nd, float *acc);
+/* The NEON attention kernels (attn_neon.c; both NEON tables). */
+void bn_attn_qk_neon(const float *q, size_t ldq, int nq, const uint16_t *k, int nk, int hd,
+                     float *s, size_t lds);
+void bn_attn_softmax_neon(float *s, int n, int n_pad, float scale);
+void bn_attn_pv_neon(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
+                     size_t ldv, int nd, float *acc);
 
 /* Scalar helpers every variant may use. */
 float bn_f16_to_f32(uint16_t h);

@@ -192,6 +192,9 @@ static const bn_kernels neon_lut_kernels = {
         [BN_FMT_Q8_HEAD] = &neon_lut_fmt_q8_head,
         [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32,
     },
+    .attn_qk = bn_attn_qk_neon,
+    .attn_softmax = bn_attn_softmax_neon,
+    .attn_pv = bn_attn_pv_neon,
 };
 
 const bn_kernels *bn_kernels_neon_lut(void) {

@@ -173,6 +173,9 @@ static const bn_kernels ref_kernels = {
         [BN_FMT_Q8_HEAD] = &ref_fmt_q8_head,
         [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32,
     },
+    .attn_qk = bn_attn_qk_ref,
+    .attn_softmax = bn_attn_softmax_ref,
+    .attn_pv = bn_attn_pv_ref,
 };
 
 const bn_kernels *bn_kernels_ref(void) {

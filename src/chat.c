@@ -230,12 +230,26 @@ int bn_chat_add_message(bn_chat *c, bn_chat_role role, const char *content,
 }
 
 int bn_chat_add_user_turn(bn_chat *c, const char *content, char *err, size_t errlen) {
+    int n_tokens = c->n_tokens, in_reply = c->in_reply, after_end = c->after_end;
     if (close_reply(c, err, errlen) != 0 || render(c, BN_ROLE_USER, content, err, errlen) != 0 ||
         pay_after_end(c, err, errlen) != 0 ||
         add_str(c, formats[c->format].open[BN_ROLE_ASSISTANT], err, errlen) != 0 ||
         flush(c, err, errlen) != 0)
         return -1;
     c->in_reply = 1;
+    c->undo_ok = 1;
+    c->undo_n_tokens = n_tokens;
+    c->undo_in_reply = in_reply;
+    c->undo_after_end = after_end;
+    return 0;
+}
+
+int bn_chat_undo_user_turn(bn_chat *c) {
+    if (!c->undo_ok || c->n_fed > c->undo_n_tokens) return -1;
+    c->n_tokens = c->undo_n_tokens;
+    c->in_reply = c->undo_in_reply;
+    c->after_end = c->undo_after_end;
+    c->undo_ok = 0;
     return 0;
 }
 

@@ -37,6 +37,8 @@ struct bn_chat {
     int after_end;                  /* the format's after-end text is still owed */
     char *text;                     /* text of the current call, not yet tokenized */
     size_t text_len, text_cap;
+    /* the state before the last user turn, while it can be taken back */
+    int undo_ok, undo_n_tokens, undo_in_reply, undo_after_end;
 };
 
 /* The format a chat template names, by its markers in llama.cpp's order

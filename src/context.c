@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
 #include "context.h"
 
 #define DEFAULT_BATCH 512
@@ -195,6 +196,10 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     d.head_rows = (size_t)c->n_head_rows;
     d.outputs = (size_t)c->n_outputs_max;
     d.vocab = (size_t)hp->n_vocab;
+    c->attn_chunk = bn_attention_chunk(hp, c->n_ctx, c->n_batch);
+    d.hd = (size_t)hp->head_dim;
+    d.att_rows = (size_t)c->attn_chunk * (size_t)hp->n_head;
+    d.att_acc = bn_attention_acc_floats(hp, c->attn_chunk);
 
     size_t cache = (size_t)hp->n_layer * d.ctx * d.KV;
     c->k_cache = alloc_cache(cache, sizeof(uint16_t));
@@ -234,6 +239,17 @@ void bn_context_reset(bn_context *c) {
     /* Positions >= n_past are never read, so the cache contents can stay. */
     c->n_past = 0;
     c->n_logits = 0;
+}
+
+int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t errlen) {
+    if (!c || keep < 0 || n_discard < 1 || keep > c->n_past || n_discard > c->n_past - keep) {
+        set_err(err, errlen, "cannot shift the context: keep %d, discard %d of %d tokens",
+                keep, n_discard, c ? c->n_past : 0);
+        return -1;
+    }
+    bn_kv_shift(c, keep, n_discard);
+    c->n_past -= n_discard;
+    return 0;
 }
 
 int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,

@@ -25,6 +25,9 @@ typedef struct bn_scratch_dims {
     size_t head_in;     /* bytes of one head_in row */
     size_t outputs;     /* n_outputs_max */
     size_t vocab;
+    size_t hd;          /* head_dim */
+    size_t att_rows;    /* query rows of a long-attention chunk (attention.c) */
+    size_t att_acc;     /* floats of one part's P·V lane state */
 } bn_scratch_dims;
 
 /* Every scratch buffer, declared once: name, element type, element count
@@ -51,7 +54,10 @@ typedef struct bn_scratch_dims {
     X(rope, float, d.T * d.rot)               /* cos, sin per pair */               \
     X(head_in, uint8_t, d.head_rows * d.head_in) /* final state, as the head format \
                                                     prepares it */                  \
-    X(logits, float, d.outputs * d.vocab)
+    X(logits, float, d.outputs * d.vocab)                                           \
+    X(att_q, float, d.att_rows * d.hd)        /* long attention: q rounded to f16 */ \
+    X(att_p, float, d.att_rows * d.ctx)       /* scores, then probabilities */      \
+    X(att_acc, float, d.T * d.att_acc)        /* P·V lanes, one part per thread */
 
 /* How a context rounds where bitnet.cpp's prompt batch and its single-token
  * path differ (docs/NUMERICS.md, "Prompt batch and decode"). Chosen once, in
@@ -95,6 +101,7 @@ struct bn_context {
                                        to the format's tile_rows) */
     size_t dot_part;                /* int32 elements of one part's dots */
     int n_head_rows;                /* rows of head_in */
+    int attn_chunk;                 /* tokens per long-attention chunk; 0: none */
     int n_logits;                   /* rows valid from the last bn_decode (0: none) */
     int logits_all;                 /* the last bn_decode kept every row */
 };

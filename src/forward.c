@@ -27,10 +27,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "attention.h"
 #include "context.h"
-
-/* llama.cpp pads the number of attended KV cells to a multiple of 32. */
-#define KV_PAD 32
+#include "rope.h"
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -308,128 +307,34 @@ static void task_ffn_down(void *arg, int ith, int nth) {
     bitlinear(s, &s->c->model->layers[s->layer].proj[BN_PROJ_DOWN], s->c->x, 1, ith, nth);
 }
 
-/* ---- RoPE and the KV cache (docs/NUMERICS.md, RoPE and Attention) --------------- */
+/* ---- RoPE and the KV cache (docs/NUMERICS.md, RoPE; attention.c) ---------------- */
 
-/* NEOX RoPE over the first n_rot dims of one head: pairs (i, i + n_rot/2).
- * cs holds cos, sin for each pair. */
-static void rope_neox(float *x, const float *cs, int n_rot) {
-    int half = n_rot / 2;
-    for (int i = 0; i < half; i++) {
-        float x0 = x[i], x1 = x[i + half];
-        float cos_t = cs[2 * i], sin_t = cs[2 * i + 1];
-        x[i] = x0 * cos_t - x1 * sin_t;
-        x[i + half] = x0 * sin_t + x1 * cos_t;
-    }
-}
-
-/* NORM RoPE (llama): adjacent pairs (2i, 2i + 1), the same angles. */
-static void rope_norm(float *x, const float *cs, int n_rot) {
-    for (int i = 0; i < n_rot / 2; i++) {
-        float x0 = x[2 * i], x1 = x[2 * i + 1];
-        float cos_t = cs[2 * i], sin_t = cs[2 * i + 1];
-        x[2 * i] = x0 * cos_t - x1 * sin_t;
-        x[2 * i + 1] = x0 * sin_t + x1 * cos_t;
-    }
-}
-
-/* Rotates each token's q and k, then writes k and v to the cache at its
- * position. Angles as ggml: theta starts at the position and is multiplied by
- * theta_scale once per pair (iteratively, in float). */
+/* Rotates each token's q and k (rope.h), then writes k and v to the cache at
+ * its position. */
 static void task_rope_store(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     const bn_hparams *hp = &c->hp;
     int hd = hp->head_dim, n_rot = hp->n_rot, kvd = c->kv_dim;
-    float theta_scale = powf(hp->rope_theta, -2.0f / (float)n_rot);
+    float theta_scale = bn_rope_theta_scale(hp);
     float *cs = c->rope + (size_t)ith * n_rot;
     uint16_t *tmp = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
     size_t layer_kv = (size_t)s->layer * c->n_ctx * kvd;
-    void (*rope_head)(float *, const float *, int) =
-        c->model->arch->rope == BN_ROPE_NEOX ? rope_neox : rope_norm;
+    enum bn_rope_style style = c->model->arch->rope;
 
     for (int i = ith; i < s->n; i += nth) {
         int pos = s->pos0 + i;
-        float theta = (float)pos;
-        for (int p = 0; p < n_rot / 2; p++) {
-            cs[2 * p] = cosf(theta);
-            cs[2 * p + 1] = sinf(theta);
-            theta *= theta_scale;
-        }
+        bn_rope_angles(cs, pos, n_rot, theta_scale);
         float *q = c->q + (size_t)i * c->q_dim;
         float *k = c->k + (size_t)i * kvd;
-        for (int h = 0; h < hp->n_head; h++) rope_head(q + h * hd, cs, n_rot);
-        for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + h * hd, cs, n_rot);
+        for (int h = 0; h < hp->n_head; h++) bn_rope_rotate(style, q + h * hd, cs, n_rot);
+        for (int h = 0; h < hp->n_head_kv; h++) bn_rope_rotate(style, k + h * hd, cs, n_rot);
 
         for (int h = 0; h < hp->n_head_kv; h++)
             c->kern->f32_to_f16(k + h * hd, c->k_cache + layer_kv + ((size_t)h * c->n_ctx + pos) * hd, hd);
         c->kern->f32_to_f16(c->v + (size_t)i * kvd, tmp, kvd);
         uint16_t *vt = c->v_cache + layer_kv;
         for (int d = 0; d < kvd; d++) vt[(size_t)d * c->n_ctx + pos] = tmp[d];
-    }
-}
-
-/* P·V runs over whole blocks of KV_PAD positions (see task_attention). Before
- * a batch writes into a block for the first time, clear that block's V cells
- * so the cells not yet written hold 0, not values left from before a reset. */
-static void clear_new_v_blocks(bn_context *c, int pos0, int n) {
-    int kvd = c->kv_dim;
-    for (int pos = (pos0 + KV_PAD - 1) / KV_PAD * KV_PAD; pos < pos0 + n; pos += KV_PAD) {
-        int n_clear = imin(KV_PAD, c->n_ctx - pos);
-        for (int l = 0; l < c->hp.n_layer; l++) {
-            uint16_t *vt = c->v_cache + (size_t)l * c->n_ctx * kvd;
-            for (int d = 0; d < kvd; d++)
-                memset(vt + (size_t)d * c->n_ctx + pos, 0, (size_t)n_clear * sizeof *vt);
-        }
-    }
-}
-
-/* ---- attention (docs/NUMERICS.md, Attention and F16 matmuls) --------------------- */
-
-/* One (token, head) pair per iteration, causal over positions 0..pos. Q is
- * rounded to f16 for its f16 products; the softmax is in float with the sum
- * in double, p = e * float(1/sum); P·V as the numerics profile says (by
- * default p rounded to f16; numerics.c). */
-static void task_attention(void *arg, int ith, int nth) {
-    const step *s = arg;
-    bn_context *c = s->c;
-    const bn_kernels *kern = c->kern;
-    const bn_hparams *hp = &c->hp;
-    int hd = hp->head_dim, kvd = c->kv_dim;
-    int group = hp->n_head / hp->n_head_kv;
-    float scale = c->model->attn_scale;
-    float *score = c->scores + (size_t)ith * c->n_ctx;
-    uint16_t *p16 = c->probs16 + (size_t)ith * c->n_ctx;
-    uint16_t *q16 = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
-    const uint16_t *kc = c->k_cache + (size_t)s->layer * c->n_ctx * kvd;
-    const uint16_t *vt = c->v_cache + (size_t)s->layer * c->n_ctx * kvd;
-
-    for (int job = ith; job < s->n * hp->n_head; job += nth) {
-        int i = job / hp->n_head, h = job % hp->n_head;
-        int n_kv = s->pos0 + i + 1;
-        int kvh = h / group;
-        kern->f32_to_f16(c->q + (size_t)i * c->q_dim + (size_t)h * hd, q16, hd);
-
-        kern->gemv_f16(kc + (size_t)kvh * c->n_ctx * hd, hd, q16, 0, n_kv, score);
-        float max = -INFINITY;
-        for (int t = 0; t < n_kv; t++) {
-            score[t] *= scale;
-            if (score[t] > max) max = score[t];
-        }
-        double sum = 0.0;
-        for (int t = 0; t < n_kv; t++) {
-            score[t] = expf(score[t] - max);
-            sum += (double)score[t];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int t = 0; t < n_kv; t++) score[t] *= inv;
-
-        /* Like llama.cpp, attend over a multiple of KV_PAD cells: the extra
-         * cells have p = 0 and v = 0, which changes nothing but the kernel's
-         * summation order (this is what makes the sums bitnet.cpp's). */
-        int n_pad = imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
-        float *out = c->att + (size_t)i * c->q_dim + (size_t)h * hd;
-        s->num->attn_pv(kern, score, p16, n_kv, n_pad, vt + (size_t)kvh * hd * c->n_ctx,
-                        (size_t)c->n_ctx, hd, out);
     }
 }
 
@@ -484,7 +389,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
     step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens,
               .num = n >= 2 ? c->batch_numerics : c->decode_numerics};
 
-    clear_new_v_blocks(c, s.pos0, n);
+    bn_kv_prepare(c, s.pos0, n);
     bn_threadpool_run(pool, task_embed, &s);
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &c->model->layers[l];
@@ -498,7 +403,7 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
             if (!logits) break;         /* a batch without outputs: the cache is all it leaves */
             if (!all && s.n > 1) keep_last_token(c, &s);
         }
-        bn_threadpool_run(pool, task_attention, &s);
+        bn_attention(c, l, s.pos0, s.n, s.num);
 
         s.in = c->att, s.norm_w = L->norm[BN_NORM_ATTN_SUB], s.K = c->q_dim;
         bn_threadpool_run(pool, task_norm_quant, &s);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Chat mode (-cnv) with piped stdin: replies only on stdout, exit 0 at end of
 # input or /exit, deterministic with --temp 0 on any thread count, a full
-# context ends the conversation cleanly, Ctrl-C at the prompt quits.
+# context ends the conversation cleanly with --no-context-shift (shifting:
+# cli_longchat.sh), Ctrl-C at the prompt quits.
 # usage: bash cli_chat.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 . "$(dirname "$0")/lib_cli.sh" "$@"
 
@@ -56,8 +57,9 @@ chat e3 "" -m "$M" --temp 0
 expect_turns e3 0
 [ -s "$TMP/e3.out" ] && fail "chat: output without any input"
 
-# ---- context full: message, reply ended, exit 0 at end of input ---------------------------
-chat full "$three" -m "$M" --temp 0 -c 48
+# ---- context full without shifting (tests/cli_longchat.sh: with): message, reply ended,
+# exit 0 at end of input
+chat full "$three" -m "$M" --temp 0 -c 48 --no-context-shift
 grep -q "context full" "$TMP/full.err" || fail "chat -c 48: no 'context full' message"
 expect_turns full 3
 

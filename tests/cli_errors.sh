@@ -85,7 +85,9 @@ expect_error "-t: bad list" bench -m "$M" -t 1,,2
 expect_error "-p: bad number 'x'" bench -m "$M" -p 1,x
 
 # ---- ranges -----------------------------------------------------------------------
-expect_error "-n: -2 is out of range" -m "$M" -p hi -n -2
+expect_error "-n: -3 is out of range" -m "$M" -p hi -n -3
+expect_error "--keep: -2 is out of range" -m "$M" -p hi --keep -2
+expect_error "--keep is not an option of 'bitnet bench'" bench -m "$M" --keep 1
 expect_error "-t: 0 is out of range" -m "$M" -p hi -t 0
 expect_error "-t: 257 is out of range" -m "$M" -p hi -t 257
 expect_error "-t: 0 is out of range" bench -m "$M" -t 1,0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot generation: prompt echoed then the continuation on stdout, seed and
 # timings on stderr; greedy and seeded sampling deterministic and identical
-# for -t 1 and -t 2; -n caps; a full context stops cleanly with exit 0; the
+# for -t 1 and -t 2; -n caps; a full context stops cleanly with exit 0 under
+# --no-context-shift or -n -2 (shifting: cli_longchat.sh); the
 # bundled model is the default and reproduces bitnet.cpp's greedy text (prompts
 # 3-5 in both --batch-numerics, prompts 1-2 with bitnet-cpp for 10 tokens).
 # usage: bash cli_generate.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
@@ -62,8 +63,10 @@ gen n0 -m "$M" -p "Hello" -n 0 --temp 0
 printf 'Once upon a time' >"$TMP/prompt.txt"
 gen f1 -m "$M" -f "$TMP/prompt.txt" --temp 0 -n 24 -t 1
 same g1 f1 "-f FILE vs -p TEXT"
-gen full -m "$M" -p "Once upon a time" --temp 0 -c 40 -t 1
-grep -q "context full" "$TMP/full.err" || fail "-c 40 without -n: no 'context full' message"
+gen full -m "$M" -p "Once upon a time" --temp 0 -c 40 -t 1 --no-context-shift
+grep -q "context full" "$TMP/full.err" || fail "-c 40 --no-context-shift: no 'context full' message"
+gen full2 -m "$M" -p "Once upon a time" --temp 0 -c 40 -t 1 -n -2
+same full full2 "-n -2 vs --no-context-shift"
 # what was generated until the context filled is a prefix of a longer run
 gen long -m "$M" -p "Once upon a time" --temp 0 -n 120 -t 1
 head -c -1 "$TMP/full.out" >"$TMP/full.txt"

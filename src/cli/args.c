@@ -116,7 +116,7 @@ enum flag_id {
     F_TEMP, F_TOPK, F_TOPP, F_MINP, F_REPEAT, F_REPEAT_N, F_PRESENCE, F_FREQUENCY,
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
-    F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_HELP,
+    F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS
 };
 
@@ -158,6 +158,8 @@ static const struct flag {
     {"--no-escape", NULL, 0, TEXT, F_NO_ESCAPE},
     {"-r", "--reverse-prompt", 1, BN_CMD_GENERATE, F_REVERSE},
     {"--ignore-eos", NULL, 0, BN_CMD_GENERATE, F_IGNORE_EOS},
+    {"--keep", NULL, 1, BN_CMD_GENERATE, F_KEEP},
+    {"--no-context-shift", NULL, 0, BN_CMD_GENERATE, F_NO_SHIFT},
     {"-ngl", "--n-gpu-layers", 1, EVAL, F_NGL},
     {"--gpu-layers", NULL, 1, EVAL, F_NGL},
     {"--no-bos", NULL, 0, BN_CMD_TOKENIZE, F_NO_BOS},
@@ -202,6 +204,7 @@ static void set_defaults(int cmd, bn_cli_opts *o) {
     o->head = BN_HEAD_DEFAULT;
     o->reps = 5;
     o->escape = 1;
+    o->n_keep = BN_CLI_KEEP_DEFAULT;
 }
 
 /* One flag with its value (NULL for switches). */
@@ -227,7 +230,7 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
             o->bench_n.n = n;
             return 0;
         }
-        return bn_parse_int(flag, v, -1, INT_MAX, &o->n_predict);
+        return bn_parse_int(flag, v, -2, INT_MAX, &o->n_predict);
     case F_THREADS:
         if (bench) {
             int n = bn_parse_int_list(flag, v, 1, BN_CLI_MAX_THREADS, o->bench_t.v, BN_CLI_MAX_LIST);
@@ -292,6 +295,8 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         o->reverse[o->n_reverse++] = v;
         return 0;
     case F_IGNORE_EOS: o->ignore_eos = 1; return 0;
+    case F_KEEP: return bn_parse_int(flag, v, -1, INT_MAX, &o->n_keep);
+    case F_NO_SHIFT: o->no_shift = 1; return 0;
     case F_NGL: {                   /* checked like llama-cli's, then ignored */
         int tmp[BN_CLI_MAX_LIST];
         if (bn_parse_int_list(flag, v, -1, INT_MAX, tmp, bench ? BN_CLI_MAX_LIST : 1) < 0) return 1;
@@ -400,7 +405,7 @@ void bn_print_usage(FILE *f) {
 "usage:\n"
 "  bitnet [-m MODEL] -p TEXT [options]     one-shot generation (prints the prompt, then\n"
 "                                          the continuation, until an end-of-generation\n"
-"                                          token, -n tokens or a full context)\n"
+"                                          token or -n tokens; a full context shifts)\n"
 "  bitnet [-m MODEL] -cnv [-sys TEXT]      chat; /exit or end of input quits\n"
 "  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-r 5] [-o md|json]\n"
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
@@ -424,10 +429,15 @@ void bn_print_usage(FILE *f) {
 "                            (any other backslash stays); -e, --escape: the default\n"
 "  -r, --reverse-prompt T    stop when the generated text contains T (chat: end the\n"
 "                            reply, the turn goes back); repeatable, up to 16\n"
-"  --ignore-eos              never sample an end-of-generation token (runs to -n or\n"
-"                            a full context)\n"
-"  -n, --n-predict N         tokens to generate (default -1: until end of generation\n"
-"                            or a full context; per reply in chat mode)\n"
+"  --ignore-eos              never sample an end-of-generation token (runs to -n)\n"
+"  -n, --n-predict N         tokens to generate (default -1: until end of generation,\n"
+"                            shifting the context as it fills; -2: until the context\n"
+"                            is full; per reply in chat mode)\n"
+"  --keep N                  tokens kept when the context is full and shifts (as\n"
+"                            llama-cli: N plus BOS; -1 = the whole prompt; default:\n"
+"                            BOS, in chat mode BOS and the system turn); the rest\n"
+"                            is halved and generation goes on\n"
+"  --no-context-shift        stop when the context is full instead of shifting\n"
 "  -t, --threads N           threads, 1-256 (default: physical cores)\n"
 "  -c, --ctx-size N          context size (default 0: the model's; capped by it)\n"
 "  -b, --batch-size N        prompt tokens per forward batch (default 512)\n"
@@ -487,11 +497,13 @@ void bn_print_usage(FILE *f) {
 "  model file missing, unreadable or invalid ('bitnet: error: FILE: what is wrong');\n"
 "  bundled model not found (lists where it looked); unknown flag or a flag of another\n"
 "  command; missing flag value; bad number (the whole value must be a number);\n"
-"  value out of range (-n < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
+"  value out of range (-n < -2, --keep < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
 "  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value;\n"
 "  empty prompt or no prompt; prompt longer than the context; empty -r; unknown\n"
 "  --kernel or BITNET_KERNEL, or one this CPU lacks; unwritable output file; a failed\n"
 "  write to stdout (a reader that closes the pipe, as | head, is no error).\n"
-"  A full context during generation is not an error: generation stops with a note.\n",
+"  A full context during generation is not an error: the context shifts (or, with\n"
+"  --no-context-shift or -n -2, generation stops with a note). A chat message longer\n"
+"  than the context minus the kept tokens is skipped with a note; the chat goes on.\n",
         f);
 }

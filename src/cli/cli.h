@@ -24,6 +24,7 @@ enum bn_cmd {
 
 #define BN_CLI_MAX_LIST 16          /* entries of a bench list (-p 128,512) */
 #define BN_CLI_MAX_THREADS 256
+#define BN_CLI_KEEP_DEFAULT (-3)    /* --keep not given */
 
 typedef struct bn_cli_list {
     int v[BN_CLI_MAX_LIST];
@@ -51,6 +52,8 @@ typedef struct bn_cli_opts {
     const char *reverse[BN_CLI_MAX_LIST];   /* -r: stop (one-shot) or end the reply (chat) */
     int n_reverse;
     int ignore_eos;                 /* --ignore-eos: never sample an end-of-generation token */
+    int n_keep;                     /* --keep: BN_CLI_KEEP_DEFAULT when not given */
+    int no_shift;                   /* --no-context-shift */
     const char *ngl_flag, *ngl;     /* -ngl N as given: accepted, ignored (no GPU) */
     int no_bos, no_special;         /* tokenize */
     const char *tokens;             /* logits --tokens */
@@ -147,6 +150,25 @@ typedef struct bn_cli_noeog {
 int bn_cli_noeog_init(bn_cli_noeog *ne, const bn_tokenizer *t);  /* prints the error */
 void bn_cli_noeog_free(bn_cli_noeog *ne);
 const float *bn_cli_noeog_apply(bn_cli_noeog *ne, const float *logits);
+
+/* ---- context shift (docs/CHAT.md, Context shift) ---------------------------------------- */
+/* The tokens a shift keeps, from --keep as llama-cli reads it: N plus BOS,
+ * or the whole prompt for -1 (or N past it); never more than n_prompt.
+ * Without --keep: BOS (one-shot) or the whole prompt (chat: BOS and the
+ * system turn), as chat_default says. */
+int bn_cli_keep(const bn_cli_opts *o, int n_prompt, int add_bos, int chat_default);
+typedef struct bn_cli_shift {
+    int keep;                       /* tokens kept at the start */
+    int enabled;                    /* 0: --no-context-shift or -n -2 */
+    int n_shifts, n_discarded;      /* so far, for the summary */
+} bn_cli_shift;
+/* Makes room for n more tokens: when they would fill the context
+ * (n_past + n >= n_ctx, llama-cli's rule) it keeps the first sh->keep
+ * tokens and discards half of the rest (more when n needs it). Without
+ * shifting (off, or n longer than the context minus the kept tokens) the
+ * last free cells are used. Returns 0 when the n tokens fit now, 1 when they
+ * do not (nothing changed), -1 on error (printed). */
+int bn_cli_make_room(bn_context *c, bn_cli_shift *sh, int n);
 
 /* ---- the modes ---------------------------------------------------------------------- */
 int bn_cmd_generate(const bn_cli_opts *o);

@@ -366,3 +366,31 @@ const float *bn_cli_noeog_apply(bn_cli_noeog *ne, const float *logits) {
     for (int i = 0; i < ne->n_eog; i++) ne->logits[ne->eog[i]] = -INFINITY;
     return ne->logits;
 }
+
+/* ---- context shift ---------------------------------------------------------------- */
+int bn_cli_keep(const bn_cli_opts *o, int n_prompt, int add_bos, int chat_default) {
+    int n = o->n_keep;
+    if (n == BN_CLI_KEEP_DEFAULT) n = chat_default ? -1 : 0;
+    if (n < 0 || n > n_prompt) return n_prompt;
+    n += add_bos != 0;
+    return n < n_prompt ? n : n_prompt;
+}
+
+int bn_cli_make_room(bn_context *c, bn_cli_shift *sh, int n) {
+    const int n_ctx = bn_context_n_ctx(c), n_past = bn_context_n_past(c);
+    if (n_past + n < n_ctx) return 0;
+    int keep = sh->keep < n_past ? sh->keep : n_past;
+    /* no shift, or nothing a shift could free: the last cells, then stop */
+    if (!sh->enabled || keep + n >= n_ctx) return n_past + n > n_ctx;
+    /* half of what follows the kept tokens; at least what n needs */
+    int n_discard = (n_past - keep) / 2, need = n_past + n - (n_ctx - 1);
+    if (n_discard < need) n_discard = need;
+    char err[256];
+    if (bn_context_shift(c, keep, n_discard, err, sizeof err) != 0) {
+        bn_err("context shift: %s", err);
+        return -1;
+    }
+    sh->n_shifts++;
+    sh->n_discarded += n_discard;
+    return 0;
+}

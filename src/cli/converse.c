@@ -5,7 +5,10 @@
  * end-of-turn token in the context); Ctrl-C at the prompt quits. With piped
  * stdin nothing but the replies reaches stdout. A model without a chat
  * template is refused in one line. A reverse prompt (-r) in a reply ends it
- * too, handing the turn back. */
+ * too, handing the turn back. A full context shifts (keeping BOS and the
+ * system turn, or --keep; docs/CHAT.md, Context shift); a message that cannot
+ * fit even then is skipped with a note; --no-context-shift ends the
+ * conversation there. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -32,12 +35,14 @@ static void install_sigint(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-/* Decodes the conversation's pending tokens. Returns 0, 1 when they do not
- * fit in the context (nothing decoded), -1 on error (printed). */
-static int feed(bn_context *c, bn_chat *chat) {
+/* Decodes the conversation's pending tokens, shifting the context first
+ * when they would fill it. Returns 0, 1 when they do not fit in the context
+ * (nothing decoded), -1 on error (printed). */
+static int feed(bn_context *c, bn_chat *chat, bn_cli_shift *sh) {
     int n = bn_chat_n_pending(chat);
     if (n == 0) return 0;
-    if (bn_context_n_past(c) + n > bn_context_n_ctx(c)) return 1;
+    int full = bn_cli_make_room(c, sh, n);
+    if (full != 0) return full;
     char err[256];
     if (bn_decode(c, bn_chat_pending(chat), n, 0, err, sizeof err) != 0) {
         bn_err("decoding: %s", err);
@@ -62,6 +67,13 @@ static char *system_prompt(const bn_cli_opts *o) {
     char *dup = strdup(s);
     if (!dup) bn_err("out of memory");
     return dup;
+}
+
+/* A message that cannot fit even after a shift: one line, and the chat goes on. */
+static void skipped_note(int n_turn, int n_ctx, int keep) {
+    fprintf(stderr, "bitnet: message skipped: with the chat format it is %d tokens, more than "
+                    "the context (%d) holds after the %d kept tokens; use a larger -c or a "
+                    "shorter message\n", n_turn, n_ctx, keep);
 }
 
 static void context_full_note(int n_ctx) {
@@ -101,11 +113,16 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     install_sigint();               /* before the seed line: scripts wait for it */
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
-    if (feed(c, chat) != 0) goto done;
+    bn_cli_shift shift = {0};       /* the system turn always fits (checked above) */
+    if (feed(c, chat, &shift) != 0) goto done;
+    /* From now on a full context shifts, keeping BOS and the system turn
+     * (or --keep), unless --no-context-shift. */
+    shift.keep = bn_cli_keep(o, bn_context_n_past(c), bn_add_bos(tok), 1);
+    shift.enabled = !o->no_shift;
 
     const int tty = isatty(STDIN_FILENO);
     if (tty) fprintf(stderr, "chat: type a message; /exit or Ctrl-D quits, Ctrl-C stops a reply\n");
-    int full = 0, turns = 0;
+    int full = 0, turns = 0, skipped = 0, empty = 0;
     for (;;) {
         if (tty) {
             fputs("> ", stderr);
@@ -117,8 +134,8 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
         if (strcmp(line, "/exit") == 0) break;
         if (n == 0) continue;
-        turns++;
         if (full) {
+            turns++;
             context_full_note(n_ctx);
             if (bn_cli_emit("\n", 1) != 0) goto out_gone;
             continue;
@@ -127,11 +144,19 @@ int bn_cmd_chat(const bn_cli_opts *o) {
             bn_err("chat: %s", err);
             goto done;
         }
+        int n_turn = bn_chat_n_pending(chat);
+        if (shift.enabled && shift.keep + n_turn >= n_ctx) {
+            skipped_note(n_turn, n_ctx, shift.keep);
+            bn_chat_undo_user_turn(chat);
+            skipped++;
+            continue;
+        }
+        turns++;
         /* the penalty history and the RNG start afresh each user turn */
         bn_sampler_reset(s);
         for (int i = 0; i < bn_chat_n_pending(chat); i++)
             bn_sampler_accept(s, bn_chat_pending(chat)[i]);
-        int fr = feed(c, chat);
+        int fr = feed(c, chat, &shift);
         if (fr < 0) goto done;
         if (fr > 0) {
             full = 1;
@@ -143,7 +168,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         bn_detok dt;
         bn_detok_init(&dt, tok);
         char piece[BN_CLI_PIECE];
-        int n_gen = 0, ended = 0;
+        int n_gen = 0, ended = 0, n_bytes = 0;
         bn_cli_stop_reset(&stop_at);
         while (!g_interrupted && (o->n_predict < 0 || n_gen < o->n_predict)) {
             const float *logits = bn_get_logits(c, -1);
@@ -161,15 +186,16 @@ int bn_cmd_chat(const bn_cli_opts *o) {
             int np = bn_detok_push(&dt, id, piece, (int)sizeof piece);
             if (bn_cli_emit(piece, np) != 0) goto out_gone;
             n_gen++;
+            n_bytes += np;
             if (bn_cli_stop_push(&stop_at, piece, np)) break;  /* -r: the turn goes back */
-            if (feed(c, chat) != 0) {           /* no room for the token just sampled */
+            if (feed(c, chat, &shift) != 0) {   /* no room for the token just sampled */
                 full = 1;
                 break;
             }
         }
-        if (bn_cli_emit(piece, bn_detok_flush(&dt, piece, (int)sizeof piece)) != 0 ||
-            bn_cli_emit("\n", 1) != 0)
-            goto out_gone;
+        int np = bn_detok_flush(&dt, piece, (int)sizeof piece);
+        if (bn_cli_emit(piece, np) != 0 || bn_cli_emit("\n", 1) != 0) goto out_gone;
+        empty += n_bytes + np == 0;
         if (!ended && bn_chat_end_reply(chat, err, sizeof err) != 0) {
             bn_err("chat: %s", err);
             goto done;
@@ -178,7 +204,13 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         if (full) context_full_note(n_ctx);
     }
     if (tty) fputc('\n', stderr);
-    fprintf(stderr, "chat: %d turns, %d tokens in the context\n", turns, bn_context_n_past(c));
+    fprintf(stderr, "chat: %d turns, %d tokens in the context", turns, bn_context_n_past(c));
+    if (shift.n_shifts > 0)
+        fprintf(stderr, ", %d context shifts (%d tokens discarded, the first %d kept)",
+                shift.n_shifts, shift.n_discarded, shift.keep);
+    if (skipped > 0) fprintf(stderr, ", %d messages skipped", skipped);
+    if (empty > 0) fprintf(stderr, ", %d empty replies", empty);
+    fputc('\n', stderr);
     rc = 0;
     goto done;
 out_gone:                           /* stdout failed (reported) or its reader left */

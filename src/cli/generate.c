@@ -1,7 +1,9 @@
 /* One-shot generation: print the prompt, then stream the continuation token
  * by token (UTF-8-safe) until an end-of-generation token (unless
- * --ignore-eos), a reverse prompt (-r), -n tokens or a full context; timings
- * to stderr in llama.cpp's habit. */
+ * --ignore-eos), a reverse prompt (-r) or -n tokens; a full context shifts
+ * as llama-cli's does (--keep; docs/CHAT.md, Context shift) unless
+ * --no-context-shift or -n -2 make it the end. Timings to stderr in
+ * llama.cpp's habit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +48,8 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     bn_cli_log_load(o, m, load_ms);
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
+    bn_cli_shift shift = {.keep = bn_cli_keep(o, n_prompt, bn_add_bos(tok), 0),
+                          .enabled = !o->no_shift && o->n_predict != -2};
     fprintf(stderr, "prompt: %d tokens, context %d, threads %d\n", n_prompt, n_ctx,
             bn_context_n_threads(c));
     for (int i = 0; i < n_prompt; i++) bn_sampler_accept(s, prompt[i]);
@@ -88,7 +92,9 @@ int bn_cmd_generate(const bn_cli_opts *o) {
             stop = "reverse prompt";
             break;
         }
-        if (bn_context_n_past(c) >= n_ctx) {
+        int full = bn_cli_make_room(c, &shift, 1);
+        if (full < 0) goto done;
+        if (full) {
             stop = "context full";
             break;
         }
@@ -103,7 +109,10 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         rc = bn_cli_emit_status();
         goto done;
     }
-    if (stop && strcmp(stop, "context full") == 0)
+    if (stop && strcmp(stop, "context full") == 0 && shift.enabled)
+        fprintf(stderr, "\nbitnet: context full (%d tokens) and --keep %d leaves nothing to "
+                "discard: generation stopped\n", n_ctx, shift.keep);
+    else if (stop && strcmp(stop, "context full") == 0)
         fprintf(stderr, "\nbitnet: context full (%d tokens): generation stopped; use a larger -c "
                 "(at most the model's %d)\n", n_ctx, bn_model_hparams(m)->n_ctx_train);
     else if (stop && strcmp(stop, "reverse prompt") == 0)
@@ -111,6 +120,9 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     else if (stop)
         fprintf(stderr, "\n[end of text]\n");
     fprintf(stderr, "\n");
+    if (shift.n_shifts > 0)
+        fprintf(stderr, "bitnet: %16s = %10d (%d tokens discarded, the first %d kept)\n",
+                "context shifts", shift.n_shifts, shift.n_discarded, shift.keep);
     fprintf(stderr, "bitnet: %16s = %10.2f ms\n", "load time", load_ms);
     print_timing("prompt eval time", t_prompt, n_prompt, "tokens");
     print_timing("generation time", t_gen, n_gen, "tokens");

@@ -1,0 +1,35 @@
+/* Attention over the f16 KV cache and the operations on the cache itself
+ * (docs/NUMERICS.md, Attention and Context shift). The cache layout is
+ * context.h's: K after RoPE [layer][kv_head][n_ctx][head_dim], V transposed
+ * [layer][kv_dim][n_ctx]. */
+#ifndef BN_ATTENTION_H
+#define BN_ATTENTION_H
+
+#include "context.h"
+
+/* Tokens per chunk of the long-context attention for this shape (the
+ * context sizes its scratch from it: attn_chunk x n_head rows of n_ctx
+ * probabilities), or 0 when every row takes the short path (a context of at
+ * most 256 cells, or a head_dim that is not a multiple of 8). */
+int bn_attention_chunk(const bn_hparams *hp, int n_ctx, int n_batch);
+/* Floats of one part's P·V lane state (att_acc) for that chunk. */
+size_t bn_attention_acc_floats(const bn_hparams *hp, int chunk);
+
+/* Before a batch of n tokens at positions pos0.. is stored: clears the V
+ * cells of the KV_PAD blocks it enters for the first time (attention reads
+ * whole blocks; see attention.c). */
+void bn_kv_prepare(bn_context *c, int pos0, int n);
+
+/* The attention output c->att of tokens 0..n-1 of the batch (positions
+ * pos0..pos0+n-1, their q in c->q, their K/V already in the cache) in
+ * layer `layer`, with the numerics profile num. Runs on the context's pool. */
+void bn_attention(bn_context *c, int layer, int pos0, int n, const bn_numerics *num);
+
+/* Removes cells [keep, keep + n_discard) of every layer and moves cells
+ * [keep + n_discard, n_past) down by n_discard, their K re-rotated to the new
+ * positions (f16 -> float, rotate by -n_discard, round back to f16, as
+ * llama.cpp's K shift does). Arguments checked by the caller
+ * (bn_context_shift); n_past is not changed here. Runs on the pool. */
+void bn_kv_shift(bn_context *c, int keep, int n_discard);
+
+#endif

@@ -1,0 +1,525 @@
+/* The context shift (bn_context_shift), on small synthetic models written at
+ * test time:
+ *
+ *   - layer-0 K depends only on the token and its position, so after a shift
+ *     the re-rotated cache must equal a fresh evaluation of the kept tokens
+ *     at their new positions within f16 rounding (bound below), for NEOX and
+ *     NORM pairs and for RoPE over part of the head; layer-0 V is position-
+ *     free and must be bit-identical; the same cache without re-rotation
+ *     must fail the bound (so the check can fail);
+ *   - every layer against an independent re-rotation in double of the cache
+ *     as it was before the shift; V moved exactly; kept cells untouched; the
+ *     freed V cells of the current block zeroed;
+ *   - on a 1-layer model, where the shifted cache is in exact arithmetic the
+ *     fresh cache (layer 0 is all there is), the logits of tokens decoded
+ *     after a shift equal a fresh evaluation of the same tokens at the same
+ *     positions within the strict reference tolerance, and the un-rotated
+ *     cache does not;
+ *   - discarding everything after `keep` gives exactly the bits of a fresh
+ *     evaluation of the kept tokens (multi-layer, nothing re-rotated);
+ *   - thread counts give identical caches; refused calls change nothing;
+ *     generation with repeated shifts runs far past n_ctx. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bitnet.h"
+#include "context.h"
+#include "model.h"
+#include "synth.h"
+
+#define N_CTX 64
+
+/* ---- fixtures ------------------------------------------------------------------ */
+
+static void write_model(const char *path, int n_layer, int n_head, int n_head_kv, float theta) {
+    bn_synth_config c;
+    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
+    c.n_layer = n_layer;
+    c.n_embd = 256;
+    c.n_head = n_head;
+    c.n_head_kv = n_head_kv;
+    c.n_ff = 256;
+    c.n_ctx = N_CTX;
+    c.rope_theta = theta;
+    c.seed = 77u + (uint64_t)n_layer;
+    char err[256] = "";
+    if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
+}
+
+static bn_model *load(const char *path) {
+    bn_model_params mp = bn_model_default_params();
+    mp.head = BN_HEAD_F16;
+    char err[256] = "";
+    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
+    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
+    return m;
+}
+
+static bn_context *new_ctx(bn_model *m, int n_threads, int n_outputs_max) {
+    bn_context_params cp = bn_context_default_params();
+    cp.n_threads = n_threads;
+    cp.n_outputs_max = n_outputs_max;
+    char err[256] = "";
+    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
+    if (!c) fail_msg("bn_context_new: %s", err);
+    return c;
+}
+
+static void decode(bn_context *c, const int32_t *t, int n) {
+    char err[256] = "";
+    if (bn_decode(c, t, n, 0, err, sizeof err) != 0) fail_msg("bn_decode: %s", err);
+}
+
+static void shift(bn_context *c, int keep, int n_discard) {
+    char err[256] = "";
+    if (bn_context_shift(c, keep, n_discard, err, sizeof err) != 0)
+        fail_msg("bn_context_shift: %s", err);
+}
+
+/* Deterministic token ids in [1, n_vocab). */
+static void make_tokens(int32_t *t, int n, int n_vocab, uint32_t seed) {
+    uint32_t x = seed * 2654435761u + 1;
+    for (int i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        t[i] = 1 + (int32_t)((x >> 8) % (uint32_t)(n_vocab - 1));
+    }
+}
+
+/* RoPE variants the tests run under: the model's NEOX pairs, NORM pairs
+ * (the architecture entry swapped for a copy), and RoPE over half the head
+ * (dims above n_rot must only move). */
+typedef struct variant {
+    const char *name;
+    enum bn_rope_style style;
+    int half_rot;
+} variant;
+
+static const variant VARIANTS[] = {
+    {"neox", BN_ROPE_NEOX, 0},
+    {"norm", BN_ROPE_NORM, 0},
+    {"neox-half-rot", BN_ROPE_NEOX, 1},
+};
+#define N_VARIANTS (int)(sizeof VARIANTS / sizeof VARIANTS[0])
+
+static bn_arch g_arch;
+
+static void apply_variant(bn_model *m, const variant *v) {
+    g_arch = *m->arch;
+    g_arch.rope = v->style;
+    m->arch = &g_arch;
+    m->hp.n_rot = v->half_rot ? m->hp.head_dim / 2 : m->hp.head_dim;
+}
+
+/* Index of the other member of dim i's RoPE pair, or -1 (not rotated). */
+static int pair_of(enum bn_rope_style style, int i, int n_rot) {
+    if (i >= n_rot) return -1;
+    if (style == BN_ROPE_NORM) return i ^ 1;
+    return i < n_rot / 2 ? i + n_rot / 2 : i - n_rot / 2;
+}
+
+/* Layer l, KV head h, cell t: the K row and one V element. */
+static const uint16_t *k_row(const bn_context *c, int l, int h, int t) {
+    return c->k_cache + (((size_t)l * c->hp.n_head_kv + h) * c->n_ctx + t) * c->hp.head_dim;
+}
+
+static uint16_t v_at(const bn_context *c, int l, int d, int t) {
+    return c->v_cache[((size_t)l * c->kv_dim + d) * c->n_ctx + t];
+}
+
+static size_t cache_elems(const bn_context *c) {
+    return (size_t)c->hp.n_layer * c->n_ctx * c->kv_dim;
+}
+
+/* ---- layer 0: shifted cache vs fresh evaluation ------------------------------------ */
+
+/* |got - want| for each rotated dim, against the bound of two f16 roundings
+ * of the pair (each moves a pair by at most 2^-11 of its length r: the cached
+ * value before the shift and the result after it) plus the fresh value's own
+ * rounding (2^-11 r), float arithmetic and angle composition (1e-5 r; the
+ * angles of positions < 64 carry errors of ~1e-6 rad), and 2^-24 for
+ * subnormals. Returns the worst ratio error / bound (<= 1 passes). */
+static double k_error_ratio(const uint16_t *got, const uint16_t *want, enum bn_rope_style style,
+                            int hd, int n_rot) {
+    double worst = 0;
+    for (int i = 0; i < hd; i++) {
+        double g = bn_f16_to_f32(got[i]), w = bn_f16_to_f32(want[i]);
+        int j = pair_of(style, i, n_rot);
+        if (j < 0) {
+            if (got[i] != want[i]) return INFINITY;    /* not rotated: moved exactly */
+            continue;
+        }
+        double wj = bn_f16_to_f32(want[j]);
+        double r = sqrt(w * w + wj * wj);
+        double bound = r * (3.0 / 2048.0 + 1e-5) + 0x1p-24;
+        double ratio = fabs(g - w) / bound;
+        if (ratio > worst) worst = ratio;
+    }
+    return worst;
+}
+
+static void check_layer0_k(const variant *v, const char *path) {
+    bn_model *m = load(path);
+    apply_variant(m, v);
+    const bn_hparams *hp = &m->hp;
+    int V = hp->n_vocab, n = 48, keep = 5, n_discard = 19;
+    int32_t t[48], fresh_t[48];
+    make_tokens(t, n, V, 3);
+    int n_fresh = 0;
+    for (int i = 0; i < keep; i++) fresh_t[n_fresh++] = t[i];
+    for (int i = keep + n_discard; i < n; i++) fresh_t[n_fresh++] = t[i];
+
+    bn_context *a = new_ctx(m, 2, 1), *b = new_ctx(m, 2, 1);
+    decode(a, t, n);
+    /* the cache as it was, before the shift, for the "no re-rotation" check */
+    uint16_t *before = malloc(cache_elems(a) * sizeof *before);
+    assert_non_null(before);
+    memcpy(before, a->k_cache, cache_elems(a) * sizeof *before);
+    shift(a, keep, n_discard);
+    assert_int_equal(bn_context_n_past(a), n_fresh);
+    decode(b, fresh_t, n_fresh);
+
+    double worst = 0, unrotated = 0;
+    for (int h = 0; h < hp->n_head_kv; h++) {
+        for (int p = 0; p < n_fresh; p++) {
+            const uint16_t *got = k_row(a, 0, h, p), *want = k_row(b, 0, h, p);
+            if (p < keep) {
+                assert_memory_equal(got, want, (size_t)hp->head_dim * sizeof *got);
+                continue;
+            }
+            double r = k_error_ratio(got, want, v->style, hp->head_dim, hp->n_rot);
+            if (r > worst) worst = r;
+            /* the cell's K as it was at its old position, merely moved */
+            const uint16_t *old = before + ((size_t)h * a->n_ctx + p + n_discard) * hp->head_dim;
+            r = k_error_ratio(old, want, v->style, hp->head_dim, hp->n_rot);
+            if (r > unrotated) unrotated = r;
+        }
+    }
+    for (int d = 0; d < a->kv_dim; d++)
+        for (int p = 0; p < n_fresh; p++) assert_int_equal(v_at(a, 0, d, p), v_at(b, 0, d, p));
+    print_message("  %-14s layer-0 K after the shift vs fresh: worst error %.3f of the bound; "
+                  "without re-rotation %.1f\n", v->name, worst, unrotated);
+    assert_true(worst <= 1.0);
+    assert_true(unrotated > 10.0);
+    free(before);
+    bn_context_free(a);
+    bn_context_free(b);
+    bn_model_free(m);
+}
+
+static void test_layer0_k_matches_fresh(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_context_shift-l0-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    write_model(path, 2, 4, 2, 10000.0f);
+    for (int i = 0; i < N_VARIANTS; i++) check_layer0_k(&VARIANTS[i], path);
+    unlink(path);
+}
+
+/* ---- every layer: against a re-rotation in double ---------------------------------- */
+
+static void check_all_layers(const variant *v, const char *path) {
+    bn_model *m = load(path);
+    apply_variant(m, v);
+    const bn_hparams *hp = &m->hp;
+    int n = 45, keep = 3, n_discard = 21, hd = hp->head_dim, n_rot = hp->n_rot;
+    int32_t t[45];
+    make_tokens(t, n, hp->n_vocab, 5);
+    bn_context *a = new_ctx(m, 3, 1);
+    decode(a, t, n);
+    size_t elems = cache_elems(a);
+    uint16_t *k0 = malloc(elems * sizeof *k0), *v0 = malloc(elems * sizeof *v0);
+    assert_non_null(k0);
+    assert_non_null(v0);
+    memcpy(k0, a->k_cache, elems * sizeof *k0);
+    memcpy(v0, a->v_cache, elems * sizeof *v0);
+    shift(a, keep, n_discard);
+    int n_past = n - n_discard;
+
+    /* pair i's angle at position -n_discard, in double */
+    double ang[64];
+    assert_true(n_rot / 2 <= 64);
+    for (int i = 0; i < n_rot / 2; i++)
+        ang[i] = -(double)n_discard * pow((double)hp->rope_theta, -2.0 * i / n_rot);
+    double worst = 0;
+    for (int l = 0; l < hp->n_layer; l++) {
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            for (int p = 0; p < n_past; p++) {
+                const uint16_t *got = k_row(a, l, h, p);
+                const uint16_t *old = k0 + (((size_t)l * hp->n_head_kv + h) * a->n_ctx + p) * hd;
+                if (p < keep) {
+                    assert_memory_equal(got, old, (size_t)hd * sizeof *got);
+                    continue;
+                }
+                old += (size_t)n_discard * hd;
+                for (int i = 0; i < hd; i++) {
+                    int j = pair_of(v->style, i, n_rot);
+                    if (j < 0) {
+                        assert_int_equal(got[i], old[i]);
+                        continue;
+                    }
+                    /* x0 is the pair's first member: (i, j) with i < j */
+                    int first = i < j ? i : j, second = i < j ? j : i;
+                    int pi = v->style == BN_ROPE_NORM ? first / 2 : first;
+                    double x0 = bn_f16_to_f32(old[first]), x1 = bn_f16_to_f32(old[second]);
+                    double want = i == first ? x0 * cos(ang[pi]) - x1 * sin(ang[pi])
+                                             : x0 * sin(ang[pi]) + x1 * cos(ang[pi]);
+                    double r = sqrt(x0 * x0 + x1 * x1);
+                    /* one f16 rounding of the result, plus float angles
+                     * (iterated products, |angle| < 22) and arithmetic */
+                    double bound = r * (1.0 / 2048.0 + 1e-5) + 0x1p-24;
+                    double e = fabs((double)bn_f16_to_f32(got[i]) - want) / bound;
+                    if (e > worst) worst = e;
+                }
+            }
+        }
+        for (int d = 0; d < a->kv_dim; d++) {
+            const uint16_t *row0 = v0 + ((size_t)l * a->kv_dim + d) * a->n_ctx;
+            for (int p = 0; p < n_past; p++)
+                assert_int_equal(v_at(a, l, d, p), row0[p < keep ? p : p + n_discard]);
+            /* freed cells up to the end of the current block of 32 */
+            for (int p = n_past; p < 32 && p < n; p++) assert_int_equal(v_at(a, l, d, p), 0);
+        }
+    }
+    print_message("  %-14s all layers vs double re-rotation: worst error %.3f of the bound\n",
+                  v->name, worst);
+    assert_true(worst <= 1.0);
+    free(k0);
+    free(v0);
+    bn_context_free(a);
+    bn_model_free(m);
+}
+
+static void test_all_layers_vs_double(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_context_shift-all-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    write_model(path, 2, 4, 2, 500000.0f);
+    for (int i = 0; i < N_VARIANTS; i++) check_all_layers(&VARIANTS[i], path);
+    unlink(path);
+}
+
+/* ---- logits after a shift, 1-layer model ----------------------------------------------- */
+
+typedef struct diff {
+    double sigma, max, mean;
+} diff;
+
+static diff compare(const float *ref, const float *got, size_t n) {
+    double s = 0, ss = 0, sum = 0;
+    diff d = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        double r = ref[i];
+        s += r;
+        ss += r * r;
+        double e = fabs((double)got[i] - r);
+        assert_false(isnan(e));
+        sum += e;
+        if (e > d.max) d.max = e;
+    }
+    double mu = s / (double)n;
+    d.sigma = sqrt(ss / (double)n - mu * mu);
+    d.mean = sum / (double)n;
+    return d;
+}
+
+#define N_AFTER 8
+
+/* Decodes t[0..n), shifts (keep, n_discard), then t[n..n+N_AFTER) one by one;
+ * out gets their logits. With unrotate, the moved K cells are put back as
+ * they were before the shift, only moved (what a shift without re-rotation
+ * would leave). */
+static void logits_after_shift(bn_model *m, const int32_t *t, int n, int keep, int n_discard,
+                               int unrotate, float *out) {
+    int V = m->hp.n_vocab;
+    bn_context *a = new_ctx(m, 2, 1);
+    decode(a, t, n);
+    size_t elems = cache_elems(a);
+    uint16_t *k0 = malloc(elems * sizeof *k0);
+    assert_non_null(k0);
+    memcpy(k0, a->k_cache, elems * sizeof *k0);
+    shift(a, keep, n_discard);
+    if (unrotate) {
+        size_t row = (size_t)a->n_ctx * m->hp.head_dim, hd = (size_t)m->hp.head_dim;
+        for (size_t r = 0; r < elems / row; r++)
+            for (int p = keep; p < n - n_discard; p++)
+                memcpy(a->k_cache + r * row + (size_t)p * hd, k0 + r * row + (size_t)(p + n_discard) * hd,
+                       hd * sizeof *k0);
+    }
+    for (int i = 0; i < N_AFTER; i++) {
+        decode(a, t + n + i, 1);
+        memcpy(out + (size_t)i * V, bn_get_logits(a, -1), (size_t)V * sizeof(float));
+    }
+    free(k0);
+    bn_context_free(a);
+}
+
+static void check_logits_one_layer(const variant *v, const char *path) {
+    bn_model *m = load(path);
+    apply_variant(m, v);
+    int V = m->hp.n_vocab, n = 50, keep = 4, n_discard = 23;
+    int32_t t[50 + N_AFTER], fresh_t[50 + N_AFTER];
+    make_tokens(t, n + N_AFTER, V, 9);
+    t[0] = bn_token_bos(bn_model_tokenizer(m));
+    int n_fresh = 0;
+    for (int i = 0; i < keep; i++) fresh_t[n_fresh++] = t[i];
+    for (int i = keep + n_discard; i < n + N_AFTER; i++) fresh_t[n_fresh++] = t[i];
+
+    /* the fresh evaluation: the same tokens at the same positions */
+    float *fresh = malloc((size_t)n_fresh * V * sizeof(float));
+    float *got = malloc((size_t)N_AFTER * V * sizeof(float));
+    float *bad = malloc((size_t)N_AFTER * V * sizeof(float));
+    assert_non_null(fresh);
+    assert_non_null(got);
+    assert_non_null(bad);
+    bn_context *b = new_ctx(m, 2, n_fresh);
+    char err[256];
+    assert_int_equal(bn_decode(b, fresh_t, n_fresh, 1, err, sizeof err), 0);
+    for (int i = 0; i < n_fresh; i++)
+        memcpy(fresh + (size_t)i * V, bn_get_logits(b, i), (size_t)V * sizeof(float));
+    bn_context_free(b);
+    const float *want = fresh + (size_t)(n_fresh - N_AFTER) * V;
+
+    logits_after_shift(m, t, n, keep, n_discard, 0, got);
+    logits_after_shift(m, t, n, keep, n_discard, 1, bad);
+    diff d = compare(want, got, (size_t)N_AFTER * V);
+    diff u = compare(want, bad, (size_t)N_AFTER * V);
+    print_message("  %-14s 1 layer, logits after the shift vs fresh: max|d| %.2e sigma, "
+                  "mean %.2e sigma; without re-rotation max %.2e sigma\n",
+                  v->name, d.max / d.sigma, d.mean / d.sigma, u.max / u.sigma);
+    assert_true(d.sigma > 0);
+    assert_true(d.max <= 0.25 * d.sigma);
+    assert_true(d.mean <= 0.04 * d.sigma);
+    assert_true(u.max > 0.25 * u.sigma);
+    free(fresh);
+    free(got);
+    free(bad);
+    bn_model_free(m);
+}
+
+static void test_logits_one_layer(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_context_shift-1l-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    write_model(path, 1, 4, 4, 10000.0f);
+    for (int i = 0; i < N_VARIANTS; i++) check_logits_one_layer(&VARIANTS[i], path);
+    unlink(path);
+}
+
+/* ---- exact cases, threads, errors, many shifts ------------------------------------------ */
+
+/* The cells [0, n_past) of two caches hold the same bits (cells past n_past
+ * may hold anything). */
+static int same_cells(const bn_context *a, const bn_context *b) {
+    int n = a->n_past, hd = a->hp.head_dim;
+    if (b->n_past != n) return 0;
+    for (int l = 0; l < a->hp.n_layer; l++) {
+        for (int h = 0; h < a->hp.n_head_kv; h++)
+            if (memcmp(k_row(a, l, h, 0), k_row(b, l, h, 0), (size_t)n * hd * sizeof(uint16_t)))
+                return 0;
+        for (int d = 0; d < a->kv_dim; d++)
+            for (int p = 0; p < n; p++)
+                if (v_at(a, l, d, p) != v_at(b, l, d, p)) return 0;
+    }
+    return 1;
+}
+
+static void test_exact_cases_and_errors(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_context_shift-ex-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    write_model(path, 2, 4, 2, 10000.0f);
+    bn_model *m = load(path);
+    int V = m->hp.n_vocab;
+    size_t row = (size_t)V * sizeof(float);
+    int32_t t[60];
+    make_tokens(t, 60, V, 13);
+    char err[256];
+
+    /* Everything after keep discarded: nothing is re-rotated, so the next
+     * tokens see exactly the cache of a fresh evaluation of t[0..keep). */
+    bn_context *a = new_ctx(m, 2, 1), *b = new_ctx(m, 2, 1);
+    decode(a, t, 40);
+    shift(a, 7, 33);
+    assert_int_equal(bn_context_n_past(a), 7);
+    decode(b, t, 7);
+    for (int i = 40; i < 60; i++) {
+        decode(a, t + i, 1);
+        decode(b, t + i, 1);
+        assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
+    }
+    /* keep 0 and everything discarded: as after a reset */
+    bn_context_reset(b);
+    shift(a, 0, bn_context_n_past(a));
+    assert_int_equal(bn_context_n_past(a), 0);
+    decode(a, t + 3, 30);
+    decode(b, t + 3, 30);
+    assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
+
+    /* Refused calls leave cache, n_past and logits as they were. */
+    size_t elems = cache_elems(a);
+    uint16_t *k0 = malloc(elems * sizeof *k0);
+    float *l0 = malloc(row);
+    assert_non_null(k0);
+    assert_non_null(l0);
+    memcpy(k0, a->k_cache, elems * sizeof *k0);
+    memcpy(l0, bn_get_logits(a, -1), row);
+    const int bad[][2] = {{-1, 5}, {0, 0}, {5, -2}, {10, 21}, {31, 1}, {0, 31}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(bn_context_shift(a, bad[i][0], bad[i][1], err, sizeof err), -1);
+        assert_non_null(strstr(err, "cannot shift the context"));
+        assert_int_equal(bn_context_n_past(a), 30);
+    }
+    assert_memory_equal(a->k_cache, k0, elems * sizeof *k0);
+    /* a shift keeps the last logits */
+    shift(a, 2, 10);
+    assert_memory_equal(bn_get_logits(a, -1), l0, row);
+    free(k0);
+    free(l0);
+    bn_context_free(a);
+    bn_context_free(b);
+
+    /* Thread counts: identical caches and logits. A generation loop that
+     * shifts whenever the next token would not fit runs far past n_ctx. */
+    bn_context *c1 = new_ctx(m, 1, 1), *c3 = new_ctx(m, 3, 1);
+    decode(c1, t, 20);
+    decode(c3, t, 20);
+    int shifts = 0;
+    for (int i = 0; i < 300; i++) {
+        int32_t id = t[i % 60];
+        if (bn_context_n_past(c1) + 1 >= N_CTX) {
+            int n_discard = (bn_context_n_past(c1) - 4) / 2;
+            shift(c1, 4, n_discard);
+            shift(c3, 4, n_discard);
+            shifts++;
+            assert_true(same_cells(c1, c3));
+        }
+        decode(c1, &id, 1);
+        decode(c3, &id, 1);
+        assert_memory_equal(bn_get_logits(c1, -1), bn_get_logits(c3, -1), row);
+    }
+    assert_true(shifts >= 8);
+    bn_context_free(c1);
+    bn_context_free(c3);
+    bn_model_free(m);
+    unlink(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layer0_k_matches_fresh),
+        cmocka_unit_test(test_all_layers_vs_double),
+        cmocka_unit_test(test_logits_one_layer),
+        cmocka_unit_test(test_exact_cases_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
