@@ -111,27 +111,37 @@ static const bn_format_traits *ternary(const bn_context *c) {
 
 /* Token i's row x (normed, or the raw input where the architecture has no
  * norm there) to int8 (docs/NUMERICS.md, BitLinear) and the format's
- * prepared form, Kp = whole I2_S blocks wide: inputs K..Kp-1 are zero, so
- * they add nothing to the dots (docs/FORMAT.md, Unaligned I2_S rows). */
-static void quantize_prep(bn_context *c, int i, const float *x, int K, int Kp, size_t prep_size) {
+ * prepared form. Rows are Kp = whole I2_S blocks wide (the kernels'
+ * width): where K is shorter, x[K..Kp) holds zeros, which change neither
+ * the absmax nor any other q, and add nothing to the dots (docs/FORMAT.md,
+ * Unaligned I2_S rows). */
+static void quantize_prep(bn_context *c, int i, const float *x, int Kp, size_t prep_size) {
     int8_t *aq = c->act_q + (size_t)i * Kp;
-    c->act_scale[i] = c->kern->quantize_act(x, K, aq, &c->act_sum[i]);
-    if (Kp > K) memset(aq + K, 0, (size_t)(Kp - K));
+    c->act_scale[i] = c->kern->quantize_act(x, Kp, aq, &c->act_sum[i]);
     ternary(c)->act_prep(aq, Kp, c->act_prep + (size_t)i * prep_size);
 }
 
 /* RMSNorm, int8 quantization and the format's activation preparation of
  * each token: done once per input and shared by the projections that read
  * it. Without norm weights (no sub-norm in this architecture) the input is
- * quantized as it is. */
+ * quantized as it is (copied to a zero-padded row when K is off the block
+ * grid). Normed rows go to xn, Kp apart. */
 static void task_norm_quant(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
     int K = s->K, Kp = bn_ternary_kpad(K);
     size_t prep_size = ternary(c)->act_size(Kp);
     if (!s->norm_w) {
-        for (int i = ith; i < s->n; i += nth)
-            quantize_prep(c, i, s->in + (size_t)i * K, K, Kp, prep_size);
+        for (int i = ith; i < s->n; i += nth) {
+            const float *x = s->in + (size_t)i * K;
+            if (Kp > K) {
+                float *row = c->xn + (size_t)i * Kp;
+                memcpy(row, x, (size_t)K * sizeof *row);
+                memset(row + K, 0, (size_t)(Kp - K) * sizeof *row);
+                x = row;
+            }
+            quantize_prep(c, i, x, Kp, prep_size);
+        }
         return;
     }
     int i = ith;
@@ -139,16 +149,20 @@ static void task_norm_quant(void *arg, int ith, int nth) {
         float *y[4];
         const float *x[4];
         for (int r = 0; r < 4; r++) {
-            y[r] = c->xn + (size_t)(i + r * nth) * K;
+            y[r] = c->xn + (size_t)(i + r * nth) * Kp;
             x[r] = s->in + (size_t)(i + r * nth) * K;
         }
         rmsnorm4(y, x, s->norm_w, K, c->hp.rms_eps);
-        for (int r = 0; r < 4; r++) quantize_prep(c, i + r * nth, y[r], K, Kp, prep_size);
+        for (int r = 0; r < 4; r++) {
+            if (Kp > K) memset(y[r] + K, 0, (size_t)(Kp - K) * sizeof *y[r]);
+            quantize_prep(c, i + r * nth, y[r], Kp, prep_size);
+        }
     }
     for (; i < s->n; i += nth) {
-        float *y = c->xn + (size_t)i * K;
+        float *y = c->xn + (size_t)i * Kp;
         rmsnorm(y, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
-        quantize_prep(c, i, y, K, Kp, prep_size);
+        if (Kp > K) memset(y + K, 0, (size_t)(Kp - K) * sizeof *y);
+        quantize_prep(c, i, y, Kp, prep_size);
     }
 }
 
