@@ -185,7 +185,7 @@ static void diff_sigma(const float *a, const float *b, int r0, int r1, int V, do
     double s = 0, ss = 0, sum = 0, mx = 0;
     size_t n = (size_t)(r1 - r0) * V;
     for (size_t i = (size_t)r0 * V; i < (size_t)r1 * V; i++) {
-        double x = a[i], e = fabs((double)b[i] - x);
+        double x = (double)a[i], e = fabs((double)b[i] - x);
         s += x;
         ss += x * x;
         sum += e;
