@@ -151,13 +151,13 @@ static double k_error_ratio(const uint16_t *got, const uint16_t *want, enum bn_r
                             int hd, int n_rot) {
     double worst = 0;
     for (int i = 0; i < hd; i++) {
-        double g = bn_f16_to_f32(got[i]), w = bn_f16_to_f32(want[i]);
+        double g = (double)bn_f16_to_f32(got[i]), w = (double)bn_f16_to_f32(want[i]);
         int j = pair_of(style, i, n_rot);
         if (j < 0) {
-            if (got[i] != want[i]) return INFINITY;    /* not rotated: moved exactly */
+            if (got[i] != want[i]) return (double)INFINITY;    /* not rotated: moved exactly */
             continue;
         }
-        double wj = bn_f16_to_f32(want[j]);
+        double wj = (double)bn_f16_to_f32(want[j]);
         double r = sqrt(w * w + wj * wj);
         double bound = r * (3.0 / 2048.0 + 1e-5) + 0x1p-24;
         double ratio = fabs(g - w) / bound;
@@ -269,7 +269,7 @@ static void check_all_layers(const variant *v, const char *path) {
                     /* x0 is the pair's first member: (i, j) with i < j */
                     int first = i < j ? i : j, second = i < j ? j : i;
                     int pi = v->style == BN_ROPE_NORM ? first / 2 : first;
-                    double x0 = bn_f16_to_f32(old[first]), x1 = bn_f16_to_f32(old[second]);
+                    double x0 = (double)bn_f16_to_f32(old[first]), x1 = (double)bn_f16_to_f32(old[second]);
                     double want = i == first ? x0 * cos(ang[pi]) - x1 * sin(ang[pi])
                                              : x0 * sin(ang[pi]) + x1 * cos(ang[pi]);
                     double r = sqrt(x0 * x0 + x1 * x1);
@@ -317,7 +317,7 @@ static diff compare(const float *ref, const float *got, size_t n) {
     double s = 0, ss = 0, sum = 0;
     diff d = {0, 0, 0};
     for (size_t i = 0; i < n; i++) {
-        double r = ref[i];
+        double r = (double)ref[i];
         s += r;
         ss += r * r;
         double e = fabs((double)got[i] - r);
