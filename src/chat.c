@@ -107,7 +107,9 @@ static int add_str(bn_chat *c, const char *s, char *err, size_t errlen) {
 static int flush(bn_chat *c, char *err, size_t errlen) {
     if (c->text_len == 0) return 0;
     int room = c->cap - c->n_tokens;
-    int n = bn_tokenize(c->tok, c->text, c->text_len, 0, 1, c->tokens + c->n_tokens, room);
+    /* no buffer yet: count first (NULL + 0 would be undefined) */
+    int32_t *dst = c->tokens ? c->tokens + c->n_tokens : NULL;
+    int n = bn_tokenize(c->tok, c->text, c->text_len, 0, 1, dst, room);
     if (n > room) {                 /* the buffer was short: grow and redo */
         if (reserve(c, n, err, errlen) != 0) return -1;
         n = bn_tokenize(c->tok, c->text, c->text_len, 0, 1, c->tokens + c->n_tokens, n);
