@@ -25,10 +25,12 @@ static void clear_v_cells(bn_context *c, int from, int to) {
     }
 }
 
-/* P·V runs over whole blocks of KV_PAD positions (see task_attention). Before
- * a batch writes into a block for the first time, clear that block's V cells
- * so the cells not yet written hold 0, not values left from before a reset
- * (0 * a NaN left in memory would poison the sum). */
+/* P·V of a short row runs over whole blocks of KV_PAD positions, and that of
+ * a long row up to the next multiple of 8 past the chunk's last token (see
+ * below): cells no token has written yet, with p = 0. Before a batch writes
+ * into a block for the first time, clear that block's V cells so those cells
+ * hold 0, not values left from before a reset (0 * a NaN left in memory
+ * would poison the sum). */
 void bn_kv_prepare(bn_context *c, int pos0, int n) {
     for (int pos = (pos0 + KV_PAD - 1) / KV_PAD * KV_PAD; pos < pos0 + n; pos += KV_PAD)
         clear_v_cells(c, pos, imin(pos + KV_PAD, c->n_ctx));
@@ -44,13 +46,14 @@ void bn_kv_prepare(bn_context *c, int pos0, int n) {
  * position only, so a batch still gives the bits of token-by-token decoding. */
 #define LONG_FROM 256
 #define KEY_BLOCK 256               /* keys per scores job */
-#define DIM_BLOCK 16                /* V dims per P·V job (a multiple of 2) */
+#define DIM_BLOCK 16                /* V dims per P·V job */
 #define T_TILE 256                  /* cells per P·V kernel call (a multiple of 8) */
 
 typedef struct attn_job {
     bn_context *c;
-    int layer, pos0, n;             /* tokens pos0 .. pos0+n-1 of the batch rows i0 .. */
-    int i0;                         /* first batch row of this chunk */
+    int layer;
+    int pos0;                       /* position of the batch's first token */
+    int i0, n;                      /* this run: batch rows i0 .. i0+n-1 */
     int n_kv_max;                   /* cells the last token of the chunk attends */
     int t_pad;                      /* P·V length of long rows: n_kv_max rounded up to 8 */
     const bn_numerics *num;

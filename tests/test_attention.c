@@ -110,8 +110,8 @@ static void test_exp(void **state) {
     assert_true(bn_attn_exp(-87.5f) == 0.0f);
     assert_true(bn_attn_exp(-1000.0f) == 0.0f);
     double worst = 0;
-    for (int i = 0; i <= 2000000; i++) {
-        float x = -87.0f * (float)i / 2000000.0f;
+    for (int i = 0; i <= 400000; i++) {
+        float x = -87.0f * (float)i / 400000.0f;
         float got = bn_attn_exp(x);
         double want = exp((double)x);
         float fw = (float)want;
