@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "serve.h"
+
 
 int bn_cmd_serve(const bn_cli_opts *o) {
     double load_ms = 0;
