@@ -171,8 +171,11 @@ const int32_t *bn_chat_pending(const bn_chat *c);
 void bn_chat_mark_fed(bn_chat *c);
 
 /* ---- context ---------------------------------------------------------------- */
+#define BN_MAX_CTX (1 << 20)        /* tokens; the KV memory is sized up front */
 typedef struct bn_context_params {
-    int n_ctx;                      /* 0 = the model's context_length */
+    int n_ctx;                      /* 0 = the model's context_length; longer is
+                                       allowed (positions past the training
+                                       length extrapolate), up to BN_MAX_CTX */
     int n_threads;                  /* 0 = number of physical cores */
     int n_batch;                    /* prompt tokens per forward batch; 0 = 512 */
     int n_outputs_max;              /* logit rows one bn_decode may keep with

@@ -140,6 +140,10 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
         set_err(err, errlen, "context parameters must not be negative");
         return NULL;
     }
+    if (p->n_ctx > BN_MAX_CTX) {
+        set_err(err, errlen, "context of %d tokens is too large (at most %d)", p->n_ctx, BN_MAX_CTX);
+        return NULL;
+    }
     if (p->n_threads > MAX_THREADS) {
         set_err(err, errlen, "too many threads: %d (at most %d)", p->n_threads, MAX_THREADS);
         return NULL;
@@ -156,7 +160,9 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     const bn_hparams *hp = &c->hp;
     c->kv_dim = hp->n_head_kv * hp->head_dim;
     c->q_dim = hp->n_head * hp->head_dim;
-    c->n_ctx = p->n_ctx == 0 ? hp->n_ctx_train : imin(p->n_ctx, hp->n_ctx_train);
+    /* Longer than the training length is allowed, as in llama.cpp: RoPE
+     * extrapolates; whether the model copes is the caller's call. */
+    c->n_ctx = p->n_ctx == 0 ? hp->n_ctx_train : p->n_ctx;
     c->n_threads = p->n_threads == 0 ? imin(bn_physical_cores(), MAX_THREADS) : p->n_threads;
     c->n_batch = imin(p->n_batch == 0 ? DEFAULT_BATCH : p->n_batch, c->n_ctx);
     c->n_outputs_max = imin(imax(p->n_outputs_max, 1), c->n_ctx);

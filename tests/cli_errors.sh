@@ -60,8 +60,8 @@ expect_error "-r: empty reverse prompt after escapes" -m "$M" -p hi -r '\x00'
 expect_error "-r is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi -r x
 expect_error "-ngl: bad number 'all'" -m "$M" -p hi -ngl all
 expect_error "--ignore-eos is not an option of 'bitnet bench'" bench -m "$M" --ignore-eos
-expect_error "-d 256 leaves no room" bench -m "$M" -d 256
-expect_error "-p 200 does not fit the model's context length \\(256\\) after -d 100" bench -m "$M" -d 0,100 -p 200
+expect_error "-d 1048576 with 1 tokens needs a context of more than 1048576 tokens" bench -m "$M" -d 1048576 -p 1 -n 0
+expect_error "-c: 1048577 is out of range" -m "$M" -p hi -c 1048577
 expect_error "-d: bad number" bench -m "$M" -d 1,x
 expect_error "unknown head type" -m "$M" -p hi --head bf16
 expect_error "unknown numerics 'fast' .expected decode or bitnet-cpp." -m "$M" -p hi --batch-numerics fast
@@ -97,7 +97,8 @@ expect_error "--min-p: -0.1 is out of range" -m "$M" -p hi --min-p -0.1
 expect_error "--repeat-penalty: must be greater than 0" -m "$M" -p hi --repeat-penalty 0
 expect_error "-s: -2 is out of range" -m "$M" -p hi -s -2
 expect_error "-r: 0 is out of range" bench -m "$M" -r 0
-expect_error "-p 100000 does not fit" bench -m "$M" -p 100000
+expect_error "-p: 1048577 is out of range" bench -m "$M" -p 1048577
+expect_error "-d 1 with 1048576 tokens needs a context" bench -m "$M" -p 1048576 -d 1 -n 0
 
 # ---- prompts ------------------------------------------------------------------------
 expect_error "empty prompt" -m "$M" -p ""

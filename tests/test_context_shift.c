@@ -432,6 +432,42 @@ static int same_cells(const bn_context *a, const bn_context *b) {
     return 1;
 }
 
+/* A context longer than the model's training length is honoured (as in
+ * llama.cpp: positions past it extrapolate), and one past BN_MAX_CTX is a
+ * clean error. */
+static void test_context_past_training_length(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_context_shift-long-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    write_model(path, 1, 4, 2, 10000.0f);
+    bn_model *m = load(path);
+    int V = m->hp.n_vocab, n = 2 * N_CTX + 8;
+    char err[256] = "";
+    bn_context_params cp = bn_context_default_params();
+    cp.n_ctx = BN_MAX_CTX + 1;
+    assert_null(bn_context_new(m, &cp, err, sizeof err));
+    assert_non_null(strstr(err, "too large"));
+    cp.n_ctx = n;
+    cp.n_threads = 2;
+    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
+    if (!c) fail_msg("bn_context_new: %s", err);
+    assert_int_equal(bn_context_n_ctx(c), n);
+    int32_t *t = malloc((size_t)n * sizeof *t);
+    assert_non_null(t);
+    make_tokens(t, n, V, 5);
+    decode(c, t, n - 1);
+    decode(c, t + n - 1, 1);
+    assert_int_equal(bn_context_n_past(c), n);
+    const float *lg = bn_get_logits(c, -1);
+    for (int v = 0; v < V; v++) assert_true(isfinite(lg[v]));
+    /* full now: one more token is refused */
+    assert_int_not_equal(bn_decode(c, t, 1, 0, err, sizeof err), 0);
+    free(t);
+    bn_context_free(c);
+    bn_model_free(m);
+    remove(path);
+}
+
 static void test_exact_cases_and_errors(void **state) {
     (void)state;
     char path[512];
@@ -520,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_all_layers_vs_double),
         cmocka_unit_test(test_logits_one_layer),
         cmocka_unit_test(test_exact_cases_and_errors),
+        cmocka_unit_test(test_context_past_training_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

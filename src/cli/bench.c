@@ -166,27 +166,6 @@ static void print_json(const char *model, const bn_model_desc *d, const bench_re
     printf("]\n");
 }
 
-/* Explicit sizes must fit the context after the deepest -d; the defaults
- * shrink to it. */
-static int fit_sizes(bn_cli_list *l, int dflt, int n_ctx, int depth, const char *flag) {
-    int room = n_ctx - depth;
-    char after[48] = "";
-    if (depth > 0) snprintf(after, sizeof after, " after -d %d", depth);
-    if (l->n == 0) {
-        l->v[0] = dflt < room ? dflt : room;
-        l->n = 1;
-        if (dflt > room)
-            fprintf(stderr, "note: %s %d capped to %d, the room in the model's context length %d%s\n",
-                    flag, dflt, room, n_ctx, after);
-        return 0;
-    }
-    for (int i = 0; i < l->n; i++)
-        if (l->v[i] > room)
-            return bn_err("%s %d does not fit the model's context length (%d)%s", flag, l->v[i], n_ctx,
-                          after);
-    return 0;
-}
-
 /* `bench --kernels`: the ternary kernels alone (tools/lib/bench_kernels.c). */
 static int bench_kernels(const bn_cli_opts *o) {
     if (o->model || o->bench_p.n || o->bench_n.n || o->bench_d.n || o->json)
@@ -219,13 +198,14 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     }
     int max_depth = 0;
     for (int i = 0; i < ld.n; i++) if (ld.v[i] > max_depth) max_depth = ld.v[i];
-    if (max_depth >= hp->n_ctx_train) {
-        bn_err("-d %d leaves no room in the model's context length (%d)", max_depth, hp->n_ctx_train);
-        bn_model_free(m);
-        return 1;
-    }
-    if (fit_sizes(&lp, 512, hp->n_ctx_train, max_depth, "-p") ||
-        fit_sizes(&ln, 128, hp->n_ctx_train, max_depth, "-n")) {
+    if (lp.n == 0) lp.v[lp.n++] = 512;
+    if (ln.n == 0) ln.v[ln.n++] = 128;
+    int max_len = 1;
+    for (int i = 0; i < lp.n; i++) if (lp.v[i] > max_len) max_len = lp.v[i];
+    for (int i = 0; i < ln.n; i++) if (ln.v[i] > max_len) max_len = ln.v[i];
+    if ((long)max_depth + max_len > BN_MAX_CTX) {
+        bn_err("-d %d with %d tokens needs a context of more than %d tokens", max_depth, max_len,
+               BN_MAX_CTX);
         bn_model_free(m);
         return 1;
     }
@@ -234,9 +214,6 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         lt.v[0] = bn_physical_cores();
         lt.n = 1;
     }
-    int max_len = 1;
-    for (int i = 0; i < lp.n; i++) if (lp.v[i] > max_len) max_len = lp.v[i];
-    for (int i = 0; i < ln.n; i++) if (ln.v[i] > max_len) max_len = ln.v[i];
     int n_toks = max_len > max_depth ? max_len : max_depth;
     int32_t *toks = malloc((size_t)n_toks * sizeof *toks);
     bench_result *res = calloc((size_t)lt.n * (size_t)ld.n * (size_t)(lp.n + ln.n), sizeof *res);
@@ -249,7 +226,11 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     for (int ti = 0; ti < lt.n; ti++) {
         bn_cli_opts co = *o;
         co.n_threads = lt.v[ti];
+        /* As llama-bench: the context is what the deepest test needs, even
+         * past the model's training length (RoPE extrapolates; speed is
+         * what is measured). */
         co.n_ctx = max_depth + max_len;
+        co.quiet_ctx_note = 1;
         /* pp: the whole prompt in one batch; the depth fills in batches of
          * at least 512 */
         co.n_batch = max_len > 512 ? max_len : 512;

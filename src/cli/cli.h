@@ -42,6 +42,7 @@ typedef struct bn_cli_opts {
     int n_threads;                  /* -t; 0 = physical cores */
     int n_ctx;                      /* -c; 0 = the model's */
     int n_batch;                    /* -b; 0 = default */
+    int quiet_ctx_note;             /* no warning for -c past the training length (bench) */
     bn_sampler_params sp;
     const char *kernel;             /* --kernel */
     int head;                       /* --head: enum bn_head_type */

@@ -171,13 +171,11 @@ void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms) {
 bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_max) {
     const bn_hparams *hp = bn_model_hparams(m);
     bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = o->n_ctx;
-    if (cp.n_ctx == 0 || cp.n_ctx > hp->n_ctx_train) {
-        if (cp.n_ctx > hp->n_ctx_train)
-            fprintf(stderr, "note: -c %d capped to the model's context length %d\n",
-                    cp.n_ctx, hp->n_ctx_train);
-        cp.n_ctx = hp->n_ctx_train;
-    }
+    cp.n_ctx = o->n_ctx == 0 ? hp->n_ctx_train : o->n_ctx;
+    /* llama.cpp's habit: a longer context is honoured, with a warning. */
+    if (cp.n_ctx > hp->n_ctx_train && !o->quiet_ctx_note)
+        fprintf(stderr, "warning: -c %d is longer than the model's training context (%d); "
+                        "past it the model may lose coherence\n", cp.n_ctx, hp->n_ctx_train);
     cp.n_threads = o->n_threads;
     cp.n_batch = o->n_batch;
     cp.n_outputs_max = n_outputs_max;
