@@ -24,8 +24,8 @@ BN_DEFINE_F16_FORMATS(avx2, bn_avx2_f32_to_f16, bn_avx2_gemv_f16, bn_avx2_dot_f3
             [BN_FMT_F16_TINYBLAS] = &avx2_fmt_f16_tinyblas,             \
             [BN_FMT_Q8_HEAD] = &bn_avx2_fmt_q8_head,                    \
             [BN_FMT_Q8_0] = &bn_fmt_q8_0_avx2,                          \
-            [BN_FMT_Q6_K] = &bn_fmt_q6_k,                               \
-            [BN_FMT_F32] = &bn_fmt_f32,                                 \
+            [BN_FMT_Q6_K] = &bn_fmt_q6_k_avx2,                               \
+            [BN_FMT_F32] = &bn_fmt_f32_avx2,                                 \
         },                                                              \
         .attn_qk = bn_attn_qk_avx2,                                     \
         .attn_softmax = bn_attn_softmax_avx2,                           \

@@ -131,11 +131,11 @@ static int q6_k_scale(const uint8_t *blk, int j) {
  * made by quantize_row_q8_K_ref, which x86 builds use: max = the value of
  * largest magnitude (the first such), iscale = -127 / max, q = min(127,
  * rne(iscale * x)), d = 1 / iscale. Stored as K/256 floats, then K int8. */
-static size_t q6_k_act_size(int K) {
+size_t bn_q6_k_act_size(int K) {
     return bn_round64((size_t)K + (size_t)(K / 256) * 4);
 }
 
-static void q6_k_act_prep(const void *x_, int K, void *act) {
+void bn_q6_k_act_prep(const void *x_, int K, void *act) {
     const float *x = x_;
     uint8_t *dq = act;
     int8_t *q = (int8_t *)act + (size_t)(K / 256) * 4;
@@ -192,13 +192,13 @@ static void q6_k_gemv(const void *W, int K, int M, const void *act, int m0, int 
 /* ggml has no batch kernel for Q6_K: a batch is gemv per token. */
 static void q6_k_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
                       void *y, int ldy) {
-    bn_gemm_by_row_tiles(q6_k_gemv, q6_k_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
+    bn_gemm_by_row_tiles(q6_k_gemv, bn_q6_k_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
                          m1, y, ldy);
 }
 
 const bn_format_traits bn_fmt_q6_k = {
     .name = "q6_k", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = q6_k_act_size, .act_prep = q6_k_act_prep,
+    .act_size = bn_q6_k_act_size, .act_prep = bn_q6_k_act_prep,
     .gemv = q6_k_gemv, .gemm = q6_k_gemm,
 };
 
@@ -214,11 +214,11 @@ void bn_q6_k_row_to_f32(const void *row, int K, float *dst) {
 
 /* ---- F32 ----------------------------------------------------------------------- */
 
-static size_t f32_act_size(int K) {
+size_t bn_f32_act_size(int K) {
     return bn_round64((size_t)K * 4);
 }
 
-static void f32_act_prep(const void *x, int K, void *act) {
+void bn_f32_act_prep(const void *x, int K, void *act) {
     memcpy(act, x, (size_t)K * sizeof(float));
 }
 
@@ -251,12 +251,12 @@ static void f32_gemv(const void *W, int K, int M, const void *act, int m0, int m
 
 static void f32_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
                      void *y, int ldy) {
-    bn_gemm_by_row_tiles(f32_gemv, f32_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0, m1,
+    bn_gemm_by_row_tiles(f32_gemv, bn_f32_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0, m1,
                          y, ldy);
 }
 
 const bn_format_traits bn_fmt_f32 = {
     .name = "f32", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = f32_act_size, .act_prep = f32_act_prep,
+    .act_size = bn_f32_act_size, .act_prep = bn_f32_act_prep,
     .gemv = f32_gemv, .gemm = f32_gemm,
 };

@@ -211,11 +211,15 @@ const bn_kernels *bn_kernels_avx2_lut(void);
 /* ggml's own types as a file stores a head (format_ggml.c, plain C, the
  * same record in every variant's table), and their row decoders (K values). */
 extern const bn_format_traits bn_fmt_q8_0, bn_fmt_q6_k, bn_fmt_f32;
-/* The Q8_0 record's dot products in AVX2 (format_ggml_avx2.c; x86 builds
- * only), the same bits, and the activation half both share. */
-extern const bn_format_traits bn_fmt_q8_0_avx2;
+/* The records' dot products in AVX2 (format_ggml_avx2.c; x86 builds
+ * only), the same bits, and the activation halves they share. */
+extern const bn_format_traits bn_fmt_q8_0_avx2, bn_fmt_q6_k_avx2, bn_fmt_f32_avx2;
 size_t bn_q8_0_act_size(int K);
 void bn_q8_0_act_prep(const void *x, int K, void *act);
+size_t bn_q6_k_act_size(int K);
+void bn_q6_k_act_prep(const void *x, int K, void *act);
+size_t bn_f32_act_size(int K);
+void bn_f32_act_prep(const void *x, int K, void *act);
 void bn_q8_0_row_to_f32(const void *row, int K, float *dst);
 void bn_q6_k_row_to_f32(const void *row, int K, float *dst);
 /* The reference attention kernels (attn_ref.c), the definition of the

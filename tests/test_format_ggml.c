@@ -163,9 +163,11 @@ static void test_variants_bit_exact(void **state) {
     (void)state;
     const enum bn_format fmts[3] = { BN_FMT_Q8_0, BN_FMT_Q6_K, BN_FMT_F32 };
     const bn_format_traits *plain[3] = { &bn_fmt_q8_0, &bn_fmt_q6_k, &bn_fmt_f32 };
-    const int Ks[3] = { 96, 512, 100 }, M = 37, N = 3;
-    for (int f = 0; f < 3; f++) {
-        const int K = fmts[f] == BN_FMT_F32 ? Ks[2] : fmts[f] == BN_FMT_Q6_K ? Ks[1] : Ks[0];
+    /* per format: one block or chunk, several, and a head's width */
+    const int Ks[3][3] = { { 96, 256, 4096 }, { 256, 512, 2560 }, { 100, 300, 2560 } };
+    const int M = 37, N = 3;
+    for (int fk = 0; fk < 9; fk++) {
+        const int f = fk / 3, K = Ks[f][fk % 3];
         uint8_t *t = make_table(fmts[f], K, M);
         const size_t as = plain[f]->act_size(K);
         uint8_t *act = aalloc(as * N);
