@@ -25,7 +25,7 @@ done
 # The compiler and flags the library was built with (a sanitizer build's
 # library needs its runtime; a cross build's example runs under BN_EMULATOR).
 cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
-CC_USED=$(cache_value CMAKE_C_COMPILER)
+CC_USED=${BN_CC:-$(cache_value CMAKE_C_COMPILER)}
 EXTRA=()
 [ "$(cache_value BITNET_SANITIZE)" = ON ] && EXTRA=(-fsanitize=address,undefined)
 flags=$(PKG_CONFIG_PATH="$P/lib/pkgconfig" pkg-config --cflags --libs bitnet) ||

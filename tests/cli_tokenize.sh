@@ -84,7 +84,7 @@ $BN_EMULATOR "$BIN" tokenize -m "$SPM" -p "a<s>b" >"$TMP/bos.out" 2>/dev/null
 [ "$(cat "$TMP/bos.out")" = "1 270 1 271" ] || fail "spm: BOS + 'a<s>b': $(cat "$TMP/bos.out")"
 
 # ---- vocabularies refused in one line ------------------------------------------------------
-"$BUILD/test_tok_spm" --export-cases "$TMP" || fail "test_tok_spm --export-cases failed"
+$BN_EMULATOR "$BUILD/test_tok_spm" --export-cases "$TMP" || fail "test_tok_spm --export-cases failed"
 # refuse NAME FILE EXPECTED-TEXT [args]
 refuse() {
     local name=$1 file=$2 text=$3
