@@ -11,41 +11,53 @@
 #include "i2s.h"
 
 /* I2_S weights are decoded 3 blocks at a time: 384 = 128 groups = 16
- * chunks, so a segment never splits a group. */
+ * chunks, so a segment never splits a group or a chunk. */
 enum { SEG_K = 3 * 128 };
+
+/* Weights [k0, k0 + SEG_K) of the row starting at flat index row, zero
+ * past K: whole blocks with a table per byte where the row lies on the
+ * block grid (K % 128 == 0, as the forward pass gives), else one by one
+ * (src/i2s.h). */
+static void decode_segment(const uint8_t *i2s, uint64_t row, int K, int k0, int8_t *w) {
+    static const int8_t value[4] = {-1, 0, 1, 0};   /* code 3 reads as 0 */
+    int k = 0;
+    if (row % 128 == 0) {
+        for (; k + 128 <= SEG_K && k0 + k + 128 <= K; k += 128) {
+            const uint8_t *blk = i2s + bn_i2s_byte_index(row + (uint64_t)(k0 + k));
+            for (int p = 0; p < 32; p++) {
+                w[k + p] = value[blk[p] >> 6];
+                w[k + 32 + p] = value[blk[p] >> 4 & 3];
+                w[k + 64 + p] = value[blk[p] >> 2 & 3];
+                w[k + 96 + p] = value[blk[p] & 3];
+            }
+        }
+    }
+    for (; k < SEG_K; k++)
+        w[k] = k0 + k < K ? (int8_t)bn_i2s_weight(i2s, row + (uint64_t)(k0 + k)) : 0;
+}
 
 void bn_t3_pack(const uint8_t *i2s, int K, int M, void *packed) {
     uint8_t *out = packed;
     const size_t tile_bytes = bn_t3_tile_bytes(K);
-    memset(out, 0, bn_t3_packed_size(K, M));   /* index 0, sign + = zero weights */
+    const int nc = bn_t3_chunks(K);
+    memset(out, 0, bn_t3_packed_size(K, M));   /* padding rows: index 0 = zero weights */
     int8_t w[SEG_K];
     for (int m = 0; m < M; m++) {
         uint8_t *tile = out + (size_t)(m / BN_T3_ROWS) * tile_bytes;
         const int r = m % BN_T3_ROWS;
-        const uint64_t row = (uint64_t)m * (uint64_t)K;
-        for (int k0 = 0; k0 < K; k0 += SEG_K) {
-            /* whole I2_S blocks where they lie on the row, else one by one
-             * (rows that do not start on a block) */
-            for (int k = 0; k < SEG_K; k++) {
-                const int kk = k0 + k;
-                if (kk >= K) {
-                    w[k] = 0;
-                } else if ((row + (uint64_t)kk) % 128 == 0 && kk + 128 <= K) {
-                    bn_i2s_decode(i2s + bn_i2s_byte_index(row + (uint64_t)kk), 128, w + k);
-                    k += 127;
-                } else {
-                    w[k] = (int8_t)bn_i2s_weight(i2s, row + (uint64_t)kk);
-                }
+        for (int c = 0; c < nc; c++) {
+            const int k0 = c * BN_T3_CHUNK_K;
+            if (k0 % SEG_K == 0) decode_segment(i2s, (uint64_t)m * (uint64_t)K, K, k0, w);
+            const int8_t *g3 = w + k0 % SEG_K;
+            uint8_t *chunk = tile + (size_t)c * BN_T3_CHUNK_BYTES;
+            uint8_t idx[BN_T3_CHUNK_GROUPS], signs = 0;
+            for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++, g3 += 3) {
+                const int v = 9 * (g3[0] + 1) + 3 * (g3[1] + 1) + (g3[2] + 1);
+                idx[j] = (uint8_t)(v >= 13 ? v - 13 : 13 - v);
+                signs |= (uint8_t)((v < 13) << j);
             }
-            for (int gs = 0; gs < SEG_K / 3 && k0 + 3 * gs < K; gs++) {
-                const int g = k0 / 3 + gs;
-                const int v = 9 * (w[3 * gs] + 1) + 3 * (w[3 * gs + 1] + 1) + (w[3 * gs + 2] + 1);
-                const int idx = v >= 13 ? v - 13 : 13 - v, neg = v < 13;
-                uint8_t *chunk = tile + (size_t)(g / BN_T3_CHUNK_GROUPS) * BN_T3_CHUNK_BYTES;
-                const int j = g % BN_T3_CHUNK_GROUPS;
-                chunk[32 * (j / 2) + r] |= (uint8_t)(idx << (4 * (j % 2)));
-                chunk[128 + r] |= (uint8_t)(neg << j);
-            }
+            for (int p = 0; p < 4; p++) chunk[32 * p + r] = (uint8_t)(idx[2 * p] | idx[2 * p + 1] << 4);
+            chunk[128 + r] = signs;
         }
     }
 }
