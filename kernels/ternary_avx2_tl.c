@@ -75,8 +75,8 @@ static inline __attribute__((always_inline)) void lookup(const uint8_t *t, __m25
                                                          __m256i *L, __m256i *H) {
     const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
     const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(t + 16)));
-    *L = _mm256_add_epi8(*L, _mm256_sign_epi8(_mm256_shuffle_epi8(tl, idx), sg));
-    *H = _mm256_add_epi8(*H, _mm256_sign_epi8(_mm256_shuffle_epi8(th, idx), sg));
+    *L = keep(_mm256_add_epi8(*L, _mm256_sign_epi8(_mm256_shuffle_epi8(tl, idx), sg)));
+    *H = keep(_mm256_add_epi8(*H, _mm256_sign_epi8(_mm256_shuffle_epi8(th, idx), sg)));
 }
 
 /* Sums, per row lane: a chunk's 8 signed L (|L| <= 15) and H (|H| <= 12)

@@ -101,7 +101,13 @@ void bn_t3_gemv_ref(const void *packed, int K, int M, const void *act, int m0, i
 void bn_t3_gemm_ref(const void *packed, int K, int M, const void *act, int N, int m0, int m1,
                     int32_t *dot, int ldd);
 
-/* The ref-tl record (ternary_tl.c) and the avx2-tl one (ternary_avx2_tl.c). */
+/* The ref-tl record (ternary_tl.c). */
 extern const bn_format_traits bn_t3_ref_fmt_ternary;
+
+#if defined(__aarch64__)
+/* The vqtbl1q gemv (ternary_neon_tl.c), shared by both NEON t3 tables. */
+void bn_t3_neon_gemv(const void *packed, int K, int M, const void *act, int m0, int m1,
+                     int32_t *dot);
+#endif
 
 #endif
