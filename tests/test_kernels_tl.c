@@ -35,6 +35,7 @@ static int setup_t3(void **state) {
         else if (strncmp(all[i]->fmt[BN_FMT_TERNARY]->name, "t3-", 3) == 0 && n_t3 < 8)
             t3[n_t3++] = all[i];
     }
+    for (int i = 0; t3[0] && i < n_t3; i++) print_message("t3 variant: %s\n", t3[i]->name);
     return t3[0] ? 0 : -1;
 }
 
