@@ -34,6 +34,7 @@ BN_DEFINE_F16_FORMATS(avx2, bn_avx2_f32_to_f16, bn_avx2_gemv_f16, bn_avx2_dot_f3
 
 static const bn_kernels avx2_mad_kernels = AVX2_TABLE("avx2-mad", bn_avx2_mad_fmt_ternary);
 static const bn_kernels avx2_lut_kernels = AVX2_TABLE("avx2-lut", bn_avx2_lut_fmt_ternary);
+static const bn_kernels avx2_tl_kernels = AVX2_TABLE("avx2-tl", bn_avx2_tl_fmt_ternary);
 /* "avx2" is the multiply-add design, for decode and for batches. Measured
  * with the kernel bench (bitnet bench --kernels --variants
  * avx2-mad,avx2-lut,avx512 -t 1 -r 3, best of 3, shared 2-core EPYC Zen 5,
@@ -63,6 +64,10 @@ const bn_kernels *bn_kernels_avx2(void) {
     return &avx2_kernels;
 }
 
+const bn_kernels *bn_kernels_avx2_tl(void) {
+    return &avx2_tl_kernels;
+}
+
 #else   /* not an AVX2 build: the variant does not exist here */
 
 const bn_kernels *bn_kernels_avx2_mad(void) {
@@ -74,6 +79,10 @@ const bn_kernels *bn_kernels_avx2_lut(void) {
 }
 
 const bn_kernels *bn_kernels_avx2(void) {
+    return NULL;
+}
+
+const bn_kernels *bn_kernels_avx2_tl(void) {
     return NULL;
 }
 

@@ -102,6 +102,11 @@ static const variant alternatives[] = {
     {"avx2-mad", bn_kernels_avx2_mad, CPU_AVX2},
     {"avx2-lut", bn_kernels_avx2_lut, CPU_AVX2},
     {"neon-lut", bn_kernels_neon_lut, CPU_NEON},
+    /* the 1.67-bit t3 layout (docs/FORMAT.md, T3 lookup layout) */
+    {"avx2-tl", bn_kernels_avx2_tl, CPU_AVX2},
+    {"neon-tl", bn_kernels_neon_tl, CPU_NEON},
+    {"neon-tl-sdot", bn_kernels_neon_tl_sdot, CPU_NEON | CPU_DOTPROD},
+    {"ref-tl", bn_kernels_ref_tl, 0},
 };
 enum { N_ALTERNATIVES = sizeof alternatives / sizeof alternatives[0] };
 
@@ -141,7 +146,7 @@ const bn_kernels *bn_kernels_select(const char *force, char *err, size_t errlen)
     if (err && errlen)
         snprintf(err, errlen,
                  "unknown kernel '%s' (expected ref, avx2, avx512 or neon; "
-                 "alternatives: avx2-mad, avx2-lut, neon-lut)",
+                 "alternatives: avx2-mad, avx2-lut, avx2-tl, neon-lut, neon-tl, neon-tl-sdot, ref-tl)",
                  force);
     return NULL;
 }

@@ -207,6 +207,14 @@ const bn_kernels *bn_kernels_neon_dotprod(void);
 /* AVX2 alternatives (avx2_tables.c); bn_kernels_avx2() is one of them. */
 const bn_kernels *bn_kernels_avx2_mad(void);
 const bn_kernels *bn_kernels_avx2_lut(void);
+/* The 1.67-bit t3 layout (docs/FORMAT.md, T3 lookup layout) with lookup-table
+ * gemv and an expand-then-multiply-add gemm: "ref-tl" (plain C, every CPU),
+ * "avx2-tl", "neon-tl" (plain NEON), "neon-tl-sdot" (its batches with sdot);
+ * NULL where not compiled. */
+const bn_kernels *bn_kernels_ref_tl(void);
+const bn_kernels *bn_kernels_avx2_tl(void);
+const bn_kernels *bn_kernels_neon_tl(void);
+const bn_kernels *bn_kernels_neon_tl_sdot(void);
 
 /* ggml's own types as a file stores a head (format_ggml.c, plain C, the
  * same record in every variant's table), and their row decoders (K values). */

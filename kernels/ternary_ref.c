@@ -6,6 +6,7 @@
 
 #include "format_records.h"
 #include "i2s.h"
+#include "ternary_tl.h"
 
 /* ---- activations (docs/NUMERICS.md, BitLinear, steps 1-4) ----------------- */
 
@@ -158,26 +159,37 @@ BN_DEFINE_F16_FORMATS(ref, ref_f32_to_f16, ref_gemv_f16, ref_dot_f32_f16_fma16);
 BN_DEFINE_Q8_HEAD_FORMAT(ref, 1, ref_head_q8_size, ref_head_q8_quantize, bn_act_q8_quantize_ref,
                          ref_gemv_head_q8);
 
-static const bn_kernels ref_kernels = {
-    .name = "ref",
-    .quantize_act = ref_quantize_act,
-    .f16_to_f32 = ref_f16_to_f32,
-    .f32_to_f16 = ref_f32_to_f16,
-    .dot_f16 = ref_dot_f16,
-    .gemv_f16 = ref_gemv_f16,
-    .dot_f32_f16_fma16 = ref_dot_f32_f16_fma16,
-    .fmt = {
-        [BN_FMT_TERNARY] = &ref_fmt_ternary,
-        [BN_FMT_F16] = &ref_fmt_f16,
-        [BN_FMT_F16_TINYBLAS] = &ref_fmt_f16_tinyblas,
-        [BN_FMT_Q8_HEAD] = &ref_fmt_q8_head,
-        [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32,
-    },
-    .attn_qk = bn_attn_qk_ref,
-    .attn_softmax = bn_attn_softmax_ref,
-    .attn_pv = bn_attn_pv_ref,
-};
+/* The reference table, and "ref-tl": the same with the 1.67-bit t3 layout
+ * and its lookup tables in plain C (ternary_tl.c), for CPUs without a SIMD
+ * t3 kernel and as the reference of the SIMD ones. */
+#define REF_TABLE(label, ternary)                                                               \
+    {                                                                                           \
+        .name = label,                                                                          \
+        .quantize_act = ref_quantize_act,                                                       \
+        .f16_to_f32 = ref_f16_to_f32,                                                           \
+        .f32_to_f16 = ref_f32_to_f16,                                                           \
+        .dot_f16 = ref_dot_f16,                                                                 \
+        .gemv_f16 = ref_gemv_f16,                                                               \
+        .dot_f32_f16_fma16 = ref_dot_f32_f16_fma16,                                             \
+        .fmt = {                                                                                \
+            [BN_FMT_TERNARY] = &ternary,                                                        \
+            [BN_FMT_F16] = &ref_fmt_f16,                                                        \
+            [BN_FMT_F16_TINYBLAS] = &ref_fmt_f16_tinyblas,                                      \
+            [BN_FMT_Q8_HEAD] = &ref_fmt_q8_head,                                                \
+            [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32, \
+        },                                                                                      \
+        .attn_qk = bn_attn_qk_ref,                                                              \
+        .attn_softmax = bn_attn_softmax_ref,                                                    \
+        .attn_pv = bn_attn_pv_ref,                                                              \
+    }
+
+static const bn_kernels ref_kernels = REF_TABLE("ref", ref_fmt_ternary);
+static const bn_kernels ref_tl_kernels = REF_TABLE("ref-tl", bn_t3_ref_fmt_ternary);
 
 const bn_kernels *bn_kernels_ref(void) {
     return &ref_kernels;
+}
+
+const bn_kernels *bn_kernels_ref_tl(void) {
+    return &ref_tl_kernels;
 }

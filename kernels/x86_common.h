@@ -91,6 +91,7 @@ float bn_avx2_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 
 extern const bn_format_traits bn_avx2_mad_fmt_ternary;     /* "i2s-avx2-mad" */
 extern const bn_format_traits bn_avx2_lut_fmt_ternary;     /* "i2s-avx2-lut" */
+extern const bn_format_traits bn_avx2_tl_fmt_ternary;      /* "t3-avx2" (ternary_avx2_tl.c) */
 extern const bn_format_traits bn_avx2_fmt_q8_head;         /* tile height 8 */
 
 #endif /* AVX2 */

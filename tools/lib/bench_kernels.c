@@ -180,6 +180,7 @@ typedef struct table {
     int rows;
     char label[MAX_ROWS][48];
     char cell[MAX_ROWS][MAX_COLS][CELL];
+    double sec[MAX_ROWS][MAX_COLS];     /* time per matrix of the timed rows, else 0 */
 } table;
 
 /* One column of one shape: fills its cells, row by row in the order
@@ -241,6 +242,7 @@ static int measure(const bench *b, const bench_format *bf, const bn_format_trait
                     .y = y};
         for (int ti = 0; ti < o->n_threads; ti++, r++) {
             const double per_mat = time_best(b->pools[ti], mm_task, &j, o->reps) / j.n_mats;
+            t->sec[r][col] = per_mat;
             snprintf(t->label[r], sizeof t->label[r], "%dx%d | N = %d | %d", K, M, N,
                      o->threads[ti]);
             if (N == 1)
@@ -322,6 +324,23 @@ static int bench_shape(const bench *b, const bench_format *bf, const column *col
         if (!any) continue;
         fprintf(b->out, "| %s |", t->label[r]);
         for (int c = 0; c < nc; c++) fprintf(b->out, " %s |", t->cell[r][c]);
+        /* The fastest record by time per matrix (each record reads its own
+         * layout's bytes, so GB/s does not compare them), and by how much
+         * it beats the next. */
+        int best = -1, next = -1;
+        for (int c = 0; c < nc; c++) {
+            if (t->sec[r][c] <= 0) continue;
+            if (best < 0 || t->sec[r][c] < t->sec[r][best]) {
+                next = best;
+                best = c;
+            } else if (next < 0 || t->sec[r][c] < t->sec[r][next]) {
+                next = c;
+            }
+        }
+        if (best >= 0 && next >= 0)
+            fprintf(b->out, " %s, %.2fx |", cols[best].names, t->sec[r][next] / t->sec[r][best]);
+        else if (nc > 1)
+            fprintf(b->out, " |");
         fprintf(b->out, "\n");
     }
     fflush(b->out);
@@ -340,9 +359,10 @@ static int bench_format_table(const bench *b, int fmt, const bn_kernels *const *
     const int nc = make_columns(fmt, vs, nv, cols);
     fprintf(b->out, "## %s, best of %d\n\n", bf->title, o->reps);
     fprintf(b->out, "| K x M | case | threads |");
-    for (int c = 0; c < nc; c++) fprintf(b->out, " %s |", cols[c].names);
+    for (int c = 0; c < nc; c++) fprintf(b->out, " %s [%s] |", cols[c].names, cols[c].f->name);
+    if (nc > 1) fprintf(b->out, " fastest, vs next |");
     fprintf(b->out, "\n|---|---|---|");
-    for (int c = 0; c < nc; c++) fprintf(b->out, "---|");
+    for (int c = 0; c < nc + (nc > 1); c++) fprintf(b->out, "---|");
     fprintf(b->out, "\n");
     if (bf->ternary) {
         for (size_t s = 0; s < sizeof ternary_shapes / sizeof ternary_shapes[0]; s++)
@@ -431,9 +451,12 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
     }
 
     fprintf(out,
-            "Columns are kernel records (\"a = b\": variants sharing one). N = 1 cycles "
+            "Columns are kernel records (\"a = b\": variants sharing one; [layout "
+            "record]). The measure is time per matrix; \"fastest\" names the record "
+            "with the least, and its speed-up over the next. N = 1 cycles "
             "through copies of the packed matrix (>= %d MB) so the weights come from "
-            "memory; GB/s counts the record's own packed bytes per matrix pass, %% is of "
+            "memory; GB/s counts the record's own packed bytes per matrix pass (layouts "
+            "differ in size), %% is of "
             "the read bandwidth above. N = %d reuses one matrix; GMAC/s counts K*M*N "
             "multiply-adds. act_prep is per token; pack is load-time work.\n\n",
             o.stream_mb, o.batch);

@@ -1,0 +1,122 @@
+/* The "neon-tl" table (plain ARMv8.0 Advanced SIMD): the 1.67-bit t3 layout
+ * (ternary_tl.h; docs/FORMAT.md, T3 lookup layout) with vqtbl1q table
+ * lookups. A 16-byte vector is 16 rows of a tile, so a tile is two halves.
+ * gemv: per chunk and half, each group's indices are looked up in the
+ * group's L and H tables, negated where the sign bit is set, and summed in
+ * int8 over the chunk's 8 groups (|ΣL| <= 120, |ΣH| <= 96), then widened:
+ * int16 ΣL + 31·ΣH (<= 3096 per chunk, 8 chunks <= 24768), then int32.
+ * gemm: the tile stays in cache while every token of the batch runs the
+ * same lookups (the tables are in each token's prepared input); with sdot,
+ * ternary_neon_tl_dotprod.c expands tiles instead. Pack and the prepared
+ * input are ternary_tl.c's (act_prep in plain C for now). */
+#include "neon_common.h"
+#include "ternary_tl.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+/* Rows [0, 32) of one tile against one prepared input: out[r] = dot. */
+static void tile_dots(const uint8_t *wt, int nc, const int8_t *tabs, int32_t out[BN_T3_ROWS]) {
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    const int8x16_t base = vdupq_n_s8(BN_T3_BASE);
+    for (int half = 0; half < 2; half++) {
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+        for (int c0 = 0; c0 < nc; c0 += 8) {
+            const int c1 = c0 + 8 < nc ? c0 + 8 : nc;
+            int16x8_t s_lo = vdupq_n_s16(0), s_hi = s_lo;
+            for (int c = c0; c < c1; c++) {
+                const uint8_t *wc = wt + (size_t)c * BN_T3_CHUNK_BYTES + 16 * half;
+                const int8_t *tc = tabs + (size_t)c * BN_T3_CHUNK_GROUPS * BN_T3_TABLE_BYTES;
+                __builtin_prefetch(wc + 4096);
+                __builtin_prefetch(wc + 4096 + 64);
+                __builtin_prefetch(wc + 4096 + 128);
+                const uint8x16_t S = vld1q_u8(wc + 128);
+                int8x16_t L = vdupq_n_s8(0), H = L;
+                for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
+                    const uint8x16_t x = vld1q_u8(wc + 32 * (j / 2));
+                    const uint8x16_t idx = j % 2 ? vshrq_n_u8(x, 4) : vandq_u8(x, lo4);
+                    /* 0xff where the group is negative: (v ^ m) - m = -v */
+                    const int8x16_t m = vreinterpretq_s8_u8(vtstq_u8(S, vdupq_n_u8((uint8_t)(1u << j))));
+                    const int8x16_t l = vqtbl1q_s8(vld1q_s8(tc + 32 * j), idx);
+                    const int8x16_t h = vqtbl1q_s8(vld1q_s8(tc + 32 * j + 16), idx);
+                    L = vaddq_s8(L, vsubq_s8(veorq_s8(l, m), m));
+                    H = vaddq_s8(H, vsubq_s8(veorq_s8(h, m), m));
+                }
+                s_lo = vmlal_s8(vaddw_s8(s_lo, vget_low_s8(L)), vget_low_s8(H), vget_low_s8(base));
+                s_hi = vmlal_high_s8(vaddw_high_s8(s_hi, L), H, base);
+            }
+            a0 = vaddw_s16(a0, vget_low_s16(s_lo));
+            a1 = vaddw_high_s16(a1, s_lo);
+            a2 = vaddw_s16(a2, vget_low_s16(s_hi));
+            a3 = vaddw_high_s16(a3, s_hi);
+        }
+        vst1q_s32(out + 16 * half, a0);
+        vst1q_s32(out + 16 * half + 4, a1);
+        vst1q_s32(out + 16 * half + 8, a2);
+        vst1q_s32(out + 16 * half + 12, a3);
+    }
+}
+
+static void tl_gemm(const void *packed, int K, int M, const void *act, int N, int m0, int m1,
+                    int32_t *dot, int ldd) {
+    (void)M;
+    const int nc = bn_t3_chunks(K);
+    const size_t tile_bytes = bn_t3_tile_bytes(K), as = bn_t3_act_size(K);
+    const size_t toff = bn_t3_table_offset(K);
+    int32_t out[BN_T3_ROWS];
+    for (int m = m0; m < m1; m += BN_T3_ROWS) {
+        const uint8_t *wt = (const uint8_t *)packed + (size_t)(m / BN_T3_ROWS) * tile_bytes;
+        const int rows = m1 - m < BN_T3_ROWS ? m1 - m : BN_T3_ROWS;
+        for (int n = 0; n < N; n++) {
+            tile_dots(wt, nc, (const int8_t *)act + (size_t)n * as + toff, out);
+            memcpy(dot + (size_t)n * (size_t)ldd + (m - m0), out, (size_t)rows * sizeof *out);
+        }
+    }
+}
+
+void bn_t3_neon_gemv(const void *packed, int K, int M, const void *act, int m0, int m1,
+                     int32_t *dot) {
+    tl_gemm(packed, K, M, act, 1, m0, m1, dot, 0);
+}
+
+static size_t tl_act_size(int K) {
+    return bn_t3_act_size(K);
+}
+
+BN_DEFINE_TERNARY_FORMAT(neon_tl, "t3-neon", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
+                         tl_act_size, bn_t3_act_prep_ref, bn_t3_neon_gemv, tl_gemm);
+BN_DEFINE_F16_FORMATS(neon_tl, bn_neon_f32_to_f16, bn_neon_gemv_f16, bn_neon_dot_f32_f16_fma16);
+BN_DEFINE_Q8_HEAD_FORMAT(neon_tl, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,
+                         bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);
+
+static const bn_kernels neon_tl_kernels = {
+    .name = "neon-tl",
+    .quantize_act = bn_neon_quantize_act,
+    .f16_to_f32 = bn_neon_f16_to_f32,
+    .f32_to_f16 = bn_neon_f32_to_f16,
+    .dot_f16 = bn_neon_dot_f16,
+    .gemv_f16 = bn_neon_gemv_f16,
+    .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,
+    .fmt = {
+        [BN_FMT_TERNARY] = &neon_tl_fmt_ternary,
+        [BN_FMT_F16] = &neon_tl_fmt_f16,
+        [BN_FMT_F16_TINYBLAS] = &neon_tl_fmt_f16_tinyblas,
+        [BN_FMT_Q8_HEAD] = &neon_tl_fmt_q8_head,
+        [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32,
+    },
+    .attn_qk = bn_attn_qk_neon,
+    .attn_softmax = bn_attn_softmax_neon,
+    .attn_pv = bn_attn_pv_neon,
+};
+
+const bn_kernels *bn_kernels_neon_tl(void) {
+    return &neon_tl_kernels;
+}
+
+#else /* not aarch64: this variant does not exist */
+
+const bn_kernels *bn_kernels_neon_tl(void) {
+    return NULL;
+}
+
+#endif

@@ -1,0 +1,133 @@
+/* The t3 layout in plain C (ternary_tl.h; docs/FORMAT.md, T3 lookup layout):
+ * the load-time pack from I2_S that every t3 record uses, the prepared input
+ * whose bytes every variant's act_prep reproduces, and lookup-table
+ * products written for clarity: the "ref-tl" record, which the SIMD t3
+ * kernels are tested against (and ternary_ref.c against them all). */
+#include "ternary_tl.h"
+
+#include <string.h>
+
+#include "format_records.h"
+#include "i2s.h"
+
+/* I2_S weights are decoded 3 blocks at a time: 384 = 128 groups = 16
+ * chunks, so a segment never splits a group or a chunk. */
+enum { SEG_K = 3 * 128 };
+
+/* Weights [k0, k0 + SEG_K) of the row starting at flat index row, zero
+ * past K: whole blocks with a table per byte where the row lies on the
+ * block grid (K % 128 == 0, as the forward pass gives), else one by one
+ * (src/i2s.h). */
+static void decode_segment(const uint8_t *i2s, uint64_t row, int K, int k0, int8_t *w) {
+    static const int8_t value[4] = {-1, 0, 1, 0};   /* code 3 reads as 0 */
+    int k = 0;
+    if (row % 128 == 0) {
+        for (; k + 128 <= SEG_K && k0 + k + 128 <= K; k += 128) {
+            const uint8_t *blk = i2s + bn_i2s_byte_index(row + (uint64_t)(k0 + k));
+            for (int p = 0; p < 32; p++) {
+                w[k + p] = value[blk[p] >> 6];
+                w[k + 32 + p] = value[blk[p] >> 4 & 3];
+                w[k + 64 + p] = value[blk[p] >> 2 & 3];
+                w[k + 96 + p] = value[blk[p] & 3];
+            }
+        }
+    }
+    for (; k < SEG_K; k++)
+        w[k] = k0 + k < K ? (int8_t)bn_i2s_weight(i2s, row + (uint64_t)(k0 + k)) : 0;
+}
+
+void bn_t3_pack(const uint8_t *i2s, int K, int M, void *packed) {
+    uint8_t *out = packed;
+    const size_t tile_bytes = bn_t3_tile_bytes(K);
+    const int nc = bn_t3_chunks(K);
+    memset(out, 0, bn_t3_packed_size(K, M));   /* padding rows: index 0 = zero weights */
+    int8_t w[SEG_K];
+    for (int m = 0; m < M; m++) {
+        uint8_t *tile = out + (size_t)(m / BN_T3_ROWS) * tile_bytes;
+        const int r = m % BN_T3_ROWS;
+        for (int c = 0; c < nc; c++) {
+            const int k0 = c * BN_T3_CHUNK_K;
+            if (k0 % SEG_K == 0) decode_segment(i2s, (uint64_t)m * (uint64_t)K, K, k0, w);
+            const int8_t *g3 = w + k0 % SEG_K;
+            uint8_t *chunk = tile + (size_t)c * BN_T3_CHUNK_BYTES;
+            uint8_t idx[BN_T3_CHUNK_GROUPS], signs = 0;
+            for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++, g3 += 3) {
+                const int v = 9 * (g3[0] + 1) + 3 * (g3[1] + 1) + (g3[2] + 1);
+                idx[j] = (uint8_t)(v >= 13 ? v - 13 : 13 - v);
+                signs |= (uint8_t)((v < 13) << j);
+            }
+            for (int p = 0; p < 4; p++) chunk[32 * p + r] = (uint8_t)(idx[2 * p] | idx[2 * p + 1] << 4);
+            chunk[128 + r] = signs;
+        }
+    }
+}
+
+/* H = round(T / 31) (never a tie: 31 is odd), L = T − 31·H. */
+static void split_sum(int T, int8_t *L, int8_t *H) {
+    const int h = T >= 0 ? (T + 15) / BN_T3_BASE : -((-T + 15) / BN_T3_BASE);
+    *H = (int8_t)h;
+    *L = (int8_t)(T - BN_T3_BASE * h);
+}
+
+void bn_t3_act_prep_ref(const int8_t *q, int K, void *act) {
+    uint8_t *a = act;
+    const size_t qb = bn_t3_q_bytes(K);
+    memcpy(a, q, (size_t)K);
+    memset(a + K, 0, bn_t3_table_offset(K) - (size_t)K);
+    int32_t sum = 0;
+    for (int k = 0; k < K; k++) sum += q[k];
+    memcpy(a + qb, &sum, sizeof sum);
+    const int8_t *qp = (const int8_t *)a;   /* zero-padded to whole chunks */
+    int8_t *tab = (int8_t *)(a + bn_t3_table_offset(K));
+    const int groups = bn_t3_chunks(K) * BN_T3_CHUNK_GROUPS;
+    for (int g = 0; g < groups; g++, tab += BN_T3_TABLE_BYTES) {
+        for (int i = 0; i < 16; i++) {
+            int T = 0;
+            if (i < 14) {
+                int w[3];
+                bn_t3_decode(i, 0, w);
+                T = w[0] * qp[3 * g] + w[1] * qp[3 * g + 1] + w[2] * qp[3 * g + 2];
+            }
+            split_sum(T, &tab[i], &tab[16 + i]);
+        }
+    }
+}
+
+void bn_t3_gemv_ref(const void *packed, int K, int M, const void *act, int m0, int m1,
+                    int32_t *dot) {
+    (void)M;
+    const uint8_t *w = packed;
+    const int8_t *tab = (const int8_t *)act + bn_t3_table_offset(K);
+    const int nc = bn_t3_chunks(K);
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *tile = w + (size_t)(m / BN_T3_ROWS) * bn_t3_tile_bytes(K);
+        const int r = m % BN_T3_ROWS;
+        int32_t acc = 0;
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *chunk = tile + (size_t)c * BN_T3_CHUNK_BYTES;
+            for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
+                const int idx = chunk[32 * (j / 2) + r] >> (4 * (j % 2)) & 15;
+                const int neg = chunk[128 + r] >> j & 1;
+                const int8_t *t = tab + (size_t)(c * BN_T3_CHUNK_GROUPS + j) * BN_T3_TABLE_BYTES;
+                const int T = BN_T3_BASE * t[16 + idx] + t[idx];
+                acc += neg ? -T : T;
+            }
+        }
+        dot[m - m0] = acc;
+    }
+}
+
+void bn_t3_gemm_ref(const void *packed, int K, int M, const void *act, int N, int m0, int m1,
+                    int32_t *dot, int ldd) {
+    const size_t as = bn_t3_act_size(K);
+    for (int n = 0; n < N; n++)
+        bn_t3_gemv_ref(packed, K, M, (const uint8_t *)act + (size_t)n * as, m0, m1,
+                       dot + (size_t)n * (size_t)ldd);
+}
+
+static size_t t3_act_size(int K) {
+    return bn_t3_act_size(K);
+}
+
+BN_EXPORT_TERNARY_FORMAT(bn_t3_ref, "t3-ref", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
+                         t3_act_size, bn_t3_act_prep_ref, bn_t3_gemv_ref, bn_t3_gemm_ref);
