@@ -99,7 +99,8 @@ typedef struct bn_glue_kernels {
     /* RMSNorm's last step and quantize_act in one: y[k] = (x[k] * scale) *
      * w[k] for k < K (y[k] = x[k] where w is NULL: no norm), y[k] = 0 for
      * K <= k < Kp; q, *sum and the returned s are those of
-     * quantize_act(y, Kp) of the same variant. y is never stored. */
+     * quantize_act(y, Kp) of the same variant. y is never stored. Kp is a
+     * multiple of 32 (whole I2_S blocks in the forward pass). */
     float (*norm_quantize_act)(const float *x, const float *w, float scale, int K, int Kp,
                                int8_t *q, int32_t *sum);
     /* y[m] = bn_ternary_epilogue(dot[m], act_scale, w_scale) for m < n;
