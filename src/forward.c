@@ -217,8 +217,9 @@ static void task_attn_out(void *arg, int ith, int nth) {
 }
 
 /* out[m] = silu(g) * u, silu(g) = g / (1 + exp(-g)) in float, for m < n
- * (relu2_glu of the glue table is the ReLU² product, docs/NUMERICS.md, FFN
- * activations). expf is libm's, so this stays plain C in every variant. */
+ * (docs/NUMERICS.md, FFN activations; the ReLU² product is the glue
+ * table's relu2_glu). expf is libm's, so this stays plain C in every
+ * variant. */
 static void silu_product(const int32_t *dg, const int32_t *du, int n, float as, float gs,
                          float us, float *out) {
     for (int m = 0; m < n; m++) {
