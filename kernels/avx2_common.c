@@ -81,6 +81,16 @@ float bn_avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
     __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
     double sum = (double)_mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+    /* The tail in double one product at a time, in order, as the reference;
+     * only the conversions and the exact products are vectorised (as in
+     * avx512_common.c: attention's P·V dots often have a 32-element tail). */
+    float prod[8];
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(prod, _mm256_mul_ps(
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)))));
+        for (int l = 0; l < 8; l++) sum += (double)prod[l];
+    }
     for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
     return (float)sum;
 }

@@ -13,6 +13,7 @@ BN_DEFINE_F16_FORMATS(avx2, bn_avx2_f32_to_f16, bn_avx2_gemv_f16, bn_avx2_dot_f3
     {                                                                   \
         .name = label,                                                  \
         .quantize_act = bn_avx2_quantize_act,                           \
+        .glue = &bn_glue_avx2,                                          \
         .f16_to_f32 = bn_avx2_f16_to_f32,                               \
         .f32_to_f16 = bn_avx2_f32_to_f16,                               \
         .dot_f16 = bn_avx2_dot_f16,                                     \

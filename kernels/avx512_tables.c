@@ -10,6 +10,7 @@ BN_DEFINE_F16_FORMATS(avx512, bn_avx512_f32_to_f16, bn_avx512_gemv_f16,
 static const bn_kernels avx512_kernels = {
     .name = "avx512",
     .quantize_act = bn_avx512_quantize_act,
+    .glue = &bn_glue_avx2,
     .f16_to_f32 = bn_avx512_f16_to_f32,
     .f32_to_f16 = bn_avx512_f32_to_f16,
     .dot_f16 = bn_avx512_dot_f16,

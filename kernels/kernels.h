@@ -83,6 +83,36 @@ typedef struct bn_format_traits {
                  int ldy);
 } bn_format_traits;
 
+/* The glue between BitLinears: the per-token loops that run between the
+ * ternary products (docs/NUMERICS.md, RMSNorm; BitLinear, steps 1-4 and 6;
+ * FFN activations). Each is
+ * defined by its plain C form in glue_ref.c; a variant's loops do the same
+ * float operations in the same order on each element, so their results are
+ * identical bit for bit (tests/test_glue.c checks it). */
+typedef struct bn_glue_kernels {
+    const char *name;
+    /* RMSNorm's sums: sums[r] = the squares x*x of row r (x + r * ld),
+     * each rounded to float, added in double in increasing i < n, for
+     * r < rows. Rows are independent chains, which is what a vector
+     * variant runs side by side. */
+    void (*sum_squares)(const float *x, size_t ld, int rows, int n, double *sums);
+    /* RMSNorm's last step and quantize_act in one: y[k] = (x[k] * scale) *
+     * w[k] for k < K (y[k] = x[k] where w is NULL: no norm), y[k] = 0 for
+     * K <= k < Kp; q, *sum and the returned s are those of
+     * quantize_act(y, Kp) of the same variant. y is never stored. Kp is a
+     * multiple of 32 (whole I2_S blocks in the forward pass). */
+    float (*norm_quantize_act)(const float *x, const float *w, float scale, int K, int Kp,
+                               int8_t *q, int32_t *sum);
+    /* y[m] = bn_ternary_epilogue(dot[m], act_scale, w_scale) for m < n;
+     * epilogue_add adds it to y[m] instead (the residual connection). */
+    void (*epilogue)(const int32_t *dot, int n, float act_scale, float w_scale, float *y);
+    void (*epilogue_add)(const int32_t *dot, int n, float act_scale, float w_scale, float *y);
+    /* out[m] = (r * r) * u with g, u the epilogues of dg[m], du[m] (scales
+     * gs, us) and r = (g + |g|) * 0.5f, relu(g) without a branch. */
+    void (*relu2_glu)(const int32_t *dg, const int32_t *du, int n, float act_scale, float gs,
+                      float us, float *out);
+} bn_glue_kernels;
+
 typedef struct bn_kernels {
     const char *name;               /* "ref", "avx2", "avx512", "neon", or an
                                        alternative's ("avx2-lut", "neon-lut", ...) */
@@ -92,6 +122,8 @@ typedef struct bn_kernels {
      * floor, s = (float)(127/amax), q = round-half-even(x*s) clamped to
      * [-128,127], *sum = sum of q. Returns s. */
     float (*quantize_act)(const float *x, int K, int8_t *q, int32_t *sum);
+    /* The loops around the BitLinears (bn_glue_kernels above). */
+    const bn_glue_kernels *glue;
 
     /* ---- f16 (embeddings, attention over the f16 KV cache) ---------------- */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int n);
@@ -254,6 +286,12 @@ void bn_attn_qk_neon(const float *q, size_t ldq, int nq, const uint16_t *k, int 
 void bn_attn_softmax_neon(float *s, int n, int n_pad, float scale);
 void bn_attn_pv_neon(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
                      size_t ldv, int nd, float *acc);
+
+/* The glue loops (bn_glue_kernels): plain C (glue_ref.c, the definition),
+ * AVX2 (glue_avx2.c; the AVX2 and AVX-512 tables), NEON (glue_neon.c). */
+extern const bn_glue_kernels bn_glue_ref;
+extern const bn_glue_kernels bn_glue_avx2;
+extern const bn_glue_kernels bn_glue_neon;
 
 /* Scalar helpers every variant may use. */
 float bn_f16_to_f32(uint16_t h);

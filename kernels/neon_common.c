@@ -110,7 +110,19 @@ float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     /* lanes l + l+8 above; now l + l+4 is w itself (one vector of 4). */
     float32x4_t x = vaddq_f32(w, vextq_f32(w, w, 2));   /* l + l+2 */
     double sum = (double)(vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1));
-    for (int i = n64; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
+    /* The tail in double one product at a time, in order; only the
+     * conversions and the exact products are vectorised (attention's P·V
+     * dots often have a 32-element tail). */
+    int i = n64;
+    float prod[8];
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t va = vreinterpretq_f16_u16(vld1q_u16(a + i));
+        float16x8_t vb = vreinterpretq_f16_u16(vld1q_u16(b + i));
+        vst1q_f32(prod, vmulq_f32(vcvt_f32_f16(vget_low_f16(va)), vcvt_f32_f16(vget_low_f16(vb))));
+        vst1q_f32(prod + 4, vmulq_f32(vcvt_high_f32_f16(va), vcvt_high_f32_f16(vb)));
+        for (int l = 0; l < 8; l++) sum += (double)prod[l];
+    }
+    for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
     return (float)sum;
 }
 

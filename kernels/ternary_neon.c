@@ -180,6 +180,7 @@ BN_DEFINE_Q8_HEAD_FORMAT(neon_lut, 1, bn_neon_head_q8_size, bn_neon_head_q8_quan
 static const bn_kernels neon_lut_kernels = {
     .name = "neon-lut",
     .quantize_act = bn_neon_quantize_act,
+    .glue = &bn_glue_neon,
     .f16_to_f32 = bn_neon_f16_to_f32,
     .f32_to_f16 = bn_neon_f32_to_f16,
     .dot_f16 = bn_neon_dot_f16,

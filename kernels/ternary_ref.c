@@ -166,6 +166,7 @@ BN_DEFINE_Q8_HEAD_FORMAT(ref, 1, ref_head_q8_size, ref_head_q8_quantize, bn_act_
     {                                                                                           \
         .name = label,                                                                          \
         .quantize_act = ref_quantize_act,                                                       \
+        .glue = &bn_glue_ref,                                                                   \
         .f16_to_f32 = ref_f16_to_f32,                                                           \
         .f32_to_f16 = ref_f32_to_f16,                                                           \
         .dot_f16 = ref_dot_f16,                                                                 \

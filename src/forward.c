@@ -60,20 +60,6 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
     rms_apply(y, x, w, n, rms_scale(sum, n, eps));
 }
 
-/* The sums of four rows at once: each row's sum in its own order, as above,
- * but four independent chains keep the adder busy (prompt batches). */
-static void rmsnorm4(float *const y[4], const float *const x[4], const float *w, int n, float eps) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    for (int i = 0; i < n; i++) {
-        s0 += (double)(x[0][i] * x[0][i]);
-        s1 += (double)(x[1][i] * x[1][i]);
-        s2 += (double)(x[2][i] * x[2][i]);
-        s3 += (double)(x[3][i] * x[3][i]);
-    }
-    const double sum[4] = {s0, s1, s2, s3};
-    for (int r = 0; r < 4; r++) rms_apply(y[r], x[r], w, n, rms_scale(sum[r], n, eps));
-}
-
 /* ---- per-token steps ----------------------------------------------------------- */
 
 typedef struct step {
@@ -109,60 +95,43 @@ static const bn_format_traits *ternary(const bn_context *c) {
     return c->kern->fmt[BN_FMT_TERNARY];
 }
 
-/* Token i's row x (normed, or the raw input where the architecture has no
- * norm there) to int8 (docs/NUMERICS.md, BitLinear) and the format's
- * prepared form. Rows are Kp = whole I2_S blocks wide (the kernels'
- * width): where K is shorter, x[K..Kp) holds zeros, which change neither
- * the absmax nor any other q, and add nothing to the dots (docs/FORMAT.md,
- * Unaligned I2_S rows). */
-static void quantize_prep(bn_context *c, int i, const float *x, int Kp, size_t prep_size) {
-    int8_t *aq = c->act_q + (size_t)i * Kp;
-    c->act_scale[i] = c->kern->quantize_act(x, Kp, aq, &c->act_sum[i]);
-    ternary(c)->act_prep(aq, Kp, c->act_prep + (size_t)i * prep_size);
+/* The glue loops of the context's kernel variant (kernels.h). */
+static const bn_glue_kernels *glue(const bn_context *c) {
+    return c->kern->glue;
 }
+
+/* RMSNorm rows whose sums of squares are taken side by side (the glue's
+ * sum_squares runs each row's ordered chain in its own vector lane). */
+enum { NORM_ROWS = 8 };
 
 /* RMSNorm, int8 quantization and the format's activation preparation of
  * each token: done once per input and shared by the projections that read
  * it. Without norm weights (no sub-norm in this architecture) the input is
- * quantized as it is (copied to a zero-padded row when K is off the block
- * grid). Normed rows go to xn, Kp apart. */
+ * quantized as it is. The rows are Kp = whole I2_S blocks wide (the
+ * kernels' width): past K the normed row counts as zeros, which change
+ * neither the absmax nor any other q, and add nothing to the dots
+ * (docs/FORMAT.md, Unaligned I2_S rows). The normed row itself is never
+ * stored: norm_quantize_act computes each value where it quantizes it
+ * (docs/NUMERICS.md, RMSNorm; BitLinear). This part's tokens are ith,
+ * ith + nth, ...: NORM_ROWS of them at a time. */
 static void task_norm_quant(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
+    const bn_glue_kernels *g = glue(c);
     int K = s->K, Kp = bn_ternary_kpad(K);
     size_t prep_size = ternary(c)->act_size(Kp);
-    if (!s->norm_w) {
-        for (int i = ith; i < s->n; i += nth) {
-            const float *x = s->in + (size_t)i * K;
-            if (Kp > K) {
-                float *row = c->xn + (size_t)i * Kp;
-                memcpy(row, x, (size_t)K * sizeof *row);
-                memset(row + K, 0, (size_t)(Kp - K) * sizeof *row);
-                x = row;
-            }
-            quantize_prep(c, i, x, Kp, prep_size);
+    for (int i0 = ith; i0 < s->n; i0 += NORM_ROWS * nth) {
+        int rows = imin(NORM_ROWS, (s->n - 1 - i0) / nth + 1);
+        double sums[NORM_ROWS];
+        if (s->norm_w) g->sum_squares(s->in + (size_t)i0 * K, (size_t)nth * K, rows, K, sums);
+        for (int r = 0; r < rows; r++) {
+            int i = i0 + r * nth;
+            float scale = s->norm_w ? rms_scale(sums[r], K, c->hp.rms_eps) : 1.0f;
+            int8_t *aq = c->act_q + (size_t)i * Kp;
+            c->act_scale[i] = g->norm_quantize_act(s->in + (size_t)i * K, s->norm_w, scale, K,
+                                                   Kp, aq, &c->act_sum[i]);
+            ternary(c)->act_prep(aq, Kp, c->act_prep + (size_t)i * prep_size);
         }
-        return;
-    }
-    int i = ith;
-    for (; i + 3 * nth < s->n; i += 4 * nth) {
-        float *y[4];
-        const float *x[4];
-        for (int r = 0; r < 4; r++) {
-            y[r] = c->xn + (size_t)(i + r * nth) * Kp;
-            x[r] = s->in + (size_t)(i + r * nth) * K;
-        }
-        rmsnorm4(y, x, s->norm_w, K, c->hp.rms_eps);
-        for (int r = 0; r < 4; r++) {
-            if (Kp > K) memset(y[r] + K, 0, (size_t)(Kp - K) * sizeof *y[r]);
-            quantize_prep(c, i + r * nth, y[r], Kp, prep_size);
-        }
-    }
-    for (; i < s->n; i += nth) {
-        float *y = c->xn + (size_t)i * Kp;
-        rmsnorm(y, s->in + (size_t)i * K, s->norm_w, K, c->hp.rms_eps);
-        if (Kp > K) memset(y + K, 0, (size_t)(Kp - K) * sizeof *y);
-        quantize_prep(c, i, y, Kp, prep_size);
     }
 }
 
@@ -217,18 +186,18 @@ static void bitlinear(const step *s, const bn_ternary *w, float *y, int accumula
         int t1 = imin(t0 + tile, m1);
         ternary_dots(c, w, s->n, t0, t1, dot, tile);
         for (int i = 0; i < s->n; i++) {
-            const int32_t *restrict d = dot + (size_t)i * tile - t0;
-            float *restrict yi = y + (size_t)i * M;
+            const int32_t *d = dot + (size_t)i * tile;
+            float *yi = y + (size_t)i * M + t0;
             float as = c->act_scale[i];
             if (has_post(w))
                 for (int m = t0; m < t1; m++) {
-                    float v = post(w, m, bn_ternary_epilogue(d[m], as, ws));
-                    yi[m] = accumulate ? yi[m] + v : v;
+                    float v = post(w, m, bn_ternary_epilogue(d[m - t0], as, ws));
+                    yi[m - t0] = accumulate ? yi[m - t0] + v : v;
                 }
             else if (accumulate)
-                for (int m = t0; m < t1; m++) yi[m] = yi[m] + bn_ternary_epilogue(d[m], as, ws);
+                glue(c)->epilogue_add(d, t1 - t0, as, ws, yi);
             else
-                for (int m = t0; m < t1; m++) yi[m] = bn_ternary_epilogue(d[m], as, ws);
+                glue(c)->epilogue(d, t1 - t0, as, ws, yi);
         }
     }
 }
@@ -247,24 +216,13 @@ static void task_attn_out(void *arg, int ith, int nth) {
     bitlinear(s, &s->c->model->layers[s->layer].proj[BN_PROJ_O], s->c->x, 1, ith, nth);
 }
 
-/* out[m] = relu(g)^2 * u for m in [m0, m1), g and u the epilogues of the gate
- * and up dots (ggml's order: relu, square, times up). The relu is written
- * without a branch, (g + |g|) / 2, equal to max(g, 0) for every finite g: the
- * sign of g is random, and a branch on it costs more than the rest. */
-static void relu2_product(const int32_t *restrict dg, const int32_t *restrict du,
-                          float *restrict out, int m0, int m1, float as, float gs, float us) {
-    for (int m = m0; m < m1; m++) {
-        float g = bn_ternary_epilogue(dg[m], as, gs);
-        float u = bn_ternary_epilogue(du[m], as, us);
-        float r = (g + fabsf(g)) * 0.5f;
-        out[m] = (r * r) * u;
-    }
-}
-
-/* out[m] = silu(g) * u, silu(g) = g / (1 + exp(-g)) in float. */
-static void silu_product(const int32_t *restrict dg, const int32_t *restrict du,
-                         float *restrict out, int m0, int m1, float as, float gs, float us) {
-    for (int m = m0; m < m1; m++) {
+/* out[m] = silu(g) * u, silu(g) = g / (1 + exp(-g)) in float, for m < n
+ * (docs/NUMERICS.md, FFN activations; the ReLU² product is the glue
+ * table's relu2_glu). expf is libm's, so this stays plain C in every
+ * variant. */
+static void silu_product(const int32_t *dg, const int32_t *du, int n, float as, float gs,
+                         float us, float *out) {
+    for (int m = 0; m < n; m++) {
         float g = bn_ternary_epilogue(dg[m], as, gs);
         float u = bn_ternary_epilogue(du[m], as, us);
         out[m] = (g / (1.0f + expf(-g))) * u;
@@ -293,9 +251,8 @@ static void task_gate_up(void *arg, int ith, int nth) {
     bn_context *c = s->c;
     const bn_layer *L = &c->model->layers[s->layer];
     const bn_ternary *wg = &L->proj[BN_PROJ_GATE], *wu = &L->proj[BN_PROJ_UP];
-    void (*product)(const int32_t *restrict, const int32_t *restrict, float *restrict, int, int,
-                    float, float, float) =
-        c->model->arch->ffn_act == BN_FFN_RELU2 ? relu2_product : silu_product;
+    void (*product)(const int32_t *, const int32_t *, int, float, float, float, float *) =
+        c->model->arch->ffn_act == BN_FFN_RELU2 ? glue(c)->relu2_glu : silu_product;
     int F = c->hp.n_ff, m0, m1;
     split_rows(F, ternary(c)->tile_rows, ith, nth, &m0, &m1);
     int tile = row_tile(c, s->n, m0, m1);
@@ -311,8 +268,8 @@ static void task_gate_up(void *arg, int ith, int nth) {
                                  dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
                                  c->ffn + (size_t)i * F, t0, t1, c->act_scale[i]);
             else
-                product(dot_g + (size_t)i * tile - t0, dot_u + (size_t)i * tile - t0,
-                        c->ffn + (size_t)i * F, t0, t1, c->act_scale[i], wg->scale, wu->scale);
+                product(dot_g + (size_t)i * tile, dot_u + (size_t)i * tile, t1 - t0,
+                        c->act_scale[i], wg->scale, wu->scale, c->ffn + (size_t)i * F + t0);
     }
 }
 
