@@ -223,6 +223,26 @@ int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t e
  * else only the last row: pass -1). n_vocab floats. */
 const float *bn_get_logits(const bn_context *c, int i);
 
+/* ---- several sequences (continuous batching) -------------------------------- */
+/* Another sequence on base's model: a KV cache, a position and logits of its
+ * own, sized like base's (n_ctx, n_outputs_max), while the batch scratch,
+ * the thread pool and the numerics choice are base's (no second copy).
+ * Every call above works on it as on any context. Contexts that share a
+ * base must be used from one thread at a time, and freed before the base.
+ * NULL with a message on out of memory. */
+bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen);
+/* One token of each of n different sequences in one forward pass: the
+ * weights are read once for all n rows, while each row stores its K/V in
+ * its own context's cache at that context's n_past and attends that cache
+ * only. Each context's logits and n_past are then exactly those of
+ * bn_decode(ctxs[i], &tokens[i], 1, 0, ...) with the decode numerics: the
+ * same bits, whatever the other rows are. The first context's scratch and
+ * pool run the pass, so n <= its n_batch and its n_outputs_max; the
+ * contexts must be distinct, of one model and one n_ctx, none of them
+ * full. Returns 0, or -1 with a message and every context untouched. */
+int bn_decode_multi(bn_context *const *ctxs, const int32_t *tokens, int n,
+                    char *err, size_t errlen);
+
 /* ---- sampler ----------------------------------------------------------------- */
 typedef struct bn_sampler_params {
     uint32_t seed;                  /* BN_SEED_RANDOM = pick one (see bn_sampler_seed) */
