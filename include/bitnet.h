@@ -272,7 +272,8 @@ typedef struct bn_serve_params {
     int port;                       /* 0: any free port (the bound one is logged) */
     int n_slots;                    /* requests generated at the same time */
     int n_ctx;                      /* context per slot */
-    int n_threads;                  /* threads per slot */
+    int n_threads;                  /* threads of the forward pass (one pass serves
+                                       every slot: continuous batching) */
     const char *api_key;            /* NULL: no key; else "Authorization: Bearer KEY" */
     const char *model_name;         /* the id /v1/models reports */
     int timeout_s;                  /* to receive a whole request, and idle keep-alive */

@@ -998,7 +998,7 @@ int bn_serve(bn_model *m, const bn_serve_params *p) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "serve: %d slot%s of %d tokens, %d thread%s each, model '%s'%s\n", p->n_slots,
+    fprintf(stderr, "serve: %d slot%s of %d tokens, batched on %d thread%s, model '%s'%s\n", p->n_slots,
             p->n_slots == 1 ? "" : "s", bn_sched_n_ctx(s->sched), p->n_threads,
             p->n_threads == 1 ? "" : "s", p->model_name, p->api_key ? ", API key required" : "");
     fprintf(stderr, "serve: listening on http://%s:%d\n", p->host, s->p.port);
