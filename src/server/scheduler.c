@@ -358,6 +358,9 @@ static void step(bn_sched *s) {
     for (int r0 = 0; r0 < n; r0 += s->step_rows) {    /* one pass, unless slots > n_ctx */
         int rows = n - r0 < s->step_rows ? n - r0 : s->step_rows;
         int rc = bn_decode_multi(s->batch + r0, s->batch_tok + r0, rows, err, sizeof err);
+        pthread_mutex_lock(&s->mu);
+        s->st.passes++;
+        pthread_mutex_unlock(&s->mu);
         for (int r = r0; r < r0 + rows; r++) {
             slot *sl = &s->slots[s->batch_slot[r]];
             const char *reason = rc == 0 ? slot_sample(s, sl) : job_fail(sl->job, "decoding: ", err);

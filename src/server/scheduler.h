@@ -57,6 +57,8 @@ typedef struct bn_sched bn_sched;
 typedef struct bn_sched_stats {
     int n_slots, busy, queued;
     uint64_t jobs_done, prompt_tokens, gen_tokens;
+    uint64_t passes;                /* generation steps' forward passes (one serves
+                                       every generating slot) */
     double prompt_ms, gen_ms;       /* wall time spent decoding prompts / in generation
                                        steps (a step serves every stream) */
 } bn_sched_stats;

@@ -728,6 +728,9 @@ static void handle_metrics(conn *c) {
            "%.3f", st.prompt_ms > 0 ? 1e3 * (double)st.prompt_tokens / st.prompt_ms : 0.0);
     METRIC("predicted_tokens_per_second", "gauge", "Generated tokens per second, over all requests so far.",
            "%.3f", st.gen_ms > 0 ? 1e3 * (double)st.gen_tokens / st.gen_ms : 0.0);
+    METRIC("decode_passes_total", "counter",
+           "Forward passes of generation steps (one pass serves every generating slot).", "%llu",
+           (unsigned long long)st.passes);
     METRIC("slots_total", "gauge", "Slots (requests generated at the same time).", "%d", st.n_slots);
     METRIC("slots_busy", "gauge", "Slots generating now.", "%d", st.busy);
     METRIC("requests_queued", "gauge", "Requests waiting for a slot.", "%d", st.queued);
