@@ -2,10 +2,10 @@
  * queue between them and the connections. Each turn of the driver:
  *
  *   1. queued jobs take free slots;
- *   2. a slot with prompt left decodes some of it (bn_decode on its own
- *      sequence; a chunk of PREFILL_CHUNK tokens while others generate, so
- *      a long prompt delays their next token by one chunk only, the whole
- *      prompt when nobody waits);
+ *   2. slots with prompt left decode some of it (bn_decode on their own
+ *      sequence; PREFILL_CHUNK tokens in all while others generate, so a
+ *      long prompt delays their next token by one chunk only; every
+ *      waiting prompt whole when nobody generates);
  *   3. one step: the next token of every generating slot in one forward
  *      pass (bn_decode_multi), then each slot samples from its own logits.
  *
@@ -15,6 +15,7 @@
  * Sharing the model is safe: after bn_model_load it is only read (the
  * tokenizer keeps its scratch per call); the contexts are only touched by
  * the driver. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,12 +312,14 @@ static int admit(bn_sched *s) {
     return 0;
 }
 
-/* Decodes prompt: one chunk of the first slot that has some left while
- * others generate, else the first waiting prompt whole. */
+/* Decodes prompts: while others generate, PREFILL_CHUNK tokens in all
+ * (short prompts that wait together join in one turn); when nobody
+ * generates, every waiting prompt whole. */
 static void prefill(bn_sched *s) {
-    int generating = 0;
-    for (int i = 0; i < s->n_slots; i++) generating += s->slots[i].state == SLOT_GENERATE;
-    for (int i = 0; i < s->n_slots; i++) {
+    int budget = INT_MAX;
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->slots[i].state == SLOT_GENERATE) budget = PREFILL_CHUNK;
+    for (int i = 0; i < s->n_slots && budget > 0; i++) {
         slot *sl = &s->slots[i];
         if (sl->state != SLOT_PREFILL) continue;
         bn_job *j = sl->job;
@@ -325,7 +328,8 @@ static void prefill(bn_sched *s) {
             continue;
         }
         int n = j->n_prompt - sl->n_fed;
-        if (generating && n > PREFILL_CHUNK) n = PREFILL_CHUNK;
+        if (n > budget) n = budget;
+        budget -= n;
         char err[256];
         double t0 = now_ms();
         int rc = bn_decode(sl->ctx, j->prompt + sl->n_fed, n, 0, err, sizeof err);
@@ -338,7 +342,6 @@ static void prefill(bn_sched *s) {
         }
         sl->n_fed += n;
         if (sl->n_fed == j->n_prompt) slot_prompt_done(s, sl);
-        return;
     }
 }
 
