@@ -234,9 +234,9 @@ bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen);
 /* One token of each of n different sequences in one forward pass: the
  * weights are read once for all n rows, while each row stores its K/V in
  * its own context's cache at that context's n_past and attends that cache
- * only. Each context's logits and n_past are then exactly those of
- * bn_decode(ctxs[i], &tokens[i], 1, 0, ...) with the decode numerics: the
- * same bits, whatever the other rows are. The first context's scratch and
+ * only. Each context's logits and n_past are then exactly those that
+ * bn_decode(ctxs[i], &tokens[i], 1, 0, ...) gives: the same bits, whatever
+ * the other rows are. The first context's scratch and
  * pool run the pass, so n <= its n_batch and its n_outputs_max; the
  * contexts must be distinct, of one model and one n_ctx, none of them
  * full. Returns 0, or -1 with a message and every context untouched. */
