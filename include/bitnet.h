@@ -225,8 +225,9 @@ const float *bn_get_logits(const bn_context *c, int i);
 
 /* ---- several sequences (continuous batching) -------------------------------- */
 /* Another sequence on base's model: a KV cache, a position and logits of its
- * own, sized like base's (n_ctx, n_outputs_max), while the batch scratch,
- * the thread pool and the numerics choice are base's (no second copy).
+ * own, sized like base's (n_ctx, n_outputs_max), while the batch scratch and
+ * the thread pool are base's (no second copy); it starts with base's
+ * numerics choice.
  * Every call above works on it as on any context. Contexts that share a
  * base must be used from one thread at a time, and freed before the base.
  * NULL with a message on out of memory. */
