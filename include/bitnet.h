@@ -226,6 +226,27 @@ int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t e
  * else only the last row: pass -1). n_vocab floats. */
 const float *bn_get_logits(const bn_context *c, int i);
 
+/* ---- several sequences (continuous batching) -------------------------------- */
+/* Another sequence on base's model: a KV cache, a position and logits of its
+ * own, sized like base's (n_ctx, n_outputs_max), while the batch scratch and
+ * the thread pool are base's (no second copy); it starts with base's
+ * numerics choice.
+ * Every call above works on it as on any context. Contexts that share a
+ * base must be used from one thread at a time, and freed before the base.
+ * NULL with a message on out of memory. */
+bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen);
+/* One token of each of n different sequences in one forward pass: the
+ * weights are read once for all n rows, while each row stores its K/V in
+ * its own context's cache at that context's n_past and attends that cache
+ * only. Each context's logits and n_past are then exactly those that
+ * bn_decode(ctxs[i], &tokens[i], 1, 0, ...) gives: the same bits, whatever
+ * the other rows are. The first context's scratch and
+ * pool run the pass, so n <= its n_batch and its n_outputs_max; the
+ * contexts must be distinct, of one model and one n_ctx, none of them
+ * full. Returns 0, or -1 with a message and every context untouched. */
+int bn_decode_multi(bn_context *const *ctxs, const int32_t *tokens, int n,
+                    char *err, size_t errlen);
+
 /* ---- sampler ----------------------------------------------------------------- */
 typedef struct bn_sampler_params {
     uint32_t seed;                  /* BN_SEED_RANDOM = pick one (see bn_sampler_seed) */
@@ -255,7 +276,8 @@ typedef struct bn_serve_params {
     int port;                       /* 0: any free port (the bound one is logged) */
     int n_slots;                    /* requests generated at the same time */
     int n_ctx;                      /* context per slot */
-    int n_threads;                  /* threads per slot */
+    int n_threads;                  /* threads of the forward pass (one pass serves
+                                       every slot: continuous batching) */
     const char *api_key;            /* NULL: no key; else "Authorization: Bearer KEY" */
     const char *model_name;         /* the id /v1/models reports */
     int timeout_s;                  /* to receive a whole request, and idle keep-alive */

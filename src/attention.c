@@ -50,7 +50,10 @@ void bn_kv_prepare(bn_context *c, int pos0, int n) {
 #define T_TILE 256                  /* cells per P·V kernel call (a multiple of 8) */
 
 typedef struct attn_job {
-    bn_context *c;
+    bn_context *c;                  /* scratch (q, att, ...) and pool */
+    const bn_context *kv;           /* whose KV cache the rows attend (c, or a sequence) */
+    bn_context *const *seqs;        /* short rows of bn_attention_multi: row i
+                                       attends seqs[i]'s cache; NULL otherwise */
     int layer;
     int pos0;                       /* position of the batch's first token */
     int i0, n;                      /* this run: batch rows i0 .. i0+n-1 */
@@ -88,8 +91,15 @@ static int short_pad(const bn_context *c, int n_kv) {
     return imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
 }
 
+/* A row is long when it attends more than LONG_FROM cells and the context
+ * has the long path at all. */
+static int is_long(const bn_context *c, int n_kv) {
+    return c->attn_chunk > 0 && n_kv > LONG_FROM;
+}
+
 /* Short rows: one (token, head) pair per iteration, everything of a row
- * in one go (per-part scratch). */
+ * in one go (per-part scratch). With seqs, every row of the batch whose
+ * own sequence is short, each against its sequence's cache. */
 static void task_attention_short(void *arg, int ith, int nth) {
     const attn_job *s = arg;
     bn_context *c = s->c;
@@ -100,12 +110,15 @@ static void task_attention_short(void *arg, int ith, int nth) {
     float *score = c->scores + (size_t)ith * c->n_ctx;
     uint16_t *p16 = c->probs16 + (size_t)ith * c->n_ctx;
     uint16_t *q16 = c->tmp16 + (size_t)ith * (size_t)(hd > kvd ? hd : kvd);
-    const uint16_t *kc = c->k_cache + (size_t)s->layer * c->n_ctx * kvd;
-    const uint16_t *vt = c->v_cache + (size_t)s->layer * c->n_ctx * kvd;
+    size_t layer_kv = (size_t)s->layer * c->n_ctx * kvd;
 
     for (int job = ith; job < s->n * hp->n_head; job += nth) {
         int i = s->i0 + job / hp->n_head, h = job % hp->n_head;
-        int n_kv = s->pos0 + i + 1;
+        const bn_context *kv = s->seqs ? s->seqs[i] : s->kv;
+        int n_kv = s->seqs ? kv->n_past + 1 : s->pos0 + i + 1;
+        if (s->seqs && is_long(c, n_kv)) continue;      /* the chunked path's */
+        const uint16_t *kc = kv->k_cache + layer_kv;
+        const uint16_t *vt = kv->v_cache + layer_kv;
         int kvh = h / group;
         kern->f32_to_f16(c->q + (size_t)i * c->q_dim + (size_t)h * hd, q16, hd);
         kern->gemv_f16(kc + (size_t)kvh * c->n_ctx * hd, hd, q16, 0, n_kv, score);
@@ -141,7 +154,7 @@ static void task_scores(void *arg, int ith, int nth) {
     for (int job = ith; job < hp->n_head_kv * n_blocks; job += nth) {
         int g = job / n_blocks, t0 = job % n_blocks * KEY_BLOCK;
         int t1 = imin(t0 + KEY_BLOCK, s->n_kv_max);
-        const uint16_t *k = c->k_cache + ((size_t)s->layer * hp->n_head_kv + g) * c->n_ctx * hd;
+        const uint16_t *k = s->kv->k_cache + ((size_t)s->layer * hp->n_head_kv + g) * c->n_ctx * hd;
         size_t r0 = (size_t)row_of(c, 0, g * group);
         c->kern->attn_qk(c->att_q + r0 * hd, (size_t)hd, s->n * group, k + (size_t)t0 * hd,
                          t1 - t0, hd, c->att_p + r0 * ld + t0, ld);
@@ -174,7 +187,7 @@ static void task_pv(void *arg, int ith, int nth) {
     float *acc = c->att_acc + (size_t)ith * bn_attention_acc_floats(hp, c->attn_chunk);
     for (int job = ith; job < hp->n_head_kv * n_dblocks; job += nth) {
         int g = job / n_dblocks, d0 = job % n_dblocks * DIM_BLOCK, nd = imin(DIM_BLOCK, hd - d0);
-        const uint16_t *vt = c->v_cache + ((size_t)s->layer * c->kv_dim + (size_t)g * hd + d0) * ld;
+        const uint16_t *vt = s->kv->v_cache + ((size_t)s->layer * c->kv_dim + (size_t)g * hd + d0) * ld;
         const float *p = c->att_p + (size_t)row_of(c, 0, g * group) * ld;
         memset(acc, 0, (size_t)nr * nd * 8 * sizeof *acc);
         for (int t0 = 0; t0 < s->t_pad; t0 += T_TILE)
@@ -227,7 +240,7 @@ size_t bn_attention_acc_floats(const bn_hparams *hp, int chunk) {
 }
 
 void bn_attention(bn_context *c, int layer, int pos0, int n, const bn_numerics *num) {
-    attn_job job = {.c = c, .layer = layer, .pos0 = pos0, .num = num};
+    attn_job job = {.c = c, .kv = c, .layer = layer, .pos0 = pos0, .num = num};
     /* The tokens whose rows are short, at once; the rest in chunks. */
     int n_short = c->attn_chunk > 0 ? imin(n, imax(0, LONG_FROM - pos0)) : n;
     if (n_short > 0) {
@@ -238,6 +251,25 @@ void bn_attention(bn_context *c, int layer, int pos0, int n, const bn_numerics *
     for (int i0 = n_short; i0 < n; i0 += c->attn_chunk) {
         job.i0 = i0;
         job.n = imin(c->attn_chunk, n - i0);
+        attention_chunk(&job);
+    }
+}
+
+/* Every row its own sequence, one token each: the short rows in one run,
+ * each long row as a chunk of one token against its own cache (positioned
+ * so that its n_kv is its sequence's n_past + 1). Either way a row goes
+ * through exactly the calls its sequence decoded alone would make. */
+void bn_attention_multi(bn_context *c, bn_context *const *seqs, int layer, int n,
+                        const bn_numerics *num) {
+    attn_job job = {.c = c, .seqs = seqs, .layer = layer, .i0 = 0, .n = n, .num = num};
+    bn_threadpool_run(c->pool, task_attention_short, &job);
+    job.seqs = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!is_long(c, seqs[i]->n_past + 1)) continue;
+        job.kv = seqs[i];
+        job.i0 = i;
+        job.n = 1;
+        job.pos0 = seqs[i]->n_past - i;
         attention_chunk(&job);
     }
 }

@@ -25,6 +25,13 @@ void bn_kv_prepare(bn_context *c, int pos0, int n);
  * layer `layer`, with the numerics profile num. Runs on the context's pool. */
 void bn_attention(bn_context *c, int layer, int pos0, int n, const bn_numerics *num);
 
+/* The same for a batch of n rows that each belong to a different sequence
+ * (bn_forward_multi): row i's q in c->q, its K/V already in seqs[i]'s cache
+ * at position seqs[i]->n_past, which it attends (every seqs[i] has c's
+ * n_ctx). c's scratch and pool do the work. */
+void bn_attention_multi(bn_context *c, bn_context *const *seqs, int layer, int n,
+                        const bn_numerics *num);
+
 /* Removes cells [keep, keep + n_discard) of every layer and moves cells
  * [keep + n_discard, n_past) down by n_discard, their K re-rotated to the new
  * positions (f16 -> float, rotate by -n_discard, round back to f16, as

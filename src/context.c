@@ -58,9 +58,14 @@ bn_context_params bn_context_default_params(void) {
 
 void bn_context_free(bn_context *c) {
     if (!c) return;
-    bn_threadpool_free(c->pool);
     free(c->k_cache);
     free(c->v_cache);
+    if (c->base) {                  /* only the cache and the logits are its own */
+        free(c->logits);
+        free(c);
+        return;
+    }
+    bn_threadpool_free(c->pool);
 #define BN_SCRATCH_FREE(name, type, count) free(c->name);
     BN_SCRATCH_BUFFERS(BN_SCRATCH_FREE)
 #undef BN_SCRATCH_FREE
@@ -224,6 +229,39 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     return c;
 }
 
+bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen) {
+    if (!base) {
+        set_err(err, errlen, "no base context");
+        return NULL;
+    }
+    if (base->base) base = base->base;  /* a sequence of a sequence shares the same scratch */
+    bn_context *c = malloc(sizeof *c);
+    if (!c) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* Everything as the base has it (sizes, numerics, the scratch pointers
+     * and the pool), then a cache, logits and a position of its own. */
+    *c = *base;
+    c->base = base;
+    c->n_past = 0;
+    c->n_logits = 0;
+    c->logits_all = 0;
+    size_t cache = (size_t)c->hp.n_layer * (size_t)c->n_ctx * (size_t)c->kv_dim;
+    c->k_cache = alloc_cache(cache, sizeof(uint16_t));
+    c->v_cache = alloc_cache(cache, sizeof(uint16_t));
+    c->logits = alloc_zero((size_t)c->n_outputs_max * (size_t)c->hp.n_vocab, sizeof(float));
+    if (!c->k_cache || !c->v_cache || !c->logits) {
+        free(c->k_cache);
+        free(c->v_cache);
+        free(c->logits);
+        free(c);
+        set_err(err, errlen, "out of memory for a context of %d tokens", base->n_ctx);
+        return NULL;
+    }
+    return c;
+}
+
 int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errlen) {
     if (numerics == BN_NUMERICS_DECODE) {
         c->batch_numerics = &bn_numerics_decode;
@@ -299,6 +337,54 @@ int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
     }
     c->n_logits = all_logits ? n : 1;
     c->logits_all = all_logits != 0;
+    return 0;
+}
+
+int bn_decode_multi(bn_context *const *ctxs, const int32_t *tokens, int n,
+                    char *err, size_t errlen) {
+    if (!ctxs || !tokens || n <= 0 || !ctxs[0]) {
+        set_err(err, errlen, "nothing to decode");
+        return -1;
+    }
+    bn_context *run = ctxs[0];
+    if (n > run->n_batch || n > run->n_outputs_max) {
+        set_err(err, errlen, "%d sequences in one pass, the context takes at most %d",
+                n, imin(run->n_batch, run->n_outputs_max));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const bn_context *c = ctxs[i];
+        if (!c || c->model != run->model || c->n_ctx != run->n_ctx) {
+            set_err(err, errlen, "sequence %d: not a context of the same model and size", i);
+            return -1;
+        }
+        for (int j = 0; j < i; j++)
+            if (ctxs[j] == c) {
+                set_err(err, errlen, "sequence %d: the same context as sequence %d", i, j);
+                return -1;
+            }
+        if (c->n_past >= c->n_ctx) {
+            set_err(err, errlen, "sequence %d: context is full (%d tokens)", i, c->n_ctx);
+            return -1;
+        }
+        if (tokens[i] < 0 || tokens[i] >= run->hp.n_vocab) {
+            set_err(err, errlen, "token id %d of sequence %d is out of range [0, %d)",
+                    (int)tokens[i], i, run->hp.n_vocab);
+            return -1;
+        }
+    }
+
+    /* The rows' logits land in the running context's buffer, row i at i;
+     * each sequence then gets its own row (row 0 is already in place). */
+    size_t V = (size_t)run->hp.n_vocab;
+    bn_forward_multi(run, ctxs, tokens, n, run->logits);
+    for (int i = 0; i < n; i++) {
+        bn_context *c = ctxs[i];
+        if (i > 0) memcpy(c->logits, run->logits + (size_t)i * V, V * sizeof *c->logits);
+        c->n_past++;
+        c->n_logits = 1;
+        c->logits_all = 0;
+    }
     return 0;
 }
 

@@ -81,6 +81,9 @@ struct bn_context {
     int q_dim;                      /* n_head * head_dim */
     int n_ctx, n_batch, n_threads, n_outputs_max;
     int n_past;                     /* tokens in the KV cache */
+    bn_context *base;               /* bn_context_new_sequence: the context whose
+                                       scratch and pool this one borrows; NULL
+                                       when it owns them */
     bn_threadpool *pool;
     const bn_numerics *batch_numerics;  /* for batches of >= 2 tokens */
     const bn_numerics *decode_numerics; /* for one token */
@@ -115,5 +118,13 @@ extern const bn_numerics bn_numerics_bitnet_cpp;
  * their K/V into the cache (n_past is not advanced here) and, when logits is
  * not NULL, the logits of every token (all != 0) or of the last token only. */
 void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits);
+
+/* One token of each of n different sequences (bn_decode_multi): row i is
+ * tokens[i] at position seqs[i]->n_past, its K/V stored in seqs[i]'s cache
+ * and its attention over that cache; c's scratch and pool run the pass
+ * (n <= n_batch, n <= n_outputs_max, every seqs[i] of c's model and n_ctx).
+ * The logits of row i go to logits + i * n_vocab. n_past is not advanced. */
+void bn_forward_multi(bn_context *c, bn_context *const *seqs, const int32_t *tokens, int n,
+                      float *logits);
 
 #endif

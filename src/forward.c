@@ -66,6 +66,9 @@ typedef struct step {
     bn_context *c;
     int n;                          /* tokens in the batch */
     int pos0;                       /* position of the first */
+    bn_context *const *seqs;        /* bn_forward_multi: row i is one token of the
+                                       sequence seqs[i] (its cache, its position);
+                                       NULL: every row is c's, at pos0 + i */
     int layer;
     const bn_numerics *num;         /* the context's profile for this batch size */
     const int32_t *tokens;
@@ -280,8 +283,17 @@ static void task_ffn_down(void *arg, int ith, int nth) {
 
 /* ---- RoPE and the KV cache (docs/NUMERICS.md, RoPE; attention.c) ---------------- */
 
-/* Rotates each token's q and k (rope.h), then writes k and v to the cache at
- * its position. */
+/* The context whose KV cache row i of the batch belongs to, and its position. */
+static bn_context *row_cache(const step *s, int i) {
+    return s->seqs ? s->seqs[i] : s->c;
+}
+
+static int row_pos(const step *s, int i) {
+    return s->seqs ? s->seqs[i]->n_past : s->pos0 + i;
+}
+
+/* Rotates each token's q and k (rope.h), then writes k and v to its
+ * sequence's cache at its position. */
 static void task_rope_store(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
@@ -294,7 +306,8 @@ static void task_rope_store(void *arg, int ith, int nth) {
     enum bn_rope_style style = c->model->arch->rope;
 
     for (int i = ith; i < s->n; i += nth) {
-        int pos = s->pos0 + i;
+        int pos = row_pos(s, i);
+        bn_context *kv = row_cache(s, i);
         bn_rope_angles(cs, pos, n_rot, theta_scale);
         float *q = c->q + (size_t)i * c->q_dim;
         float *k = c->k + (size_t)i * kvd;
@@ -302,9 +315,9 @@ static void task_rope_store(void *arg, int ith, int nth) {
         for (int h = 0; h < hp->n_head_kv; h++) bn_rope_rotate(style, k + h * hd, cs, n_rot);
 
         for (int h = 0; h < hp->n_head_kv; h++)
-            c->kern->f32_to_f16(k + h * hd, c->k_cache + layer_kv + ((size_t)h * c->n_ctx + pos) * hd, hd);
+            c->kern->f32_to_f16(k + h * hd, kv->k_cache + layer_kv + ((size_t)h * c->n_ctx + pos) * hd, hd);
         c->kern->f32_to_f16(c->v + (size_t)i * kvd, tmp, kvd);
-        uint16_t *vt = c->v_cache + layer_kv;
+        uint16_t *vt = kv->v_cache + layer_kv;
         for (int d = 0; d < kvd; d++) vt[(size_t)d * c->n_ctx + pos] = tmp[d];
     }
 }
@@ -351,16 +364,18 @@ static void keep_last_token(bn_context *c, step *s) {
 
 /* ---- the whole pass ------------------------------------------------------------------------ */
 
-void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits) {
+/* The pass over s's rows: bn_forward (one sequence) and bn_forward_multi
+ * (a token of each of several) differ only in where each row's K/V go and
+ * which cache its attention reads (row_cache, row_pos). */
+static void forward(step s, int all, float *logits) {
+    bn_context *c = s.c;
     const bn_hparams *hp = &c->hp;
     bn_threadpool *pool = c->pool;
-    /* Decided for the whole batch: bitnet.cpp computes the last layer's
-     * attention for every token of the batch too, before it keeps only the
-     * rows whose logits are wanted (keep_last_token below). */
-    step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens,
-              .num = n >= 2 ? c->batch_numerics : c->decode_numerics};
 
-    bn_kv_prepare(c, s.pos0, n);
+    if (s.seqs)
+        for (int i = 0; i < s.n; i++) bn_kv_prepare(s.seqs[i], s.seqs[i]->n_past, 1);
+    else
+        bn_kv_prepare(c, s.pos0, s.n);
     bn_threadpool_run(pool, task_embed, &s);
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &c->model->layers[l];
@@ -374,7 +389,10 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
             if (!logits) break;         /* a batch without outputs: the cache is all it leaves */
             if (!all && s.n > 1) keep_last_token(c, &s);
         }
-        bn_attention(c, l, s.pos0, s.n, s.num);
+        if (s.seqs)
+            bn_attention_multi(c, s.seqs, l, s.n, s.num);
+        else
+            bn_attention(c, l, s.pos0, s.n, s.num);
 
         s.in = c->att, s.norm_w = L->norm[BN_NORM_ATTN_SUB], s.K = c->q_dim;
         bn_threadpool_run(pool, task_norm_quant, &s);
@@ -397,4 +415,21 @@ void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *log
     s.logits = logits;
     bn_threadpool_run(pool, task_final_norm, &s);
     bn_threadpool_run(pool, task_lm_head, &s);
+}
+
+void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits) {
+    /* Decided for the whole batch: bitnet.cpp computes the last layer's
+     * attention for every token of the batch too, before it keeps only the
+     * rows whose logits are wanted (keep_last_token). */
+    step s = {.c = c, .n = n, .pos0 = c->n_past, .tokens = tokens,
+              .num = n >= 2 ? c->batch_numerics : c->decode_numerics};
+    forward(s, all, logits);
+}
+
+void bn_forward_multi(bn_context *c, bn_context *const *seqs, const int32_t *tokens, int n,
+                      float *logits) {
+    /* Each row is a single-token decode of its own sequence: the decode
+     * numerics, and every row's logits kept (never keep_last_token). */
+    step s = {.c = c, .n = n, .seqs = seqs, .tokens = tokens, .num = c->decode_numerics};
+    forward(s, 1, logits);
 }

@@ -1,6 +1,7 @@
 /* `bitnet serve`: loads the model, sizes the slots from the options (as
  * llama-server: -c is the context of all slots together, each gets
- * -c / -np; -t threads per slot, default the physical cores shared out)
+ * -c / -np; -t threads of the forward pass that serves every slot at once,
+ * default the physical cores)
  * and runs the server (src/server/serve.c) until SIGINT or SIGTERM. */
 #include <string.h>
 
@@ -34,8 +35,7 @@ int bn_cmd_serve(const bn_cli_opts *o) {
     p.port = o->port;
     p.n_slots = n_slots;
     p.n_ctx = per_slot;
-    p.n_threads = o->n_threads > 0 ? o->n_threads : bn_physical_cores() / n_slots;
-    if (p.n_threads < 1) p.n_threads = 1;
+    p.n_threads = o->n_threads > 0 ? o->n_threads : bn_physical_cores();   /* shared by the slots */
     p.api_key = o->api_key;
     p.model_name = o->alias ? o->alias : base ? base + 1 : path ? path : "bitnet";
     p.timeout_s = o->timeout > 0 ? o->timeout : 30;

@@ -1,9 +1,21 @@
-/* One worker thread per slot, a FIFO queue between them and the
- * connections (see scheduler.h). The decode loop follows src/cli/generate.c
- * step by step so that results match `bitnet -p`. Sharing the model is
- * safe: after bn_model_load it is only read (the KV cache, scratch and
- * thread pool live in each bn_context; the tokenizer keeps its scratch per
- * call). */
+/* Continuous batching (see scheduler.h): one driver thread, N slots, a FIFO
+ * queue between them and the connections. Each turn of the driver:
+ *
+ *   1. queued jobs take free slots;
+ *   2. slots with prompt left decode some of it (bn_decode on their own
+ *      sequence; PREFILL_CHUNK tokens in all while others generate, so a
+ *      long prompt delays their next token by one chunk only; every
+ *      waiting prompt whole when nobody generates);
+ *   3. one step: the next token of every generating slot in one forward
+ *      pass (bn_decode_multi), then each slot samples from its own logits.
+ *
+ * A slot's life follows src/cli/generate.c step by step so that results
+ * match `bitnet -p`: same sampler, penalty history and stop rules, and the
+ * default numerics give a prompt the same bits in chunks as in one batch.
+ * Sharing the model is safe: after bn_model_load it is only read (the
+ * tokenizer keeps its scratch per call); the contexts are only touched by
+ * the driver. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +23,24 @@
 
 #include "scheduler.h"
 
+/* Prompt tokens decoded per step while other slots generate: a step of 8
+ * streams costs about as much as a few dozen prompt tokens in a batch. */
+#define PREFILL_CHUNK 64
+
+enum slot_state { SLOT_FREE, SLOT_PREFILL, SLOT_GENERATE };
+
 typedef struct slot {
-    bn_sched *s;
-    bn_context *ctx;
-    float *logits;                  /* --ignore-eos copy of the logits */
-    pthread_t thread;
-    int started;
-    bn_job *job;                    /* the running job, under s->mu */
+    bn_context *ctx;                /* its sequence (slot 0's owns the scratch and pool) */
+    float *logits;                  /* ignore_eos copy of the logits */
+    enum slot_state state;
+    bn_job *job;                    /* the running job (read by bn_sched_free under mu) */
+    bn_sampler *smp;
+    bn_detok dt;
+    size_t longest;                 /* longest stop string */
+    int n_fed;                      /* prompt tokens decoded */
+    int32_t next;                   /* the token the next step decodes */
+    int hit_stop;                   /* a stop string ended the text */
+    double t0;                      /* when the prompt, then the generation, started */
 } slot;
 
 struct bn_sched {
@@ -28,8 +51,14 @@ struct bn_sched {
     int32_t *eog;                   /* the vocabulary's end-of-generation ids */
     int n_eog;
     slot *slots;
+    bn_context **batch;             /* a step's rows: contexts, tokens, slots */
+    int32_t *batch_tok;
+    int *batch_slot;
+    int step_rows;                  /* rows bn_decode_multi takes at once */
+    pthread_t driver;
+    int started;
 
-    pthread_mutex_t mu;             /* queue, stop, stats */
+    pthread_mutex_t mu;             /* queue, stop, stats, slot.job */
     pthread_cond_t cv;
     bn_job *head, *tail;
     int stop;
@@ -88,6 +117,8 @@ void bn_sched_submit(bn_sched *s, bn_job *j) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* ---- a job's text ------------------------------------------------------------ */
+
 static void finish(bn_job *j, const char *reason) {
     pthread_mutex_lock(&j->mu);
     j->visible = j->len;
@@ -97,13 +128,20 @@ static void finish(bn_job *j, const char *reason) {
     pthread_mutex_unlock(&j->mu);
 }
 
-/* Records a failure; the worker then finishes the job. */
+/* Records a failure; the driver then ends the job. */
 static const char *job_fail(bn_job *j, const char *what, const char *err) {
     pthread_mutex_lock(&j->mu);
     j->failed = 1;
     snprintf(j->error, sizeof j->error, "%s%s", what, err);
     pthread_mutex_unlock(&j->mu);
     return "stop";
+}
+
+static int job_cancelled(bn_job *j) {
+    pthread_mutex_lock(&j->mu);
+    int cancelled = j->cancelled;
+    pthread_mutex_unlock(&j->mu);
+    return cancelled;
 }
 
 /* Length of the longest suffix of text[0..len) that starts a stop string. */
@@ -143,122 +181,223 @@ static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
     return 0;
 }
 
-/* Generates for one job; returns its finish reason. The job is not marked
- * done here: the worker reads its counts first (once done, the connection
- * may free it). */
-static const char *run_job(slot *sl, bn_job *j) {
-    bn_sched *s = sl->s;
-    bn_context *c = sl->ctx;
-    char err[256];
-    pthread_mutex_lock(&j->mu);
-    int cancelled = j->cancelled;
-    pthread_mutex_unlock(&j->mu);
-    if (cancelled) return "stop";
-    bn_context_reset(c);
+/* ---- a slot's life ----------------------------------------------------------- */
+
+/* A job enters a free slot: an empty cache, its own sampler with the
+ * prompt in its penalty history. Returns NULL, or a finish reason when it
+ * ends before it starts (cancelled, or out of memory). */
+static const char *slot_start(bn_sched *s, slot *sl, bn_job *j) {
+    sl->job = j;
+    sl->state = SLOT_PREFILL;
+    sl->n_fed = 0;
+    sl->hit_stop = 0;
+    sl->smp = NULL;
+    if (job_cancelled(j)) return "stop";
+    bn_context_reset(sl->ctx);
     bn_sampler_params sp = j->sp;
     if (sp.repeat_last_n < 0) sp.repeat_last_n = s->n_ctx;
-    bn_sampler *smp = bn_sampler_new(&sp, s->n_vocab);
-    if (!smp) {
-        return job_fail(j, "out of memory (sampler)", "");
-    }
-    j->seed = bn_sampler_seed(smp);
-    size_t longest = 0;
+    sl->smp = bn_sampler_new(&sp, s->n_vocab);
+    if (!sl->smp) return job_fail(j, "out of memory (sampler)", "");
+    j->seed = bn_sampler_seed(sl->smp);
+    sl->longest = 0;
     for (int i = 0; i < j->n_stop; i++)
-        if (strlen(j->stop[i]) > longest) longest = strlen(j->stop[i]);
-
-    for (int i = 0; i < j->n_prompt; i++) bn_sampler_accept(smp, j->prompt[i]);
-    double t0 = now_ms();
-    if (bn_decode(c, j->prompt, j->n_prompt, 0, err, sizeof err) != 0) {
-        bn_sampler_free(smp);
-        return job_fail(j, "decoding the prompt: ", err);
-    }
-    j->t_prompt_ms = now_ms() - t0;
-
-    bn_detok dt;
-    bn_detok_init(&dt, s->tok);
-    char piece[512];
-    const char *reason = "length";
-    int hit_stop = 0;
-    t0 = now_ms();
-    for (;;) {
-        if (j->n_predict >= 0 && j->n_gen >= j->n_predict) break;
-        const float *logits = bn_get_logits(c, -1);
-        if (j->ignore_eos) {
-            memcpy(sl->logits, logits, (size_t)s->n_vocab * sizeof *logits);
-            for (int i = 0; i < s->n_eog; i++) sl->logits[s->eog[i]] = -INFINITY;
-            logits = sl->logits;
-        }
-        int32_t id = bn_sampler_sample(smp, logits);
-        bn_sampler_accept(smp, id);
-        if (bn_token_is_eog(s->tok, id)) {
-            reason = "stop";
-            break;
-        }
-        int np = bn_detok_push(&dt, id, piece, (int)sizeof piece);
-        pthread_mutex_lock(&j->mu);
-        j->n_gen++;
-        int hit = append_piece(j, piece, np, longest);
-        cancelled = j->cancelled;
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-        if (hit) {
-            reason = "stop";
-            hit_stop = 1;
-            break;
-        }
-        if (cancelled) break;
-        if (bn_context_n_past(c) >= s->n_ctx) break;        /* context full: "length" */
-        if (bn_decode(c, &id, 1, 0, err, sizeof err) != 0) {
-            bn_sampler_free(smp);
-            return job_fail(j, "decoding: ", err);
-        }
-    }
-    /* bytes the decoder held back (an incomplete UTF-8 sequence), unless
-     * a stop string already ended the text */
-    int np = hit_stop ? 0 : bn_detok_flush(&dt, piece, (int)sizeof piece);
-    pthread_mutex_lock(&j->mu);
-    if (append_piece(j, piece, np, longest)) reason = "stop";
-    j->t_gen_ms = now_ms() - t0;
-    pthread_mutex_unlock(&j->mu);
-    bn_sampler_free(smp);
-    return reason;
+        if (strlen(j->stop[i]) > sl->longest) sl->longest = strlen(j->stop[i]);
+    for (int i = 0; i < j->n_prompt; i++) bn_sampler_accept(sl->smp, j->prompt[i]);
+    bn_detok_init(&sl->dt, s->tok);
+    sl->t0 = now_ms();
+    return NULL;
 }
 
-static void *worker(void *arg) {
-    slot *sl = arg;
-    bn_sched *s = sl->s;
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        while (!s->stop && !s->head) pthread_cond_wait(&s->cv, &s->mu);
+/* The slot's logits are ready: sample its next token and record it, as
+ * generate.c's loop does. Returns NULL when the slot goes on (sl->next is
+ * to be decoded), else the finish reason. */
+static const char *slot_sample(bn_sched *s, slot *sl) {
+    bn_job *j = sl->job;
+    if (j->n_predict >= 0 && j->n_gen >= j->n_predict) return "length";
+    const float *logits = bn_get_logits(sl->ctx, -1);
+    if (j->ignore_eos) {
+        memcpy(sl->logits, logits, (size_t)s->n_vocab * sizeof *logits);
+        for (int i = 0; i < s->n_eog; i++) sl->logits[s->eog[i]] = -INFINITY;
+        logits = sl->logits;
+    }
+    int32_t id = bn_sampler_sample(sl->smp, logits);
+    bn_sampler_accept(sl->smp, id);
+    if (bn_token_is_eog(s->tok, id)) return "stop";
+    char piece[512];
+    int np = bn_detok_push(&sl->dt, id, piece, (int)sizeof piece);
+    pthread_mutex_lock(&j->mu);
+    j->n_gen++;
+    int hit = append_piece(j, piece, np, sl->longest);
+    int cancelled = j->cancelled;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (hit) {
+        sl->hit_stop = 1;
+        return "stop";
+    }
+    if (cancelled) return "length";
+    if (bn_context_n_past(sl->ctx) >= s->n_ctx) return "length";   /* context full */
+    sl->next = id;
+    return NULL;
+}
+
+/* The job is over: the bytes the decoder held back (an incomplete UTF-8
+ * sequence, unless a stop string already ended the text), the counts, and
+ * done last, since the connection may free the job after that. */
+static void slot_end(bn_sched *s, slot *sl, const char *reason) {
+    bn_job *j = sl->job;
+    if (sl->state == SLOT_GENERATE) {
+        char piece[64];
+        int np = sl->hit_stop ? 0 : bn_detok_flush(&sl->dt, piece, (int)sizeof piece);
+        pthread_mutex_lock(&j->mu);
+        if (append_piece(j, piece, np, sl->longest)) reason = "stop";
+        j->t_gen_ms = now_ms() - sl->t0;
+        pthread_mutex_unlock(&j->mu);
+    }
+    bn_sampler_free(sl->smp);
+    sl->smp = NULL;
+    pthread_mutex_lock(&s->mu);
+    sl->job = NULL;
+    sl->state = SLOT_FREE;
+    s->st.busy--;
+    s->st.jobs_done++;
+    s->st.prompt_tokens += (uint64_t)sl->n_fed;
+    s->st.gen_tokens += (uint64_t)j->n_gen;
+    pthread_mutex_unlock(&s->mu);
+    finish(j, reason);
+}
+
+/* The prompt is all in the cache: generation starts with its logits. */
+static void slot_prompt_done(bn_sched *s, slot *sl) {
+    double t = now_ms();
+    sl->job->t_prompt_ms = t - sl->t0;
+    sl->t0 = t;
+    sl->state = SLOT_GENERATE;
+    const char *reason = slot_sample(s, sl);
+    if (reason) slot_end(s, sl, reason);
+}
+
+/* ---- the driver ----------------------------------------------------------------- */
+
+/* Queued jobs into free slots; 1 when the driver should stop. */
+static int admit(bn_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    int active = 0;
+    for (int i = 0; i < s->n_slots; i++) active += s->slots[i].state != SLOT_FREE;
+    while (!s->stop && !s->head && active == 0) pthread_cond_wait(&s->cv, &s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        return 1;
+    }
+    bn_job *taken[64];              /* started outside the lock, a few per turn */
+    slot *where[64];
+    int n = 0;
+    for (int i = 0; i < s->n_slots && s->head && n < 64; i++) {
+        if (s->slots[i].state != SLOT_FREE) continue;
         bn_job *j = s->head;
-        if (!j) {                   /* stopping, queue empty */
-            pthread_mutex_unlock(&s->mu);
-            return NULL;
-        }
         s->head = j->queue_next;
         if (!s->head) s->tail = NULL;
         s->st.queued--;
         s->st.busy++;
-        sl->job = j;
-        if (s->stop) {              /* stopping: finish queued jobs as cancelled */
-            pthread_mutex_lock(&j->mu);
-            j->cancelled = 1;
-            pthread_mutex_unlock(&j->mu);
+        s->slots[i].state = SLOT_PREFILL;
+        s->slots[i].job = j;
+        taken[n] = j;
+        where[n++] = &s->slots[i];
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (int k = 0; k < n; k++) {
+        const char *reason = slot_start(s, where[k], taken[k]);
+        if (reason) slot_end(s, where[k], reason);
+    }
+    return 0;
+}
+
+/* Decodes prompts: while others generate, PREFILL_CHUNK tokens in all
+ * (short prompts that wait together join in one turn); when nobody
+ * generates, every waiting prompt whole. */
+static void prefill(bn_sched *s) {
+    int budget = INT_MAX;
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->slots[i].state == SLOT_GENERATE) budget = PREFILL_CHUNK;
+    for (int i = 0; i < s->n_slots && budget > 0; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->state != SLOT_PREFILL) continue;
+        bn_job *j = sl->job;
+        if (job_cancelled(j)) {
+            slot_end(s, sl, "stop");
+            continue;
+        }
+        int n = j->n_prompt - sl->n_fed;
+        if (n > budget) n = budget;
+        budget -= n;
+        char err[256];
+        double t0 = now_ms();
+        int rc = bn_decode(sl->ctx, j->prompt + sl->n_fed, n, 0, err, sizeof err);
+        pthread_mutex_lock(&s->mu);
+        s->st.prompt_ms += now_ms() - t0;
+        pthread_mutex_unlock(&s->mu);
+        if (rc != 0) {
+            slot_end(s, sl, job_fail(j, "decoding the prompt: ", err));
+            continue;
+        }
+        sl->n_fed += n;
+        if (sl->n_fed == j->n_prompt) slot_prompt_done(s, sl);
+    }
+}
+
+/* One token of every generating slot in one forward pass, then each samples. */
+static void step(bn_sched *s) {
+    int n = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->state != SLOT_GENERATE) continue;
+        s->batch[n] = sl->ctx;
+        s->batch_tok[n] = sl->next;
+        s->batch_slot[n++] = i;
+    }
+    if (n == 0) return;
+    char err[256];
+    double t0 = now_ms();
+    for (int r0 = 0; r0 < n; r0 += s->step_rows) {    /* one pass, unless slots > n_ctx */
+        int rows = n - r0 < s->step_rows ? n - r0 : s->step_rows;
+        int rc = bn_decode_multi(s->batch + r0, s->batch_tok + r0, rows, err, sizeof err);
+        pthread_mutex_lock(&s->mu);
+        s->st.passes++;
+        pthread_mutex_unlock(&s->mu);
+        for (int r = r0; r < r0 + rows; r++) {
+            slot *sl = &s->slots[s->batch_slot[r]];
+            const char *reason = rc == 0 ? slot_sample(s, sl) : job_fail(sl->job, "decoding: ", err);
+            if (reason) slot_end(s, sl, reason);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->st.gen_ms += now_ms() - t0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *driver(void *arg) {
+    bn_sched *s = arg;
+    while (!admit(s)) {
+        prefill(s);
+        step(s);
+    }
+    /* stopping: the running jobs end as they are, the queued ones cancelled */
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->slots[i].state != SLOT_FREE) slot_end(s, &s->slots[i], "stop");
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bn_job *j = s->head;
+        if (j) {
+            s->head = j->queue_next;
+            if (!s->head) s->tail = NULL;
+            s->st.queued--;
         }
         pthread_mutex_unlock(&s->mu);
-
-        const char *reason = run_job(sl, j);
-
-        pthread_mutex_lock(&s->mu);
-        sl->job = NULL;
-        s->st.busy--;
-        s->st.jobs_done++;
-        s->st.prompt_tokens += (uint64_t)j->n_prompt;
-        s->st.gen_tokens += (uint64_t)j->n_gen;
-        s->st.prompt_ms += j->t_prompt_ms;
-        s->st.gen_ms += j->t_gen_ms;
-        pthread_mutex_unlock(&s->mu);
-        finish(j, reason);          /* last: the connection may free the job after this */
+        if (!j) return NULL;
+        pthread_mutex_lock(&j->mu);
+        j->cancelled = 1;
+        pthread_mutex_unlock(&j->mu);
+        finish(j, "stop");
     }
 }
 
@@ -291,7 +430,10 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, char 
     s->max_piece += 8 * 3;          /* bytes held back then flushed as U+FFFD */
     s->eog = malloc(((size_t)s->n_eog + 1) * sizeof *s->eog);
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
-    if (!s->eog || !s->slots) {
+    s->batch = calloc((size_t)n_slots, sizeof *s->batch);
+    s->batch_tok = calloc((size_t)n_slots, sizeof *s->batch_tok);
+    s->batch_slot = calloc((size_t)n_slots, sizeof *s->batch_slot);
+    if (!s->eog || !s->slots || !s->batch || !s->batch_tok || !s->batch_slot) {
         snprintf(err, errlen, "out of memory");
         bn_sched_free(s);
         return NULL;
@@ -300,30 +442,35 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, char 
     for (int32_t id = 0; id < s->n_vocab; id++)
         if (bn_token_is_eog(s->tok, id)) s->eog[k++] = id;
 
+    /* Slot 0's context owns the scratch and the pool, sized for a step of
+     * every slot (n_outputs_max rows of logits); the others are sequences
+     * on it. */
     bn_context_params cp = bn_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
+    cp.n_outputs_max = n_slots;
+    if (cp.n_batch < n_slots) cp.n_batch = n_slots;
     char e[256];
     for (int i = 0; i < n_slots; i++) {
         slot *sl = &s->slots[i];
-        sl->s = s;
-        sl->ctx = bn_context_new(m, &cp, e, sizeof e);
+        sl->ctx = i == 0 ? bn_context_new(m, &cp, e, sizeof e)
+                         : bn_context_new_sequence(s->slots[0].ctx, e, sizeof e);
         sl->logits = malloc((size_t)s->n_vocab * sizeof *sl->logits);
         if (!sl->ctx || !sl->logits) {
             snprintf(err, errlen, "slot %d: %s", i, sl->ctx ? "out of memory" : e);
             bn_sched_free(s);
             return NULL;
         }
-        s->n_ctx = bn_context_n_ctx(sl->ctx);
     }
-    for (int i = 0; i < n_slots; i++) {
-        if (pthread_create(&s->slots[i].thread, NULL, worker, &s->slots[i]) != 0) {
-            snprintf(err, errlen, "cannot start the worker thread of slot %d", i);
-            bn_sched_free(s);
-            return NULL;
-        }
-        s->slots[i].started = 1;
+    s->n_ctx = bn_context_n_ctx(s->slots[0].ctx);
+    /* a context keeps at most n_ctx rows of logits (context.c) */
+    s->step_rows = n_slots < s->n_ctx ? n_slots : s->n_ctx;
+    if (pthread_create(&s->driver, NULL, driver, s) != 0) {
+        snprintf(err, errlen, "cannot start the scheduler thread");
+        bn_sched_free(s);
+        return NULL;
     }
+    s->started = 1;
     return s;
 }
 
@@ -341,12 +488,16 @@ void bn_sched_free(bn_sched *s) {
     }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    for (int i = 0; s->slots && i < s->n_slots; i++) {
-        if (s->slots[i].started) pthread_join(s->slots[i].thread, NULL);
+    if (s->started) pthread_join(s->driver, NULL);
+    /* the sequences before the context whose scratch they share */
+    for (int i = s->slots ? s->n_slots - 1 : -1; i >= 0; i--) {
         bn_context_free(s->slots[i].ctx);
         free(s->slots[i].logits);
     }
     free(s->slots);
+    free(s->batch);
+    free(s->batch_tok);
+    free(s->batch_slot);
     free(s->eog);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

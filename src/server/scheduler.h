@@ -1,13 +1,18 @@
-/* The server's scheduler: N slots, each its own bn_context (the KV cache of
- * every slot allocated at start) and worker thread, sharing one read-only
- * bn_model; requests wait in a FIFO queue while every slot is busy.
+/* The server's scheduler, with continuous batching: N slots, each a
+ * sequence with its own KV cache (bn_context_new_sequence, every cache
+ * allocated at start) sharing one scratch, one thread pool and the
+ * read-only bn_model; one driver thread runs them all. Each step decodes
+ * one token of every generating slot in one forward pass
+ * (bn_decode_multi), so the weights are read once per step whatever the
+ * number of streams; a new request's prompt is decoded between steps (a
+ * chunk per step while others generate, whole when none does). Requests
+ * wait in a FIFO queue while every slot is busy.
  *
- * A slot runs one request at a time, exactly as `bitnet -p` generates (same
- * sampler, same penalty history, same stop rules), so a request gives the
- * text the CLI gives with the same seed and parameters. The interface
- * (submit a job, watch its text grow, cancel it) is what a later scheduler
- * with continuous batching (one forward pass for every active sequence)
- * keeps; only this file changes then. */
+ * Each slot runs its request exactly as `bitnet -p` generates (its own
+ * sampler and seed, penalty history, stop rules), and bn_decode_multi gives
+ * every row the bits of that sequence decoded alone, so a request gives
+ * the text the CLI gives with the same seed and parameters, whatever else
+ * runs beside it. */
 #ifndef BN_SCHEDULER_H
 #define BN_SCHEDULER_H
 
@@ -52,12 +57,16 @@ typedef struct bn_sched bn_sched;
 typedef struct bn_sched_stats {
     int n_slots, busy, queued;
     uint64_t jobs_done, prompt_tokens, gen_tokens;
-    double prompt_ms, gen_ms;       /* time spent in prompt decoding / generation */
+    uint64_t passes;                /* generation steps' forward passes (one serves
+                                       every generating slot) */
+    double prompt_ms, gen_ms;       /* wall time spent decoding prompts / in generation
+                                       steps (a step serves every stream) */
 } bn_sched_stats;
 
-/* n_ctx: tokens per slot; n_threads: per slot's context. NULL + err. */
+/* n_ctx: tokens per slot; n_threads: the forward pass's (all slots share
+ * them). NULL + err. */
 bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, char *err, size_t errlen);
-/* Cancels the running jobs, ends the workers, frees the slots. Queued jobs
+/* Cancels the running jobs, ends the driver, frees the slots. Queued jobs
  * are finished as cancelled first (their waiters wake). */
 void bn_sched_free(bn_sched *s);
 int bn_sched_n_ctx(const bn_sched *s);
@@ -70,7 +79,7 @@ void bn_sched_stats_get(bn_sched *s, bn_sched_stats *out);
 int bn_job_init(bn_sched *s, bn_job *j, int32_t *prompt, int n_prompt);
 void bn_job_destroy(bn_job *j);     /* after done */
 
-/* Queues the job; a worker picks it up in order. */
+/* Queues the job; the driver gives it a slot in order. */
 void bn_sched_submit(bn_sched *s, bn_job *j);
 
 #endif

@@ -728,6 +728,9 @@ static void handle_metrics(conn *c) {
            "%.3f", st.prompt_ms > 0 ? 1e3 * (double)st.prompt_tokens / st.prompt_ms : 0.0);
     METRIC("predicted_tokens_per_second", "gauge", "Generated tokens per second, over all requests so far.",
            "%.3f", st.gen_ms > 0 ? 1e3 * (double)st.gen_tokens / st.gen_ms : 0.0);
+    METRIC("decode_passes_total", "counter",
+           "Forward passes of generation steps (one pass serves every generating slot).", "%llu",
+           (unsigned long long)st.passes);
     METRIC("slots_total", "gauge", "Slots (requests generated at the same time).", "%d", st.n_slots);
     METRIC("slots_busy", "gauge", "Slots generating now.", "%d", st.busy);
     METRIC("requests_queued", "gauge", "Requests waiting for a slot.", "%d", st.queued);
@@ -998,7 +1001,7 @@ int bn_serve(bn_model *m, const bn_serve_params *p) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "serve: %d slot%s of %d tokens, %d thread%s each, model '%s'%s\n", p->n_slots,
+    fprintf(stderr, "serve: %d slot%s of %d tokens, batched on %d thread%s, model '%s'%s\n", p->n_slots,
             p->n_slots == 1 ? "" : "s", bn_sched_n_ctx(s->sched), p->n_threads,
             p->n_threads == 1 ? "" : "s", p->model_name, p->api_key ? ", API key required" : "");
     fprintf(stderr, "serve: listening on http://%s:%d\n", p->host, s->p.port);

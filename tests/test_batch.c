@@ -1,0 +1,362 @@
+/* Several sequences in one forward pass (bn_decode_multi, continuous
+ * batching), on small synthetic models written at test time, the bundled
+ * model, and the shared mid-2b4t when ../shared is there:
+ *
+ *   - every sequence decoded alone (its own context, bn_decode token by
+ *     token) and the same sequences decoded together give the same logits,
+ *     bit for bit, at every step: 1 to 8 sequences, different prompt
+ *     lengths, sequences that skip steps, rows in a different order each
+ *     step, 1 and 2 threads;
+ *   - rows on both attention paths in one pass (short rows, and rows past
+ *     256 cells, which take the chunked path), and a sequence whose context
+ *     is shifted mid-way (bn_context_shift) among ones that are not;
+ *   - heads of every format the families use (F16, Q8 made at load, Q8_0,
+ *     Q6_K, F32), biases, scales, head_dim not a multiple of 8 (no long
+ *     path), query width != n_embd, relu^2 and silu;
+ *   - sequences made by bn_context_new_sequence (shared scratch and pool)
+ *     and independent contexts work alike, even with the base's numerics set
+ *     to bitnet.cpp's batch rounding;
+ *   - refused calls (duplicate, foreign or full contexts, too many rows, a
+ *     bad token) return -1 and change no context. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bitnet.h"
+#include "context.h"
+#include "synth.h"
+
+#define MAX_SEQ 8
+
+/* ---- fixtures ------------------------------------------------------------------ */
+
+typedef struct shape {
+    const char *name;
+    const char *arch;               /* NULL: bitnet-b1.58 */
+    int n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx, head_dim;
+    const char *head_type;
+    int biases, scales;
+    int head;                       /* bn_model_params.head */
+} shape;
+
+static const shape SHAPES[] = {
+    /* head_dim 64: rows past 256 cells take the chunked attention */
+    {"b158-f16", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_F16},
+    {"b158-q8", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_Q8},
+    /* head_dim 100: no long path; biases, scales, Q6_K head */
+    {"bitnet-hd100", "bitnet", 2, 256, 4, 2, 384, 300, 100, "Q6_K", 1, 1, BN_HEAD_DEFAULT},
+    /* silu, query width 4 * 80 != 256, Q8_0 head */
+    {"llama-q8_0", "llama", 2, 256, 4, 1, 384, 320, 80, "Q8_0", 1, 0, BN_HEAD_DEFAULT},
+    {"llama-f32", "llama", 1, 256, 2, 2, 256, 320, 128, "F32", 0, 0, BN_HEAD_DEFAULT},
+};
+
+static char tmpdir[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bn_test_batch_XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static bn_model *load_shape(const shape *sh) {
+    char path[320];
+    snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, sh->name);
+    if (access(path, F_OK) != 0) {
+        bn_synth_config c;
+        assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
+        c.arch = sh->arch;
+        c.n_layer = sh->n_layer;
+        c.n_embd = sh->n_embd;
+        c.n_head = sh->n_head;
+        c.n_head_kv = sh->n_head_kv;
+        c.n_ff = sh->n_ff;
+        c.n_ctx = sh->n_ctx;
+        c.head_dim = sh->head_dim;
+        c.head_type = sh->head_type;
+        c.with_biases = sh->biases;
+        c.with_scales = sh->scales;
+        c.seed = 4242;
+        char err[256] = "";
+        if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
+    }
+    bn_model_params mp = bn_model_default_params();
+    mp.head = sh->head;
+    char err[256] = "";
+    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
+    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
+    return m;
+}
+
+static bn_model *load_file(const char *path) {
+    if (access(path, R_OK) != 0) return NULL;
+    bn_model_params mp = bn_model_default_params();
+    char err[256] = "";
+    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
+    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
+    return m;
+}
+
+static bn_context *new_ctx(bn_model *m, int n_threads, int n_outputs_max) {
+    bn_context_params cp = bn_context_default_params();
+    cp.n_threads = n_threads;
+    cp.n_outputs_max = n_outputs_max;
+    char err[256] = "";
+    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
+    if (!c) fail_msg("bn_context_new: %s", err);
+    return c;
+}
+
+/* Token j of sequence s: a fixed pseudo-random stream (splitmix64). */
+static int32_t token_of(int s, int j, int n_vocab) {
+    uint64_t z = (uint64_t)s * 0x9E3779B97F4A7C15ull + (uint64_t)j * 0xBF58476D1CE4E5B9ull + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (int32_t)(z % (uint64_t)n_vocab);
+}
+
+/* ---- the comparison ------------------------------------------------------------ */
+
+typedef struct plan {
+    int n_seq;
+    int prompt[MAX_SEQ];            /* prompt length of each sequence */
+    int steps;                      /* tokens each sequence decodes after its prompt */
+    int n_threads;
+    int shift_seq;                  /* this sequence shifts ... (-1: none) */
+    int shift_at;                   /* ... before its step shift_at */
+    int keep, discard;
+    int share;                      /* together: bn_context_new_sequence, else own contexts */
+    int skip;                       /* together: sequence s sits out steps with (t + s) % 4 == 3 */
+} plan;
+
+static void maybe_shift(const plan *p, bn_context *c, int s, int j) {
+    if (s != p->shift_seq || j != p->shift_at) return;
+    char err[256] = "";
+    if (bn_context_shift(c, p->keep, p->discard, err, sizeof err) != 0)
+        fail_msg("bn_context_shift: %s", err);
+}
+
+static void prefill(bn_context *c, int s, int n, int n_vocab) {
+    int32_t toks[512];
+    assert_true(n <= 512);
+    for (int j = 0; j < n; j++) toks[j] = token_of(s, j, n_vocab);
+    char err[256] = "";
+    if (bn_decode(c, toks, n, 0, err, sizeof err) != 0) fail_msg("prefill: %s", err);
+}
+
+/* Decodes the plan's sequences alone, then together, and compares the
+ * logits of every step bit for bit. Returns the number of rows compared. */
+static int compare(bn_model *m, const plan *p) {
+    int V = bn_model_hparams(m)->n_vocab;
+    size_t row = (size_t)V * sizeof(float);
+    float *ref = malloc((size_t)p->n_seq * (size_t)p->steps * row);
+    assert_non_null(ref);
+    char err[256] = "";
+
+    /* alone: each sequence in its own context, one token per bn_decode */
+    for (int s = 0; s < p->n_seq; s++) {
+        bn_context *c = new_ctx(m, p->n_threads, 1);
+        prefill(c, s, p->prompt[s], V);
+        for (int j = 0; j < p->steps; j++) {
+            maybe_shift(p, c, s, j);
+            int32_t t = token_of(s, p->prompt[s] + j, V);
+            if (bn_decode(c, &t, 1, 0, err, sizeof err) != 0) fail_msg("alone: %s", err);
+            memcpy(ref + ((size_t)s * p->steps + j) * V, bn_get_logits(c, -1), row);
+        }
+        bn_context_free(c);
+    }
+    /* the check can fail: different sequences give different logits */
+    if (p->n_seq >= 2) assert_true(memcmp(ref, ref + (size_t)p->steps * V, row) != 0);
+
+    /* together */
+    bn_context *ctx[MAX_SEQ];
+    ctx[0] = new_ctx(m, p->n_threads, p->n_seq);
+    for (int s = 1; s < p->n_seq; s++) {
+        ctx[s] = p->share ? bn_context_new_sequence(ctx[0], err, sizeof err)
+                          : new_ctx(m, p->n_threads, p->n_seq);
+        if (!ctx[s]) fail_msg("bn_context_new_sequence: %s", err);
+    }
+    for (int s = 0; s < p->n_seq; s++) prefill(ctx[s], s, p->prompt[s], V);
+    /* a pass of single tokens never takes the batch rounding */
+    if (p->share) assert_int_equal(bn_context_set_numerics(ctx[0], BN_NUMERICS_BITNET_CPP, err, sizeof err), 0);
+    int done[MAX_SEQ] = {0}, compared = 0;
+    for (int t = 0;; t++) {
+        bn_context *batch[MAX_SEQ];
+        int32_t toks[MAX_SEQ];
+        int who[MAX_SEQ], n = 0;
+        for (int k = 0; k < p->n_seq; k++) {
+            int s = (k + t) % p->n_seq;             /* a different row order each step */
+            if (done[s] >= p->steps || (p->skip && (t + s) % 4 == 3)) continue;
+            maybe_shift(p, ctx[s], s, done[s]);
+            batch[n] = ctx[s];
+            toks[n] = token_of(s, p->prompt[s] + done[s], V);
+            who[n++] = s;
+        }
+        if (n == 0) {
+            int left = 0;
+            for (int s = 0; s < p->n_seq; s++) left += done[s] < p->steps;
+            if (!left) break;
+            continue;
+        }
+        if (bn_decode_multi(batch, toks, n, err, sizeof err) != 0) fail_msg("together: %s", err);
+        for (int r = 0; r < n; r++) {
+            int s = who[r];
+            const float *got = bn_get_logits(ctx[s], -1);
+            const float *want = ref + ((size_t)s * p->steps + done[s]) * V;
+            if (memcmp(got, want, row) != 0) {
+                int v = 0;
+                while (got[v] == want[v]) v++;
+                fail_msg("sequence %d step %d (row %d of %d, %d threads): logit %d is %.9g, alone %.9g",
+                         s, done[s], r, n, p->n_threads, v, (double)got[v], (double)want[v]);
+            }
+            done[s]++;
+            compared++;
+        }
+    }
+    for (int s = p->n_seq - 1; s >= 0; s--) bn_context_free(ctx[s]);
+    free(ref);
+    return compared;
+}
+
+/* The plans every model runs: n_ctx is at least 300 for all of them. */
+static void run_plans(bn_model *m, int n_ctx, int long_steps) {
+    static const int lens[MAX_SEQ] = {5, 17, 1, 40, 9, 64, 3, 29};
+    for (int threads = 1; threads <= 2; threads++) {
+        const int counts[] = {1, 2, 3, 5, 8};
+        for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+            plan p = {.n_seq = counts[k], .steps = 6, .n_threads = threads, .shift_seq = -1,
+                      .share = k % 2 == 0, .skip = k >= 3};
+            memcpy(p.prompt, lens, sizeof lens);
+            compare(m, &p);
+        }
+        /* rows on both sides of 256 cells in one pass, and a sequence that
+         * shifts from past 256 back below it mid-way */
+        plan p = {.n_seq = 4, .prompt = {250, 12, n_ctx - 40, 100}, .steps = long_steps,
+                  .n_threads = threads, .shift_seq = 2, .shift_at = 3, .keep = 4,
+                  .discard = 120, .share = 1, .skip = 1};
+        compare(m, &p);
+    }
+}
+
+static void test_shapes(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; i++) {
+        bn_model *m = load_shape(&SHAPES[i]);
+        run_plans(m, SHAPES[i].n_ctx, 16);
+        bn_model_free(m);
+    }
+}
+
+static void test_bundled_model(void **state) {
+    (void)state;
+    bn_model *m = load_file(BN_SOURCE_DIR "/models/tiny-shakespeare.gguf");
+    if (!m) skip();
+    int n_ctx = bn_model_hparams(m)->n_ctx_train;
+    if (n_ctx < 300) {
+        /* short context: only the plans that fit */
+        plan p = {.n_seq = 4, .prompt = {5, 17, 1, 40}, .steps = 6, .n_threads = 2,
+                  .shift_seq = 1, .shift_at = 2, .keep = 1, .discard = 8, .share = 1, .skip = 1};
+        compare(m, &p);
+    } else {
+        run_plans(m, n_ctx, 12);
+    }
+    bn_model_free(m);
+}
+
+/* The 2B4T shapes with bitnet.cpp's numbers (../shared): a quick pass. */
+static void test_shared_mid_2b4t(void **state) {
+    (void)state;
+    bn_model *m = load_file(BN_SHARED_DIR "/models/mid-2b4t.gguf");
+    if (!m) skip();
+    plan p = {.n_seq = 3, .prompt = {7, 30, 2}, .steps = 4, .n_threads = 2, .shift_seq = 1,
+              .shift_at = 2, .keep = 1, .discard = 10, .share = 1, .skip = 1};
+    assert_int_equal(compare(m, &p), 12);
+    bn_model_free(m);
+}
+
+/* ---- refusals ------------------------------------------------------------------- */
+
+static void expect_refused(bn_context *const *ctxs, const int32_t *toks, int n, const char *what,
+                           bn_context *const *all, int n_all) {
+    int before[MAX_SEQ + 1];
+    for (int i = 0; i < n_all; i++) before[i] = bn_context_n_past(all[i]);
+    char err[256] = "";
+    assert_int_equal(bn_decode_multi(ctxs, toks, n, err, sizeof err), -1);
+    if (!strstr(err, what)) fail_msg("expected '%s' in: %s", what, err);
+    for (int i = 0; i < n_all; i++) assert_int_equal(bn_context_n_past(all[i]), before[i]);
+}
+
+static void test_refused(void **state) {
+    (void)state;
+    bn_model *m = load_shape(&SHAPES[0]);
+    bn_model *m2 = load_shape(&SHAPES[1]);
+    char err[256] = "";
+    bn_context *base = new_ctx(m, 1, 3);
+    bn_context *a = bn_context_new_sequence(base, err, sizeof err);
+    bn_context *b = bn_context_new_sequence(a, err, sizeof err);     /* of a's base */
+    bn_context *other = new_ctx(m2, 1, 3);
+    bn_context *small = new_ctx(m, 1, 1);
+    assert_non_null(a);
+    assert_non_null(b);
+    bn_context *all[] = {base, a, b, other, small};
+    int32_t toks[4] = {1, 2, 3, 4};
+
+    bn_context *dup[] = {base, a, base};
+    expect_refused(dup, toks, 3, "the same context", all, 5);
+    bn_context *foreign[] = {base, other};
+    expect_refused(foreign, toks, 2, "same model", all, 5);
+    bn_context *four[] = {base, a, b, small};
+    expect_refused(four, toks, 4, "at most 3", all, 5);
+    bn_context *two_small[] = {small, a};
+    expect_refused(two_small, toks, 2, "at most 1", all, 5);
+    int32_t bad[3] = {1, -1, 3};
+    bn_context *three[] = {base, a, b};
+    expect_refused(three, bad, 3, "out of range", all, 5);
+    bad[1] = bn_model_hparams(m)->n_vocab;
+    expect_refused(three, bad, 3, "out of range", all, 5);
+    expect_refused(three, toks, 0, "nothing", all, 5);
+
+    /* a full context refuses the whole batch */
+    int n_ctx = bn_context_n_ctx(a);
+    for (int j = 0; j < n_ctx; j++) prefill(a, 9, 1, bn_model_hparams(m)->n_vocab);
+    assert_int_equal(bn_context_n_past(a), n_ctx);
+    expect_refused(three, toks, 3, "context is full", all, 5);
+
+    /* and a good call still works, a sequence of a sequence included */
+    bn_context_reset(a);
+    assert_int_equal(bn_decode_multi(three, toks, 3, err, sizeof err), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(bn_context_n_past(three[i]), 1);
+
+    bn_context_free(small);
+    bn_context_free(other);
+    bn_context_free(b);
+    bn_context_free(a);
+    bn_context_free(base);
+    bn_model_free(m2);
+    bn_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_bundled_model),
+        cmocka_unit_test(test_shared_mid_2b4t),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
