@@ -114,7 +114,8 @@ static const variant alternatives[] = {
      *     2560x2560 1.13 1.01 1.23 1.24, 2560x640 1.21 1.02 0.76 0.93,
      *     2560x6912 1.37 0.97 0.99 0.87, 6912x2560 1.19 1.39 1.20 1.03;
      *   2B4T, 2 rounds: tg128 1.22 1.00 (1 thread), 1.00 0.98 (2 threads);
-     *     pp512 1.05 0.84 (1 thread), 1.03 0.82 (2 threads).
+     *     pp512 1.05 0.84 (1 thread), 1.03 0.82 (2 threads); after the
+     *     gemm's asm adds, pp512 1 thread 0.88 0.83.
      * Decode is not reliably >= 1.08x faster and prompts are slower, so
      * "avx2" stays multiply-add (and NEON keeps its tables: no timing
      * there, qemu only checks the bits); --kernel avx2-tl / neon-tl /
