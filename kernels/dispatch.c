@@ -102,7 +102,24 @@ static const variant alternatives[] = {
     {"avx2-mad", bn_kernels_avx2_mad, CPU_AVX2},
     {"avx2-lut", bn_kernels_avx2_lut, CPU_AVX2},
     {"neon-lut", bn_kernels_neon_lut, CPU_NEON},
-    /* the 1.67-bit t3 layout (docs/FORMAT.md, T3 lookup layout) */
+    /* The 1.67-bit t3 layout (docs/FORMAT.md, T3 lookup layout): 17 % fewer
+     * weight bytes per token, lookup-table decode, expand-then-multiply-add
+     * prompts. Not the default: measured on the shared 2-core AMD EPYC
+     * (AVX2; other jobs kept the load average at 15-20, so single timings
+     * vary by +-25 %; ratios are t3 over "avx2", interleaved runs):
+     *   instructions (callgrind, 2560x2560): gemv 0.98 M vs 1.12 M,
+     *     gemm N = 128 103.9 M vs 88.4 M (the expansion and the broadcast
+     *     inputs cost more than I2_S's shift-and-mask unpack);
+     *   kernel bench, N = 1, time per matrix, 2 runs x {1, 2} threads:
+     *     2560x2560 1.13 1.01 1.23 1.24, 2560x640 1.21 1.02 0.76 0.93,
+     *     2560x6912 1.37 0.97 0.99 0.87, 6912x2560 1.19 1.39 1.20 1.03;
+     *   2B4T, 2 rounds: tg128 1.22 1.00 (1 thread), 1.00 0.98 (2 threads);
+     *     pp512 1.05 0.84 (1 thread), 1.03 0.82 (2 threads); after the
+     *     gemm's asm adds, pp512 1 thread 0.88 0.83.
+     * Decode is not reliably >= 1.08x faster and prompts are slower, so
+     * "avx2" stays multiply-add (and NEON keeps its tables: no timing
+     * there, qemu only checks the bits); --kernel avx2-tl / neon-tl /
+     * neon-tl-sdot select t3. */
     {"avx2-tl", bn_kernels_avx2_tl, CPU_AVX2},
     {"neon-tl", bn_kernels_neon_tl, CPU_NEON},
     {"neon-tl-sdot", bn_kernels_neon_tl_sdot, CPU_NEON | CPU_DOTPROD},

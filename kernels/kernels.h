@@ -222,7 +222,8 @@ int bn_kernels_available(const bn_kernels **out, int max);
  * measure and check under their own names ("avx2-mad": I2_S unpack +
  * vpmaddubsw, the approach of bitnet.cpp's kernel, which "avx2" uses;
  * "avx2-lut": the vpshufb lookup-table kernels; "neon-lut": the plain-NEON
- * lookup tables, which are "neon" itself on CPUs without sdot). Reference
+ * lookup tables, which are "neon" itself on CPUs without sdot; "ref-tl",
+ * "avx2-tl", "neon-tl", "neon-tl-sdot": the 1.67-bit t3 layout). Reference
  * first; every name appears once. */
 int bn_kernels_all(const bn_kernels **out, int max);
 

@@ -1,7 +1,8 @@
 /* The 1.67-bit ternary layout "t3" (docs/FORMAT.md, T3 lookup layout),
  * made at load time from I2_S, and its prepared input: what every "-tl"
  * variant (ternary_tl.c: ref-tl, ternary_avx2_tl.c: avx2-tl,
- * ternary_neon_tl.c: neon-tl) shares. Internal to kernels/.
+ * ternary_neon_tl.c: neon-tl, ternary_neon_tl_dotprod.c: neon-tl-sdot)
+ * shares. Internal to kernels/.
  *
  * Weights, per row: groups of 3 along K (group g = k 3g, 3g+1, 3g+2; K is
  * padded with zero weights to BN_T3_CHUNK_K). A group (w0, w1, w2) is
