@@ -162,6 +162,10 @@ static const char *run_job(slot *sl, bn_job *j) {
         return job_fail(j, "out of memory (sampler)", "");
     }
     j->seed = bn_sampler_seed(smp);
+    /* The exact head computes the logits this sampler reads (banned EOG ids
+     * with ignore_eos leave top-k others exact). */
+    bn_context_set_exact_head(c, 0, s->eog, j->ignore_eos ? s->n_eog : 0, NULL, 0);
+    bn_context_set_sampler(c, smp);
     size_t longest = 0;
     for (int i = 0; i < j->n_stop; i++)
         if (strlen(j->stop[i]) > longest) longest = strlen(j->stop[i]);
@@ -169,6 +173,7 @@ static const char *run_job(slot *sl, bn_job *j) {
     for (int i = 0; i < j->n_prompt; i++) bn_sampler_accept(smp, j->prompt[i]);
     double t0 = now_ms();
     if (bn_decode(c, j->prompt, j->n_prompt, 0, err, sizeof err) != 0) {
+        bn_context_set_sampler(c, NULL);
         bn_sampler_free(smp);
         return job_fail(j, "decoding the prompt: ", err);
     }
@@ -209,6 +214,7 @@ static const char *run_job(slot *sl, bn_job *j) {
         if (cancelled) break;
         if (bn_context_n_past(c) >= s->n_ctx) break;        /* context full: "length" */
         if (bn_decode(c, &id, 1, 0, err, sizeof err) != 0) {
+            bn_context_set_sampler(c, NULL);
             bn_sampler_free(smp);
             return job_fail(j, "decoding: ", err);
         }
@@ -220,6 +226,7 @@ static const char *run_job(slot *sl, bn_job *j) {
     if (append_piece(j, piece, np, longest)) reason = "stop";
     j->t_gen_ms = now_ms() - t0;
     pthread_mutex_unlock(&j->mu);
+    bn_context_set_sampler(c, NULL);
     bn_sampler_free(smp);
     return reason;
 }

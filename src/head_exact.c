@@ -1,0 +1,201 @@
+/* The exact LM head (docs/NUMERICS.md, Exact head).
+ *
+ * Per token: y[m] = the Q8 screen's logit (kernels.h, Q8 head), f[m] = the
+ * logit `--head f16` computes (dot_f16 of the F16 row and xh = f16(x)). For
+ * every row a bound B[m] >= |f[m] - y[m]| (below); with tau = the k-th
+ * largest lower bound y - B over the rows whose exact value is not forced,
+ * every row with y + B >= tau, and every forced row, is recomputed with the
+ * F16 table's own kernel and written into the logits row. A row left out has
+ * f < tau and keeps y < tau, while at least k recomputed rows hold exact
+ * values >= tau: the k largest entries of the mixed row (and their order,
+ * and the forced rows) are those of the F16 head's row, bit for bit.
+ *
+ * The bound. Let w be an F16 row, deq(w) its screen (q * dw per block), e =
+ * w - deq(w); xh = f16(x), xq the screen's input with deq(xq) = qx * dx per
+ * block, d = xh - deq(xq). With T = sum w_k xh_k and Q = sum deq(w)_k
+ * deq(xq)_k (exact reals),
+ *     T - Q = sum e_k xh_k + sum deq(w)_k d_k
+ *     |T - Q| <= ||e|| ||xh|| + ||deq(w)|| ||d||          (Cauchy-Schwarz)
+ * f is T rounded: the products of two halves are exact in float, and along
+ * any path of dot_f16's order a product meets at most K/64 + 6 float
+ * additions (its accumulator's chain, then (a0+a2)+(a1+a3), three halvings,
+ * lane 0 + 1), then at most K%64 double additions and one rounding to float:
+ *     |f - T| <= theta_f * sum |w_k xh_k| <= theta_f (||deq(w)|| + ||e||) ||xh||
+ * with theta_f = 1.01 (K/64 + 7) u + (K%64 + 1) 2^-52, u = 2^-24 (the
+ * standard gamma_n = n u / (1 - n u) <= 1.01 n u bound; the 1.01 covers the
+ * products of (1 + delta) factors). y is Q rounded: per block
+ * scale = dw * dx (one rounding), (float)isum * scale (one), then a chain of
+ * K/32 additions:
+ *     |y - Q| <= theta_q * sum_b |isum_b| dw_b dx_b + eta
+ *            <= theta_q ||deq(w)|| ||deq(xq)|| + eta
+ * with theta_q = 1.01 (K/32 + 2) u and eta = K/32 * 2^-100 for products
+ * that fall into float's subnormals (each loses < 2^-149 * 2^19). So
+ *     B = ||e|| ||xh|| + ||deq(w)|| ||d|| + theta_f (||deq(w)|| + ||e||) ||xh||
+ *         + theta_q ||deq(w)|| ||deq(xq)|| + eta.
+ * The row norms are stored at load (model.c) and the token norms computed
+ * here, each rounded up; B is evaluated in double, and the factor 1 + 2^-30
+ * plus 2^-40 |y| cover that arithmetic and the rounding of y +- B. A
+ * non-finite logit or norm makes every row recomputed. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "head_exact.h"
+
+int bn_head_exact_init(bn_context *c) {
+    bn_head_exact *hx = &c->hx;
+    const size_t V = (size_t)c->hp.n_vocab, E = (size_t)c->hp.n_embd;
+    hx->ids = calloc(V, sizeof *hx->ids);
+    if (!hx->ids) return -1;
+    if (c->model->head_type != BN_HEAD_EXACT) return 0;
+    hx->xh = calloc(E, sizeof *hx->xh);
+    hx->forced = calloc(V, sizeof *hx->forced);
+    hx->lower = calloc(V, sizeof *hx->lower);
+    hx->rows = calloc(V, sizeof *hx->rows);
+    return hx->xh && hx->forced && hx->lower && hx->rows ? 0 : -1;
+}
+
+void bn_head_exact_free(bn_head_exact *hx) {
+    free(hx->ids);
+    free(hx->xh);
+    free(hx->forced);
+    free(hx->lower);
+    free(hx->rows);
+}
+
+int bn_head_exact_screens(bn_context *c, int n_out) {
+    bn_head_exact *hx = &c->hx;
+    if (c->model->head_type != BN_HEAD_EXACT) return 0;
+    hx->k = hx->top_k;
+    hx->n_smp_ids = 0;
+    if (hx->sampler) hx->k = bn_sampler_logits_needed(hx->sampler, &hx->smp_ids, &hx->n_smp_ids);
+    int screens = n_out == 1 && hx->k > 0 && hx->k < c->hp.n_vocab;
+    if (!screens) hx->stats.full_rows += (uint64_t)n_out;
+    return screens;
+}
+
+/* Rounded up by the factor that covers a double sum of up to 2^22 terms. */
+static double norm_up(double sum_sq) {
+    return sqrt(sum_sq) * (1.0 + 0x1p-30);
+}
+
+void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
+    bn_head_exact *hx = &c->hx;
+    const int E = c->hp.n_embd;
+    c->kern->fmt[BN_FMT_F16]->act_prep(x, E, hx->xh);
+    /* The screen's input layout (kernels.h, Q8 head): int8 q[E], float dx[E/32]. */
+    const int8_t *q = xq;
+    const uint8_t *dx_bytes = (const uint8_t *)xq + E;
+    double sxh = 0.0, sd = 0.0, sxq = 0.0;
+    for (int b = 0; b < E / 32; b++) {
+        float dx;
+        memcpy(&dx, dx_bytes + 4 * b, sizeof dx);
+        for (int i = 32 * b; i < 32 * b + 32; i++) {
+            const double h = (double)bn_f16_to_f32(hx->xh[i]);
+            const double deq = (double)q[i] * (double)dx;   /* exact: 8 x 24 bits */
+            sxh += h * h;
+            sd += (h - deq) * (h - deq);
+            sxq += deq * deq;
+        }
+    }
+    hx->norm_xh = norm_up(sxh);
+    hx->norm_d = norm_up(sd);
+    hx->norm_xq = norm_up(sxq);
+}
+
+/* B of the comment at the top for row m with screened value y. */
+static double row_bound(const bn_context *c, int m, float y) {
+    const bn_head_exact *hx = &c->hx;
+    const int K = c->hp.n_embd;
+    const double u = 0x1p-24;
+    const double theta_f = 1.01 * (K / 64 + 7) * u + (K % 64 + 1) * 0x1p-52;
+    const double theta_q = 1.01 * (K / 32 + 2) * u;
+    const double eta = (K / 32) * 0x1p-100;
+    const double e = (double)c->model->head_norms[2 * (size_t)m];
+    const double w = (double)c->model->head_norms[2 * (size_t)m + 1];
+    const double b = e * hx->norm_xh + w * hx->norm_d + theta_f * (w + e) * hx->norm_xh +
+                     theta_q * w * hx->norm_xq + eta;
+    return b * (1.0 + 0x1p-30) + 0x1p-40 * fabs((double)y);
+}
+
+/* The k-th largest of a[0..n) (1 <= k <= n); reorders a. Hoare's
+ * selection with a middle pivot: O(n) on the data it sees. */
+static double kth_largest(double *a, int n, int k) {
+    int lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        const double pivot = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) {
+                const double t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return a[want];
+    }
+    return a[want];
+}
+
+/* Picks hx->rows; returns 0, or -1 when every row must be recomputed. */
+static int select_rows(bn_context *c, const float *logits) {
+    bn_head_exact *hx = &c->hx;
+    const int V = c->hp.n_vocab;
+    if (!isfinite(hx->norm_xh) || !isfinite(hx->norm_d) || !isfinite(hx->norm_xq)) return -1;
+    int n_forced = 0;
+    for (int i = 0; i < hx->n_ids + hx->n_smp_ids; i++) {
+        const int32_t id = i < hx->n_ids ? hx->ids[i] : hx->smp_ids[i - hx->n_ids];
+        if (id >= 0 && id < V && !hx->forced[id]) hx->forced[id] = 1, n_forced++;
+    }
+    const int k = hx->k;
+    if (k > V - n_forced) return -1;
+    int n = 0;
+    for (int m = 0; m < V; m++) {
+        if (hx->forced[m]) continue;
+        if (!isfinite(logits[m])) return -1;
+        hx->lower[n++] = (double)logits[m] - row_bound(c, m, logits[m]);
+    }
+    const double tau = kth_largest(hx->lower, n, k);
+    hx->n_rows = 0;
+    for (int m = 0; m < V; m++)
+        if (hx->forced[m] || (double)logits[m] + row_bound(c, m, logits[m]) >= tau)
+            hx->rows[hx->n_rows++] = m;
+    return 0;
+}
+
+static void task_rescore(void *arg, int ith, int nth) {
+    bn_context *c = arg;
+    const bn_head_exact *hx = &c->hx;
+    const bn_matrix *h = &c->model->head_f16;
+    const bn_format_traits *f16 = c->kern->fmt[BN_FMT_F16];
+    const int i0 = (int)((long long)hx->n_rows * ith / nth);
+    const int i1 = (int)((long long)hx->n_rows * (ith + 1) / nth);
+    for (int i = i0; i < i1; i++) {
+        const int m = hx->rows[i];
+        f16->gemv(h->W, h->K, h->M, hx->xh, m, m + 1, hx->logits + m);
+    }
+}
+
+void bn_head_exact_finish(bn_context *c, float *logits) {
+    bn_head_exact *hx = &c->hx;
+    const int V = c->hp.n_vocab;
+    if (select_rows(c, logits) != 0) {
+        for (int m = 0; m < V; m++) hx->rows[m] = m;
+        hx->n_rows = V;
+    }
+    for (int i = 0; i < hx->n_ids + hx->n_smp_ids; i++) {
+        const int32_t id = i < hx->n_ids ? hx->ids[i] : hx->smp_ids[i - hx->n_ids];
+        if (id >= 0 && id < V) hx->forced[id] = 0;
+    }
+    hx->logits = logits;
+    bn_threadpool_run(c->pool, task_rescore, c);
+    hx->stats.screened_rows++;
+    hx->stats.rescored_rows += (uint64_t)hx->n_rows;
+}

@@ -1,0 +1,58 @@
+/* The exact LM head (docs/NUMERICS.md, Exact head): the Q8 table screens
+ * every row, a per-row bound on |F16 logit - screened logit| picks the rows
+ * that could be among the logits the sampler reads, and those rows are
+ * recomputed from the F16 table with the kernel `--head f16` uses. The
+ * context holds this state; forward.c calls the three steps below. */
+#ifndef BN_HEAD_EXACT_H
+#define BN_HEAD_EXACT_H
+
+#include <stdint.h>
+
+#include "bitnet.h"
+
+struct bn_context;
+
+typedef struct bn_head_exact {
+    /* What the next bn_decode must get exact: the largest top_k logits
+     * (<= 0: every logit) and the rows ids[0..n_ids) (the caller's: banned
+     * or penalised ids). A sampler, when set, replaces top_k and adds its
+     * penalty window at every bn_decode (bn_sampler_logits_needed). */
+    const bn_sampler *sampler;
+    int top_k;
+    int32_t *ids;                   /* [n_vocab] */
+    int n_ids;
+    int k;                          /* this token's: top_k or the sampler's */
+    const int32_t *smp_ids;         /* this token's sampler window */
+    int n_smp_ids;
+
+    /* Per token, sized in bn_head_exact_init when the model's head is exact. */
+    uint16_t *xh;                   /* the final state rounded to f16 (the F16 rows' input) */
+    double norm_xh;                 /* >= ||xh||_2 */
+    double norm_d;                  /* >= ||xh - deq(xq)||_2, xq the screen's int8 input */
+    double norm_xq;                 /* >= ||deq(xq)||_2 */
+    uint8_t *forced;                /* [n_vocab] 1 for the ids of this token */
+    double *lower;                  /* [n_vocab] lower bounds, then selection scratch */
+    int32_t *rows;                  /* [n_vocab] rows recomputed this token, ascending */
+    int n_rows;
+    float *logits;                  /* the row being finished (for the rescoring task) */
+
+    bn_head_stats stats;
+} bn_head_exact;
+
+/* Buffers for a context whose model has an exact head (nothing otherwise).
+ * 0, or -1 when out of memory. */
+int bn_head_exact_init(struct bn_context *c);
+void bn_head_exact_free(bn_head_exact *hx);
+
+/* 1 when the logits of this forward pass (n_out rows) are screened and
+ * rescored, 0 when they are computed whole (every row wanted exact, or the
+ * model's head is not exact). Reads the sampler's needs. */
+int bn_head_exact_screens(struct bn_context *c, int n_out);
+/* The final state x (n_embd floats) of the kept token, whose screen input
+ * is already at xq (the Q8 head's act_prep): the f16 input and the norms. */
+void bn_head_exact_prepare(struct bn_context *c, const float *x, const void *xq);
+/* Selects and recomputes the rows of the screened logits row (on the
+ * context's pool). */
+void bn_head_exact_finish(struct bn_context *c, float *logits);
+
+#endif
