@@ -59,13 +59,15 @@ uint64_t bn_model_n_params(const bn_model *m);
 typedef struct bn_model_desc {
     const char *arch;               /* hparams.arch */
     const char *head;               /* LM head storage in use: "f16", "q8" (made at load),
-                                       "q8_0", "q6_k", "f32" (as stored); "none" when vocab_only */
+                                       "exact" (q8 screen + f16 rows), "q8_0", "q6_k",
+                                       "f32" (as stored); "none" when vocab_only */
     const char *kernel;             /* kernel variant in use; "none" when vocab_only */
     int vocab_only;
     uint64_t file_bytes;            /* the GGUF file */
     uint64_t n_params;
     uint64_t ternary_bytes;         /* ternary weights repacked in memory */
-    uint64_t head_bytes;            /* LM head bytes read per generated token */
+    uint64_t head_bytes;            /* LM head bytes read per generated token (exact:
+                                       the screen's; plus K * 2 per rescored row) */
     uint64_t embd_bytes;            /* the token embedding table (one row read per token) */
     uint64_t norm_bytes;            /* norm weights (copied out of the file) */
     uint64_t kv_bytes_per_pos;      /* K + V cache bytes per position, all layers */

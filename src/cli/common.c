@@ -374,6 +374,15 @@ void bn_cli_exact_head(bn_context *c, const bn_sampler *s, const bn_cli_noeog *n
     bn_context_set_sampler(c, s);
 }
 
+void bn_cli_print_full_rows_head(const bn_model *m) {
+    bn_model_desc d;
+    bn_model_describe(m, &d);
+    if (strcmp(d.head, "exact") == 0)
+        fprintf(stderr, "head: f16 (every row from the F16 table: the exact head's rows)\n");
+    else
+        fprintf(stderr, "head: %s\n", d.head);
+}
+
 void bn_cli_print_head_stats(const bn_context *c) {
     bn_head_stats hs;
     bn_context_head_stats(c, &hs);
