@@ -80,43 +80,46 @@ static double norm_up(double sum_sq) {
     return sqrt(sum_sq) * (1.0 + 0x1p-30);
 }
 
-void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
-    bn_head_exact *hx = &c->hx;
-    const int E = c->hp.n_embd;
-    c->kern->fmt[BN_FMT_F16]->act_prep(x, E, hx->xh);
-    /* The screen's input layout (kernels.h, Q8 head): int8 q[E], float dx[E/32]. */
+void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_head_token_norms *t) {
+    /* The screen's input layout (kernels.h, Q8 head): int8 q[K], float dx[K/32]. */
     const int8_t *q = xq;
-    const uint8_t *dx_bytes = (const uint8_t *)xq + E;
+    const uint8_t *dx_bytes = (const uint8_t *)xq + K;
     double sxh = 0.0, sd = 0.0, sxq = 0.0;
-    for (int b = 0; b < E / 32; b++) {
+    for (int b = 0; b < K / 32; b++) {
         float dx;
         memcpy(&dx, dx_bytes + 4 * b, sizeof dx);
         for (int i = 32 * b; i < 32 * b + 32; i++) {
-            const double h = (double)bn_f16_to_f32(hx->xh[i]);
+            const double h = (double)bn_f16_to_f32(xh[i]);
             const double deq = (double)q[i] * (double)dx;   /* exact: 8 x 24 bits */
             sxh += h * h;
             sd += (h - deq) * (h - deq);
             sxq += deq * deq;
         }
     }
-    hx->norm_xh = norm_up(sxh);
-    hx->norm_d = norm_up(sd);
-    hx->norm_xq = norm_up(sxq);
+    t->xh = norm_up(sxh);
+    t->d = norm_up(sd);
+    t->xq = norm_up(sxq);
 }
 
-/* B of the comment at the top for row m with screened value y. */
-static double row_bound(const bn_context *c, int m, float y) {
-    const bn_head_exact *hx = &c->hx;
-    const int K = c->hp.n_embd;
+void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
+    bn_head_exact *hx = &c->hx;
+    c->kern->fmt[BN_FMT_F16]->act_prep(x, c->hp.n_embd, hx->xh);
+    bn_head_exact_token_norms(c->hp.n_embd, hx->xh, xq, &hx->norms);
+}
+
+/* B of the comment at the top. */
+double bn_head_exact_bound(int K, const float row[2], const bn_head_token_norms *t, float y) {
     const double u = 0x1p-24;
     const double theta_f = 1.01 * (K / 64 + 7) * u + (K % 64 + 1) * 0x1p-52;
     const double theta_q = 1.01 * (K / 32 + 2) * u;
     const double eta = (K / 32) * 0x1p-100;
-    const double e = (double)c->model->head_norms[2 * (size_t)m];
-    const double w = (double)c->model->head_norms[2 * (size_t)m + 1];
-    const double b = e * hx->norm_xh + w * hx->norm_d + theta_f * (w + e) * hx->norm_xh +
-                     theta_q * w * hx->norm_xq + eta;
+    const double e = (double)row[0], w = (double)row[1];
+    const double b = e * t->xh + w * t->d + theta_f * (w + e) * t->xh + theta_q * w * t->xq + eta;
     return b * (1.0 + 0x1p-30) + 0x1p-40 * fabs((double)y);
+}
+
+static double row_bound(const bn_context *c, int m, float y) {
+    return bn_head_exact_bound(c->hp.n_embd, c->model->head_norms + 2 * (size_t)m, &c->hx.norms, y);
 }
 
 /* The k-th largest of a[0..n) (1 <= k <= n); reorders a. Hoare's
@@ -148,7 +151,7 @@ static double kth_largest(double *a, int n, int k) {
 static int select_rows(bn_context *c, const float *logits) {
     bn_head_exact *hx = &c->hx;
     const int V = c->hp.n_vocab;
-    if (!isfinite(hx->norm_xh) || !isfinite(hx->norm_d) || !isfinite(hx->norm_xq)) return -1;
+    if (!isfinite(hx->norms.xh) || !isfinite(hx->norms.d) || !isfinite(hx->norms.xq)) return -1;
     int n_forced = 0;
     for (int i = 0; i < hx->n_ids + hx->n_smp_ids; i++) {
         const int32_t id = i < hx->n_ids ? hx->ids[i] : hx->smp_ids[i - hx->n_ids];

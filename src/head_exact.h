@@ -12,6 +12,20 @@
 
 struct bn_context;
 
+/* One token's norms for the bound (each rounded up). */
+typedef struct bn_head_token_norms {
+    double xh;                      /* ||xh||_2, xh the input rounded to f16 */
+    double d;                       /* ||xh - deq(xq)||_2, xq the screen's int8 input */
+    double xq;                      /* ||deq(xq)||_2 */
+} bn_head_token_norms;
+
+/* The norms of xh[0..K) and the Q8 screen's prepared input xq (kernels.h,
+ * Q8 head layout). */
+void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_head_token_norms *t);
+/* B >= |F16 logit - screened logit y| of a row with the stored norms
+ * row[0] >= ||w - deq(w)||_2, row[1] >= ||deq(w)||_2 (head_exact.c). */
+double bn_head_exact_bound(int K, const float row[2], const bn_head_token_norms *t, float y);
+
 typedef struct bn_head_exact {
     /* What the next bn_decode must get exact: the largest top_k logits
      * (<= 0: every logit) and the rows ids[0..n_ids) (the caller's: banned
@@ -27,9 +41,7 @@ typedef struct bn_head_exact {
 
     /* Per token, sized in bn_head_exact_init when the model's head is exact. */
     uint16_t *xh;                   /* the final state rounded to f16 (the F16 rows' input) */
-    double norm_xh;                 /* >= ||xh||_2 */
-    double norm_d;                  /* >= ||xh - deq(xq)||_2, xq the screen's int8 input */
-    double norm_xq;                 /* >= ||deq(xq)||_2 */
+    bn_head_token_norms norms;
     uint8_t *forced;                /* [n_vocab] 1 for the ids of this token */
     double *lower;                  /* [n_vocab] lower bounds, then selection scratch */
     int32_t *rows;                  /* [n_vocab] rows recomputed this token, ascending */
