@@ -53,7 +53,8 @@ int bn_head_exact_init(bn_context *c) {
     hx->forced = calloc(V, sizeof *hx->forced);
     hx->lower = calloc(V, sizeof *hx->lower);
     hx->rows = calloc(V, sizeof *hx->rows);
-    return hx->xh && hx->forced && hx->lower && hx->rows ? 0 : -1;
+    hx->cand = calloc(V, sizeof *hx->cand);
+    return hx->xh && hx->forced && hx->lower && hx->rows && hx->cand ? 0 : -1;
 }
 
 void bn_head_exact_free(bn_head_exact *hx) {
@@ -62,6 +63,7 @@ void bn_head_exact_free(bn_head_exact *hx) {
     free(hx->forced);
     free(hx->lower);
     free(hx->rows);
+    free(hx->cand);
 }
 
 int bn_head_exact_screens(bn_context *c, int n_out) {
@@ -147,17 +149,59 @@ static double kth_largest(double *a, int n, int k) {
     return a[want];
 }
 
-/* Picks hx->rows; returns 0, or -1 when every row must be recomputed. */
-static int select_rows(bn_context *c, const float *logits) {
+/* Rescores hx->rows[r0..r1) on the pool. */
+static void task_rescore(void *arg, int ith, int nth) {
+    bn_context *c = arg;
+    const bn_head_exact *hx = &c->hx;
+    const bn_matrix *h = &c->model->head_f16;
+    const bn_format_traits *f16 = c->kern->fmt[BN_FMT_F16];
+    const int n = hx->r1 - hx->r0;
+    const int i0 = hx->r0 + (int)((long long)n * ith / nth);
+    const int i1 = hx->r0 + (int)((long long)n * (ith + 1) / nth);
+    for (int i = i0; i < i1; i++) {
+        const int m = hx->rows[i];
+        f16->gemv(h->W, h->K, h->M, hx->xh, m, m + 1, hx->logits + m);
+    }
+}
+
+static void rescore(bn_context *c, int r0, int r1) {
+    c->hx.r0 = r0;
+    c->hx.r1 = r1;
+    if (r1 > r0) bn_threadpool_run(c->pool, task_rescore, c);
+}
+
+/* Candidates by upper bound, largest first; equal bounds by row. */
+static int by_upper(const void *pa, const void *pb) {
+    const bn_head_cand *a = pa, *b = pb;
+    if (a->upper != b->upper) return a->upper > b->upper ? -1 : 1;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+/* Rows rescored per step: the first k (at least 8), then as many as are
+ * done, up to 256 (few steps, few rows past the stop). Counts, not a share
+ * of the threads, so the rows rescored (and so the whole logits row) do not
+ * depend on the thread count. */
+#define RESCORE_MIN 8
+#define RESCORE_MAX 256
+
+/* The selection of the comment at the top, with the candidates rescored in
+ * order of their upper bounds, so the k-th largest exact value vk, which
+ * rises above tau as rows are rescored, stops it early: every row left has
+ * y + B < vk. Returns 0, or -1 when every row must be recomputed. */
+static int rescore_selected(bn_context *c, float *logits) {
     bn_head_exact *hx = &c->hx;
-    const int V = c->hp.n_vocab;
+    const int V = c->hp.n_vocab, k = hx->k;
     if (!isfinite(hx->norms.xh) || !isfinite(hx->norms.d) || !isfinite(hx->norms.xq)) return -1;
-    int n_forced = 0;
+    /* The forced rows first (each once); forced[] is cleared by the caller. */
+    hx->n_rows = 0;
     for (int i = 0; i < hx->n_ids + hx->n_smp_ids; i++) {
         const int32_t id = i < hx->n_ids ? hx->ids[i] : hx->smp_ids[i - hx->n_ids];
-        if (id >= 0 && id < V && !hx->forced[id]) hx->forced[id] = 1, n_forced++;
+        if (id >= 0 && id < V && !hx->forced[id]) {
+            hx->forced[id] = 1;
+            hx->rows[hx->n_rows++] = id;
+        }
     }
-    const int k = hx->k;
+    const int n_forced = hx->n_rows;
     if (k > V - n_forced) return -1;
     int n = 0;
     for (int m = 0; m < V; m++) {
@@ -166,39 +210,49 @@ static int select_rows(bn_context *c, const float *logits) {
         hx->lower[n++] = (double)logits[m] - row_bound(c, m, logits[m]);
     }
     const double tau = kth_largest(hx->lower, n, k);
-    hx->n_rows = 0;
-    for (int m = 0; m < V; m++)
-        if (hx->forced[m] || (double)logits[m] + row_bound(c, m, logits[m]) >= tau)
-            hx->rows[hx->n_rows++] = m;
-    return 0;
-}
-
-static void task_rescore(void *arg, int ith, int nth) {
-    bn_context *c = arg;
-    const bn_head_exact *hx = &c->hx;
-    const bn_matrix *h = &c->model->head_f16;
-    const bn_format_traits *f16 = c->kern->fmt[BN_FMT_F16];
-    const int i0 = (int)((long long)hx->n_rows * ith / nth);
-    const int i1 = (int)((long long)hx->n_rows * (ith + 1) / nth);
-    for (int i = i0; i < i1; i++) {
-        const int m = hx->rows[i];
-        f16->gemv(h->W, h->K, h->M, hx->xh, m, m + 1, hx->logits + m);
+    int n_cand = 0;
+    for (int m = 0; m < V; m++) {
+        if (hx->forced[m]) continue;
+        const double upper = (double)logits[m] + row_bound(c, m, logits[m]);
+        if (upper >= tau) hx->cand[n_cand++] = (bn_head_cand){upper, m};
     }
+    qsort(hx->cand, (size_t)n_cand, sizeof *hx->cand, by_upper);
+    rescore(c, 0, n_forced);
+    double vk = -INFINITY;
+    for (int next = 0; next < n_cand;) {
+        const int done = hx->n_rows - n_forced;
+        if (done >= k && hx->cand[next].upper < vk) break;
+        int take = done < k ? k - done : done < RESCORE_MAX ? done : RESCORE_MAX;
+        if (take < RESCORE_MIN) take = RESCORE_MIN;
+        if (take > n_cand - next) take = n_cand - next;
+        const int r0 = hx->n_rows;
+        for (int i = 0; i < take; i++) hx->rows[hx->n_rows++] = hx->cand[next++].row;
+        rescore(c, r0, hx->n_rows);
+        if (hx->n_rows - n_forced >= k) {
+            for (int i = n_forced; i < hx->n_rows; i++) {
+                const float f = logits[hx->rows[i]];
+                if (!isfinite(f)) return -1;
+                hx->lower[i - n_forced] = (double)f;
+            }
+            vk = kth_largest(hx->lower, hx->n_rows - n_forced, k);
+        }
+    }
+    return 0;
 }
 
 void bn_head_exact_finish(bn_context *c, float *logits) {
     bn_head_exact *hx = &c->hx;
     const int V = c->hp.n_vocab;
-    if (select_rows(c, logits) != 0) {
+    hx->logits = logits;
+    if (rescore_selected(c, logits) != 0) {
         for (int m = 0; m < V; m++) hx->rows[m] = m;
         hx->n_rows = V;
+        rescore(c, 0, V);
     }
     for (int i = 0; i < hx->n_ids + hx->n_smp_ids; i++) {
         const int32_t id = i < hx->n_ids ? hx->ids[i] : hx->smp_ids[i - hx->n_ids];
         if (id >= 0 && id < V) hx->forced[id] = 0;
     }
-    hx->logits = logits;
-    bn_threadpool_run(c->pool, task_rescore, c);
     hx->stats.screened_rows++;
     hx->stats.rescored_rows += (uint64_t)hx->n_rows;
 }

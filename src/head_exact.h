@@ -26,6 +26,11 @@ void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_hea
  * row[0] >= ||w - deq(w)||_2, row[1] >= ||deq(w)||_2 (head_exact.c). */
 double bn_head_exact_bound(int K, const float row[2], const bn_head_token_norms *t, float y);
 
+typedef struct bn_head_cand {
+    double upper;                   /* y + B */
+    int32_t row;
+} bn_head_cand;
+
 typedef struct bn_head_exact {
     /* What the next bn_decode must get exact: the largest top_k logits
      * (<= 0: every logit) and the rows ids[0..n_ids) (the caller's: banned
@@ -44,9 +49,12 @@ typedef struct bn_head_exact {
     bn_head_token_norms norms;
     uint8_t *forced;                /* [n_vocab] 1 for the ids of this token */
     double *lower;                  /* [n_vocab] lower bounds, then selection scratch */
-    int32_t *rows;                  /* [n_vocab] rows recomputed this token, ascending */
+    bn_head_cand *cand;             /* [n_vocab] rows that may need rescoring */
+    int32_t *rows;                  /* [n_vocab] rows recomputed this token: forced ones,
+                                       then candidates by upper bound */
     int n_rows;
     float *logits;                  /* the row being finished (for the rescoring task) */
+    int r0, r1;                     /* the rows[] range the rescoring task does */
 
     bn_head_stats stats;
 } bn_head_exact;
