@@ -2,13 +2,16 @@
  *
  * Per token: y[m] = the Q8 screen's logit (kernels.h, Q8 head), f[m] = the
  * logit `--head f16` computes (dot_f16 of the F16 row and xh = f16(x)). For
- * every row a bound B[m] >= |f[m] - y[m]| (below); with tau = the k-th
- * largest lower bound y - B over the rows whose exact value is not forced,
- * every row with y + B >= tau, and every forced row, is recomputed with the
- * F16 table's own kernel and written into the logits row. A row left out has
- * f < tau and keeps y < tau, while at least k recomputed rows hold exact
- * values >= tau: the k largest entries of the mixed row (and their order,
- * and the forced rows) are those of the F16 head's row, bit for bit.
+ * every row a bound B[m] >= |f[m] - y[m]| (below); tau = the k-th largest
+ * lower bound y - B over the rows whose exact value is not forced, and the
+ * candidates are those with y + B >= tau. The forced rows, then candidates
+ * by decreasing y + B, are recomputed with the F16 table's own kernel and
+ * written into the logits row, until k candidates are done and the next
+ * one's y + B is below vk, the k-th largest exact value so far. A row left
+ * out has f <= y + B < vk (tau <= vk: see rescore_selected) and keeps
+ * y < vk, while k recomputed rows hold exact values >= vk: the k largest
+ * entries of the mixed row (and their order, and the forced rows) are those
+ * of the F16 head's row, bit for bit.
  *
  * The bound. Let w be an F16 row, deq(w) its screen (q * dw per block), e =
  * w - deq(w); xh = f16(x), xq the screen's input with deq(xq) = qx * dx per
@@ -184,10 +187,14 @@ static int by_upper(const void *pa, const void *pb) {
 #define RESCORE_MIN 8
 #define RESCORE_MAX 256
 
-/* The selection of the comment at the top, with the candidates rescored in
+/* The selection of the comment at the top. The candidates are rescored in
  * order of their upper bounds, so the k-th largest exact value vk, which
- * rises above tau as rows are rescored, stops it early: every row left has
- * y + B < vk. Returns 0, or -1 when every row must be recomputed. */
+ * rises above tau as rows are rescored, stops it early: every candidate left
+ * has y + B < vk. A non-candidate has y + B < tau <= vk: of the >= k rows
+ * with lower bounds >= tau (all candidates), each is either rescored, with
+ * f >= tau, or left, with tau <= y + B < vk; so either k rescored values
+ * are >= tau or tau < vk. Returns 0, or -1 when every row must be
+ * recomputed. */
 static int rescore_selected(bn_context *c, float *logits) {
     bn_head_exact *hx = &c->hx;
     const int V = c->hp.n_vocab, k = hx->k;
