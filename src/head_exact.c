@@ -104,6 +104,16 @@ void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_hea
     t->xh = norm_up(sxh);
     t->d = norm_up(sd);
     t->xq = norm_up(sxq);
+    /* B of the comment at the top, regrouped by row norm:
+     *   ||e|| (1 + theta_f) ||xh|| + ||deq(w)|| (||d|| + theta_f ||xh|| + theta_q ||deq(xq)||) + eta,
+     * times 1 + 2^-30 for the double arithmetic (plus 2^-40 |y| per row). */
+    const double u = 0x1p-24, up = 1.0 + 0x1p-30;
+    const double theta_f = 1.01 * (K / 64 + 7) * u + (K % 64 + 1) * 0x1p-52;
+    const double theta_q = 1.01 * (K / 32 + 2) * u;
+    const double eta = (K / 32) * 0x1p-100;
+    t->ce = (1.0 + theta_f) * t->xh * up;
+    t->cw = (t->d + theta_f * t->xh + theta_q * t->xq) * up;
+    t->c0 = eta * up;
 }
 
 void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
@@ -112,19 +122,8 @@ void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
     bn_head_exact_token_norms(c->hp.n_embd, hx->xh, xq, &hx->norms);
 }
 
-/* B of the comment at the top. */
-double bn_head_exact_bound(int K, const float row[2], const bn_head_token_norms *t, float y) {
-    const double u = 0x1p-24;
-    const double theta_f = 1.01 * (K / 64 + 7) * u + (K % 64 + 1) * 0x1p-52;
-    const double theta_q = 1.01 * (K / 32 + 2) * u;
-    const double eta = (K / 32) * 0x1p-100;
-    const double e = (double)row[0], w = (double)row[1];
-    const double b = e * t->xh + w * t->d + theta_f * (w + e) * t->xh + theta_q * w * t->xq + eta;
-    return b * (1.0 + 0x1p-30) + 0x1p-40 * fabs((double)y);
-}
-
 static double row_bound(const bn_context *c, int m, float y) {
-    return bn_head_exact_bound(c->hp.n_embd, c->model->head_norms + 2 * (size_t)m, &c->hx.norms, y);
+    return bn_head_exact_bound(c->model->head_norms + 2 * (size_t)m, &c->hx.norms, y);
 }
 
 /* The k-th largest of a[0..n) (1 <= k <= n); reorders a. Hoare's
@@ -185,6 +184,8 @@ static int by_upper(const void *pa, const void *pb) {
  * of the threads, so the rows rescored (and so the whole logits row) do not
  * depend on the thread count. */
 #define RESCORE_MIN 8
+/* k up to this finds tau by insertion into a sorted array of k. */
+#define SMALL_K 64
 #define RESCORE_MAX 256
 
 /* The selection of the comment at the top. The candidates are rescored in
@@ -210,13 +211,23 @@ static int rescore_selected(bn_context *c, float *logits) {
     }
     const int n_forced = hx->n_rows;
     if (k > V - n_forced) return -1;
+    /* tau: for small k the k best lower bounds kept sorted as the rows go
+     * by (most rows fail the first comparison), else a selection. */
+    double best[SMALL_K];
     int n = 0;
     for (int m = 0; m < V; m++) {
         if (hx->forced[m]) continue;
         if (!isfinite(logits[m])) return -1;
-        hx->lower[n++] = (double)logits[m] - row_bound(c, m, logits[m]);
+        const double lower = (double)logits[m] - row_bound(c, m, logits[m]);
+        if (k > SMALL_K) {
+            hx->lower[n++] = lower;
+        } else if (n < k || lower > best[k - 1]) {
+            int j = n < k ? n++ : k - 1;
+            for (; j > 0 && best[j - 1] < lower; j--) best[j] = best[j - 1];
+            best[j] = lower;
+        }
     }
-    const double tau = kth_largest(hx->lower, n, k);
+    const double tau = k > SMALL_K ? kth_largest(hx->lower, n, k) : best[k - 1];
     int n_cand = 0;
     for (int m = 0; m < V; m++) {
         if (hx->forced[m]) continue;

@@ -12,19 +12,26 @@
 
 struct bn_context;
 
-/* One token's norms for the bound (each rounded up). */
+/* One token's norms for the bound (each rounded up), and the bound's
+ * coefficients made from them (head_exact.c). */
 typedef struct bn_head_token_norms {
     double xh;                      /* ||xh||_2, xh the input rounded to f16 */
     double d;                       /* ||xh - deq(xq)||_2, xq the screen's int8 input */
     double xq;                      /* ||deq(xq)||_2 */
+    double ce, cw, c0;              /* B = ce ||e|| + cw ||deq(w)|| + c0 + 2^-40 |y| */
 } bn_head_token_norms;
 
 /* The norms of xh[0..K) and the Q8 screen's prepared input xq (kernels.h,
- * Q8 head layout). */
+ * Q8 head layout), and the coefficients. */
 void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_head_token_norms *t);
+
 /* B >= |F16 logit - screened logit y| of a row with the stored norms
- * row[0] >= ||w - deq(w)||_2, row[1] >= ||deq(w)||_2 (head_exact.c). */
-double bn_head_exact_bound(int K, const float row[2], const bn_head_token_norms *t, float y);
+ * row[0] >= ||w - deq(w)||_2, row[1] >= ||deq(w)||_2 (head_exact.c). Two
+ * multiply-adds: it runs for every row of the vocabulary per token. */
+static inline double bn_head_exact_bound(const float row[2], const bn_head_token_norms *t, float y) {
+    const double ay = y < 0 ? -(double)y : (double)y;
+    return (double)row[0] * t->ce + (double)row[1] * t->cw + t->c0 + 0x1p-40 * ay;
+}
 
 typedef struct bn_head_cand {
     double upper;                   /* y + B */

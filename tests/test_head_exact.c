@@ -108,7 +108,7 @@ static void check_bound(const bn_kernels *kv, int K, int M) {
         bn_head_exact_token_norms(K, xh, xq, &t);
         for (int m = 0; m < M; m++) {
             if (!isfinite(f[m]) || !isfinite(y[m])) continue;   /* rescored whole (head_exact.c) */
-            const double B = bn_head_exact_bound(K, norms + 2 * m, &t, y[m]);
+            const double B = bn_head_exact_bound(norms + 2 * m, &t, y[m]);
             const double err = fabs((double)f[m] - (double)y[m]);
             if (!(err <= B))
                 fail_msg("%s K=%d kind %d row %d: |f - y| = %g > bound %g", kv->name, K, kind, m, err, B);
