@@ -30,7 +30,11 @@ typedef struct bn_hparams {
 enum bn_head_type {                 /* storage of an F16 LM head (other types are used as stored) */
     BN_HEAD_DEFAULT = 0,            /* whatever the engine measures best */
     BN_HEAD_F16 = 1,                /* the file's F16: exact parity with bitnet.cpp */
-    BN_HEAD_Q8 = 2                  /* int8, one scale per 32 (smaller, faster decode) */
+    BN_HEAD_Q8 = 2,                 /* int8, one scale per 32 (smaller, faster decode) */
+    BN_HEAD_EXACT = 3               /* the Q8 table screens, the F16 rows the sampler
+                                       can pick are recomputed: the F16 head's tokens
+                                       at about the Q8 head's bytes (the default above
+                                       32 MB; see bn_context_set_sampler) */
 };
 
 typedef struct bn_model_params {
@@ -55,13 +59,15 @@ uint64_t bn_model_n_params(const bn_model *m);
 typedef struct bn_model_desc {
     const char *arch;               /* hparams.arch */
     const char *head;               /* LM head storage in use: "f16", "q8" (made at load),
-                                       "q8_0", "q6_k", "f32" (as stored); "none" when vocab_only */
+                                       "exact" (q8 screen + f16 rows), "q8_0", "q6_k",
+                                       "f32" (as stored); "none" when vocab_only */
     const char *kernel;             /* kernel variant in use; "none" when vocab_only */
     int vocab_only;
     uint64_t file_bytes;            /* the GGUF file */
     uint64_t n_params;
     uint64_t ternary_bytes;         /* ternary weights repacked in memory */
-    uint64_t head_bytes;            /* LM head bytes read per generated token */
+    uint64_t head_bytes;            /* LM head bytes read per generated token (exact:
+                                       the screen's; plus K * 2 per rescored row) */
     uint64_t embd_bytes;            /* the token embedding table (one row read per token) */
     uint64_t norm_bytes;            /* norm weights (copied out of the file) */
     uint64_t kv_bytes_per_pos;      /* K + V cache bytes per position, all layers */
@@ -223,7 +229,10 @@ int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
  * keep + n_discard > n_past) and the cache untouched. */
 int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t errlen);
 /* Logits of row i of the last bn_decode (i = 0 .. n-1 with all_logits,
- * else only the last row: pass -1). n_vocab floats. */
+ * else only the last row: pass -1). n_vocab floats. With an exact head
+ * (BN_HEAD_EXACT) and a sampler or top_k set below, only the logits that
+ * sampler can read are exact: the largest top_k (in value and order) and the
+ * ids asked for; every other entry is a smaller, screened value. */
 const float *bn_get_logits(const bn_context *c, int i);
 
 /* ---- several sequences (continuous batching) -------------------------------- */
@@ -247,6 +256,33 @@ bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen);
 int bn_decode_multi(bn_context *const *ctxs, const int32_t *tokens, int n,
                     char *err, size_t errlen);
 
+/* The exact head (docs/NUMERICS.md, Exact head): the logits the following
+ * bn_decode calls must compute as the F16 head does. top_k: the largest
+ * top_k (1 for greedy; <= 0: every logit, the default); ids: rows the caller
+ * reads or changes besides (penalised ids; banned ids it sets to -inf, which
+ * then leave top_k others exact), copied. Only a single row of logits per
+ * bn_decode is screened (all_logits with n >= 2 computes every row whole).
+ * Without an exact head this only records the request. Returns 0, or -1
+ * with a message (n_ids < 0 or > n_vocab, ids NULL with n_ids > 0). */
+int bn_context_set_exact_head(bn_context *c, int top_k, const int32_t *ids, int n_ids,
+                              char *err, size_t errlen);
+/* Ties a sampler to the context: every bn_decode reads from it what
+ * bn_sampler_logits_needed says (its history as it is then: accept a token
+ * before decoding it), which replaces top_k above and adds to the ids, so
+ * bn_sampler_sample gives the F16 head's tokens. NULL unties (do so before
+ * freeing the sampler); then top_k above applies again. */
+void bn_context_set_sampler(bn_context *c, const bn_sampler *s);
+
+/* What the head has done since the context was made (a screened row is one
+ * token's logits computed by screening; rescored rows are the F16 rows
+ * recomputed for them). */
+typedef struct bn_head_stats {
+    uint64_t screened_rows;         /* logit rows screened, then rescored */
+    uint64_t rescored_rows;         /* F16 table rows recomputed for them */
+    uint64_t full_rows;             /* logit rows an exact head computed whole from F16 */
+} bn_head_stats;
+void bn_context_head_stats(const bn_context *c, bn_head_stats *out);
+
 /* ---- sampler ----------------------------------------------------------------- */
 typedef struct bn_sampler_params {
     uint32_t seed;                  /* BN_SEED_RANDOM = pick one (see bn_sampler_seed) */
@@ -267,6 +303,11 @@ uint32_t bn_sampler_seed(const bn_sampler *s);      /* the seed actually used */
 void bn_sampler_reset(bn_sampler *s);               /* clear history, re-seed */
 void bn_sampler_accept(bn_sampler *s, int32_t token); /* push into penalty history */
 int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
+/* The logits bn_sampler_sample reads: returns how many of the largest (1
+ * when greedy, top_k, or 0 for every logit: temp > 0 without top_k), and
+ * sets *ids / *n_ids to the ids its penalties read (the window; n_ids 0
+ * when no penalty is active). The pointer is valid until the next accept. */
+int bn_sampler_logits_needed(const bn_sampler *s, const int32_t **ids, int *n_ids);
 
 /* ---- server ------------------------------------------------------------------ */
 /* `bitnet serve`: an OpenAI-shaped HTTP server over a loaded model

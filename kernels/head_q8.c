@@ -2,6 +2,7 @@
  * height R: the definition of its numerics. The reference variant uses
  * R = 1 (row-major); SIMD variants use their own R with their own loops and
  * must agree bit for bit (tests/test_head_q8.c). */
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -155,4 +156,37 @@ void bn_head_q8_gemv_tiled(int R, const void *Wq, int K, const void *xq, int m0,
         }
         y[m - m0] = acc;
     }
+}
+
+/* The screen's error norms of row m (docs/NUMERICS.md, Exact head), read
+ * back from the packed tile and the row's F16 weights w: e = w - q * dw and
+ * q * dw itself. Every e_k is exact in double (an f16 minus an 8-bit integer
+ * times an f16: at most 41 significant bits); the sums of squares round,
+ * which the exact head's margins cover. Branch-free so it vectorizes: the
+ * load computes it for every row of the table. */
+void bn_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                          double *deq2) {
+    const size_t tile_bytes = (size_t)R * K / 16 * 17;
+    const uint8_t *tile = (const uint8_t *)Wq + (size_t)(m / R) * tile_bytes;
+    const int r = m % R;
+    double e2 = 0.0, d2 = 0.0;
+    unsigned special = 0;           /* an Inf or NaN weight: its bounds are Inf */
+    for (int b = 0; b < K / 32; b++) {
+        uint16_t dh;
+        memcpy(&dh, tile + s_off(R, K, r, b), 2);
+        const double dw = (double)f16_finite_to_f32(dh);
+        for (int j = 0; j < 8; j++) {
+            const int8_t *q = (const int8_t *)tile + w_off(R, r, 32 * b + 4 * j);
+            const uint16_t *wj = w + 32 * b + 4 * j;
+            for (int i = 0; i < 4; i++) {
+                const double deq = (double)q[i] * dw;
+                const double e = (double)f16_finite_to_f32(wj[i]) - deq;
+                special |= (wj[i] & 0x7c00u) == 0x7c00u;
+                e2 += e * e;
+                d2 += deq * deq;
+            }
+        }
+    }
+    *err2 = special ? (double)INFINITY : e2;
+    *deq2 = special ? (double)INFINITY : d2;
 }

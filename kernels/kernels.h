@@ -310,5 +310,12 @@ void bn_act_q8_quantize_ref(const float *x, int K, void *xq);
 /* One block of 32 f16 weights -> dw (as f16 bits) and q[32]; the weight rule
  * above, shared so SIMD quantizers can handle odd cases identically. */
 uint16_t bn_q8_block_quantize(const uint16_t *w, int8_t *q);
+/* Sums of squares over row m of a Q8 head packed with tile height R, whose
+ * F16 weights are w[0..K), of the quantization error w - q*dw (*err2) and
+ * of q*dw (*deq2), in double: the exact head's per-row bounds
+ * (src/head_exact.c). Finite weights only (an Inf or NaN gives a
+ * non-finite bound, which rescores every row). */
+void bn_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                          double *deq2);
 
 #endif

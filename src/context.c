@@ -58,9 +58,10 @@ bn_context_params bn_context_default_params(void) {
 
 void bn_context_free(bn_context *c) {
     if (!c) return;
+    bn_head_exact_free(&c->hx);
     free(c->k_cache);
     free(c->v_cache);
-    if (c->base) {                  /* only the cache and the logits are its own */
+    if (c->base) {                  /* only the cache, the logits and hx are its own */
         free(c->logits);
         free(c);
         return;
@@ -203,6 +204,13 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     const bn_format_traits *head_f32 = c->kern->fmt[bn_numerics_bitnet_cpp.head_format(m->head.fmt)];
     d.head_in = head->act_size(hp->n_embd);
     if (head_f32->act_size(hp->n_embd) > d.head_in) d.head_in = head_f32->act_size(hp->n_embd);
+    if (m->head_type == BN_HEAD_EXACT) {
+        /* The exact head computes unscreened rows with the F16 table. */
+        const bn_format_traits *f16 = c->kern->fmt[BN_FMT_F16];
+        const bn_format_traits *f16b = c->kern->fmt[BN_FMT_F16_TINYBLAS];
+        if (f16->act_size(hp->n_embd) > d.head_in) d.head_in = f16->act_size(hp->n_embd);
+        if (f16b->act_size(hp->n_embd) > d.head_in) d.head_in = f16b->act_size(hp->n_embd);
+    }
     d.head_in = (d.head_in + 63) & ~(size_t)63;
     d.head_rows = (size_t)c->n_head_rows;
     d.outputs = (size_t)c->n_outputs_max;
@@ -215,7 +223,7 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     size_t cache = (size_t)hp->n_layer * d.ctx * d.KV;
     c->k_cache = alloc_cache(cache, sizeof(uint16_t));
     c->v_cache = alloc_cache(cache, sizeof(uint16_t));
-    if (!c->k_cache || !c->v_cache || alloc_scratch(c, d) != 0) {
+    if (!c->k_cache || !c->v_cache || alloc_scratch(c, d) != 0 || bn_head_exact_init(c) != 0) {
         set_err(err, errlen, "out of memory for a context of %d tokens", c->n_ctx);
         bn_context_free(c);
         return NULL;
@@ -251,7 +259,10 @@ bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen) 
     c->k_cache = alloc_cache(cache, sizeof(uint16_t));
     c->v_cache = alloc_cache(cache, sizeof(uint16_t));
     c->logits = alloc_zero((size_t)c->n_outputs_max * (size_t)c->hp.n_vocab, sizeof(float));
-    if (!c->k_cache || !c->v_cache || !c->logits) {
+    /* and its own exact-head request (its sampler is its own) */
+    memset(&c->hx, 0, sizeof c->hx);
+    if (!c->k_cache || !c->v_cache || !c->logits || bn_head_exact_init(c) != 0) {
+        bn_head_exact_free(&c->hx);
         free(c->k_cache);
         free(c->v_cache);
         free(c->logits);
@@ -273,6 +284,26 @@ int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errle
         return -1;
     }
     return 0;
+}
+
+int bn_context_set_exact_head(bn_context *c, int top_k, const int32_t *ids, int n_ids,
+                              char *err, size_t errlen) {
+    if (n_ids < 0 || n_ids > c->hp.n_vocab || (n_ids > 0 && !ids)) {
+        set_err(err, errlen, "exact head: %d ids (expected 0 .. %d)", n_ids, c->hp.n_vocab);
+        return -1;
+    }
+    c->hx.top_k = top_k;
+    if (n_ids > 0) memcpy(c->hx.ids, ids, (size_t)n_ids * sizeof *ids);
+    c->hx.n_ids = n_ids;
+    return 0;
+}
+
+void bn_context_set_sampler(bn_context *c, const bn_sampler *s) {
+    c->hx.sampler = s;
+}
+
+void bn_context_head_stats(const bn_context *c, bn_head_stats *out) {
+    *out = c->hx.stats;
 }
 
 int bn_context_n_ctx(const bn_context *c) { return c->n_ctx; }

@@ -5,6 +5,7 @@
 #define BN_CONTEXT_H
 
 #include "bitnet.h"
+#include "head_exact.h"
 #include "model.h"
 #include "threadpool.h"
 
@@ -107,6 +108,7 @@ struct bn_context {
     int attn_chunk;                 /* tokens per long-attention chunk; 0: none */
     int n_logits;                   /* rows valid from the last bn_decode (0: none) */
     int logits_all;                 /* the last bn_decode kept every row */
+    bn_head_exact hx;               /* what the exact head must compute (head_exact.h) */
 };
 
 /* The two profiles (numerics.c): one set of numerics for every batch size

@@ -35,7 +35,7 @@ void bn_model_describe(const bn_model *m, bn_model_desc *out) {
         return;
     }
     out->head = m->kern->fmt[m->head.fmt]->name;        /* "f16", "q8_0", "q6_k", "f32" */
-    if (m->head.fmt == BN_FMT_Q8_HEAD) out->head = "q8";
+    if (m->head.fmt == BN_FMT_Q8_HEAD) out->head = m->head_type == BN_HEAD_EXACT ? "exact" : "q8";
     out->head_bytes = m->head.bytes;
     out->ternary_bytes = m->packed_bytes;
 }

@@ -78,7 +78,9 @@ typedef struct step {
     int K;
     /* head */
     int out_first;                  /* first token whose logits are kept */
-    const bn_format_traits *head;   /* the head's format for this batch */
+    const bn_matrix *head_w;        /* the head's table for this batch */
+    const bn_format_traits *head;   /* its format for this batch */
+    int screen;                     /* 1: the exact head's screen (head_exact.h) */
     float *logits;
 } step;
 
@@ -333,8 +335,10 @@ static void task_final_norm(void *arg, int ith, int nth) {
     int E = c->hp.n_embd;
     float *tmp = c->xn + (size_t)ith * E;   /* xn is free now; one row per part */
     for (int i = s->out_first + ith; i < s->n; i += nth) {
+        uint8_t *in = c->head_in + (size_t)(i - s->out_first) * s->head->act_size(E);
         rmsnorm(tmp, c->x + (size_t)i * E, c->model->output_norm, E, c->hp.rms_eps);
-        s->head->act_prep(tmp, E, c->head_in + (size_t)(i - s->out_first) * s->head->act_size(E));
+        s->head->act_prep(tmp, E, in);
+        if (s->screen) bn_head_exact_prepare(row_cache(s, i), tmp, in);  /* the rescoring's input */
     }
 }
 
@@ -344,7 +348,7 @@ static void task_final_norm(void *arg, int ith, int nth) {
 static void task_lm_head(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
-    const bn_matrix *h = &c->model->head;
+    const bn_matrix *h = s->head_w;
     int V = c->hp.n_vocab, m0, m1;
     split_rows(V, s->head->tile_rows, ith, nth, &m0, &m1);
     if (m1 > m0)
@@ -409,12 +413,35 @@ static void forward(step s, int all, float *logits) {
     if (!logits) return;
 
     s.out_first = all ? 0 : s.n - 1;
-    enum bn_format head = c->model->head.fmt;
+    /* An exact head either screens a single row and rescores it, or computes
+     * every row from its F16 table, as `--head f16` does. Several sequences'
+     * rows are each one token of its own sequence, screened and rescored for
+     * its own sampler, when every row's sampler allows a screen (else all
+     * are computed whole: the same exact top logits, so the same tokens). */
+    if (s.seqs) {
+        int screens = 0;
+        for (int i = 0; i < s.n; i++) screens += bn_head_exact_screens(s.seqs[i], 1);
+        s.screen = screens == s.n;
+        if (!s.screen && screens > 0)   /* those that would have screened are whole too */
+            for (int i = 0; i < s.n; i++) {
+                bn_head_exact *hx = &s.seqs[i]->hx;
+                if (hx->k > 0 && hx->k < hp->n_vocab) hx->stats.full_rows++;
+            }
+    } else {
+        s.screen = bn_head_exact_screens(c, s.n - s.out_first);
+    }
+    s.head_w = c->model->head_type == BN_HEAD_EXACT && !s.screen ? &c->model->head_f16
+                                                                 : &c->model->head;
+    enum bn_format head = s.head_w->fmt;
     if (s.n - s.out_first >= 2) head = s.num->head_format(head);
     s.head = c->kern->fmt[head];
     s.logits = logits;
     bn_threadpool_run(pool, task_final_norm, &s);
     bn_threadpool_run(pool, task_lm_head, &s);
+    if (s.screen && s.seqs)
+        for (int i = 0; i < s.n; i++) bn_head_exact_finish(s.seqs[i], logits + (size_t)i * hp->n_vocab);
+    else if (s.screen)
+        bn_head_exact_finish(c, logits);
 }
 
 void bn_forward(bn_context *c, const int32_t *tokens, int n, int all, float *logits) {

@@ -587,6 +587,25 @@ static int pack_ternary(bn_model *m, bn_threadpool *pool, char *err, size_t errl
  * token. */
 #define HEAD_Q8_DEFAULT_MIN_BYTES (32u << 20)
 
+/* Per row: upper bounds of ||w - deq(w)||_2 and ||deq(w)||_2 as floats.
+ * The double sums are within K * 2^-53 of the true ones; 1 + 2^-30 covers
+ * that, and the float is rounded up (docs/NUMERICS.md, Exact head). */
+static float round_up_float(double v) {
+    float f = (float)v;
+    return (double)f < v ? nextafterf(f, INFINITY) : f;
+}
+
+static void head_row_norms(bn_model *m, const uint16_t *src, int m0, int m1) {
+    const int K = m->head.K;
+    for (int r = m0; r < m1; r++) {
+        double err2, deq2;
+        bn_head_q8_row_norms(m->kern->fmt[BN_FMT_Q8_HEAD]->tile_rows, m->head.owned,
+                             src + (size_t)r * (size_t)K, K, r, &err2, &deq2);
+        m->head_norms[2 * (size_t)r] = round_up_float(sqrt(err2) * (1.0 + 0x1p-30));
+        m->head_norms[2 * (size_t)r + 1] = round_up_float(sqrt(deq2) * (1.0 + 0x1p-30));
+    }
+}
+
 static void task_pack_head(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     pack_job *job = arg;
@@ -598,6 +617,8 @@ static void task_pack_head(void *arg, int ith, int nth) {
         if (m1 > h->M)
             m1 = h->M;
         f->pack(job->src, h->K, h->M, m0, m1, h->owned);
+        /* The exact head's error norms, while the F16 rows are in cache. */
+        if (m->head_norms) head_row_norms(m, job->src, m0, m1);
         /* Those F16 rows are done: release them now rather than at the end,
          * so the F16 and packed heads are never resident together (peak RSS). */
         if (m->gguf.owns_map)
@@ -626,14 +647,24 @@ static int make_head(bn_model *m, int want, const gguf_tensor *src, bn_threadpoo
     default: break;
     }
     if (want == BN_HEAD_DEFAULT)
-        want = src->nbytes >= HEAD_Q8_DEFAULT_MIN_BYTES ? BN_HEAD_Q8 : BN_HEAD_F16;
+        want = src->nbytes >= HEAD_Q8_DEFAULT_MIN_BYTES ? BN_HEAD_EXACT : BN_HEAD_F16;
     m->head_type = want;
     if (want == BN_HEAD_F16) {
         h->fmt = BN_FMT_F16;
         return 0;
     }
     if (K % 32 != 0)
-        return fail(err, errlen, "the q8 head needs embedding_length %d to be a multiple of 32", K);
+        return fail(err, errlen, "the %s head needs embedding_length %d to be a multiple of 32",
+                    want == BN_HEAD_EXACT ? "exact" : "q8", K);
+    if (want == BN_HEAD_EXACT) {
+        /* The F16 rows stay in the mapping: a rescored row is read from there
+         * (its pages come back from the file's page cache when touched). */
+        m->head_f16 = (bn_matrix){.fmt = BN_FMT_F16, .K = K, .M = M, .W = src->data,
+                                  .bytes = src->nbytes};
+        m->head_norms = malloc((size_t)M * 2 * sizeof *m->head_norms);
+        if (!m->head_norms)
+            return fail(err, errlen, "out of memory for the exact head's row bounds");
+    }
     h->fmt = BN_FMT_Q8_HEAD;
     const bn_format_traits *f = m->kern->fmt[h->fmt];
     size_t bytes = f->packed_size(K, M);
@@ -677,10 +708,12 @@ int bn_model_use_kernels(bn_model *m, const bn_kernels *k, char *err, size_t err
     m->packed_arena = NULL;
     free(m->head.owned);
     m->head.owned = NULL;
+    free(m->head_norms);
+    m->head_norms = NULL;
     m->kern = k;
     int rc = pack_ternary(m, pool, err, errlen);
     if (rc == 0 && m->head.fmt == BN_FMT_Q8_HEAD)
-        rc = make_head(m, BN_HEAD_Q8, m->head_src, pool, err, errlen);
+        rc = make_head(m, m->head_type, m->head_src, pool, err, errlen);
     bn_threadpool_free(pool);
     return rc;
 }
@@ -715,7 +748,8 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
             goto fail;
     }
     if (!p->vocab_only) {
-        if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16 && p->head != BN_HEAD_Q8) {
+        if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16 && p->head != BN_HEAD_Q8 &&
+            p->head != BN_HEAD_EXACT) {
             fail(err, errlen, "unknown head type %d", p->head);
             goto fail;
         }
@@ -762,6 +796,7 @@ void bn_model_free(bn_model *m) {
         bn_tokenizer_free(m->tok);
     free(m->packed_arena);
     free(m->head.owned);
+    free(m->head_norms);
     free(m->norms_arena);
     free(m->layers);
     if (m->embd_fd >= 0)

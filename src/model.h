@@ -52,9 +52,16 @@ struct bn_model {
     const bn_kernels *kern;
     bn_layer *layers;               /* n_layer */
     const float *output_norm;       /* [n_embd] */
-    bn_matrix head;                 /* the LM head as the forward pass reads it */
+    bn_matrix head;                 /* the LM head as the forward pass reads it (the
+                                       screen, for BN_HEAD_EXACT) */
     int head_type;                  /* enum bn_head_type in use (BN_HEAD_DEFAULT: a
                                        Q8_0, Q6_K or F32 table used as stored) */
+    /* BN_HEAD_EXACT (src/head_exact.c; docs/NUMERICS.md, Exact head): the F16
+     * table as stored, whose rows are recomputed exactly, and per row r the
+     * screen's error bounds head_norms[2r] >= ||w - deq(w)||_2 and
+     * head_norms[2r + 1] >= ||deq(w)||_2 (owned). Else head_f16.W = NULL. */
+    bn_matrix head_f16;
+    float *head_norms;
     const char *head_tensor;        /* "output.weight" or "token_embd.weight" */
     const gguf_tensor *head_src;    /* that tensor (the Q8 head is made from it) */
     uint32_t head_file_type;        /* its ggml type in the file */

@@ -259,3 +259,12 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
     }
     return s->ids[n - 1];
 }
+
+/* The history ring holds exactly the window's ids (in any order), which is
+ * all apply_penalties reads beside the top candidates. */
+int bn_sampler_logits_needed(const bn_sampler *s, const int32_t **ids, int *n_ids) {
+    *ids = s->hist;
+    *n_ids = penalties_active(&s->p) ? s->hist_len : 0;
+    if (s->p.temp <= 0.0f) return 1;
+    return s->p.top_k > 0 && s->p.top_k < s->n_vocab ? s->p.top_k : 0;
+}

@@ -351,10 +351,89 @@ static void test_refused(void **state) {
     bn_model_free(m);
 }
 
+/* The exact head (BN_HEAD_EXACT) with a sampler tied to each sequence:
+ * rows screened and rescored per sequence in one pass give the tokens each
+ * sequence samples alone (seeded top-k with penalties, greedy), and so does
+ * a pass where one sequence samples the whole vocabulary (every row is then
+ * computed from the F16 table). */
+static void run_exact(bn_model *m, int with_full_vocab) {
+    enum { N_SEQ = 4, STEPS = 12, PROMPT = 6 };
+    const int V = bn_model_hparams(m)->n_vocab;
+    bn_sampler_params sp[N_SEQ];
+    for (int i = 0; i < N_SEQ; i++) {
+        sp[i] = bn_sampler_default_params();
+        sp[i].seed = 100u + (uint32_t)i;
+        sp[i].repeat_penalty = 1.3f;
+        sp[i].repeat_last_n = 8;
+    }
+    sp[1].temp = 0.0f;                          /* greedy: k = 1 */
+    sp[2].top_k = 5;
+    if (with_full_vocab) sp[3].top_k = 0;       /* the whole vocabulary */
+    int32_t alone[N_SEQ][STEPS], together[N_SEQ][STEPS];
+    char err[256] = "";
+    for (int pass = 0; pass < 2; pass++) {
+        bn_context *base = new_ctx(m, 2, N_SEQ), *ctx[N_SEQ];
+        bn_sampler *smp[N_SEQ];
+        int32_t next[N_SEQ];
+        for (int i = 0; i < N_SEQ; i++) {
+            ctx[i] = pass == 0 || i == 0 ? (i == 0 ? base : new_ctx(m, 2, 1))
+                                         : bn_context_new_sequence(base, err, sizeof err);
+            if (!ctx[i]) fail_msg("context: %s", err);
+            smp[i] = bn_sampler_new(&sp[i], V);
+            assert_non_null(smp[i]);
+            bn_context_set_sampler(ctx[i], smp[i]);
+            int32_t prompt[PROMPT];
+            for (int j = 0; j < PROMPT; j++) {
+                prompt[j] = token_of(i, j, V);
+                bn_sampler_accept(smp[i], prompt[j]);
+            }
+            if (bn_decode(ctx[i], prompt, PROMPT, 0, err, sizeof err) != 0) fail_msg("%s", err);
+        }
+        for (int t = 0; t < STEPS; t++) {
+            for (int i = 0; i < N_SEQ; i++) {
+                next[i] = bn_sampler_sample(smp[i], bn_get_logits(ctx[i], -1));
+                bn_sampler_accept(smp[i], next[i]);
+                (pass == 0 ? alone : together)[i][t] = next[i];
+            }
+            if (pass == 0) {
+                for (int i = 0; i < N_SEQ; i++)
+                    if (bn_decode(ctx[i], &next[i], 1, 0, err, sizeof err) != 0) fail_msg("%s", err);
+            } else if (bn_decode_multi(ctx, next, N_SEQ, err, sizeof err) != 0) {
+                fail_msg("bn_decode_multi: %s", err);
+            }
+        }
+        for (int i = N_SEQ - 1; i >= 0; i--) {
+            /* the passes did screen (or, with a whole-vocabulary sampler
+             * among them, compute the rows whole) */
+            bn_head_stats st;
+            bn_context_head_stats(ctx[i], &st);
+            if (with_full_vocab && pass == 1) assert_true(st.full_rows >= STEPS);
+            else if (i != 3 || !with_full_vocab) assert_true(st.screened_rows >= STEPS);
+            bn_context_set_sampler(ctx[i], NULL);
+            bn_sampler_free(smp[i]);
+            bn_context_free(ctx[i]);
+        }
+    }
+    for (int i = 0; i < N_SEQ; i++)
+        for (int t = 0; t < STEPS; t++)
+            if (alone[i][t] != together[i][t])
+                fail_msg("sequence %d step %d: %d together, %d alone", i, t, together[i][t], alone[i][t]);
+}
+
+static void test_exact_head(void **state) {
+    (void)state;
+    const shape sh = {"b158-exact", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_EXACT};
+    bn_model *m = load_shape(&sh);
+    run_exact(m, 0);
+    run_exact(m, 1);
+    bn_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_exact_head),
         cmocka_unit_test(test_bundled_model),
         cmocka_unit_test(test_shared_mid_2b4t),
     };

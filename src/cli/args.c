@@ -269,8 +269,9 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_HEAD:
         if (strcmp(v, "f16") == 0) o->head = BN_HEAD_F16;
         else if (strcmp(v, "q8") == 0) o->head = BN_HEAD_Q8;
+        else if (strcmp(v, "exact") == 0) o->head = BN_HEAD_EXACT;
         else if (strcmp(v, "default") == 0) o->head = BN_HEAD_DEFAULT;
-        else return bn_err("%s: unknown head type '%s' (expected f16, q8 or default)", flag, v);
+        else return bn_err("%s: unknown head type '%s' (expected f16, q8, exact or default)", flag, v);
         return 0;
     case F_NUMERICS:
         if (strcmp(v, "decode") == 0) o->batch_numerics = BN_NUMERICS_DECODE;
@@ -452,7 +453,12 @@ void bn_print_usage(FILE *f) {
 "  --frequency-penalty X     (default 0)\n"
 "  --kernel NAME             ref | avx2 | avx512 | neon (default: best for this CPU,\n"
 "                            or $BITNET_KERNEL)\n"
-"  --head f16|q8|default     LM head storage; f16 = exact parity with bitnet.cpp\n"
+"  --head f16|q8|exact|default\n"
+"                            LM head: f16 = the file's table (parity with bitnet.cpp);\n"
+"                            q8 = int8 copy (half the bytes, logits differ slightly);\n"
+"                            exact = the q8 copy screens, the rows the sampler can\n"
+"                            pick are recomputed from f16: f16's tokens at about q8's\n"
+"                            bytes; default = exact above 32 MB of f16, else f16\n"
 "  --batch-numerics decode|bitnet-cpp\n"
 "                            roundings of prompt batches (all commands that run the\n"
 "                            model): decode (default) = bitnet.cpp's token-by-token\n"

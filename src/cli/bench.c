@@ -21,6 +21,8 @@ typedef struct bench_result {
     double samples[1000];
     int n_samples;
     double bytes_per_token;         /* tg only */
+    double rescored_per_token;      /* tg, exact head: F16 rows recomputed per token */
+    double rescored_bytes;          /* their F16 bytes per token */
 } bench_result;
 
 /* Deterministic "random" token ids (an LCG): the same on every run. */
@@ -63,14 +65,17 @@ static double tg_bytes_per_token(const bn_model_desc *d, int n_vocab, int depth,
            (double)d->embd_bytes / n_vocab;
 }
 
-static int run_test(bn_context *c, const bn_model_desc *d, int n_vocab, const int32_t *toks, int depth,
-                    int n_prompt, int n_gen, int reps, bench_result *r) {
+static int run_test(bn_context *c, const bn_model_desc *d, const bn_hparams *hp, const int32_t *toks,
+                    int depth, int n_prompt, int n_gen, int reps, bench_result *r) {
+    const int n_vocab = hp->n_vocab;
     memset(r, 0, sizeof *r);
     r->threads = bn_context_n_threads(c);
     r->depth = depth;
     r->n_prompt = n_prompt;
     r->n_gen = n_gen;
     if (run_once(c, toks, depth, n_prompt, n_gen) < 0) return 1;      /* warm-up */
+    bn_head_stats hs0, hs1;
+    bn_context_head_stats(c, &hs0);
     double sum = 0;
     for (int i = 0; i < reps; i++) {
         double sec = run_once(c, toks, depth, n_prompt, n_gen);
@@ -84,6 +89,14 @@ static int run_test(bn_context *c, const bn_model_desc *d, int n_vocab, const in
     for (int i = 0; i < reps; i++) var += (r->samples[i] - r->mean) * (r->samples[i] - r->mean);
     r->std = reps > 1 ? sqrt(var / (reps - 1)) : 0.0;
     if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(d, n_vocab, depth, n_gen);
+    /* An exact head also reads the F16 rows it recomputes (2 bytes a weight). */
+    bn_context_head_stats(c, &hs1);
+    if (n_gen > 0 && hs1.screened_rows > hs0.screened_rows) {
+        r->rescored_per_token = (double)(hs1.rescored_rows - hs0.rescored_rows) /
+                                (double)(hs1.screened_rows - hs0.screened_rows);
+        r->rescored_bytes = r->rescored_per_token * 2.0 * (double)hp->n_embd;
+        r->bytes_per_token += r->rescored_bytes;
+    }
     return 0;
 }
 
@@ -122,12 +135,16 @@ static void print_markdown(const char *model, const bn_model_desc *d, const benc
         first = 0;
         char at[32] = "";
         if (r[i].depth > 0) snprintf(at, sizeof at, " @ d%d", r[i].depth);
+        const double rescored = r[i].rescored_bytes;
         printf("tg%d%s, %d threads: %.1f MB touched per token (ternary %.1f + head %.1f + KV/embd %.1f) "
                "-> %.2f GB/s at %.2f t/s\n",
                r[i].n_gen, at, r[i].threads, r[i].bytes_per_token / 1e6, (double)d->ternary_bytes / 1e6,
-               (double)d->head_bytes / 1e6,
-               (r[i].bytes_per_token - (double)d->ternary_bytes - (double)d->head_bytes) / 1e6,
+               ((double)d->head_bytes + rescored) / 1e6,
+               (r[i].bytes_per_token - (double)d->ternary_bytes - (double)d->head_bytes - rescored) / 1e6,
                r[i].bytes_per_token * r[i].mean / 1e9, r[i].mean);
+        if (r[i].rescored_per_token > 0)
+            printf("  exact head (top-%d): %.1f F16 rows rescored per token, %.2f MB of the head's\n",
+                   bn_sampler_default_params().top_k, r[i].rescored_per_token, rescored / 1e6);
     }
 }
 
@@ -159,8 +176,9 @@ static void print_json(const char *model, const bn_model_desc *d, const bench_re
         for (int k = 0; k < r[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", r[i].samples[k]);
         printf("]");
         if (r[i].n_gen > 0)
-            printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f", r[i].bytes_per_token,
-                   r[i].bytes_per_token * r[i].mean / 1e9);
+            printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f, \"rescored_rows_per_token\": %.2f",
+                   r[i].bytes_per_token, r[i].bytes_per_token * r[i].mean / 1e9,
+                   r[i].rescored_per_token);
         printf("}%s\n", i + 1 < n ? "," : "");
     }
     printf("]\n");
@@ -236,6 +254,9 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         co.n_batch = max_len > 512 ? max_len : 512;
         bn_context *c = bn_cli_new_context(&co, m, 1);
         if (!c) goto done;
+        /* An exact head computes what `bitnet -p`'s default sampler reads
+         * (top-k 40), not every row. */
+        bn_context_set_exact_head(c, bn_sampler_default_params().top_k, NULL, 0, NULL, 0);
         for (int di = 0; di < ld.n; di++) {
             const int depth = ld.v[di];
             for (int i = 0; i < lp.n + ln.n; i++) {
@@ -243,7 +264,7 @@ int bn_cmd_bench(const bn_cli_opts *o) {
                 if (pp == 0 && tg == 0) continue;
                 fprintf(stderr, "bench: %s%d, depth %d, %d threads\n", pp ? "pp" : "tg", pp ? pp : tg,
                         depth, lt.v[ti]);
-                if (run_test(c, &desc, hp->n_vocab, toks, depth, pp, tg, o->reps, &res[n_res])) {
+                if (run_test(c, &desc, hp, toks, depth, pp, tg, o->reps, &res[n_res])) {
                     bn_context_free(c);
                     goto done;
                 }

@@ -151,6 +151,14 @@ typedef struct bn_cli_noeog {
 int bn_cli_noeog_init(bn_cli_noeog *ne, const bn_tokenizer *t);  /* prints the error */
 void bn_cli_noeog_free(bn_cli_noeog *ne);
 const float *bn_cli_noeog_apply(bn_cli_noeog *ne, const float *logits);
+/* Ties the sampler to the context's exact head; ne: the ids --ignore-eos bans. */
+void bn_cli_exact_head(bn_context *c, const bn_sampler *s, const bn_cli_noeog *ne);
+/* One stderr line: the exact head's rescored rows per token (nothing when
+ * no row was screened). */
+void bn_cli_print_head_stats(const bn_context *c);
+/* One stderr line "head: NAME": the head that computes logits and
+ * perplexity's full rows (an exact head computes them from its F16 table). */
+void bn_cli_print_full_rows_head(const bn_model *m);
 
 /* ---- context shift (docs/CHAT.md, Context shift) ---------------------------------------- */
 /* The tokens a shift keeps, from --keep as llama-cli reads it: N plus BOS,

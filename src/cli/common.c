@@ -365,6 +365,32 @@ const float *bn_cli_noeog_apply(bn_cli_noeog *ne, const float *logits) {
     return ne->logits;
 }
 
+/* The exact head computes what the sampler reads; banned EOG ids leave
+ * top-k others exact (bitnet.h, bn_context_set_exact_head). */
+void bn_cli_exact_head(bn_context *c, const bn_sampler *s, const bn_cli_noeog *ne) {
+    bn_context_set_exact_head(c, 0, ne ? ne->eog : NULL, ne ? ne->n_eog : 0, NULL, 0);
+    bn_context_set_sampler(c, s);
+}
+
+void bn_cli_print_full_rows_head(const bn_model *m) {
+    bn_model_desc d;
+    bn_model_describe(m, &d);
+    if (strcmp(d.head, "exact") == 0)
+        fprintf(stderr, "head: f16 (every row from the F16 table: the exact head's rows)\n");
+    else
+        fprintf(stderr, "head: %s\n", d.head);
+}
+
+void bn_cli_print_head_stats(const bn_context *c) {
+    bn_head_stats hs;
+    bn_context_head_stats(c, &hs);
+    if (hs.screened_rows > 0)
+        fprintf(stderr, "bitnet: %16s = %10.1f F16 rows rescored per token (%llu tokens screened, "
+                "%llu computed whole)\n", "exact head",
+                (double)hs.rescored_rows / (double)hs.screened_rows,
+                (unsigned long long)hs.screened_rows, (unsigned long long)hs.full_rows);
+}
+
 /* ---- context shift ---------------------------------------------------------------- */
 int bn_cli_keep(const bn_cli_opts *o, int n_prompt, int add_bos, int chat_default) {
     int n = o->n_keep;

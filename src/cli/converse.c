@@ -113,6 +113,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     install_sigint();               /* before the seed line: scripts wait for it */
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
+    bn_cli_exact_head(c, s, o->ignore_eos ? &noeog : NULL);
     bn_cli_shift shift = {0};       /* the system turn always fits (checked above) */
     if (feed(c, chat, &shift) != 0) goto done;
     /* From now on a full context shifts, keeping BOS and the system turn
@@ -211,6 +212,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     if (skipped > 0) fprintf(stderr, ", %d messages skipped", skipped);
     if (empty > 0) fprintf(stderr, ", %d empty replies", empty);
     fputc('\n', stderr);
+    bn_cli_print_head_stats(c);
     rc = 0;
     goto done;
 out_gone:                           /* stdout failed (reported) or its reader left */
@@ -220,6 +222,7 @@ done:
     bn_cli_stop_free(&stop_at);
     free(line);
     bn_chat_free(chat);
+    if (c) bn_context_set_sampler(c, NULL);
     bn_sampler_free(s);
     bn_context_free(c);
     bn_model_free(m);

@@ -48,6 +48,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     bn_cli_log_load(o, m, load_ms);
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
+    bn_cli_exact_head(c, s, o->ignore_eos ? &noeog : NULL);
     bn_cli_shift shift = {.keep = bn_cli_keep(o, n_prompt, bn_add_bos(tok), 0),
                           .enabled = !o->no_shift && o->n_predict != -2};
     fprintf(stderr, "prompt: %d tokens, context %d, threads %d\n", n_prompt, n_ctx,
@@ -127,10 +128,12 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     print_timing("prompt eval time", t_prompt, n_prompt, "tokens");
     print_timing("generation time", t_gen, n_gen, "tokens");
     print_timing("total time", bn_now_ms() - t_start, n_prompt + n_gen, "tokens");
+    bn_cli_print_head_stats(c);
     rc = 0;
 done:
     bn_cli_noeog_free(&noeog);
     bn_cli_stop_free(&stop_at);
+    if (c) bn_context_set_sampler(c, NULL);
     bn_sampler_free(s);
     free(prompt);
     bn_context_free(c);

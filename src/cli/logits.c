@@ -119,6 +119,7 @@ int bn_cmd_logits(const bn_cli_opts *o) {
         goto done;
     }
     f = NULL;
+    bn_cli_print_full_rows_head(m);
     fprintf(stderr, "%d %d\n", rows, n_vocab);
     rc = 0;
 done:

@@ -65,6 +65,7 @@ int bn_cmd_perplexity(const bn_cli_opts *o) {
     const int n_chunk = n_tok / n_ctx, first = n_ctx / 2;
     fprintf(stderr, "perplexity: %d tokens, %d windows of %d, batch %d, %d threads\n", n_tok,
             n_chunk, n_ctx, co.n_batch, bn_context_n_threads(c));
+    bn_cli_print_full_rows_head(m);
     double nll = 0.0, nll2 = 0.0, t0 = bn_now_ms();
     long count = 0;
     char err[256];

@@ -199,6 +199,10 @@ static const char *slot_start(bn_sched *s, slot *sl, bn_job *j) {
     sl->smp = bn_sampler_new(&sp, s->n_vocab);
     if (!sl->smp) return job_fail(j, "out of memory (sampler)", "");
     j->seed = bn_sampler_seed(sl->smp);
+    /* The exact head computes the logits this sampler reads (banned EOG ids
+     * with ignore_eos leave top-k others exact). */
+    bn_context_set_exact_head(sl->ctx, 0, s->eog, j->ignore_eos ? s->n_eog : 0, NULL, 0);
+    bn_context_set_sampler(sl->ctx, sl->smp);
     sl->longest = 0;
     for (int i = 0; i < j->n_stop; i++)
         if (strlen(j->stop[i]) > sl->longest) sl->longest = strlen(j->stop[i]);
@@ -254,6 +258,7 @@ static void slot_end(bn_sched *s, slot *sl, const char *reason) {
         j->t_gen_ms = now_ms() - sl->t0;
         pthread_mutex_unlock(&j->mu);
     }
+    bn_context_set_sampler(sl->ctx, NULL);
     bn_sampler_free(sl->smp);
     sl->smp = NULL;
     pthread_mutex_lock(&s->mu);
