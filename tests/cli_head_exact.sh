@@ -6,8 +6,10 @@
 # on stderr; logits say which head computed them. Models: the bundled one, a
 # bitnet-synth model with a 128256-token vocabulary (where exact is the
 # default), and the ../shared models when present.
-# Under an emulator (BN_EMULATOR) only 2 threads and no ../shared models:
-# the kernels' bits are the same at any thread count (test_head_exact).
+# Under an emulator (BN_EMULATOR) only the bundled model at 2 threads: the
+# kernels' bits are the same at any thread count, and test_head_exact checks
+# the bound on every table; loading a 128k-vocabulary model takes minutes
+# there.
 # usage: bash cli_head_exact.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 . "$(dirname "$0")/lib_cli.sh" "$@"
 THREADS="1 2"
@@ -43,6 +45,12 @@ compare() {
 
 compare "$SRC/models/tiny-shakespeare.gguf" "--head exact"
 
+if [ -n "$BN_EMULATOR" ]; then
+    [ "$failures" -eq 0 ] || exit 1
+    echo "cli_head_exact: bundled model passed (the rest skipped under the emulator)"
+    exit 0
+fi
+
 $BN_EMULATOR "$BUILD/bitnet-synth" --preset small-llama --vocab llama3 -o "$TMP/big-vocab.gguf" \
     >/dev/null 2>&1 || fail "bitnet-synth failed"
 $BN_EMULATOR "$BIN" info "$TMP/big-vocab.gguf" 2>&1 | grep -q "^lm head: *exact" ||
@@ -51,7 +59,7 @@ compare "$TMP/big-vocab.gguf" ""
 
 for name in mid-2b4t fam-falcon3 fam-llama-untied mini-llama3; do
     f="$SRC/../shared/models/$name.gguf"
-    if [ -r "$f" ] && [ -z "$BN_EMULATOR" ]; then compare "$f" "--head exact"; else echo "skipped: $f"; fi
+    if [ -r "$f" ]; then compare "$f" "--head exact"; else echo "skipped: $f"; fi
 done
 
 # logits: full rows from the F16 table, and said so
