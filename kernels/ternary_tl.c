@@ -14,50 +14,59 @@
  * chunks, so a segment never splits a group or a chunk. */
 enum { SEG_K = 3 * 128 };
 
-/* Weights [k0, k0 + SEG_K) of the row starting at flat index row, zero
- * past K: whole blocks with a table per byte where the row lies on the
- * block grid (K % 128 == 0, as the forward pass gives), else one by one
- * (src/i2s.h). */
-static void decode_segment(const uint8_t *i2s, uint64_t row, int K, int k0, int8_t *w) {
-    static const int8_t value[4] = {-1, 0, 1, 0};   /* code 3 reads as 0 */
+/* I2_S codes (0..3; 3 reads as 0) of weights [k0, k0 + SEG_K) of the row
+ * starting at flat index row, code 1 (zero) past K: whole blocks byte by
+ * byte where the row lies on the block grid (K % 128 == 0, as the forward
+ * pass gives), else one by one (src/i2s.h). */
+static void decode_segment(const uint8_t *i2s, uint64_t row, int K, int k0, uint8_t *c) {
     int k = 0;
     if (row % 128 == 0) {
         for (; k + 128 <= SEG_K && k0 + k + 128 <= K; k += 128) {
             const uint8_t *blk = i2s + bn_i2s_byte_index(row + (uint64_t)(k0 + k));
             for (int p = 0; p < 32; p++) {
-                w[k + p] = value[blk[p] >> 6];
-                w[k + 32 + p] = value[blk[p] >> 4 & 3];
-                w[k + 64 + p] = value[blk[p] >> 2 & 3];
-                w[k + 96 + p] = value[blk[p] & 3];
+                c[k + p] = blk[p] >> 6;
+                c[k + 32 + p] = blk[p] >> 4 & 3;
+                c[k + 64 + p] = blk[p] >> 2 & 3;
+                c[k + 96 + p] = blk[p] & 3;
             }
         }
     }
     for (; k < SEG_K; k++)
-        w[k] = k0 + k < K ? (int8_t)bn_i2s_weight(i2s, row + (uint64_t)(k0 + k)) : 0;
+        c[k] = k0 + k < K ? (uint8_t)bn_i2s_code(i2s, row + (uint64_t)(k0 + k)) : 1;
 }
+
+/* The t3 code of three I2_S codes c0 c1 c2 (at c0 << 4 | c1 << 2 | c2;
+ * code 3 reads as 0): index | sign << 4 as ternary_tl.h defines them
+ * (test_kernels_tl.c decodes every packed weight back). */
+static const uint8_t code_of_triple[64] = {
+    29, 28, 27, 28, 26, 25, 24, 25, 23, 22, 21, 22, 26, 25, 24, 25,
+    20, 19, 18, 19, 17, 0, 1, 0, 2, 3, 4, 3, 17, 0, 1, 0,
+    5, 6, 7, 6, 8, 9, 10, 9, 11, 12, 13, 12, 8, 9, 10, 9,
+    20, 19, 18, 19, 17, 0, 1, 0, 2, 3, 4, 3, 17, 0, 1, 0,
+};
 
 void bn_t3_pack(const uint8_t *i2s, int K, int M, void *packed) {
     uint8_t *out = packed;
     const size_t tile_bytes = bn_t3_tile_bytes(K);
     const int nc = bn_t3_chunks(K);
     memset(out, 0, bn_t3_packed_size(K, M));   /* padding rows: index 0 = zero weights */
-    int8_t w[SEG_K];
+    uint8_t c[SEG_K];
     for (int m = 0; m < M; m++) {
         uint8_t *tile = out + (size_t)(m / BN_T3_ROWS) * tile_bytes;
         const int r = m % BN_T3_ROWS;
-        for (int c = 0; c < nc; c++) {
-            const int k0 = c * BN_T3_CHUNK_K;
-            if (k0 % SEG_K == 0) decode_segment(i2s, (uint64_t)m * (uint64_t)K, K, k0, w);
-            const int8_t *g3 = w + k0 % SEG_K;
-            uint8_t *chunk = tile + (size_t)c * BN_T3_CHUNK_BYTES;
-            uint8_t idx[BN_T3_CHUNK_GROUPS], signs = 0;
-            for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++, g3 += 3) {
-                const int v = 9 * (g3[0] + 1) + 3 * (g3[1] + 1) + (g3[2] + 1);
-                idx[j] = (uint8_t)(v >= 13 ? v - 13 : 13 - v);
-                signs |= (uint8_t)((v < 13) << j);
+        for (int ch = 0; ch < nc; ch++) {
+            const int k0 = ch * BN_T3_CHUNK_K;
+            if (k0 % SEG_K == 0) decode_segment(i2s, (uint64_t)m * (uint64_t)K, K, k0, c);
+            const uint8_t *g3 = c + k0 % SEG_K;
+            uint8_t *chunk = tile + (size_t)ch * BN_T3_CHUNK_BYTES;
+            unsigned signs = 0;
+            for (int p = 0; p < 4; p++, g3 += 6) {
+                const unsigned a = code_of_triple[g3[0] << 4 | g3[1] << 2 | g3[2]];
+                const unsigned b = code_of_triple[g3[3] << 4 | g3[4] << 2 | g3[5]];
+                chunk[32 * p + r] = (uint8_t)((a & 15) | (b & 15) << 4);
+                signs |= (a >> 4) << (2 * p) | (b >> 4) << (2 * p + 1);
             }
-            for (int p = 0; p < 4; p++) chunk[32 * p + r] = (uint8_t)(idx[2 * p] | idx[2 * p + 1] << 4);
-            chunk[128 + r] = signs;
+            chunk[128 + r] = (uint8_t)signs;
         }
     }
 }
