@@ -22,12 +22,12 @@ URL="http://127.0.0.1:$SERVE_PORT"
 LONG="It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity"
 # name|json body (the requests, more than the 3 slots)
 cat >"$TMP/requests" <<EOF
-greedy|{"prompt":"Once upon a time","max_tokens":300,"temperature":0,"seed":1,"ignore_eos":true}
+greedy|{"prompt":"$LONG $LONG","max_tokens":40,"temperature":0,"seed":1,"ignore_eos":true}
 long|{"prompt":"$LONG","max_tokens":40,"seed":7,"temperature":1.2,"top_k":0,"top_p":0.9,"ignore_eos":true}
-pen|{"prompt":"The","max_tokens":60,"seed":1234,"temperature":1.5,"presence_penalty":0.5,"frequency_penalty":0.3,"ignore_eos":true}
+pen|{"prompt":"The","max_tokens":40,"seed":1234,"temperature":1.5,"presence_penalty":0.5,"frequency_penalty":0.3,"ignore_eos":true}
 stop|{"prompt":"ab","max_tokens":80,"seed":5,"temperature":1.0,"stop":["zzz","o h"]}
-ids|{"prompt":[1,72,101,108,108,111],"max_tokens":50,"seed":3,"temperature":0.7,"min_p":0.05,"ignore_eos":true}
-stream|{"prompt":"$LONG $LONG","max_tokens":70,"seed":11,"temperature":0.9,"stream":true,"ignore_eos":true}
+ids|{"prompt":[1,72,101,108,108,111],"max_tokens":30,"seed":3,"temperature":0.7,"min_p":0.05,"ignore_eos":true}
+stream|{"prompt":"$LONG","max_tokens":40,"seed":11,"temperature":0.9,"stream":true,"ignore_eos":true}
 eos|{"prompt":"Hello","max_tokens":100,"seed":42,"temperature":1.0}
 EOF
 
@@ -55,13 +55,14 @@ send() {
 while IFS='|' read -r name body; do
     send "$name" "$body" "$TMP/alone.$name"
 done <"$TMP/requests"
-grep -q '"completion_tokens":300' "$TMP/alone.greedy" || fail "greedy: not 300 tokens: $(head -c 300 "$TMP/alone.greedy")"
+grep -q '"prompt_tokens":2[6-9][0-9],"completion_tokens":40,' "$TMP/alone.greedy" ||
+    fail "greedy: not 40 tokens after a prompt of over 256: $(head -c 300 "$TMP/alone.greedy")"
 
 # the greedy text is `bitnet -p`'s
 sed -n 's/.*"text":"\(\([^"\\]\|\\.\)*\)".*/\1/p' "$TMP/alone.greedy" >"$TMP/greedy.esc"
 printf '%b' "$(sed 's/\\"/"/g' "$TMP/greedy.esc")" >"$TMP/greedy.txt"
-P="Once upon a time"
-$BN_EMULATOR "$BIN" -m "$M" -c 512 -p "$P" -n 300 --temp 0 --ignore-eos -t 1 2>/dev/null >"$TMP/cli.out"
+P="$LONG $LONG"
+$BN_EMULATOR "$BIN" -m "$M" -c 512 -p "$P" -n 40 --temp 0 --ignore-eos -t 1 2>/dev/null >"$TMP/cli.out"
 tail -c +$((${#P} + 1)) "$TMP/cli.out" | head -c -1 >"$TMP/cli.txt"
 cmp -s "$TMP/greedy.txt" "$TMP/cli.txt" || fail "greedy completion differs from bitnet -p"
 
