@@ -236,7 +236,7 @@ static int rescore_selected(bn_context *c, float *logits) {
     }
     qsort(hx->cand, (size_t)n_cand, sizeof *hx->cand, by_upper);
     rescore(c, 0, n_forced);
-    double vk = -INFINITY;
+    double vk = -(double)INFINITY;
     for (int next = 0; next < n_cand;) {
         const int done = hx->n_rows - n_forced;
         if (done >= k && hx->cand[next].upper < vk) break;
