@@ -432,7 +432,7 @@ static void run_exact(bn_model *m, int with_full_vocab) {
 
 static void test_exact_head(void **state) {
     (void)state;
-    const shape sh = {"b158-exact", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_EXACT};
+    const shape sh = {"b158-exact", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_EXACT, 0};
     bn_model *m = load_shape(&sh);
     run_exact(m, 0);
     run_exact(m, 1);
