@@ -5,12 +5,11 @@
 
 #include "attention.h"
 #include "rope.h"
+#include "util.h"
 
 /* llama.cpp pads the number of attended KV cells to a multiple of 32. */
 #define KV_PAD 32
 
-static int imin(int a, int b) { return a < b ? a : b; }
-static int imax(int a, int b) { return a > b ? a : b; }
 
 /* ---- the padded blocks of V ------------------------------------------------------ */
 

@@ -2,28 +2,18 @@
  * logits) from the scratch table (context.h), owns the worker pool, and
  * checks each bn_decode before anything is touched, so a refused call
  * leaves the cache as it was. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attention.h"
 #include "context.h"
+#include "util.h"
 
 #define DEFAULT_BATCH 512
 #define MAX_THREADS 512
 #define DOT_TILE 64         /* rows of a batch's dots kept in cache at once */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static int imax(int a, int b) { return a > b ? a : b; }
-static int imin(int a, int b) { return a < b ? a : b; }
 
 /* 64-byte aligned; count * size checked for overflow. */
 static void *alloc_raw(size_t count, size_t size, size_t *bytes) {
@@ -88,25 +78,25 @@ static int alloc_scratch(bn_context *c, bn_scratch_dims d) {
 static int check_shapes(const bn_model *m, char *err, size_t errlen) {
     const bn_hparams *hp = &m->hp;
     if (!m->kern || !m->layers || !m->head.W || !m->output_norm || !m->arch) {
-        set_err(err, errlen, "model was loaded without weights (vocab only)");
+        bn_set_err(err, errlen, "model was loaded without weights (vocab only)");
         return -1;
     }
     if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_ff <= 0 || hp->n_vocab <= 0 ||
         hp->n_head <= 0 || hp->n_head_kv <= 0 || hp->head_dim <= 0 || hp->n_ctx_train <= 0) {
-        set_err(err, errlen, "model has a zero or negative dimension");
+        bn_set_err(err, errlen, "model has a zero or negative dimension");
         return -1;
     }
     if (hp->n_head % hp->n_head_kv != 0) {
-        set_err(err, errlen, "unsupported attention shape: %d heads x %d dims, %d kv heads",
+        bn_set_err(err, errlen, "unsupported attention shape: %d heads x %d dims, %d kv heads",
                 hp->n_head, hp->head_dim, hp->n_head_kv);
         return -1;
     }
     if (hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0) {
-        set_err(err, errlen, "unsupported rope dimension %d (head_dim %d)", hp->n_rot, hp->head_dim);
+        bn_set_err(err, errlen, "unsupported rope dimension %d (head_dim %d)", hp->n_rot, hp->head_dim);
         return -1;
     }
     if (m->head.K != hp->n_embd || m->head.M != hp->n_vocab) {
-        set_err(err, errlen, "LM head has shape %dx%d, expected %dx%d", m->head.K, m->head.M,
+        bn_set_err(err, errlen, "LM head has shape %dx%d, expected %dx%d", m->head.K, m->head.M,
                 hp->n_embd, hp->n_vocab);
         return -1;
     }
@@ -119,7 +109,7 @@ static int check_shapes(const bn_model *m, char *err, size_t errlen) {
         for (int i = 0; i < BN_PROJ_COUNT; i++) {
             const bn_ternary *w = &L->proj[i];
             if (w->K != K[i] || w->M != M[i] || w->Kp != bn_ternary_kpad(K[i]) || !w->packed) {
-                set_err(err, errlen, "layer %d: projection %d has shape %dx%d, expected %dx%d",
+                bn_set_err(err, errlen, "layer %d: projection %d has shape %dx%d, expected %dx%d",
                         l, i, w->K, w->M, K[i], M[i]);
                 return -1;
             }
@@ -127,7 +117,7 @@ static int check_shapes(const bn_model *m, char *err, size_t errlen) {
         if (!L->norm[BN_NORM_ATTN] || !L->norm[BN_NORM_FFN] ||
             (m->arch->sub_norms == BN_REQUIRED &&
              (!L->norm[BN_NORM_ATTN_SUB] || !L->norm[BN_NORM_FFN_SUB]))) {
-            set_err(err, errlen, "layer %d: a norm of the architecture is missing", l);
+            bn_set_err(err, errlen, "layer %d: a norm of the architecture is missing", l);
             return -1;
         }
     }
@@ -136,28 +126,28 @@ static int check_shapes(const bn_model *m, char *err, size_t errlen) {
 
 bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, size_t errlen) {
     if (!m) {
-        set_err(err, errlen, "no model");
+        bn_set_err(err, errlen, "no model");
         return NULL;
     }
     bn_context_params dp = bn_context_default_params();
     if (!p) p = &dp;
     if (check_shapes(m, err, errlen) != 0) return NULL;
     if (p->n_ctx < 0 || p->n_threads < 0 || p->n_batch < 0 || p->n_outputs_max < 0) {
-        set_err(err, errlen, "context parameters must not be negative");
+        bn_set_err(err, errlen, "context parameters must not be negative");
         return NULL;
     }
     if (p->n_ctx > BN_MAX_CTX) {
-        set_err(err, errlen, "context of %d tokens is too large (at most %d)", p->n_ctx, BN_MAX_CTX);
+        bn_set_err(err, errlen, "context of %d tokens is too large (at most %d)", p->n_ctx, BN_MAX_CTX);
         return NULL;
     }
     if (p->n_threads > MAX_THREADS) {
-        set_err(err, errlen, "too many threads: %d (at most %d)", p->n_threads, MAX_THREADS);
+        bn_set_err(err, errlen, "too many threads: %d (at most %d)", p->n_threads, MAX_THREADS);
         return NULL;
     }
 
     bn_context *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, errlen, "out of memory");
+        bn_set_err(err, errlen, "out of memory");
         return NULL;
     }
     c->model = m;
@@ -224,13 +214,13 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->k_cache = alloc_cache(cache, sizeof(uint16_t));
     c->v_cache = alloc_cache(cache, sizeof(uint16_t));
     if (!c->k_cache || !c->v_cache || alloc_scratch(c, d) != 0 || bn_head_exact_init(c) != 0) {
-        set_err(err, errlen, "out of memory for a context of %d tokens", c->n_ctx);
+        bn_set_err(err, errlen, "out of memory for a context of %d tokens", c->n_ctx);
         bn_context_free(c);
         return NULL;
     }
     c->pool = bn_threadpool_new(c->n_threads);
     if (!c->pool) {
-        set_err(err, errlen, "cannot start %d threads", c->n_threads);
+        bn_set_err(err, errlen, "cannot start %d threads", c->n_threads);
         bn_context_free(c);
         return NULL;
     }
@@ -239,13 +229,13 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
 
 bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen) {
     if (!base) {
-        set_err(err, errlen, "no base context");
+        bn_set_err(err, errlen, "no base context");
         return NULL;
     }
     if (base->base) base = base->base;  /* a sequence of a sequence shares the same scratch */
     bn_context *c = malloc(sizeof *c);
     if (!c) {
-        set_err(err, errlen, "out of memory");
+        bn_set_err(err, errlen, "out of memory");
         return NULL;
     }
     /* Everything as the base has it (sizes, numerics, the scratch pointers
@@ -267,7 +257,7 @@ bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen) 
         free(c->v_cache);
         free(c->logits);
         free(c);
-        set_err(err, errlen, "out of memory for a context of %d tokens", base->n_ctx);
+        bn_set_err(err, errlen, "out of memory for a context of %d tokens", base->n_ctx);
         return NULL;
     }
     return c;
@@ -279,7 +269,7 @@ int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errle
     } else if (numerics == BN_NUMERICS_BITNET_CPP) {
         c->batch_numerics = &bn_numerics_bitnet_cpp;
     } else {
-        set_err(err, errlen, "unknown batch numerics %d (expected %d = decode or %d = bitnet.cpp)",
+        bn_set_err(err, errlen, "unknown batch numerics %d (expected %d = decode or %d = bitnet.cpp)",
                 numerics, BN_NUMERICS_DECODE, BN_NUMERICS_BITNET_CPP);
         return -1;
     }
@@ -289,7 +279,7 @@ int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errle
 int bn_context_set_exact_head(bn_context *c, int top_k, const int32_t *ids, int n_ids,
                               char *err, size_t errlen) {
     if (n_ids < 0 || n_ids > c->hp.n_vocab || (n_ids > 0 && !ids)) {
-        set_err(err, errlen, "exact head: %d ids (expected 0 .. %d)", n_ids, c->hp.n_vocab);
+        bn_set_err(err, errlen, "exact head: %d ids (expected 0 .. %d)", n_ids, c->hp.n_vocab);
         return -1;
     }
     c->hx.top_k = top_k;
@@ -318,7 +308,7 @@ void bn_context_reset(bn_context *c) {
 
 int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t errlen) {
     if (!c || keep < 0 || n_discard < 1 || keep > c->n_past || n_discard > c->n_past - keep) {
-        set_err(err, errlen, "cannot shift the context: keep %d, discard %d of %d tokens",
+        bn_set_err(err, errlen, "cannot shift the context: keep %d, discard %d of %d tokens",
                 keep, n_discard, c ? c->n_past : 0);
         return -1;
     }
@@ -330,26 +320,26 @@ int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t e
 int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
               char *err, size_t errlen) {
     if (!c || !tokens || n <= 0) {
-        set_err(err, errlen, "nothing to decode");
+        bn_set_err(err, errlen, "nothing to decode");
         return -1;
     }
     if (c->n_past >= c->n_ctx) {
-        set_err(err, errlen, "context is full (%d tokens)", c->n_ctx);
+        bn_set_err(err, errlen, "context is full (%d tokens)", c->n_ctx);
         return -1;
     }
     if (n > c->n_ctx - c->n_past) {
-        set_err(err, errlen, "context is full (%d tokens): %d tokens do not fit after %d",
+        bn_set_err(err, errlen, "context is full (%d tokens): %d tokens do not fit after %d",
                 c->n_ctx, n, c->n_past);
         return -1;
     }
     if (all_logits && n > c->n_outputs_max) {
-        set_err(err, errlen, "%d logit rows requested, the context keeps at most %d",
+        bn_set_err(err, errlen, "%d logit rows requested, the context keeps at most %d",
                 n, c->n_outputs_max);
         return -1;
     }
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->hp.n_vocab) {
-            set_err(err, errlen, "token id %d at index %d is out of range [0, %d)",
+            bn_set_err(err, errlen, "token id %d at index %d is out of range [0, %d)",
                     (int)tokens[i], i, c->hp.n_vocab);
             return -1;
         }
@@ -374,32 +364,32 @@ int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
 int bn_decode_multi(bn_context *const *ctxs, const int32_t *tokens, int n,
                     char *err, size_t errlen) {
     if (!ctxs || !tokens || n <= 0 || !ctxs[0]) {
-        set_err(err, errlen, "nothing to decode");
+        bn_set_err(err, errlen, "nothing to decode");
         return -1;
     }
     bn_context *run = ctxs[0];
     if (n > run->n_batch || n > run->n_outputs_max) {
-        set_err(err, errlen, "%d sequences in one pass, the context takes at most %d",
+        bn_set_err(err, errlen, "%d sequences in one pass, the context takes at most %d",
                 n, imin(run->n_batch, run->n_outputs_max));
         return -1;
     }
     for (int i = 0; i < n; i++) {
         const bn_context *c = ctxs[i];
         if (!c || c->model != run->model || c->n_ctx != run->n_ctx) {
-            set_err(err, errlen, "sequence %d: not a context of the same model and size", i);
+            bn_set_err(err, errlen, "sequence %d: not a context of the same model and size", i);
             return -1;
         }
         for (int j = 0; j < i; j++)
             if (ctxs[j] == c) {
-                set_err(err, errlen, "sequence %d: the same context as sequence %d", i, j);
+                bn_set_err(err, errlen, "sequence %d: the same context as sequence %d", i, j);
                 return -1;
             }
         if (c->n_past >= c->n_ctx) {
-            set_err(err, errlen, "sequence %d: context is full (%d tokens)", i, c->n_ctx);
+            bn_set_err(err, errlen, "sequence %d: context is full (%d tokens)", i, c->n_ctx);
             return -1;
         }
         if (tokens[i] < 0 || tokens[i] >= run->hp.n_vocab) {
-            set_err(err, errlen, "token id %d of sequence %d is out of range [0, %d)",
+            bn_set_err(err, errlen, "token id %d of sequence %d is out of range [0, %d)",
                     (int)tokens[i], i, run->hp.n_vocab);
             return -1;
         }

@@ -30,10 +30,10 @@
 #include "attention.h"
 #include "context.h"
 #include "rope.h"
+#include "util.h"
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static int imin(int a, int b) { return a < b ? a : b; }
 
 /* Part ith's share [*m0, *m1) of M rows, cut at multiples of `block`. */
 static void split_rows(int M, int block, int ith, int nth, int *m0, int *m1) {

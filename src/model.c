@@ -6,7 +6,6 @@
  * core (the inference pool's size). */
 #include <math.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "model.h"
 #include "threadpool.h"
 #include "tokenizer.h"
+#include "util.h"
 
 /* Sanity bounds: far above any real BitNet model, low enough that every
  * derived size below fits comfortably in 64 bits and every row count in int. */
@@ -35,16 +35,6 @@ bn_model_params bn_model_default_params(void) {
     p.head = BN_HEAD_DEFAULT;
     p.pre_tokenizer = NULL;
     return p;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
 }
 
 /* ---- hyperparameters (docs/FORMAT.md, Hyperparameters) ------------------------------------------- */
@@ -67,22 +57,22 @@ static int hp_int(const hp_ctx *c, const char *suffix, int required, int64_t def
     int64_t v = def;
     if (!kv) {
         if (required)
-            return fail(c->err, c->errlen, "missing key '%s'", key);
+            return bn_set_err(c->err, c->errlen, "missing key '%s'", key);
     } else if (kv->type == GGUF_ARRAY) {
         if (kv->arr_n == 0 || kv->arr_type == GGUF_STRING || kv->arr_type == GGUF_ARRAY)
-            return fail(c->err, c->errlen, "key '%s': expected an integer or a non-empty "
+            return bn_set_err(c->err, c->errlen, "key '%s': expected an integer or a non-empty "
                         "integer array", key);
         v = gguf_arr_int(kv, 0);
         for (uint64_t i = 1; i < kv->arr_n; i++)
             if (gguf_arr_int(kv, i) != v)
-                return fail(c->err, c->errlen, "key '%s': per-layer values differ "
+                return bn_set_err(c->err, c->errlen, "key '%s': per-layer values differ "
                             "(not supported)", key);
     } else if (gguf_get_i64(c->f, key, &v) != 0) {
-        return fail(c->err, c->errlen, "key '%s' has type %s, expected an integer",
+        return bn_set_err(c->err, c->errlen, "key '%s' has type %s, expected an integer",
                     key, gguf_vtype_name(kv->type));
     }
     if (v < lo || v > hi)
-        return fail(c->err, c->errlen, "key '%s' = %lld is out of range [%lld, %lld]",
+        return bn_set_err(c->err, c->errlen, "key '%s' = %lld is out of range [%lld, %lld]",
                     key, (long long)v, (long long)lo, (long long)hi);
     *out = (int)v;
     return 0;
@@ -97,13 +87,13 @@ static int hp_float(const hp_ctx *c, const char *suffix, int required, float def
     float v = def;
     if (!kv) {
         if (required)
-            return fail(c->err, c->errlen, "missing key '%s'", key);
+            return bn_set_err(c->err, c->errlen, "missing key '%s'", key);
     } else if (gguf_get_f32(c->f, key, &v) != 0) {
-        return fail(c->err, c->errlen, "key '%s' has type %s, expected a float",
+        return bn_set_err(c->err, c->errlen, "key '%s' has type %s, expected a float",
                     key, gguf_vtype_name(kv->type));
     }
     if (!isfinite(v) || !(v > 0.0f))
-        return fail(c->err, c->errlen, "key '%s' = %g must be a positive finite number",
+        return bn_set_err(c->err, c->errlen, "key '%s' = %g must be a positive finite number",
                     key, (double)v);
     *out = v;
     return 0;
@@ -119,7 +109,7 @@ static int check_no_rope_scaling(const hp_ctx *c) {
         float v;
         snprintf(key, sizeof key, "%s.%s", c->arch, keys[i]);
         if (gguf_get_f32(c->f, key, &v) == 0 && v != 0.0f && v != 1.0f)
-            return fail(c->err, c->errlen, "key '%s' = %g: rope scaling is not supported",
+            return bn_set_err(c->err, c->errlen, "key '%s' = %g: rope scaling is not supported",
                         key, (double)v);
     }
     char key[128];
@@ -128,7 +118,7 @@ static int check_no_rope_scaling(const hp_ctx *c) {
     if (gguf_get_str(c->f, key, &type) == 0 && !gguf_str_eq(type, "none") &&
         !gguf_str_eq(type, "linear")) {
         int n = type.len > 32 ? 32 : (int)type.len;
-        return fail(c->err, c->errlen, "key '%s' = '%.*s': rope scaling is not supported", key,
+        return bn_set_err(c->err, c->errlen, "key '%s' = '%.*s': rope scaling is not supported", key,
                     n, type.ptr);
     }
     return 0;
@@ -139,14 +129,14 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, const bn_arch **arch
     gguf_str arch;
     int r = gguf_get_str(f, "general.architecture", &arch);
     if (r == -1)
-        return fail(err, errlen, "missing key 'general.architecture'");
+        return bn_set_err(err, errlen, "missing key 'general.architecture'");
     if (r != 0)
-        return fail(err, errlen, "key 'general.architecture' has type %s, expected a string",
+        return bn_set_err(err, errlen, "key 'general.architecture' has type %s, expected a string",
                     gguf_vtype_name(gguf_find_kv(f, "general.architecture")->type));
     const bn_arch *a = bn_arch_find(arch.ptr, arch.len);
     if (!a) {
         int n = arch.len > 64 ? 64 : (int)arch.len;
-        return fail(err, errlen, "unsupported architecture '%.*s' (expected %s)", n, arch.ptr,
+        return bn_set_err(err, errlen, "unsupported architecture '%.*s' (expected %s)", n, arch.ptr,
                     bn_arch_names());
     }
     *arch_out = a;
@@ -174,15 +164,15 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, const bn_arch **arch
     } else {
         const gguf_kv *tok = gguf_find_kv(f, "tokenizer.ggml.tokens");
         if (!tok || tok->type != GGUF_ARRAY)
-            return fail(err, errlen, "missing key '%s' (and no tokenizer.ggml.tokens)", key);
+            return bn_set_err(err, errlen, "missing key '%s' (and no tokenizer.ggml.tokens)", key);
         if (tok->arr_n < 1 || tok->arr_n > MAX_VOCAB)
-            return fail(err, errlen, "tokenizer.ggml.tokens has %llu entries (expected 1 to %d)",
+            return bn_set_err(err, errlen, "tokenizer.ggml.tokens has %llu entries (expected 1 to %d)",
                         (unsigned long long)tok->arr_n, MAX_VOCAB);
         hp->n_vocab = (int)tok->arr_n;
     }
 
     if (hp->n_head % hp->n_head_kv != 0)
-        return fail(err, errlen, "head_count %d is not a multiple of head_count_kv %d",
+        return bn_set_err(err, errlen, "head_count %d is not a multiple of head_count_kv %d",
                     hp->n_head, hp->n_head_kv);
 
     /* The head dimension: attention.key_length (Falcon3: 256, wider than
@@ -195,26 +185,26 @@ static int read_hparams(const gguf_file *f, bn_hparams *hp, const bn_arch **arch
         hd_from = "attention.key_length";
     } else {
         if (hp->n_embd % hp->n_head != 0)
-            return fail(err, errlen, "embedding_length %d is not a multiple of head_count %d",
+            return bn_set_err(err, errlen, "embedding_length %d is not a multiple of head_count %d",
                         hp->n_embd, hp->n_head);
         hp->head_dim = hp->n_embd / hp->n_head;
     }
     if (hp->head_dim % 2 != 0)
-        return fail(err, errlen, "head dimension %d (%s) must be even for %s RoPE", hp->head_dim,
+        return bn_set_err(err, errlen, "head dimension %d (%s) must be even for %s RoPE", hp->head_dim,
                     hd_from, a->rope == BN_ROPE_NEOX ? "NEOX" : "NORM");
     if ((int64_t)hp->n_head * hp->head_dim > MAX_EMBD)
-        return fail(err, errlen, "head_count %d x head dimension %d is too wide", hp->n_head,
+        return bn_set_err(err, errlen, "head_count %d x head dimension %d is too wide", hp->n_head,
                     hp->head_dim);
     int vl;
     if (hp_int(&c, "attention.value_length", 0, hp->head_dim, 1, MAX_EMBD, &vl))
         return -1;
     if (vl != hp->head_dim)
-        return fail(err, errlen, "attention.value_length %d must equal the key length %d", vl,
+        return bn_set_err(err, errlen, "attention.value_length %d must equal the key length %d", vl,
                     hp->head_dim);
     if (hp_int(&c, "rope.dimension_count", 0, hp->head_dim, 1, MAX_EMBD, &hp->n_rot))
         return -1;
     if (hp->n_rot != hp->head_dim)
-        return fail(err, errlen, "rope.dimension_count %d must equal the head dimension %d",
+        return bn_set_err(err, errlen, "rope.dimension_count %d must equal the head dimension %d",
                     hp->n_rot, hp->head_dim);
     return 0;
 }
@@ -235,7 +225,7 @@ static const gguf_tensor *bind(const gguf_file *f, const char *name, uint32_t ty
                                uint64_t ne0, uint64_t ne1, char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) {
-        fail(err, errlen, "missing tensor '%s'", name);
+        bn_set_err(err, errlen, "missing tensor '%s'", name);
         return NULL;
     }
     uint64_t want[4] = { ne0, ne1 ? ne1 : 1, 1, 1 };
@@ -246,7 +236,7 @@ static const gguf_tensor *bind(const gguf_file *f, const char *name, uint32_t ty
         char exp[64], got[128];
         shape_str(exp, sizeof exp, ne1 ? 2 : 1, want);
         shape_str(got, sizeof got, t->n_dims ? t->n_dims : 1, t->ne);
-        fail(err, errlen, "tensor '%s': expected %s %s, found %s %s", name,
+        bn_set_err(err, errlen, "tensor '%s': expected %s %s, found %s %s", name,
              ggml_type_name(type), exp, ggml_type_name(t->type), got);
         return NULL;
     }
@@ -266,14 +256,14 @@ static const gguf_tensor *bind_typed(const gguf_file *f, const char *name, const
                                      char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) {
-        fail(err, errlen, "missing tensor '%s'", name);
+        bn_set_err(err, errlen, "missing tensor '%s'", name);
         return NULL;
     }
     int ok = 0;
     for (int i = 0; i < n; i++)
         ok |= t->type == types[i];
     if (!ok) {
-        fail(err, errlen, "tensor '%s': type %s is not supported (expected %s)", name,
+        bn_set_err(err, errlen, "tensor '%s': type %s is not supported (expected %s)", name,
              ggml_type_name(t->type), types_text);
         return NULL;
     }
@@ -306,7 +296,7 @@ static int bind_vec(binder *b, const char *name, int n, const float **dst, float
     if (!t)
         return -1;
     if (b->n_vecs == b->cap_vecs)
-        return fail(b->err, b->errlen, "too many vectors");     /* sized in bind_tensors */
+        return bn_set_err(b->err, b->errlen, "too many vectors");     /* sized in bind_tensors */
     b->vecs[b->n_vecs++] = (small_vec){ t, n, dst, value };
     b->vec_floats += (size_t)n;
     b->m->n_params += (uint64_t)n;
@@ -321,7 +311,7 @@ static int bind_ternary(binder *b, const char *name, int K, int M, bn_ternary *w
         return -1;
     const uint64_t n = (uint64_t)K * (uint64_t)M;
     if (n % BN_I2S_BLOCK != 0)
-        return fail(b->err, b->errlen, "tensor '%s': %llu weights are not a whole number of "
+        return bn_set_err(b->err, b->errlen, "tensor '%s': %llu weights are not a whole number of "
                     "I2_S blocks (%d)", name, (unsigned long long)n, BN_I2S_BLOCK);
     w->K = K;
     w->M = M;
@@ -332,7 +322,7 @@ static int bind_ternary(binder *b, const char *name, int K, int M, bn_ternary *w
     w->bias = NULL;
     w->scale = bn_i2s_scale(t->data, n);
     if (!isfinite(w->scale) || !(w->scale > 0.0f))
-        return fail(b->err, b->errlen, "tensor '%s': scale %g is not a positive finite number",
+        return bn_set_err(b->err, b->errlen, "tensor '%s': scale %g is not a positive finite number",
                     name, (double)w->scale);
     b->m->n_params += n;
     return 0;
@@ -387,7 +377,7 @@ static int bind_tensors(binder *b) {
     b->vecs = malloc((size_t)b->cap_vecs * sizeof *b->vecs);
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!b->vecs || !m->layers)
-        return fail(b->err, b->errlen, "out of memory");
+        return bn_set_err(b->err, b->errlen, "out of memory");
 
     const gguf_tensor *emb = bind_typed(&m->gguf, "token_embd.weight", TABLE_TYPES, 4,
                                         TABLE_TYPES_TEXT, E, V, b->err, b->errlen);
@@ -429,7 +419,7 @@ static int copy_vectors(binder *b) {
     bn_model *m = b->m;
     float *a = malloc((b->vec_floats ? b->vec_floats : 1) * sizeof *a);
     if (!a)
-        return fail(b->err, b->errlen, "out of memory for %zu norm weights", b->vec_floats);
+        return bn_set_err(b->err, b->errlen, "out of memory for %zu norm weights", b->vec_floats);
     m->norms_arena = a;
     for (int i = 0; i < b->n_vecs; i++) {
         const small_vec *v = &b->vecs[i];
@@ -446,7 +436,7 @@ static int copy_vectors(binder *b) {
             *v->dst = a;
         if (v->value) {
             if (!isfinite(a[0]))
-                return fail(b->err, b->errlen, "tensor '%.*s': scale %g is not a finite number",
+                return bn_set_err(b->err, b->errlen, "tensor '%.*s': scale %g is not a finite number",
                             (int)(v->t->name.len > 64 ? 64 : v->t->name.len), v->t->name.ptr,
                             (double)a[0]);
             *v->value = a[0];
@@ -562,7 +552,7 @@ static int pack_ternary(bn_model *m, bn_threadpool *pool, char *err, size_t errl
     }
     m->packed_arena = aligned_alloc(64, total ? total : 64);
     if (!m->packed_arena)
-        return fail(err, errlen, "out of memory for %zu bytes of repacked weights", total);
+        return bn_set_err(err, errlen, "out of memory for %zu bytes of repacked weights", total);
     m->packed_bytes = total;
     size_t off = 0;
     for (int i = 0; i < n_items; i++) {
@@ -575,7 +565,7 @@ static int pack_ternary(bn_model *m, bn_threadpool *pool, char *err, size_t errl
     atomic_init(&job.failed, 0);
     bn_threadpool_run(pool, task_pack_ternary, &job);
     if (atomic_load(&job.failed))
-        return fail(err, errlen, "out of memory while re-laying unaligned I2_S rows");
+        return bn_set_err(err, errlen, "out of memory while re-laying unaligned I2_S rows");
     return 0;
 }
 
@@ -654,7 +644,7 @@ static int make_head(bn_model *m, int want, const gguf_tensor *src, bn_threadpoo
         return 0;
     }
     if (K % 32 != 0)
-        return fail(err, errlen, "the %s head needs embedding_length %d to be a multiple of 32",
+        return bn_set_err(err, errlen, "the %s head needs embedding_length %d to be a multiple of 32",
                     want == BN_HEAD_EXACT ? "exact" : "q8", K);
     if (want == BN_HEAD_EXACT) {
         /* The F16 rows stay in the mapping: a rescored row is read from there
@@ -663,14 +653,14 @@ static int make_head(bn_model *m, int want, const gguf_tensor *src, bn_threadpoo
                                   .bytes = src->nbytes};
         m->head_norms = malloc((size_t)M * 2 * sizeof *m->head_norms);
         if (!m->head_norms)
-            return fail(err, errlen, "out of memory for the exact head's row bounds");
+            return bn_set_err(err, errlen, "out of memory for the exact head's row bounds");
     }
     h->fmt = BN_FMT_Q8_HEAD;
     const bn_format_traits *f = m->kern->fmt[h->fmt];
     size_t bytes = f->packed_size(K, M);
     h->owned = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!h->owned)
-        return fail(err, errlen, "out of memory for the %zu-byte q8 head", bytes);
+        return bn_set_err(err, errlen, "out of memory for the %zu-byte q8 head", bytes);
     h->W = h->owned;
     h->bytes = bytes;
     /* Claims of 64 tiles: a few MB of work each. */
@@ -700,10 +690,10 @@ static float default_attn_scale(int head_dim) {
 
 int bn_model_use_kernels(bn_model *m, const bn_kernels *k, char *err, size_t errlen) {
     if (!m->layers || !m->head_src)
-        return fail(err, errlen, "model was loaded without weights (vocab only)");
+        return bn_set_err(err, errlen, "model was loaded without weights (vocab only)");
     bn_threadpool *pool = bn_threadpool_new(bn_physical_cores());
     if (!pool)
-        return fail(err, errlen, "cannot start the loader's threads");
+        return bn_set_err(err, errlen, "cannot start the loader's threads");
     free(m->packed_arena);
     m->packed_arena = NULL;
     free(m->head.owned);
@@ -728,7 +718,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
     binder b = {0};
     bn_model *m = calloc(1, sizeof *m);
     if (!m) {
-        fail(err, errlen, "out of memory");
+        bn_set_err(err, errlen, "out of memory");
         return NULL;
     }
     m->embd_fd = -1;
@@ -750,7 +740,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
     if (!p->vocab_only) {
         if (p->head != BN_HEAD_DEFAULT && p->head != BN_HEAD_F16 && p->head != BN_HEAD_Q8 &&
             p->head != BN_HEAD_EXACT) {
-            fail(err, errlen, "unknown head type %d", p->head);
+            bn_set_err(err, errlen, "unknown head type %d", p->head);
             goto fail;
         }
         if (bind_tensors(&b) != 0 || copy_vectors(&b) != 0)
@@ -762,7 +752,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
     if (!m->tok)
         goto fail;
     if (bn_vocab_size(m->tok) != m->hp.n_vocab) {
-        fail(err, errlen, "vocab_size is %d but the tokenizer has %d tokens",
+        bn_set_err(err, errlen, "vocab_size is %d but the tokenizer has %d tokens",
              m->hp.n_vocab, bn_vocab_size(m->tok));
         goto fail;
     }
@@ -770,7 +760,7 @@ bn_model *bn_model_load(const char *path, const bn_model_params *params, char *e
         /* Packing streams the whole file: one worker per physical core,
          * the size of the inference pool. */
         if (!(pool = bn_threadpool_new(bn_physical_cores()))) {
-            fail(err, errlen, "cannot start the loader's threads");
+            bn_set_err(err, errlen, "cannot start the loader's threads");
             goto fail;
         }
         if (pack_ternary(m, pool, err, errlen) != 0 ||
