@@ -1,4 +1,4 @@
-/* Internal to the aarch64 NEON variant: the pieces its two tables share
+/* Internal to the aarch64 NEON variants: the pieces their tables share
  * (activation quantization and f16 loops, neon_common.c). dispatch.c
  * chooses between the tables (kernels.h). */
 #ifndef BN_NEON_COMMON_H
@@ -21,6 +21,37 @@ float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 size_t bn_neon_head_q8_size(int K, int M);
 void bn_neon_head_q8_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst);
 void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y);
+
+/* The rest of a NEON variant's records (its f16 formats and the Q8 head,
+ * made here under prefix P) and its table NAME, given P's ternary record
+ * (P##_fmt_ternary, from BN_DEFINE_TERNARY_FORMAT in the variant's file):
+ * the four NEON tables differ only in the ternary kernels. */
+#define BN_NEON_TABLE(P, NAME, LABEL)                                                          \
+    BN_DEFINE_F16_FORMATS(P, bn_neon_f32_to_f16, bn_neon_gemv_f16, bn_neon_dot_f32_f16_fma16); \
+    BN_DEFINE_Q8_HEAD_FORMAT(P, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,             \
+                             bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);                    \
+    static const bn_kernels NAME = {                                                           \
+        .name = LABEL,                                                                         \
+        .quantize_act = bn_neon_quantize_act,                                                  \
+        .glue = &bn_glue_neon,                                                                 \
+        .f16_to_f32 = bn_neon_f16_to_f32,                                                      \
+        .f32_to_f16 = bn_neon_f32_to_f16,                                                      \
+        .dot_f16 = bn_neon_dot_f16,                                                            \
+        .gemv_f16 = bn_neon_gemv_f16,                                                          \
+        .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,                                        \
+        .fmt = {                                                                               \
+            [BN_FMT_TERNARY] = &P##_fmt_ternary,                                               \
+            [BN_FMT_F16] = &P##_fmt_f16,                                                       \
+            [BN_FMT_F16_TINYBLAS] = &P##_fmt_f16_tinyblas,                                     \
+            [BN_FMT_Q8_HEAD] = &P##_fmt_q8_head,                                               \
+            [BN_FMT_Q8_0] = &bn_fmt_q8_0,                                                      \
+            [BN_FMT_Q6_K] = &bn_fmt_q6_k,                                                      \
+            [BN_FMT_F32] = &bn_fmt_f32,                                                        \
+        },                                                                                     \
+        .attn_qk = bn_attn_qk_neon,                                                            \
+        .attn_softmax = bn_attn_softmax_neon,                                                  \
+        .attn_pv = bn_attn_pv_neon,                                                            \
+    }
 
 #endif
 #endif

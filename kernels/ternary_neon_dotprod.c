@@ -156,30 +156,7 @@ static void dp_gemv(const void *packed, int K, int M, const void *prep,
 
 BN_DEFINE_TERNARY_FORMAT(neon_dp, "i2s-neon-sdot", ROWS, dp_packed_size, dp_repack,
                          dp_act_prep_size, dp_act_prep, dp_gemv, dp_gemm);
-BN_DEFINE_F16_FORMATS(neon_dp, bn_neon_f32_to_f16, bn_neon_gemv_f16, bn_neon_dot_f32_f16_fma16);
-BN_DEFINE_Q8_HEAD_FORMAT(neon_dp, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,
-                         bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);
-
-static const bn_kernels neon_dotprod_kernels = {
-    .name = "neon",
-    .quantize_act = bn_neon_quantize_act,
-    .glue = &bn_glue_neon,
-    .f16_to_f32 = bn_neon_f16_to_f32,
-    .f32_to_f16 = bn_neon_f32_to_f16,
-    .dot_f16 = bn_neon_dot_f16,
-    .gemv_f16 = bn_neon_gemv_f16,
-    .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,
-    .fmt = {
-        [BN_FMT_TERNARY] = &neon_dp_fmt_ternary,
-        [BN_FMT_F16] = &neon_dp_fmt_f16,
-        [BN_FMT_F16_TINYBLAS] = &neon_dp_fmt_f16_tinyblas,
-        [BN_FMT_Q8_HEAD] = &neon_dp_fmt_q8_head,
-        [BN_FMT_Q8_0] = &bn_fmt_q8_0, [BN_FMT_Q6_K] = &bn_fmt_q6_k, [BN_FMT_F32] = &bn_fmt_f32,
-    },
-    .attn_qk = bn_attn_qk_neon,
-    .attn_softmax = bn_attn_softmax_neon,
-    .attn_pv = bn_attn_pv_neon,
-};
+BN_NEON_TABLE(neon_dp, neon_dotprod_kernels, "neon");
 
 /* dispatch.c hands this out only where the CPU has the dot-product
  * instructions (HWCAP ASIMDDP). */
