@@ -568,6 +568,10 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
                 pthread_mutex_lock(&job.mu);
                 if (!ok) job.cancelled = 1;
             }
+            /* The client is gone: skip the text, or wait_news would return at
+             * once forever, holding job.mu, which the scheduler's driver (one
+             * thread for every slot) needs to end the job. */
+            if (!ok) sent = vis;
             if (done) break;
         }
         pthread_mutex_unlock(&job.mu);
