@@ -1,4 +1,4 @@
-/* The kernel bench (tools/lib/bench_kernels.c) on a small problem: every
+/* The kernel bench (src/bench_kernels.c) on a small problem: every
  * table it promises (one per weight format), every variant named in a
  * column header once, numbers in every cell, and its errors for a bad
  * variant list or thread count. */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "bench_kernels.h"
+#include "bitnet.h"
 #include "kernels.h"
 
 /* The bench's output for o, as a string (caller frees). */

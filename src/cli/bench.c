@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_kernels.h"
 #include "cli.h"
 
 typedef struct bench_result {
@@ -184,7 +183,7 @@ static void print_json(const char *model, const bn_model_desc *d, const bench_re
     printf("]\n");
 }
 
-/* `bench --kernels`: the ternary kernels alone (tools/lib/bench_kernels.c). */
+/* `bench --kernels`: the ternary kernels alone (src/bench_kernels.c). */
 static int bench_kernels(const bn_cli_opts *o) {
     if (o->model || o->bench_p.n || o->bench_n.n || o->bench_d.n || o->json)
         return bn_err("bench --kernels takes only -t, -r and --variants");

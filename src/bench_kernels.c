@@ -3,7 +3,7 @@
  * "avx2" and "avx2-mad", share a column and are measured once); a row per
  * (shape, case, threads). Threads split weight rows in multiples of the
  * format's tile_rows, as the forward pass does. */
-#include "bench_kernels.h"
+#include "bitnet.h"
 
 #include <stdint.h>
 #include <stdlib.h>
