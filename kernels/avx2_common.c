@@ -58,8 +58,11 @@ void bn_avx2_f32_to_f16(const float *src, uint16_t *dst, int n) {
 /* The product of two f16 values is exact in float (11+11 significant bits),
  * so fmadd equals multiply-then-add. The summation order is the reference's
  * (ternary_ref.c, bitnet.cpp's AVX-512 order) with each 16-lane accumulator
- * held as two ymm (lanes 0-7, 8-15), so the result equals ref bit for bit. */
-float bn_avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+ * held as two ymm (lanes 0-7, 8-15), so the result equals ref bit for bit.
+ * dot_f16_head sums the whole chunks of 64 down to one float and returns
+ * where the tail starts; the tail is added in double, one product at a
+ * time, in order. */
+static float dot_f16_head(const uint16_t *a, const uint16_t *b, int n, int *tail) {
     __m256 lo0 = _mm256_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
     __m256 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0;
     int i = 0;
@@ -80,19 +83,68 @@ float bn_avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     __m256 v8 = _mm256_add_ps(vlo, vhi);
     __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
     __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
-    double sum = (double)_mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
-    /* The tail in double one product at a time, in order, as the reference;
-     * only the conversions and the exact products are vectorised (as in
+    *tail = i;
+    return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+}
+
+/* The product a[i]·b[i] of 8 consecutive elements (exact in float). */
+static inline __m256 mul8_f16(const uint16_t *a, const uint16_t *b) {
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)a)),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)));
+}
+
+float bn_avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+    int i;
+    double sum = (double)dot_f16_head(a, b, n, &i);
+    /* Only the conversions and the exact products are vectorised (as in
      * avx512_common.c: attention's P·V dots often have a 32-element tail). */
     float prod[8];
     for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(prod, _mm256_mul_ps(
-            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))),
-            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)))));
+        _mm256_storeu_ps(prod, mul8_f16(a + i, b + i));
         for (int l = 0; l < 8; l++) sum += (double)prod[l];
     }
     for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
     return (float)sum;
+}
+
+/* Four rows' tails at once: the double sums of rows r0..r3 as the lanes of
+ * one vector, each gaining its row's products one at a time in order (the
+ * same additions as bn_avx2_dot_f16, four independent chains in a vector
+ * instead of four chains one after another: a 32-element tail, as head_dim
+ * 96 leaves, is 32 dependent additions). */
+static __m256d tails4_f16(const uint16_t *W, size_t K, const uint16_t *x, int i, int n, __m256d sum) {
+    for (; i + 8 <= n; i += 8) {
+        __m256 p0 = mul8_f16(W + i, x + i), p1 = mul8_f16(W + K + i, x + i);
+        __m256 p2 = mul8_f16(W + 2 * K + i, x + i), p3 = mul8_f16(W + 3 * K + i, x + i);
+        /* Transpose: t[l] = (p0[l], p1[l], p2[l], p3[l]), l = 0..7. */
+        __m256 u0 = _mm256_unpacklo_ps(p0, p1), u1 = _mm256_unpackhi_ps(p0, p1);
+        __m256 u2 = _mm256_unpacklo_ps(p2, p3), u3 = _mm256_unpackhi_ps(p2, p3);
+        __m256 t0 = _mm256_shuffle_ps(u0, u2, 0x44), t1 = _mm256_shuffle_ps(u0, u2, 0xee);
+        __m256 t2 = _mm256_shuffle_ps(u1, u3, 0x44), t3 = _mm256_shuffle_ps(u1, u3, 0xee);
+        const __m256 t[4] = {t0, t1, t2, t3};
+        for (int l = 0; l < 4; l++) sum = _mm256_add_pd(sum, _mm256_cvtps_pd(_mm256_castps256_ps128(t[l])));
+        for (int l = 0; l < 4; l++) sum = _mm256_add_pd(sum, _mm256_cvtps_pd(_mm256_extractf128_ps(t[l], 1)));
+    }
+    double s[4];
+    _mm256_storeu_pd(s, sum);
+    for (; i < n; i++)
+        for (int r = 0; r < 4; r++)
+            s[r] += (double)(bn_f16_to_f32(W[(size_t)r * K + i]) * bn_f16_to_f32(x[i]));
+    return _mm256_loadu_pd(s);
+}
+
+void bn_avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    int m = m0;
+    if (K % 64 != 0)    /* a tail: rows four at a time */
+        for (; m + 4 <= m1; m += 4) {
+            const uint16_t *w = W + (size_t)m * (size_t)K;
+            double h[4];
+            int i = 0;
+            for (int r = 0; r < 4; r++) h[r] = (double)dot_f16_head(w + (size_t)r * K, x, K, &i);
+            __m256d sum = tails4_f16(w, (size_t)K, x, i, K, _mm256_loadu_pd(h));
+            _mm_storeu_ps(y + (m - m0), _mm256_cvtpd_ps(sum));
+        }
+    for (; m < m1; m++) y[m - m0] = bn_avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
 /* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused
@@ -121,10 +173,6 @@ float bn_avx2_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
     __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
     __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
     return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
-}
-
-void bn_avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
-    for (int m = m0; m < m1; m++) y[m - m0] = bn_avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
 #endif

@@ -96,7 +96,9 @@ static inline void f16x16_mac(float32x4_t acc[4], const uint16_t *a, const uint1
     }
 }
 
-float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+/* The whole chunks of 64 summed down to one float; *tail = where the tail
+ * starts (added in double, one product at a time, in order). */
+static float dot_f16_head(const uint16_t *a, const uint16_t *b, int n, int *tail) {
     float32x4_t acc[4][4];
     for (int r = 0; r < 4; r++)
         for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0.0f);
@@ -109,21 +111,74 @@ float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     float32x4_t w = vaddq_f32(vaddq_f32(v[0], v[2]), vaddq_f32(v[1], v[3]));
     /* lanes l + l+8 above; now l + l+4 is w itself (one vector of 4). */
     float32x4_t x = vaddq_f32(w, vextq_f32(w, w, 2));   /* l + l+2 */
-    double sum = (double)(vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1));
-    /* The tail in double one product at a time, in order; only the
-     * conversions and the exact products are vectorised (attention's P·V
-     * dots often have a 32-element tail). */
-    int i = n64;
+    *tail = n64;
+    return vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1);
+}
+
+/* a[i]·b[i] of 8 consecutive elements (exact in float), as two vectors. */
+static inline void mul8_f16(const uint16_t *a, const uint16_t *b, float32x4_t p[2]) {
+    float16x8_t va = vreinterpretq_f16_u16(vld1q_u16(a));
+    float16x8_t vb = vreinterpretq_f16_u16(vld1q_u16(b));
+    p[0] = vmulq_f32(vcvt_f32_f16(vget_low_f16(va)), vcvt_f32_f16(vget_low_f16(vb)));
+    p[1] = vmulq_f32(vcvt_high_f32_f16(va), vcvt_high_f32_f16(vb));
+}
+
+float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
+    int i;
+    double sum = (double)dot_f16_head(a, b, n, &i);
+    /* Only the conversions and the exact products are vectorised
+     * (attention's P·V dots often have a 32-element tail). */
     float prod[8];
     for (; i + 8 <= n; i += 8) {
-        float16x8_t va = vreinterpretq_f16_u16(vld1q_u16(a + i));
-        float16x8_t vb = vreinterpretq_f16_u16(vld1q_u16(b + i));
-        vst1q_f32(prod, vmulq_f32(vcvt_f32_f16(vget_low_f16(va)), vcvt_f32_f16(vget_low_f16(vb))));
-        vst1q_f32(prod + 4, vmulq_f32(vcvt_high_f32_f16(va), vcvt_high_f32_f16(vb)));
+        float32x4_t p[2];
+        mul8_f16(a + i, b + i, p);
+        vst1q_f32(prod, p[0]);
+        vst1q_f32(prod + 4, p[1]);
         for (int l = 0; l < 8; l++) sum += (double)prod[l];
     }
     for (; i < n; i++) sum += (double)(bn_f16_to_f32(a[i]) * bn_f16_to_f32(b[i]));
     return (float)sum;
+}
+
+/* Two rows' products p (row 0), q (row 1) of 4 elements added to the
+ * rows' double sums (lanes of s) one element at a time, in order. */
+static inline float64x2_t add_tail4(float64x2_t s, float32x4_t p, float32x4_t q) {
+    const float32x4_t z0 = vzip1q_f32(p, q), z1 = vzip2q_f32(p, q);   /* elements 0,1 | 2,3 */
+    s = vaddq_f64(s, vcvt_f64_f32(vget_low_f32(z0)));
+    s = vaddq_f64(s, vcvt_high_f64_f32(z0));
+    s = vaddq_f64(s, vcvt_f64_f32(vget_low_f32(z1)));
+    return vaddq_f64(s, vcvt_high_f64_f32(z1));
+}
+
+/* Rows four at a time when there is a tail (head_dim 96 leaves 32
+ * elements): the same additions as bn_neon_dot_f16 per row, in two
+ * independent vector chains instead of four chains one after another. */
+void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    int m = m0;
+    if (K % 64 != 0)
+        for (; m + 4 <= m1; m += 4) {
+            const uint16_t *w = W + (size_t)m * (size_t)K;
+            double h[4];
+            int i = 0;
+            for (int r = 0; r < 4; r++) h[r] = (double)dot_f16_head(w + (size_t)r * K, x, K, &i);
+            float64x2_t s01 = vld1q_f64(h), s23 = vld1q_f64(h + 2);
+            for (; i + 8 <= K; i += 8) {
+                float32x4_t p[4][2];
+                for (int r = 0; r < 4; r++) mul8_f16(w + (size_t)r * K + i, x + i, p[r]);
+                for (int hf = 0; hf < 2; hf++) {
+                    s01 = add_tail4(s01, p[0][hf], p[1][hf]);
+                    s23 = add_tail4(s23, p[2][hf], p[3][hf]);
+                }
+            }
+            vst1q_f64(h, s01);
+            vst1q_f64(h + 2, s23);
+            for (int r = 0; r < 4; r++) {
+                for (int j = i; j < K; j++)
+                    h[r] += (double)(bn_f16_to_f32(w[(size_t)r * K + j]) * bn_f16_to_f32(x[j]));
+                y[m - m0 + r] = (float)h[r];
+            }
+        }
+    for (; m < m1; m++) y[m - m0] = bn_neon_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
 /* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused
@@ -154,12 +209,6 @@ float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n) {
     float32x4_t w = vaddq_f32(vaddq_f32(acc[0], acc[2]), vaddq_f32(acc[1], acc[3]));
     float32x4_t x = vaddq_f32(w, vextq_f32(w, w, 2));   /* l + l+2 */
     return vgetq_lane_f32(x, 0) + vgetq_lane_f32(x, 1);
-}
-
-/* The LM head, one row at a time in dot_f16's order (the default head is the
- * Q8 one; this path exists for --head f16 parity). */
-void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
-    for (int m = m0; m < m1; m++) y[m - m0] = bn_neon_dot_f16(W + (size_t)m * (size_t)K, x, K);
 }
 
 /* ---- Q8 LM head ------------------------------------------------------------- */

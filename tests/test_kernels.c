@@ -166,6 +166,10 @@ static void test_random_shapes(void **state) {
     check_case(384, 33, 131, W_RANDOM, A_MIN);
     check_case(2560, 64, 17, W_RANDOM, A_RANDOM);
     check_case(6912, 40, 5, W_RANDOM, A_RANDOM);
+    /* More tokens than one L2 block of activations holds at this K (the
+     * x86 gemms' token blocks), and chunks of K that end mid-row. */
+    check_case(8192, 21, 70, W_RANDOM, A_MIN);
+    check_case(2688, 9, 130, W_RANDOM, A_RANDOM);
 }
 
 /* ---- f16 ------------------------------------------------------------------- */
@@ -268,13 +272,14 @@ static void test_f32_to_f16_random(void **state) {
  * sum (computed in double, exact for these magnitudes) with this bound. */
 static void test_dot_f16(void **state) {
     (void)state;
-    const int lens[] = {1, 7, 8, 31, 32, 33, 63, 64, 65, 100, 128, 2560, 6912, 6913};
+    const int lens[] = {1, 7, 8, 31, 32, 33, 63, 64, 65, 96, 100, 128, 2560, 6912, 6913};
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
-        const int n = lens[li], M = 5;
+        /* gemv takes rows 1..M-1: blocks of several rows and a remainder */
+        const int n = lens[li], M = 12;
         uint16_t *a = malloc(sizeof(uint16_t) * n * M), *b = malloc(sizeof(uint16_t) * n);
         for (int i = 0; i < n * M; i++) a[i] = bn_f32_to_f16(((int)(rnd() % 20001) - 10000) / 1000.0f);
         for (int i = 0; i < n; i++) b[i] = bn_f32_to_f16(((int)(rnd() % 20001) - 10000) / 3000.0f);
-        float y[5];
+        float y[12];
         for (int v = 0; v < n_all; v++) {
             const bn_kernels *k = all[v];
             k->gemv_f16(a, n, b, 1, M, y);
