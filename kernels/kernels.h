@@ -255,6 +255,8 @@ extern const bn_format_traits bn_fmt_q8_0, bn_fmt_q6_k, bn_fmt_f32;
 /* The records' dot products in AVX2 (format_ggml_avx2.c; x86 builds
  * only), the same bits, and the activation halves they share. */
 extern const bn_format_traits bn_fmt_q8_0_avx2, bn_fmt_q6_k_avx2, bn_fmt_f32_avx2;
+/* The same in NEON (format_ggml_neon.c; aarch64 builds only). */
+extern const bn_format_traits bn_fmt_q8_0_neon, bn_fmt_q6_k_neon, bn_fmt_f32_neon;
 size_t bn_q8_0_act_size(int K);
 void bn_q8_0_act_prep(const void *x, int K, void *act);
 size_t bn_q6_k_act_size(int K);

@@ -44,9 +44,9 @@ void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1,
             [BN_FMT_F16] = &P##_fmt_f16,                                                       \
             [BN_FMT_F16_TINYBLAS] = &P##_fmt_f16_tinyblas,                                     \
             [BN_FMT_Q8_HEAD] = &P##_fmt_q8_head,                                               \
-            [BN_FMT_Q8_0] = &bn_fmt_q8_0,                                                      \
-            [BN_FMT_Q6_K] = &bn_fmt_q6_k,                                                      \
-            [BN_FMT_F32] = &bn_fmt_f32,                                                        \
+            [BN_FMT_Q8_0] = &bn_fmt_q8_0_neon,                                                 \
+            [BN_FMT_Q6_K] = &bn_fmt_q6_k_neon,                                                 \
+            [BN_FMT_F32] = &bn_fmt_f32_neon,                                                   \
         },                                                                                     \
         .attn_qk = bn_attn_qk_neon,                                                            \
         .attn_softmax = bn_attn_softmax_neon,                                                  \
