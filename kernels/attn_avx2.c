@@ -5,6 +5,7 @@
  * 4 query rows x 2 keys, P·V 4 rows x 2 dims (8 accumulators), so every
  * loaded K or V vector serves 4 rows. */
 #include "kernels.h"
+#include "x86_common.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -93,25 +94,6 @@ void bn_attn_qk_avx2(const float *q, size_t ldq, int nq, const uint16_t *k, int 
 
 /* ---- softmax -------------------------------------------------------------------- */
 
-/* bn_attn_exp (attn_ref.c) on eight lanes: the same float steps. */
-INLINE __m256 exp8(__m256 x) {
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269502f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f))),
-                                   _mm256_mul_ps(n, _mm256_set1_ps(-2.12194442e-4f)));
-    __m256 p = _mm256_set1_ps(0.000198412701f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.00138888892f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.00833333377f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.0416666679f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.166666672f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    return _mm256_and_ps(y, _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
-}
-
 void bn_attn_softmax_avx2(float *s, int n, int n_pad, float scale) {
     const __m256 vscale = _mm256_set1_ps(scale);
     __m256 vmax = _mm256_set1_ps(-INFINITY);
@@ -132,7 +114,7 @@ void bn_attn_softmax_avx2(float *s, int n, int n_pad, float scale) {
     const __m256 vm = _mm256_set1_ps(m);
     __m256d lo = _mm256_setzero_pd(), hi = lo;      /* lanes 0-3, 4-7 */
     for (t = 0; t + 8 <= n; t += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), vm));
+        __m256 e = bn_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), vm));
         _mm256_storeu_ps(s + t, e);
         lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));

@@ -4,6 +4,7 @@
  * so vfmaq gives the reference's multiply-then-add. Register blocks of 4
  * rows x 2 keys (scores) and 4 rows x 2 dims (P·V), as on AVX2. */
 #include "kernels.h"
+#include "neon_common.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -91,26 +92,6 @@ void bn_attn_qk_neon(const float *q, size_t ldq, int nq, const uint16_t *k, int 
 
 /* ---- softmax -------------------------------------------------------------------- */
 
-/* bn_attn_exp (attn_ref.c) on four lanes: the same float steps; vrndnq
- * rounds to nearest even like rintf in the default mode. */
-INLINE float32x4_t exp4(float32x4_t x) {
-    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269502f)));
-    const float32x4_t r = vsubq_f32(vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(0.693359375f))),
-                                    vmulq_f32(n, vdupq_n_f32(-2.12194442e-4f)));
-    float32x4_t p = vdupq_n_f32(0.000198412701f);
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.00138888892f));
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.00833333377f));
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.0416666679f));
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.166666672f));
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.5f));
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
-    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
-    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-    const float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
-    const uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(-87.0f));
-    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y), keep));
-}
-
 INLINE float32x4_t round_f16(float32x4_t x) {
     return vcvt_f32_f16(vcvt_f16_f32(x));
 }
@@ -133,8 +114,8 @@ void bn_attn_softmax_neon(float *s, int n, int n_pad, float scale) {
     const float32x4_t vm = vdupq_n_f32(m);
     float64x2_t d[4] = {vdupq_n_f64(0.0), vdupq_n_f64(0.0), vdupq_n_f64(0.0), vdupq_n_f64(0.0)};
     for (t = 0; t + 8 <= n; t += 8) {
-        float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(s + t), vm));
-        float32x4_t e1 = exp4(vsubq_f32(vld1q_f32(s + t + 4), vm));
+        float32x4_t e0 = bn_exp4(vsubq_f32(vld1q_f32(s + t), vm));
+        float32x4_t e1 = bn_exp4(vsubq_f32(vld1q_f32(s + t + 4), vm));
         vst1q_f32(s + t, e0);
         vst1q_f32(s + t + 4, e1);
         d[0] = vaddq_f64(d[0], vcvt_f64_f32(vget_low_f32(e0)));    /* lanes 0, 1 */

@@ -171,6 +171,29 @@ static void avx2_relu2_glu(const int32_t *dg, const int32_t *du, int n, float ac
     }
 }
 
+/* ---- SiLU product (glue_ref.c, bn_silu_exp) --------------------------------- */
+
+static void avx2_silu_glu(const int32_t *dg, const int32_t *du, int n, float act_scale, float gs,
+                          float us, float *out) {
+    const __m256 vas = _mm256_set1_ps(act_scale), vgs = _mm256_set1_ps(gs);
+    const __m256 vus = _mm256_set1_ps(us), one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), lim = _mm256_set1_ps(88.0f);
+    int m = 0;
+    for (; m + 8 <= n; m += 8) {
+        __m256 g = epilogue8(dg + m, vas, vgs);
+        __m256 u = epilogue8(du + m, vas, vus);
+        /* min(-g, 88): minps returns its second operand when they are
+         * equal or unordered, as `x < 88 ? x : 88` does */
+        __m256 e = bn_exp8(_mm256_min_ps(_mm256_xor_ps(g, sign), lim));
+        _mm256_storeu_ps(out + m, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u));
+    }
+    for (; m < n; m++) {
+        float g = bn_ternary_epilogue(dg[m], act_scale, gs);
+        float u = bn_ternary_epilogue(du[m], act_scale, us);
+        out[m] = (g / (1.0f + bn_silu_exp(g))) * u;
+    }
+}
+
 const bn_glue_kernels bn_glue_avx2 = {
     .name = "avx2",
     .sum_squares = avx2_sum_squares,
@@ -178,6 +201,7 @@ const bn_glue_kernels bn_glue_avx2 = {
     .epilogue = avx2_epilogue,
     .epilogue_add = avx2_epilogue_add,
     .relu2_glu = avx2_relu2_glu,
+    .silu_glu = avx2_silu_glu,
 };
 
 #endif

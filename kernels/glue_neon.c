@@ -166,6 +166,27 @@ static void neon_relu2_glu(const int32_t *dg, const int32_t *du, int n, float ac
     }
 }
 
+/* ---- SiLU product (glue_ref.c, bn_silu_exp) --------------------------------- */
+
+static void neon_silu_glu(const int32_t *dg, const int32_t *du, int n, float act_scale,
+                          float gs, float us, float *out) {
+    const float32x4_t vas = vdupq_n_f32(act_scale), vgs = vdupq_n_f32(gs);
+    const float32x4_t vus = vdupq_n_f32(us), one = vdupq_n_f32(1.0f), lim = vdupq_n_f32(88.0f);
+    int m = 0;
+    for (; m + 4 <= n; m += 4) {
+        float32x4_t g = epilogue4(dg + m, vas, vgs);
+        float32x4_t u = epilogue4(du + m, vas, vus);
+        float32x4_t x = vnegq_f32(g);
+        float32x4_t e = bn_exp4(vbslq_f32(vcltq_f32(x, lim), x, lim));   /* x < 88 ? x : 88 */
+        vst1q_f32(out + m, vmulq_f32(vdivq_f32(g, vaddq_f32(one, e)), u));
+    }
+    for (; m < n; m++) {
+        float g = bn_ternary_epilogue(dg[m], act_scale, gs);
+        float u = bn_ternary_epilogue(du[m], act_scale, us);
+        out[m] = (g / (1.0f + bn_silu_exp(g))) * u;
+    }
+}
+
 const bn_glue_kernels bn_glue_neon = {
     .name = "neon",
     .sum_squares = neon_sum_squares,
@@ -173,6 +194,7 @@ const bn_glue_kernels bn_glue_neon = {
     .epilogue = neon_epilogue,
     .epilogue_add = neon_epilogue_add,
     .relu2_glu = neon_relu2_glu,
+    .silu_glu = neon_silu_glu,
 };
 
 #endif

@@ -76,6 +76,25 @@ static void ref_relu2_glu(const int32_t *dg, const int32_t *du, int n, float act
     }
 }
 
+/* docs/NUMERICS.md, FFN activations: exp(-g) through bn_attn_exp, whose
+ * float steps the SIMD variants repeat lane by lane (libm's expf differs
+ * between C libraries and has no vector form). -g is clamped to 88, where
+ * exp is still finite (1.65e38): for g < -88 SiLU(g) is below 1e-36 in
+ * magnitude either way; bn_attn_exp gives 0 below -87 (SiLU(g) = g). */
+float bn_silu_exp(float g) {
+    float x = -g;
+    return bn_attn_exp(x < 88.0f ? x : 88.0f);
+}
+
+static void ref_silu_glu(const int32_t *dg, const int32_t *du, int n, float act_scale,
+                         float gs, float us, float *out) {
+    for (int m = 0; m < n; m++) {
+        float g = bn_ternary_epilogue(dg[m], act_scale, gs);
+        float u = bn_ternary_epilogue(du[m], act_scale, us);
+        out[m] = (g / (1.0f + bn_silu_exp(g))) * u;
+    }
+}
+
 const bn_glue_kernels bn_glue_ref = {
     .name = "ref",
     .sum_squares = ref_sum_squares,
@@ -83,4 +102,5 @@ const bn_glue_kernels bn_glue_ref = {
     .epilogue = ref_epilogue,
     .epilogue_add = ref_epilogue_add,
     .relu2_glu = ref_relu2_glu,
+    .silu_glu = ref_silu_glu,
 };

@@ -111,6 +111,11 @@ typedef struct bn_glue_kernels {
      * gs, us) and r = (g + |g|) * 0.5f, relu(g) without a branch. */
     void (*relu2_glu)(const int32_t *dg, const int32_t *du, int n, float act_scale, float gs,
                       float us, float *out);
+    /* out[m] = (g / (1 + e)) * u with g, u as above and e = bn_silu_exp(g)
+     * (glue_ref.c): SiLU(g) times up, one exp of our own so that every
+     * variant gives the same bits. */
+    void (*silu_glu)(const int32_t *dg, const int32_t *du, int n, float act_scale, float gs,
+                     float us, float *out);
 } bn_glue_kernels;
 
 typedef struct bn_kernels {
@@ -277,6 +282,8 @@ void bn_attn_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const ui
  * degree-7 Taylor polynomial of exp(r) by Horner (a multiply, then an add,
  * each rounded), times 2^n. Within 2 ulp of exp(x). */
 float bn_attn_exp(float x);
+/* exp(-g) for SiLU: bn_attn_exp(min(-g, 88)) (glue_ref.c). */
+float bn_silu_exp(float g);
 /* The AVX2 attention kernels (attn_avx2.c; AVX2 and AVX-512 tables). */
 void bn_attn_qk_avx2(const float *q, size_t ldq, int nq, const uint16_t *k, int nk, int hd,
                      float *s, size_t lds);

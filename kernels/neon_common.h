@@ -7,6 +7,27 @@
 #include "format_records.h"
 
 #if defined(__aarch64__)
+#include <arm_neon.h>
+
+/* bn_attn_exp (attn_ref.c) on four lanes: the same float steps; vrndnq
+ * rounds to nearest even like rintf in the default mode. */
+static inline float32x4_t bn_exp4(float32x4_t x) {
+    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269502f)));
+    const float32x4_t r = vsubq_f32(vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(0.693359375f))),
+                                    vmulq_f32(n, vdupq_n_f32(-2.12194442e-4f)));
+    float32x4_t p = vdupq_n_f32(0.000198412701f);
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.00138888892f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.00833333377f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.0416666679f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.166666672f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.5f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    const float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    const uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(-87.0f));
+    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y), keep));
+}
 
 float bn_neon_quantize_act(const float *x, int K, int8_t *q, int32_t *sum);
 

@@ -221,19 +221,6 @@ static void task_attn_out(void *arg, int ith, int nth) {
     bitlinear(s, &s->c->model->layers[s->layer].proj[BN_PROJ_O], s->c->x, 1, ith, nth);
 }
 
-/* out[m] = silu(g) * u, silu(g) = g / (1 + exp(-g)) in float, for m < n
- * (docs/NUMERICS.md, FFN activations; the ReLU² product is the glue
- * table's relu2_glu). expf is libm's, so this stays plain C in every
- * variant. */
-static void silu_product(const int32_t *dg, const int32_t *du, int n, float as, float gs,
-                         float us, float *out) {
-    for (int m = 0; m < n; m++) {
-        float g = bn_ternary_epilogue(dg[m], as, gs);
-        float u = bn_ternary_epilogue(du[m], as, us);
-        out[m] = (g / (1.0f + expf(-g))) * u;
-    }
-}
-
 /* Either product where gate or up has a scale or a bias. */
 static void glu_product_post(const bn_ternary *wg, const bn_ternary *wu, int relu2,
                              const int32_t *dg, const int32_t *du, float *out, int m0, int m1,
@@ -245,7 +232,7 @@ static void glu_product_post(const bn_ternary *wg, const bn_ternary *wu, int rel
             float r = (g + fabsf(g)) * 0.5f;
             out[m] = (r * r) * u;
         } else {
-            out[m] = (g / (1.0f + expf(-g))) * u;
+            out[m] = (g / (1.0f + bn_silu_exp(g))) * u;
         }
     }
 }
@@ -257,7 +244,7 @@ static void task_gate_up(void *arg, int ith, int nth) {
     const bn_layer *L = &c->model->layers[s->layer];
     const bn_ternary *wg = &L->proj[BN_PROJ_GATE], *wu = &L->proj[BN_PROJ_UP];
     void (*product)(const int32_t *, const int32_t *, int, float, float, float, float *) =
-        c->model->arch->ffn_act == BN_FFN_RELU2 ? glue(c)->relu2_glu : silu_product;
+        c->model->arch->ffn_act == BN_FFN_RELU2 ? glue(c)->relu2_glu : glue(c)->silu_glu;
     int F = c->hp.n_ff, m0, m1;
     split_rows(F, ternary(c)->tile_rows, ith, nth, &m0, &m1);
     int tile = row_tile(c, s->n, m0, m1);

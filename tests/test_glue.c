@@ -155,7 +155,7 @@ static void test_norm_quantize_act(void **state) {
     }
 }
 
-/* ---- epilogues and the ReLU² product -------------------------------------------- */
+/* ---- epilogues and the ReLU² and SiLU products -------------------------------------------- */
 
 static void test_epilogues(void **state) {
     (void)state;
@@ -179,7 +179,7 @@ static void test_epilogues(void **state) {
             int n = lengths[li];
             for (int v = 0; v < nk; v++) {
                 const bn_glue_kernels *g = ks[v]->glue;
-                for (int op = 0; op < 3; op++) {
+                for (int op = 0; op < 4; op++) {
                     for (int m = 0; m < n; m++) {
                         volatile float e = (float)dg[m] / as;
                         float eg = e * gs;
@@ -192,12 +192,19 @@ static void test_epilogues(void **state) {
                             volatile float rr = r * r;
                             want[m] = rr * eu;
                         }
+                        if (op == 3) {
+                            volatile float f = (float)du[m] / as;
+                            float eu = f * us;
+                            volatile float sg = eg / (1.0f + bn_silu_exp(eg));
+                            want[m] = sg * eu;
+                        }
                     }
                     memcpy(got, y0, sizeof *got * n);
                     for (int m = n; m < n + 8; m++) got[m] = 42.0f;
                     if (op == 0) g->epilogue(dg, n, as, gs, got);
                     if (op == 1) g->epilogue_add(dg, n, as, gs, got);
                     if (op == 2) g->relu2_glu(dg, du, n, as, gs, us, got);
+                    if (op == 3) g->silu_glu(dg, du, n, as, gs, us, got);
                     for (int m = 0; m < n; m++)
                         if (!same(got[m], want[m]))
                             fail_msg("%s op %d n=%d [%d]: %a != %a", ks[v]->name, op, n, m,
@@ -215,6 +222,24 @@ static void test_epilogues(void **state) {
     free(got);
 }
 
+/* bn_silu_exp(g) against exp(-g) in double: a few ulp over the range where
+ * exp(-g) is a normal float; clamped to exp(88) above, 0 below -87. */
+static void test_silu_exp(void **state) {
+    (void)state;
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;   /* x = -g in [-87, 88] */
+        double want = exp((double)x), got = (double)bn_silu_exp(-x);
+        double rel = fabs(got - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    printf("  bn_silu_exp: worst relative error %.3g over [-87, 88]\n", worst);
+    assert_true(worst < 4.0 * 0x1p-24);
+    assert_true(bn_silu_exp(-1e6f) == bn_silu_exp(-88.0f) && isfinite(bn_silu_exp(-1e30f)));
+    assert_true(bn_silu_exp(100.0f) == 0.0f && bn_silu_exp(1e30f) == 0.0f);
+    assert_true(bn_silu_exp(0.0f) == 1.0f && bn_silu_exp(-0.0f) == 1.0f);
+}
+
 int main(void) {
     const bn_kernels *ks[16];
     int nk = bn_kernels_all(ks, 16);
@@ -223,6 +248,7 @@ int main(void) {
         cmocka_unit_test(test_sum_squares),
         cmocka_unit_test(test_norm_quantize_act),
         cmocka_unit_test(test_epilogues),
+        cmocka_unit_test(test_silu_exp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
