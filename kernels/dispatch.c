@@ -117,8 +117,14 @@ static const variant alternatives[] = {
      *     pp512 1.05 0.84 (1 thread), 1.03 0.82 (2 threads); after the
      *     gemm's asm adds, pp512 1 thread 0.88 0.83.
      * Decode is not reliably >= 1.08x faster and prompts are slower, so
-     * "avx2" stays multiply-add (and NEON keeps its tables: no timing
-     * there, qemu only checks the bits); --kernel avx2-tl / neon-tl /
+     * "avx2" stays multiply-add. NEON (no hardware here; qemu checks the
+     * bits, so the measure is instructions in the compiled decode loops,
+     * GCC 12 -O2): per weight "neon" with sdot 0.19 (48 per 4 rows x 64
+     * weights), "neon" without (I2_S lookup tables) 0.21 (54 per 256),
+     * "neon-tl" 0.27 (104 per 16 rows x 24 weights; 0.48 before its group
+     * loop was unrolled). t3 reads 0.83x the bytes but runs 1.3-1.4x the
+     * instructions, so it wins only where decode is memory-bound with room
+     * to spare; the NEON defaults stay. --kernel avx2-tl / neon-tl /
      * neon-tl-sdot select t3. */
     {"avx2-tl", bn_kernels_avx2_tl, CPU_AVX2},
     {"neon-tl", bn_kernels_neon_tl, CPU_NEON},

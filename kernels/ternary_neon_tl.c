@@ -32,6 +32,9 @@ static void tile_dots(const uint8_t *wt, int nc, const int8_t *tabs, int32_t out
                 __builtin_prefetch(wc + 4096 + 128);
                 const uint8x16_t S = vld1q_u8(wc + 128);
                 int8x16_t L = vdupq_n_s8(0), H = L;
+                /* unrolled: the sign masks and table offsets become constants
+                 * (rolled, each group rebuilt its mask with a shift and a dup) */
+#pragma GCC unroll 8
                 for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
                     const uint8x16_t x = vld1q_u8(wc + 32 * (j / 2));
                     const uint8x16_t idx = j % 2 ? vshrq_n_u8(x, 4) : vandq_u8(x, lo4);
