@@ -204,6 +204,10 @@ static inline void store_tile(__m512 acc, int r0, int m0, int m1, float *y) {
  * tokens GEMM_NT at a time; the first group prefetches the next tiles. */
 static void gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, int N, int m0, int m1,
                          float *y, int ldy) {
+    if (N == 1) {               /* decode: the gemv's two chains per block are faster */
+        gemv_head_q8(Wq, K, xq, m0, m1, y);
+        return;
+    }
     const uint8_t *w = Wq, *x = xq;
     const size_t tb = (size_t)HR * K / 16 * 17;
     for (int t = m0 / HR; t * HR < m1; t++) {
