@@ -204,11 +204,42 @@ static inline int block_bounds(const float *y, const float *norms, const bn_head
     return bad ? -1 : hit;
 }
 
-/* Candidates by upper bound, largest first; equal bounds by row. */
+/* Candidates by upper bound, largest first; equal bounds by row (a total
+ * order: rows differ, and no bound is NaN). */
+static int cand_before(const bn_head_cand *a, const bn_head_cand *b) {
+    return a->upper > b->upper || (a->upper == b->upper && a->row < b->row);
+}
+
 static int by_upper(const void *pa, const void *pb) {
     const bn_head_cand *a = pa, *b = pb;
-    if (a->upper != b->upper) return a->upper > b->upper ? -1 : 1;
-    return (a->row > b->row) - (a->row < b->row);
+    return cand_before(a, b) ? -1 : cand_before(b, a);
+}
+
+/* Hoare's selection (as kth_largest) of the t first, then a sort of those
+ * alone: the rescoring stops after a few hundred of a few thousand. */
+void bn_head_cand_order(bn_head_cand *a, int n, int t) {
+    if (t > n) t = n;
+    if (t <= 0) return;
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const bn_head_cand pivot = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cand_before(&a[i], &pivot)) i++;
+            while (cand_before(&pivot, &a[j])) j--;
+            if (i <= j) {
+                const bn_head_cand x = a[i];
+                a[i] = a[j];
+                a[j] = x;
+                i++;
+                j--;
+            }
+        }
+        if (t - 1 <= j) hi = j;
+        else if (t - 1 >= i) lo = i;
+        else break;
+    }
+    qsort(a, (size_t)t, sizeof *a, by_upper);
 }
 
 /* One pass: the heap keeps the k largest lower bounds so far, and a row is
@@ -245,7 +276,6 @@ int bn_head_exact_candidates(const float *y, const float *norms, int V, const bn
     int n = 0;
     for (int i = 0; i < n_cand; i++)
         if (cand[i].upper >= *tau) cand[n++] = cand[i];
-    qsort(cand, (size_t)n, sizeof *cand, by_upper);
     return n;
 }
 
@@ -321,12 +351,17 @@ static int rescore_selected(bn_context *c, float *logits) {
     if (n_cand < 0) return -1;
     rescore(c, 0, n_forced);
     float vk = -INFINITY;
-    for (int next = 0; next < n_cand;) {
+    /* cand[0..ordered) are in order; the rest is put in order as needed. */
+    for (int next = 0, ordered = 0; next < n_cand;) {
         const int done = hx->n_rows - n_forced;
-        if (done >= k && hx->cand[next].upper < vk) break;
         int take = done < k ? k - done : done < RESCORE_MAX ? done : RESCORE_MAX;
         if (take < RESCORE_MIN) take = RESCORE_MIN;
         if (take > n_cand - next) take = n_cand - next;
+        if (next + take > ordered) {
+            bn_head_cand_order(hx->cand + ordered, n_cand - ordered, next + take - ordered);
+            ordered = next + take;
+        }
+        if (done >= k && hx->cand[next].upper < vk) break;
         const int r0 = hx->n_rows;
         for (int i = 0; i < take; i++) hx->rows[hx->n_rows++] = hx->cand[next++].row;
         rescore(c, r0, hx->n_rows);

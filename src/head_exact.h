@@ -49,13 +49,16 @@ typedef struct bn_head_cand {
 
 /* The screen's candidates (docs/NUMERICS.md, Exact head): over the rows m
  * of y[0..V) with forced[m] == 0, tau = the k-th largest lower bound, and
- * the rows with upper bound >= tau, written to cand sorted by upper bound
- * (largest first, equal ones by row). heap: k floats of scratch. Returns
- * their count, or -1 when a logit is not finite or a bound is NaN (then
- * every row must be recomputed). Needs 1 <= k <= the rows not forced. */
+ * the rows with upper bound >= tau, written to cand in no particular
+ * order. heap: k floats of scratch. Returns their count, or -1 when a
+ * logit is not finite or a bound is NaN (then every row must be
+ * recomputed). Needs 1 <= k <= the rows not forced. */
 int bn_head_exact_candidates(const float *y, const float *norms, int V, const bn_head_token_norms *t,
                              const uint8_t *forced, int k, float *heap, bn_head_cand *cand,
                              float *tau);
+/* Puts the first t of a[0..n) by upper bound (largest first, equal ones by
+ * row) in that order at a[0..t); O(n + t log t). */
+void bn_head_cand_order(bn_head_cand *a, int n, int t);
 
 typedef struct bn_head_exact {
     /* What the next bn_decode must get exact: the largest top_k logits

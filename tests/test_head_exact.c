@@ -150,8 +150,8 @@ static int cand_before(float ua, int ra, float ub, int rb) {
 }
 
 /* bn_head_exact_candidates against a brute force: tau the k-th largest lo
- * of the rows not forced, the candidates those rows with up >= tau, by up
- * (largest first) then row. Logits and norms from a few values, so lower
+ * of the rows not forced, the candidates those rows with up >= tau, put by
+ * bn_head_cand_order by up (largest first) then row. Logits and norms from a few values, so lower
  * bounds tie at tau and upper bounds tie in the order; V around the block
  * of 16 and with tails. */
 static void check_candidates(int V, int k_kind, int n_values) {
@@ -160,10 +160,12 @@ static void check_candidates(int V, int k_kind, int n_values) {
     float *sorted = aalloc(sizeof(float) * V);
     uint8_t *forced = aalloc((size_t)V);
     bn_head_cand *cand = aalloc(sizeof(bn_head_cand) * V), *want = aalloc(sizeof(bn_head_cand) * V);
-    bn_head_token_norms t = {.fe = 0.5f, .fw = 0.25f, .f0 = 0x1p-100f};
+    /* f0 = 0 (smaller than any real one) makes a row with y = 0 and zero
+     * norms have lo = up = 0: upper bounds equal to tau. */
+    bn_head_token_norms t = {.fe = 0.5f, .fw = 0.25f, .f0 = n_values == 2 ? 0.0f : 0x1p-100f};
     int n_free = 0;
     for (int m = 0; m < V; m++) {
-        y[m] = (float)((int)(rnd() % (uint32_t)n_values) - n_values / 2) * 0.125f;
+        y[m] = (float)((int)(rnd() % (uint32_t)n_values) - n_values / 2) * 0.125f;    /* 0 among them */
         norms[2 * m] = (float)(rnd() % 3) * 0.0625f;
         norms[2 * m + 1] = (float)(rnd() % 2) * 0.125f;
         forced[m] = rnd() % 8 == 0;
@@ -193,6 +195,9 @@ static void check_candidates(int V, int k_kind, int n_values) {
     }
     float tau;
     const int got = bn_head_exact_candidates(y, norms, V, &t, forced, k, heap, cand, &tau);
+    /* in order in steps, as the rescoring asks for them */
+    for (int done = 0, step = 1; got > 0 && done < got; done += step, step = 2 * step + 1)
+        bn_head_cand_order(cand + done, got - done, step);
     if (got != n_want || tau != tau_want)
         fail_msg("V=%d k=%d: %d candidates, tau %a; want %d, %a", V, k, got, (double)tau, n_want, (double)tau_want);
     for (int i = 0; i < got; i++)
