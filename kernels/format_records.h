@@ -126,6 +126,15 @@ static inline size_t bn_round64(size_t n) {
  * xq + n·xstride, its row m at y[n·ldy + m - m0], each float bit for bit
  * the gemv's; without one, gemm calls the gemv per tile and token. */
 #define BN_DEFINE_Q8_HEAD_FORMAT(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                        \
+    static void P##_q8_gemv_tile(const void *W, int K, int M, const void *act, int m0, int m1, \
+                                 void *y) {                                                     \
+        (void)M;                                                                                \
+        GEMV(W, K, act, m0, m1, (float *)y);                                                    \
+    }                                                                                           \
+    static void P##_q8_gemm_by_tiles(const void *W, int K, const void *act, size_t xstride,    \
+                                     int N, int m0, int m1, float *y, int ldy) {                \
+        bn_gemm_by_row_tiles(P##_q8_gemv_tile, xstride, ROWS, W, K, 0, act, N, m0, m1, y, ldy); \
+    }                                                                                           \
     BN_Q8_HEAD_FORMAT_(static, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, P##_q8_gemm_by_tiles)
 #define BN_DEFINE_Q8_HEAD_FORMAT_GEMM(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)             \
     BN_Q8_HEAD_FORMAT_(static, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)
@@ -145,13 +154,6 @@ static inline size_t bn_round64(size_t n) {
                             void *y) {                                                          \
         (void)M;                                                                                \
         GEMV(W, K, act, m0, m1, (float *)y);                                                    \
-    }                                                                                           \
-    static inline void P##_q8_gemm_by_tiles(const void *W, int K, const void *act,             \
-                                            size_t xstride, int N, int m0, int m1, float *y,    \
-                                            int ldy) {                                          \
-        (void)xstride;                                                                          \
-        bn_gemm_by_row_tiles(P##_q8_gemv, P##_q8_act_size(K), ROWS, W, K, 0, act, N, m0, m1,  \
-                             y, ldy);                                                           \
     }                                                                                           \
     static void P##_q8_gemm(const void *W, int K, int M, const void *act, int N, int m0,       \
                             int m1, void *y, int ldy) {                                         \
