@@ -279,16 +279,6 @@ int bn_head_exact_candidates(const float *y, const float *norms, int V, const bn
     return n;
 }
 
-/* Rows whose loads are started ahead of the one being rescored: the rows
- * are scattered over the table, one row (5 KB for K = 2560) is too short
- * for the hardware prefetchers to get going, and read one line after the
- * other each line costs a memory latency. */
-enum { RESCORE_PREFETCH = 2 };
-
-static void prefetch_row(const char *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
-}
-
 /* Rescores hx->rows[r0..r1) on the pool. */
 static void task_rescore(void *arg, int ith, int nth) {
     bn_context *c = arg;
@@ -298,12 +288,7 @@ static void task_rescore(void *arg, int ith, int nth) {
     const int n = hx->r1 - hx->r0;
     const int i0 = hx->r0 + (int)((long long)n * ith / nth);
     const int i1 = hx->r0 + (int)((long long)n * (ith + 1) / nth);
-    const size_t row_bytes = (size_t)h->K * sizeof(uint16_t);
-    for (int i = i0; i < i0 + RESCORE_PREFETCH && i < i1; i++)
-        prefetch_row((const char *)h->W + (size_t)hx->rows[i] * row_bytes, row_bytes);
     for (int i = i0; i < i1; i++) {
-        if (i + RESCORE_PREFETCH < i1)
-            prefetch_row((const char *)h->W + (size_t)hx->rows[i + RESCORE_PREFETCH] * row_bytes, row_bytes);
         const int m = hx->rows[i];
         f16->gemv(h->W, h->K, h->M, hx->xh, m, m + 1, hx->logits + m);
     }
