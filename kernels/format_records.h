@@ -121,12 +121,26 @@ static inline size_t bn_round64(size_t n) {
 /* ---- the Q8 head ------------------------------------------------------------ */
 /* P##_fmt_q8_head from: size(K, M), quantize(W_f16, K, M, m0, m1, dst),
  * act_q8(x, K, xq), gemv(Wq, K, xq, m0, m1, y), tile height ROWS; DEFINE
- * and EXPORT as for the ternary records. */
+ * and EXPORT as for the ternary records. The _GEMM forms add a multi-token
+ * kernel gemm(Wq, K, xq, xstride, N, m0, m1, y, ldy): token n's input at
+ * xq + n·xstride, its row m at y[n·ldy + m - m0], each float bit for bit
+ * the gemv's; without one, gemm calls the gemv per tile and token. */
 #define BN_DEFINE_Q8_HEAD_FORMAT(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                        \
-    BN_Q8_HEAD_FORMAT_(static, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)
-#define BN_EXPORT_Q8_HEAD_FORMAT(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                        \
-    BN_Q8_HEAD_FORMAT_(, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)
-#define BN_Q8_HEAD_FORMAT_(LINKAGE, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV)                     \
+    static void P##_q8_gemv_tile(const void *W, int K, int M, const void *act, int m0, int m1, \
+                                 void *y) {                                                     \
+        (void)M;                                                                                \
+        GEMV(W, K, act, m0, m1, (float *)y);                                                    \
+    }                                                                                           \
+    static void P##_q8_gemm_by_tiles(const void *W, int K, const void *act, size_t xstride,    \
+                                     int N, int m0, int m1, float *y, int ldy) {                \
+        bn_gemm_by_row_tiles(P##_q8_gemv_tile, xstride, ROWS, W, K, 0, act, N, m0, m1, y, ldy); \
+    }                                                                                           \
+    BN_Q8_HEAD_FORMAT_(static, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, P##_q8_gemm_by_tiles)
+#define BN_DEFINE_Q8_HEAD_FORMAT_GEMM(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)             \
+    BN_Q8_HEAD_FORMAT_(static, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)
+#define BN_EXPORT_Q8_HEAD_FORMAT_GEMM(P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)             \
+    BN_Q8_HEAD_FORMAT_(, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)
+#define BN_Q8_HEAD_FORMAT_(LINKAGE, P, ROWS, SIZE, QUANTIZE, ACT_Q8, GEMV, GEMM)               \
     static size_t P##_q8_act_size(int K) {                                                     \
         return bn_round64(bn_act_q8_size(K));                                                   \
     }                                                                                           \
@@ -143,8 +157,8 @@ static inline size_t bn_round64(size_t n) {
     }                                                                                           \
     static void P##_q8_gemm(const void *W, int K, int M, const void *act, int N, int m0,       \
                             int m1, void *y, int ldy) {                                         \
-        bn_gemm_by_row_tiles(P##_q8_gemv, P##_q8_act_size(K), ROWS, W, K, M, act, N, m0, m1,  \
-                             y, ldy);                                                           \
+        (void)M;                                                                                \
+        GEMM(W, K, act, P##_q8_act_size(K), N, m0, m1, (float *)y, ldy);                        \
     }                                                                                           \
     LINKAGE const bn_format_traits P##_fmt_q8_head = {                                         \
         .name = "q8-head", .out_int32 = 0, .tile_rows = ROWS,                                   \

@@ -146,6 +146,92 @@ static void gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, 
     }
 }
 
-BN_EXPORT_Q8_HEAD_FORMAT(bn_avx2, HR, head_size, head_quantize, act_q8_quantize, gemv_head_q8);
+/* Several tokens against one tile: each weight vector is loaded and its
+ * |w| taken once for NT tokens (the gemv redoes both per token). Per token
+ * the block sums are exact integers and the float steps are the gemv's:
+ * scale = dw · dx, acc = acc + (float)isum · scale, block by block in
+ * order, so every float is the gemv's bit for bit. NT is a constant at
+ * each call (the switch in gemm_head_q8), so the per-token arrays below
+ * live in registers. */
+enum { GEMM_NT = 4 };
+
+static inline __attribute__((always_inline)) void tile_tokens(const uint8_t *wt, int K, const uint8_t *xq,
+                                                              size_t xstride, int NT, int prefetch,
+                                                              __m256 acc[GEMM_NT]) {
+    const uint8_t *sc = wt + (size_t)HR * K;
+    const int nb = K / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int n = 0; n < NT; n++) acc[n] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = wt + 256 * b;
+        if (prefetch)
+            for (int l = 0; l < 256; l += 64) _mm_prefetch((const char *)(wb + HEAD_PF + l), _MM_HINT_T0);
+        __m256i s[GEMM_NT];
+#pragma GCC unroll 4
+        for (int n = 0; n < NT; n++) s[n] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(wb + 32 * j));
+            const __m256i aw = _mm256_abs_epi8(w);
+#pragma GCC unroll 4
+            for (int n = 0; n < NT; n++) {
+                int32_t x;
+                memcpy(&x, xq + (size_t)n * xstride + 32 * b + 4 * j, 4);
+                const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(x), w));
+                s[n] = _mm256_add_epi32(s[n], _mm256_madd_epi16(p, ones));
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 16 * b)));
+#pragma GCC unroll 4
+        for (int n = 0; n < NT; n++) {
+            float dx;
+            memcpy(&dx, xq + (size_t)n * xstride + K + 4 * b, 4);
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(dx));
+            acc[n] = _mm256_add_ps(acc[n], _mm256_mul_ps(_mm256_cvtepi32_ps(s[n]), scale));
+        }
+    }
+}
+
+/* Rows [m0, m1) of a tile's 8 floats (r0: its first row) into y. */
+static inline void store_tile(__m256 acc, int r0, int m0, int m1, float *y) {
+    if (r0 >= m0 && r0 + HR <= m1) {
+        _mm256_storeu_ps(y + (r0 - m0), acc);
+    } else {
+        float tmp[HR];
+        _mm256_storeu_ps(tmp, acc);
+        for (int r = 0; r < HR; r++)
+            if (r0 + r >= m0 && r0 + r < m1) y[r0 + r - m0] = tmp[r];
+    }
+}
+
+/* A tile at a time (it stays in L1 while every token passes over it), the
+ * tokens GEMM_NT at a time; the first group prefetches the next tiles. */
+static void gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, int N, int m0, int m1,
+                         float *y, int ldy) {
+    if (N == 1) {               /* decode: the gemv's two chains per block are faster */
+        gemv_head_q8(Wq, K, xq, m0, m1, y);
+        return;
+    }
+    const uint8_t *w = Wq, *x = xq;
+    const size_t tb = (size_t)HR * K / 16 * 17;
+    for (int t = m0 / HR; t * HR < m1; t++) {
+        const uint8_t *wt = w + (size_t)t * tb;
+        for (int n0 = 0; n0 < N; n0 += GEMM_NT) {
+            const uint8_t *xn = x + (size_t)n0 * xstride;
+            const int nt = N - n0 < GEMM_NT ? N - n0 : GEMM_NT, pf = n0 == 0;
+            __m256 acc[GEMM_NT];
+            switch (nt) {
+            case 1: tile_tokens(wt, K, xn, xstride, 1, pf, acc); break;
+            case 2: tile_tokens(wt, K, xn, xstride, 2, pf, acc); break;
+            case 3: tile_tokens(wt, K, xn, xstride, 3, pf, acc); break;
+            default: tile_tokens(wt, K, xn, xstride, 4, pf, acc); break;
+            }
+            for (int n = 0; n < nt; n++) store_tile(acc[n], t * HR, m0, m1, y + (size_t)(n0 + n) * (size_t)ldy);
+        }
+    }
+}
+
+BN_EXPORT_Q8_HEAD_FORMAT_GEMM(bn_avx2, HR, head_size, head_quantize, act_q8_quantize, gemv_head_q8,
+                              gemm_head_q8);
 
 #endif

@@ -144,6 +144,90 @@ static void gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, 
     }
 }
 
-BN_EXPORT_Q8_HEAD_FORMAT(bn_avx512, HR, head_size, head_quantize, act_q8_quantize, gemv_head_q8);
+/* Several tokens against one tile: each weight vector is loaded and
+ * flipped once for NT tokens. Per token the block sums are exact integers
+ * and the float steps are the gemv's (scale = dw · dx, acc = acc +
+ * (float)isum · scale, block by block in order): bit for bit the gemv's.
+ * NT is a constant at each call (the switch in gemm_head_q8), so the
+ * per-token arrays live in registers. */
+enum { GEMM_NT = 4 };
+
+static inline __attribute__((always_inline)) void tile_tokens(const uint8_t *wt, int K, const uint8_t *xq,
+                                                              size_t xstride, int NT, int prefetch,
+                                                              __m512 acc[GEMM_NT]) {
+    const uint8_t *sc = wt + (size_t)HR * K;
+    const int nb = K / 32;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 4
+    for (int n = 0; n < NT; n++) acc[n] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = wt + 512 * b;
+        if (prefetch)
+            for (int l = 0; l < 512; l += 64) _mm_prefetch((const char *)(wb + HEAD_PF + l), _MM_HINT_T0);
+        __m512i s[GEMM_NT];
+#pragma GCC unroll 4
+        for (int n = 0; n < NT; n++) s[n] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * j), flip);
+#pragma GCC unroll 4
+            for (int n = 0; n < NT; n++)
+                s[n] = _mm512_dpbusd_epi32(s[n], w, bn_bcast4_epi32(xq + (size_t)n * xstride + 32 * b + 4 * j));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32 * b)));
+#pragma GCC unroll 4
+        for (int n = 0; n < NT; n++) {
+            const uint8_t *tail = xq + (size_t)n * xstride + K;
+            int32_t xs;
+            float dx;
+            memcpy(&dx, tail + 4 * b, 4);
+            memcpy(&xs, tail + 4 * nb + 4 * b, 4);
+            const __m512i isum = _mm512_sub_epi32(s[n], _mm512_set1_epi32(128 * xs));
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(dx));
+            acc[n] = _mm512_add_ps(acc[n], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), scale));
+        }
+    }
+}
+
+/* Rows [m0, m1) of a tile's 16 floats (r0: its first row) into y. */
+static inline void store_tile(__m512 acc, int r0, int m0, int m1, float *y) {
+    if (r0 >= m0 && r0 + HR <= m1) {
+        _mm512_storeu_ps(y + (r0 - m0), acc);
+    } else {
+        float tmp[HR];
+        _mm512_storeu_ps(tmp, acc);
+        for (int r = 0; r < HR; r++)
+            if (r0 + r >= m0 && r0 + r < m1) y[r0 + r - m0] = tmp[r];
+    }
+}
+
+/* A tile at a time (it stays in L1 while every token passes over it), the
+ * tokens GEMM_NT at a time; the first group prefetches the next tiles. */
+static void gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, int N, int m0, int m1,
+                         float *y, int ldy) {
+    if (N == 1) {               /* decode: the gemv's two chains per block are faster */
+        gemv_head_q8(Wq, K, xq, m0, m1, y);
+        return;
+    }
+    const uint8_t *w = Wq, *x = xq;
+    const size_t tb = (size_t)HR * K / 16 * 17;
+    for (int t = m0 / HR; t * HR < m1; t++) {
+        const uint8_t *wt = w + (size_t)t * tb;
+        for (int n0 = 0; n0 < N; n0 += GEMM_NT) {
+            const uint8_t *xn = x + (size_t)n0 * xstride;
+            const int nt = N - n0 < GEMM_NT ? N - n0 : GEMM_NT, pf = n0 == 0;
+            __m512 acc[GEMM_NT];
+            switch (nt) {
+            case 1: tile_tokens(wt, K, xn, xstride, 1, pf, acc); break;
+            case 2: tile_tokens(wt, K, xn, xstride, 2, pf, acc); break;
+            case 3: tile_tokens(wt, K, xn, xstride, 3, pf, acc); break;
+            default: tile_tokens(wt, K, xn, xstride, 4, pf, acc); break;
+            }
+            for (int n = 0; n < nt; n++) store_tile(acc[n], t * HR, m0, m1, y + (size_t)(n0 + n) * (size_t)ldy);
+        }
+    }
+}
+
+BN_EXPORT_Q8_HEAD_FORMAT_GEMM(bn_avx512, HR, head_size, head_quantize, act_q8_quantize, gemv_head_q8,
+                              gemm_head_q8);
 
 #endif

@@ -255,4 +255,45 @@ void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1,
     }
 }
 
+/* Several tokens against each row: the row's blocks and scales are loaded
+ * once for up to 4 tokens, and a call does all of them (the generic gemm
+ * calls the gemv once per row and token). Per token the block sums and the
+ * float steps are the gemv's above, so the floats are its bits. */
+void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, int N, int m0, int m1,
+                          float *y, int ldy) {
+    const size_t row_bytes = (size_t)K / 16 * 17;
+    const int nb = K / 32;
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *row = (const uint8_t *)Wq + (size_t)m * row_bytes;
+        const uint8_t *scales = row + K;
+        __builtin_prefetch(row + 4 * row_bytes);
+        for (int n0 = 0; n0 < N; n0 += 4) {
+            const int nt = N - n0 < 4 ? N - n0 : 4;
+            const int8_t *qx[4];
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int n = 0; n < nt; n++) qx[n] = (const int8_t *)xq + (size_t)(n0 + n) * xstride;
+            for (int b = 0; b < nb; b++) {
+                const int8x16_t w0 = vld1q_s8((const int8_t *)row + 32 * b);
+                const int8x16_t w1 = vld1q_s8((const int8_t *)row + 32 * b + 16);
+                uint16_t dh;
+                memcpy(&dh, scales + 2 * b, 2);
+                const float dw = bn_f16_to_f32(dh);
+                for (int n = 0; n < nt; n++) {
+                    const int8x16_t x0 = vld1q_s8(qx[n] + 32 * b), x1 = vld1q_s8(qx[n] + 32 * b + 16);
+                    int16x8_t p0 = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
+                    p0 = vmlal_s8(p0, vget_high_s8(w0), vget_high_s8(x0));
+                    int16x8_t p1 = vmull_s8(vget_low_s8(w1), vget_low_s8(x1));
+                    p1 = vmlal_s8(p1, vget_high_s8(w1), vget_high_s8(x1));
+                    const int32_t isum = vaddvq_s32(vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)));
+                    float dx;
+                    memcpy(&dx, (const uint8_t *)qx[n] + K + 4 * b, 4);
+                    const float scale = dw * dx;
+                    acc[n] = acc[n] + (float)isum * scale;
+                }
+            }
+            for (int n = 0; n < nt; n++) y[(size_t)(n0 + n) * (size_t)ldy + (m - m0)] = acc[n];
+        }
+    }
+}
+
 #endif /* __aarch64__ */

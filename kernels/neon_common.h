@@ -42,6 +42,8 @@ float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 size_t bn_neon_head_q8_size(int K, int M);
 void bn_neon_head_q8_quantize(const uint16_t *W, int K, int M, int m0, int m1, void *dst);
 void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1, float *y);
+void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, int N, int m0, int m1,
+                          float *y, int ldy);
 
 /* The rest of a NEON variant's records (its f16 formats and the Q8 head,
  * made here under prefix P) and its table NAME, given P's ternary record
@@ -49,8 +51,9 @@ void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1,
  * the four NEON tables differ only in the ternary kernels. */
 #define BN_NEON_TABLE(P, NAME, LABEL)                                                          \
     BN_DEFINE_F16_FORMATS(P, bn_neon_f32_to_f16, bn_neon_gemv_f16, bn_neon_dot_f32_f16_fma16); \
-    BN_DEFINE_Q8_HEAD_FORMAT(P, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,             \
-                             bn_act_q8_quantize_ref, bn_neon_gemv_head_q8);                    \
+    BN_DEFINE_Q8_HEAD_FORMAT_GEMM(P, 1, bn_neon_head_q8_size, bn_neon_head_q8_quantize,        \
+                                  bn_act_q8_quantize_ref, bn_neon_gemv_head_q8,               \
+                                  bn_neon_gemm_head_q8);                                      \
     static const bn_kernels NAME = {                                                           \
         .name = LABEL,                                                                         \
         .quantize_act = bn_neon_quantize_act,                                                  \

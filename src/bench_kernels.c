@@ -14,6 +14,9 @@
 #include "threadpool.h"
 
 enum { MAX_COLS = 16, MAX_ROWS = 4 * BN_BENCH_MAX_THREADS, CELL = 48 };
+/* Tokens of the LM head's batch case: continuous batching's decode of
+ * several sequences (serve -np 8) goes through the head's gemm. */
+enum { HEAD_BATCH = 8 };
 
 static double now_s(void) {
     struct timespec ts;
@@ -131,7 +134,8 @@ static void pack_task(void *ctx, int ith, int nth) {
 typedef struct bench_format {
     const char *title; /* NULL: not benched (a format without a case here) */
     int ternary;       /* 1: I2_S weights, int8 inputs, the 2B4T shapes, N = 1 and
-                               a batch; 0: F16 weights, float inputs, the LM head, N = 1 */
+                               a batch; 0: F16 weights, float inputs, the LM head, N = 1
+                               and N = HEAD_BATCH */
 } bench_format;
 
 static const bench_format formats[BN_FMT_COUNT] = {
@@ -230,8 +234,8 @@ static int measure(const bench *b, const bench_format *bf, const bn_format_trait
         if (rep > 0 && dt < prep_best) prep_best = dt;
     }
 
-    for (int pass = 0; pass < (bf->ternary ? 2 : 1); pass++) {
-        const int N = pass == 0 ? 1 : o->batch;
+    for (int pass = 0; pass < 2; pass++) {
+        const int N = pass == 0 ? 1 : n_in;
         mm_job j = {.f = f,
                     .mats = mats,
                     .n_mats = pass == 0 ? n_copies : 1,
@@ -281,7 +285,7 @@ static int bench_shape(const bench *b, const bench_format *bf, const column *col
     const bn_bench_kernels_opts *o = b->o;
     const size_t n = (size_t)K * M;
     const size_t src_bytes = bf->ternary ? n / 4 : n * 2;
-    const int n_in = bf->ternary ? o->batch : 1;
+    const int n_in = bf->ternary ? o->batch : HEAD_BATCH;
     uint8_t *src = alloc64(src_bytes);
     void *inputs = alloc64((size_t)K * (size_t)n_in * (bf->ternary ? 1 : 4));
     table *t = calloc(1, sizeof *t);
@@ -311,7 +315,7 @@ static int bench_shape(const bench *b, const bench_format *bf, const column *col
             W[i] = (uint16_t)(((x >> 16) & 0x83ffu) | ((9u + (x >> 30)) << 10));
         }
         float *in = inputs;
-        for (int i = 0; i < K; i++) {
+        for (int i = 0; i < K * n_in; i++) {
             x = x * 1664525u + 1013904223u;
             in[i] = (float)((int32_t)x >> 8) / 4194304.0f;
         }
@@ -457,9 +461,9 @@ int bn_bench_kernels(FILE *out, const bn_bench_kernels_opts *opts) {
             "through copies of the packed matrix (>= %d MB) so the weights come from "
             "memory; GB/s counts the record's own packed bytes per matrix pass (layouts "
             "differ in size), %% is of "
-            "the read bandwidth above. N = %d reuses one matrix; GMAC/s counts K*M*N "
+            "the read bandwidth above. N = %d (ternary) or %d (LM head) reuses one matrix; GMAC/s counts K*M*N "
             "multiply-adds. act_prep is per token; pack is load-time work.\n\n",
-            o.stream_mb, o.batch);
+            o.stream_mb, o.batch, HEAD_BATCH);
     const bench b = {.out = out, .o = &o, .pools = pools, .bw = bw, .stream_bytes = stream_bytes};
     for (int fmt = 0; fmt < BN_FMT_COUNT; fmt++) {
         if (!formats[fmt].title) continue;

@@ -2,16 +2,16 @@
  *
  * Per token: y[m] = the Q8 screen's logit (kernels.h, Q8 head), f[m] = the
  * logit `--head f16` computes (dot_f16 of the F16 row and xh = f16(x)). For
- * every row a bound B[m] >= |f[m] - y[m]| (below); tau = the k-th largest
- * lower bound y - B over the rows whose exact value is not forced, and the
- * candidates are those with y + B >= tau. The forced rows, then candidates
- * by decreasing y + B, are recomputed with the F16 table's own kernel and
- * written into the logits row, until k candidates are done and the next
- * one's y + B is below vk, the k-th largest exact value so far. A row left
- * out has f <= y + B < vk (tau <= vk: see rescore_selected) and keeps
- * y < vk, while k recomputed rows hold exact values >= vk: the k largest
- * entries of the mixed row (and their order, and the forced rows) are those
- * of the F16 head's row, bit for bit.
+ * every row float bounds lo <= f <= up (below); tau = the k-th largest lo
+ * over the rows whose exact value is not forced, and the candidates are
+ * those with up >= tau. The forced rows, then candidates by decreasing up,
+ * are recomputed with the F16 table's own kernel and written into the
+ * logits row, until k candidates are done and the next one's up is below
+ * vk, the k-th largest exact value so far. A row left out has f <= up < vk
+ * (tau <= vk: see rescore_selected) and keeps y <= up < vk, while k
+ * recomputed rows hold exact values >= vk: the k largest entries of the
+ * mixed row (and their order, and the forced rows) are those of the F16
+ * head's row, bit for bit.
  *
  * The bound. Let w be an F16 row, deq(w) its screen (q * dw per block), e =
  * w - deq(w); xh = f16(x), xq the screen's input with deq(xq) = qx * dx per
@@ -36,9 +36,12 @@
  *     B = ||e|| ||xh|| + ||deq(w)|| ||d|| + theta_f (||deq(w)|| + ||e||) ||xh||
  *         + theta_q ||deq(w)|| ||deq(xq)|| + eta.
  * The row norms are stored at load (model.c) and the token norms computed
- * here, each rounded up; B is evaluated in double, and the factor 1 + 2^-30
- * plus 2^-40 |y| cover that arithmetic and the rounding of y +- B. A
- * non-finite logit or norm makes every row recomputed. */
+ * here, each rounded up. Per row B is evaluated in float (head_exact.h,
+ * bn_head_exact_bounds) with coefficients enlarged by 2^-20 and a 2^-20 |y|
+ * term, which cover its roundings and those of y +- B (docs/NUMERICS.md,
+ * Exact head, "The bound in float"). A non-finite logit or norm, or a NaN
+ * bound, makes every row recomputed. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +83,12 @@ int bn_head_exact_screens(bn_context *c, int n_out) {
     return screens;
 }
 
+/* The float nearest above v (+Inf past the float range). */
+static float round_up_float(double v) {
+    const float f = (float)v;
+    return (double)f < v ? nextafterf(f, INFINITY) : f;
+}
+
 /* Rounded up by the factor that covers a double sum of up to 2^22 terms. */
 static double norm_up(double sum_sq) {
     return sqrt(sum_sq) * (1.0 + 0x1p-30);
@@ -106,7 +115,7 @@ void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_hea
     t->xq = norm_up(sxq);
     /* B of the comment at the top, regrouped by row norm:
      *   ||e|| (1 + theta_f) ||xh|| + ||deq(w)|| (||d|| + theta_f ||xh|| + theta_q ||deq(xq)||) + eta,
-     * times 1 + 2^-30 for the double arithmetic (plus 2^-40 |y| per row). */
+     * times 1 + 2^-30 for these few double roundings. */
     const double u = 0x1p-24, up = 1.0 + 0x1p-30;
     const double theta_f = 1.01 * (K / 64 + 7) * u + (K % 64 + 1) * 0x1p-52;
     const double theta_q = 1.01 * (K / 32 + 2) * u;
@@ -114,6 +123,13 @@ void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_hea
     t->ce = (1.0 + theta_f) * t->xh * up;
     t->cw = (t->d + theta_f * t->xh + theta_q * t->xq) * up;
     t->c0 = eta * up;
+    /* The float pass's coefficients (bn_head_exact_bounds): enlarged by
+     * 2^-20 = 16 u, more than its six roundings lose, and f0 by 2^-125 for
+     * what underflow loses (at most 2^-150 per operation). */
+    const double grow = 1.0 + 0x1p-20;
+    t->fe = round_up_float(t->ce * grow);
+    t->fw = round_up_float(t->cw * grow);
+    t->f0 = round_up_float((t->c0 + 0x1p-125) * grow);
 }
 
 void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
@@ -122,22 +138,18 @@ void bn_head_exact_prepare(bn_context *c, const float *x, const void *xq) {
     bn_head_exact_token_norms(c->hp.n_embd, hx->xh, xq, &hx->norms);
 }
 
-static double row_bound(const bn_context *c, int m, float y) {
-    return bn_head_exact_bound(c->model->head_norms + 2 * (size_t)m, &c->hx.norms, y);
-}
-
 /* The k-th largest of a[0..n) (1 <= k <= n); reorders a. Hoare's
  * selection with a middle pivot: O(n) on the data it sees. */
-static double kth_largest(double *a, int n, int k) {
+static float kth_largest(float *a, int n, int k) {
     int lo = 0, hi = n - 1, want = k - 1;
     while (lo < hi) {
-        const double pivot = a[lo + (hi - lo) / 2];
+        const float pivot = a[lo + (hi - lo) / 2];
         int i = lo, j = hi;
         while (i <= j) {
             while (a[i] > pivot) i++;
             while (a[j] < pivot) j--;
             if (i <= j) {
-                const double t = a[i];
+                const float t = a[i];
                 a[i] = a[j];
                 a[j] = t;
                 i++;
@@ -149,6 +161,122 @@ static double kth_largest(double *a, int n, int k) {
         else return a[want];
     }
     return a[want];
+}
+
+/* A min-heap of the largest lower bounds seen: h[0] is the smallest kept. */
+static void heap_add(float *h, int n, float v) {      /* n: the size before */
+    int i = n;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static void heap_replace_min(float *h, int n, float v) {
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1] < h[c]) c++;
+        if (!(h[c] < v)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+}
+
+/* Rows screened at a time: their bounds in a branch-free loop (it
+ * vectorizes), then looked at one by one only when one of them reaches
+ * the threshold, which after the first few thousand rows few do. */
+enum { BOUND_BLOCK = 16 };
+
+/* The bounds of rows [0, n) of a block; 1 when some upper bound reaches
+ * thr, -1 when a logit is not finite or a bound is NaN. */
+static inline int block_bounds(const float *y, const float *norms, const bn_head_token_norms *t, int n,
+                               float thr, float *lo, float *up) {
+    int hit = 0, bad = 0;
+    for (int i = 0; i < n; i++) {
+        bn_head_exact_bounds(norms + 2 * i, t, y[i], &lo[i], &up[i]);
+        hit |= up[i] >= thr;
+        bad |= !(lo[i] <= up[i]) | !(fabsf(y[i]) <= FLT_MAX);
+    }
+    return bad ? -1 : hit;
+}
+
+/* Candidates by upper bound, largest first; equal bounds by row (a total
+ * order: rows differ, and no bound is NaN). */
+static int cand_before(const bn_head_cand *a, const bn_head_cand *b) {
+    return a->upper > b->upper || (a->upper == b->upper && a->row < b->row);
+}
+
+static int by_upper(const void *pa, const void *pb) {
+    const bn_head_cand *a = pa, *b = pb;
+    return cand_before(a, b) ? -1 : cand_before(b, a);
+}
+
+/* Hoare's selection (as kth_largest) of the t first, then a sort of those
+ * alone: the rescoring stops after a few hundred of a few thousand. */
+void bn_head_cand_order(bn_head_cand *a, int n, int t) {
+    if (t > n) t = n;
+    if (t <= 0) return;
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const bn_head_cand pivot = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cand_before(&a[i], &pivot)) i++;
+            while (cand_before(&pivot, &a[j])) j--;
+            if (i <= j) {
+                const bn_head_cand x = a[i];
+                a[i] = a[j];
+                a[j] = x;
+                i++;
+                j--;
+            }
+        }
+        if (t - 1 <= j) hi = j;
+        else if (t - 1 >= i) lo = i;
+        else break;
+    }
+    qsort(a, (size_t)t, sizeof *a, by_upper);
+}
+
+/* One pass: the heap keeps the k largest lower bounds so far, and a row is
+ * recorded when its upper bound reaches the heap's least (-Inf until k
+ * rows are in). That threshold only rises towards tau, so every row with
+ * upper bound >= tau is recorded; the others are dropped at the end. */
+int bn_head_exact_candidates(const float *y, const float *norms, int V, const bn_head_token_norms *t,
+                             const uint8_t *forced, int k, float *heap, bn_head_cand *cand,
+                             float *tau) {
+    const bn_head_token_norms tk = *t;  /* a local copy: the loop's stores cannot alias it */
+    int n_heap = 0, n_cand = 0;
+    float thr = -INFINITY;
+    for (int m0 = 0; m0 < V; m0 += BOUND_BLOCK) {
+        float lo[BOUND_BLOCK], up[BOUND_BLOCK];
+        const int n = V - m0 < BOUND_BLOCK ? V - m0 : BOUND_BLOCK;
+        const int hit = n == BOUND_BLOCK ? block_bounds(y + m0, norms + 2 * (size_t)m0, &tk, BOUND_BLOCK, thr, lo, up)
+                                         : block_bounds(y + m0, norms + 2 * (size_t)m0, &tk, n, thr, lo, up);
+        if (hit < 0) return -1;
+        if (!hit) continue;
+        for (int i = 0; i < n; i++) {
+            if (!(up[i] >= thr) || forced[m0 + i]) continue;
+            cand[n_cand++] = (bn_head_cand){up[i], m0 + i};
+            if (n_heap < k) {
+                heap_add(heap, n_heap++, lo[i]);
+                if (n_heap == k) thr = heap[0];
+            } else if (lo[i] > heap[0]) {
+                heap_replace_min(heap, k, lo[i]);
+                thr = heap[0];
+            }
+        }
+    }
+    if (n_heap < k) return -1;
+    *tau = heap[0];
+    int n = 0;
+    for (int i = 0; i < n_cand; i++)
+        if (cand[i].upper >= *tau) cand[n++] = cand[i];
+    return n;
 }
 
 /* Rescores hx->rows[r0..r1) on the pool. */
@@ -172,20 +300,11 @@ static void rescore(bn_context *c, int r0, int r1) {
     if (r1 > r0) bn_threadpool_run(c->pool, task_rescore, c);
 }
 
-/* Candidates by upper bound, largest first; equal bounds by row. */
-static int by_upper(const void *pa, const void *pb) {
-    const bn_head_cand *a = pa, *b = pb;
-    if (a->upper != b->upper) return a->upper > b->upper ? -1 : 1;
-    return (a->row > b->row) - (a->row < b->row);
-}
-
 /* Rows rescored per step: the first k (at least 8), then as many as are
  * done, up to 256 (few steps, few rows past the stop). Counts, not a share
  * of the threads, so the rows rescored (and so the whole logits row) do not
  * depend on the thread count. */
 #define RESCORE_MIN 8
-/* k up to this finds tau by insertion into a sorted array of k. */
-#define SMALL_K 64
 #define RESCORE_MAX 256
 
 /* The selection of the comment at the top. The candidates are rescored in
@@ -211,38 +330,23 @@ static int rescore_selected(bn_context *c, float *logits) {
     }
     const int n_forced = hx->n_rows;
     if (k > V - n_forced) return -1;
-    /* tau: for small k the k best lower bounds kept sorted as the rows go
-     * by (most rows fail the first comparison), else a selection. */
-    double best[SMALL_K];
-    int n = 0;
-    for (int m = 0; m < V; m++) {
-        if (hx->forced[m]) continue;
-        if (!isfinite(logits[m])) return -1;
-        const double lower = (double)logits[m] - row_bound(c, m, logits[m]);
-        if (k > SMALL_K) {
-            hx->lower[n++] = lower;
-        } else if (n < k || lower > best[k - 1]) {
-            int j = n < k ? n++ : k - 1;
-            for (; j > 0 && best[j - 1] < lower; j--) best[j] = best[j - 1];
-            best[j] = lower;
-        }
-    }
-    const double tau = k > SMALL_K ? kth_largest(hx->lower, n, k) : best[k - 1];
-    int n_cand = 0;
-    for (int m = 0; m < V; m++) {
-        if (hx->forced[m]) continue;
-        const double upper = (double)logits[m] + row_bound(c, m, logits[m]);
-        if (upper >= tau) hx->cand[n_cand++] = (bn_head_cand){upper, m};
-    }
-    qsort(hx->cand, (size_t)n_cand, sizeof *hx->cand, by_upper);
+    float tau;
+    const int n_cand = bn_head_exact_candidates(logits, c->model->head_norms, V, &hx->norms, hx->forced, k,
+                                                hx->lower, hx->cand, &tau);
+    if (n_cand < 0) return -1;
     rescore(c, 0, n_forced);
-    double vk = -(double)INFINITY;
-    for (int next = 0; next < n_cand;) {
+    float vk = -INFINITY;
+    /* cand[0..ordered) are in order; the rest is put in order as needed. */
+    for (int next = 0, ordered = 0; next < n_cand;) {
         const int done = hx->n_rows - n_forced;
-        if (done >= k && hx->cand[next].upper < vk) break;
         int take = done < k ? k - done : done < RESCORE_MAX ? done : RESCORE_MAX;
         if (take < RESCORE_MIN) take = RESCORE_MIN;
         if (take > n_cand - next) take = n_cand - next;
+        if (next + take > ordered) {
+            bn_head_cand_order(hx->cand + ordered, n_cand - ordered, next + take - ordered);
+            ordered = next + take;
+        }
+        if (done >= k && hx->cand[next].upper < vk) break;
         const int r0 = hx->n_rows;
         for (int i = 0; i < take; i++) hx->rows[hx->n_rows++] = hx->cand[next++].row;
         rescore(c, r0, hx->n_rows);
@@ -250,7 +354,7 @@ static int rescore_selected(bn_context *c, float *logits) {
             for (int i = n_forced; i < hx->n_rows; i++) {
                 const float f = logits[hx->rows[i]];
                 if (!isfinite(f)) return -1;
-                hx->lower[i - n_forced] = (double)f;
+                hx->lower[i - n_forced] = f;
             }
             vk = kth_largest(hx->lower, hx->n_rows - n_forced, k);
         }

@@ -6,6 +6,7 @@
 #ifndef BN_HEAD_EXACT_H
 #define BN_HEAD_EXACT_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "bitnet.h"
@@ -14,29 +15,50 @@ struct bn_context;
 
 /* One token's norms for the bound (each rounded up), and the bound's
  * coefficients made from them (head_exact.c). */
+/* One token's norms for the bound (each rounded up), and the bound's
+ * coefficients made from them (head_exact.c). */
 typedef struct bn_head_token_norms {
     double xh;                      /* ||xh||_2, xh the input rounded to f16 */
     double d;                       /* ||xh - deq(xq)||_2, xq the screen's int8 input */
     double xq;                      /* ||deq(xq)||_2 */
-    double ce, cw, c0;              /* B = ce ||e|| + cw ||deq(w)|| + c0 + 2^-40 |y| */
+    double ce, cw, c0;              /* B <= ce ||e|| + cw ||deq(w)|| + c0 (exact reals) */
+    float fe, fw, f0;               /* the float pass's: ce, cw, c0 enlarged, rounded up */
 } bn_head_token_norms;
 
 /* The norms of xh[0..K) and the Q8 screen's prepared input xq (kernels.h,
  * Q8 head layout), and the coefficients. */
 void bn_head_exact_token_norms(int K, const uint16_t *xh, const void *xq, bn_head_token_norms *t);
 
-/* B >= |F16 logit - screened logit y| of a row with the stored norms
- * row[0] >= ||w - deq(w)||_2, row[1] >= ||deq(w)||_2 (head_exact.c). Two
- * multiply-adds: it runs for every row of the vocabulary per token. */
-static inline double bn_head_exact_bound(const float row[2], const bn_head_token_norms *t, float y) {
-    const double ay = y < 0 ? -(double)y : (double)y;
-    return (double)row[0] * t->ce + (double)row[1] * t->cw + t->c0 + 0x1p-40 * ay;
+/* Float bounds of a row's F16 logit f around its screened logit y, with
+ * the stored norms row[0] >= ||w - deq(w)||_2, row[1] >= ||deq(w)||_2:
+ * *lo <= f <= *up, every rounding of this float arithmetic covered by the
+ * enlarged coefficients and the 2^-20 |y| term (head_exact.c). A few float
+ * operations: it runs for every row of the vocabulary per token, and the
+ * selection's loop over rows vectorizes. */
+static inline void bn_head_exact_bounds(const float row[2], const bn_head_token_norms *t, float y,
+                                        float *lo, float *up) {
+    const float B = ((row[0] * t->fe + row[1] * t->fw) + t->f0) + fabsf(y) * 0x1p-20f;
+    *lo = y - B;
+    *up = y + B;
 }
 
 typedef struct bn_head_cand {
-    double upper;                   /* y + B */
+    float upper;                    /* >= the row's F16 logit */
     int32_t row;
 } bn_head_cand;
+
+/* The screen's candidates (docs/NUMERICS.md, Exact head): over the rows m
+ * of y[0..V) with forced[m] == 0, tau = the k-th largest lower bound, and
+ * the rows with upper bound >= tau, written to cand in no particular
+ * order. heap: k floats of scratch. Returns their count, or -1 when a
+ * logit is not finite or a bound is NaN (then every row must be
+ * recomputed). Needs 1 <= k <= the rows not forced. */
+int bn_head_exact_candidates(const float *y, const float *norms, int V, const bn_head_token_norms *t,
+                             const uint8_t *forced, int k, float *heap, bn_head_cand *cand,
+                             float *tau);
+/* Puts the first t of a[0..n) by upper bound (largest first, equal ones by
+ * row) in that order at a[0..t); O(n + t log t). */
+void bn_head_cand_order(bn_head_cand *a, int n, int t);
 
 typedef struct bn_head_exact {
     /* What the next bn_decode must get exact: the largest top_k logits
@@ -55,7 +77,7 @@ typedef struct bn_head_exact {
     uint16_t *xh;                   /* the final state rounded to f16 (the F16 rows' input) */
     bn_head_token_norms norms;
     uint8_t *forced;                /* [n_vocab] 1 for the ids of this token */
-    double *lower;                  /* [n_vocab] lower bounds, then selection scratch */
+    float *lower;                   /* [n_vocab] selection scratch */
     bn_head_cand *cand;             /* [n_vocab] rows that may need rescoring */
     int32_t *rows;                  /* [n_vocab] rows recomputed this token: forced ones,
                                        then candidates by upper bound */

@@ -3,6 +3,8 @@
  *     variant, K with and without a dot_f16 tail, ordinary, extreme and
  *     adversarial inputs (x along a row's quantization error, where
  *     Cauchy-Schwarz is tight, so a bound missing a term fails here);
+ *   - the candidates (bn_head_exact_candidates) against a brute force, with
+ *     ties at the threshold and in the order, forced rows, k = 1, 40, all;
  *   - the selection: with bn_context_set_exact_head(k, ids) the k largest
  *     logits (ids, order, bits) and the forced ids equal the F16 head's, and
  *     every other entry is below them, at 1 and 2 threads, on the bundled
@@ -108,10 +110,11 @@ static void check_bound(const bn_kernels *kv, int K, int M) {
         bn_head_exact_token_norms(K, xh, xq, &t);
         for (int m = 0; m < M; m++) {
             if (!isfinite(f[m]) || !isfinite(y[m])) continue;   /* rescored whole (head_exact.c) */
-            const double B = bn_head_exact_bound(norms + 2 * m, &t, y[m]);
-            const double err = fabs((double)f[m] - (double)y[m]);
-            if (!(err <= B))
-                fail_msg("%s K=%d kind %d row %d: |f - y| = %g > bound %g", kv->name, K, kind, m, err, B);
+            float lo, up;
+            bn_head_exact_bounds(norms + 2 * m, &t, y[m], &lo, &up);
+            if (!(lo <= f[m] && f[m] <= up))
+                fail_msg("%s K=%d kind %d row %d: f = %a outside [%a, %a] around y = %a", kv->name, K, kind, m,
+                         (double)f[m], (double)lo, (double)up, (double)y[m]);
         }
         if (kind == 4) {
             /* Along e the weight term is all of the error: a bound without
@@ -138,6 +141,96 @@ static void test_bound(void **state) {
     const int Ks[] = {256, 288, 2560};
     for (int v = 0; v < n_all; v++)
         for (int i = 0; i < 3; i++) check_bound(all[v], Ks[i], Ks[i] == 2560 ? 24 : 67);
+}
+
+/* ---- the candidates against their definition ----------------------------------- */
+
+static int cand_before(float ua, int ra, float ub, int rb) {
+    return ua > ub || (ua == ub && ra < rb);
+}
+
+/* bn_head_exact_candidates against a brute force: tau the k-th largest lo
+ * of the rows not forced, the candidates those rows with up >= tau, put by
+ * bn_head_cand_order by up (largest first) then row. Logits and norms from a few values, so lower
+ * bounds tie at tau and upper bounds tie in the order; V around the block
+ * of 16 and with tails. */
+static void check_candidates(int V, int k_kind, int n_values) {
+    float *y = aalloc(sizeof(float) * V), *norms = aalloc(sizeof(float) * 2 * V);
+    float *lo = aalloc(sizeof(float) * V), *up = aalloc(sizeof(float) * V), *heap = aalloc(sizeof(float) * V);
+    float *sorted = aalloc(sizeof(float) * V);
+    uint8_t *forced = aalloc((size_t)V);
+    bn_head_cand *cand = aalloc(sizeof(bn_head_cand) * V), *want = aalloc(sizeof(bn_head_cand) * V);
+    /* f0 = 0 (smaller than any real one) makes a row with y = 0 and zero
+     * norms have lo = up = 0: upper bounds equal to tau. */
+    bn_head_token_norms t = {.fe = 0.5f, .fw = 0.25f, .f0 = n_values == 2 ? 0.0f : 0x1p-100f};
+    int n_free = 0;
+    for (int m = 0; m < V; m++) {
+        y[m] = (float)((int)(rnd() % (uint32_t)n_values) - n_values / 2) * 0.125f;    /* 0 among them */
+        norms[2 * m] = (float)(rnd() % 3) * 0.0625f;
+        norms[2 * m + 1] = (float)(rnd() % 2) * 0.125f;
+        forced[m] = rnd() % 8 == 0;
+        n_free += !forced[m];
+    }
+    if (n_free == 0) forced[0] = 0, n_free = 1;
+    const int k = k_kind == 0 ? 1 : k_kind == 1 ? (n_free < 40 ? n_free : 40) : n_free;
+    int n = 0;
+    for (int m = 0; m < V; m++) {
+        bn_head_exact_bounds(norms + 2 * m, &t, y[m], &lo[m], &up[m]);
+        if (!forced[m]) sorted[n++] = lo[m];
+    }
+    /* tau by sorting (descending, insertion: V is small) */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && sorted[j - 1] < sorted[j]; j--) {
+            const float s = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = s;
+        }
+    const float tau_want = sorted[k - 1];
+    int n_want = 0;
+    for (int m = 0; m < V; m++) {
+        if (forced[m] || !(up[m] >= tau_want)) continue;
+        int j = n_want++;
+        for (; j > 0 && cand_before(up[m], m, want[j - 1].upper, want[j - 1].row); j--) want[j] = want[j - 1];
+        want[j] = (bn_head_cand){up[m], m};
+    }
+    float tau;
+    const int got = bn_head_exact_candidates(y, norms, V, &t, forced, k, heap, cand, &tau);
+    /* in order in steps, as the rescoring asks for them */
+    for (int done = 0, step = 1; got > 0 && done < got; done += step, step = 2 * step + 1)
+        bn_head_cand_order(cand + done, got - done, step);
+    if (got != n_want || tau != tau_want)
+        fail_msg("V=%d k=%d: %d candidates, tau %a; want %d, %a", V, k, got, (double)tau, n_want, (double)tau_want);
+    for (int i = 0; i < got; i++)
+        if (cand[i].row != want[i].row || cand[i].upper != want[i].upper)
+            fail_msg("V=%d k=%d: candidate %d is row %d (%a), want %d (%a)", V, k, i, cand[i].row,
+                     (double)cand[i].upper, want[i].row, (double)want[i].upper);
+    /* A non-finite logit, or a NaN bound (an Inf norm times a zero
+     * coefficient), makes the caller recompute every row. */
+    const int m = (int)(rnd() % (uint32_t)V);
+    const float keep = y[m];
+    y[m] = k_kind == 0 ? NAN : INFINITY;
+    assert_int_equal(bn_head_exact_candidates(y, norms, V, &t, forced, k, heap, cand, &tau), -1);
+    y[m] = keep;
+    norms[2 * m] = INFINITY;
+    t.fe = 0.0f;
+    assert_int_equal(bn_head_exact_candidates(y, norms, V, &t, forced, k, heap, cand, &tau), -1);
+    free(y);
+    free(norms);
+    free(lo);
+    free(up);
+    free(heap);
+    free(sorted);
+    free(forced);
+    free(cand);
+    free(want);
+}
+
+static void test_candidates(void **state) {
+    (void)state;
+    const int Vs[] = {1, 2, 15, 16, 17, 40, 41, 64, 100, 333, 1000};
+    for (size_t i = 0; i < sizeof Vs / sizeof Vs[0]; i++)
+        for (int kk = 0; kk < 3; kk++)
+            for (int nv = 2; nv <= 64; nv *= 4) check_candidates(Vs[i], kk, nv);
 }
 
 /* ---- the selection on real models --------------------------------------------- */
@@ -307,6 +400,7 @@ static void test_shared_models(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_selection_bundled),
         cmocka_unit_test(test_sampling_bundled),
         cmocka_unit_test(test_shared_models),

@@ -2,7 +2,8 @@
  * against their definition and error bounds, and every variant's layout,
  * activation quantization and gemv bit for bit against the reference (the
  * numerics are defined so that exact equality is the right test), over row
- * tails, split row ranges, zero and extreme blocks. */
+ * tails, split row ranges, zero and extreme blocks; and each variant's
+ * multi-token gemm against its gemv. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -199,6 +200,60 @@ static void test_ref_gemv(void **state) {
 
 /* ---- every variant against the reference, bit for bit ---------------------- */
 
+/* Still the memset pattern: a float the gemm must not have written. */
+static int untouched(const float *p) {
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return u == 0x7f7f7f7fu;
+}
+
+/* A variant's gemm against its own gemv, bit for bit: N = 1..9 tokens (the
+ * kernels take several at a time, with a remainder), over all rows and over
+ * a range whose ends are not tile-aligned, into rows ldy apart. The tokens
+ * are x scaled differently, so each has its own q and dx. */
+static void check_gemm(const bn_kernels *k, const uint8_t *wq, int K, int M, const float *x) {
+    const bn_format_traits *f = k->fmt[BN_FMT_Q8_HEAD];
+    enum { NMAX = 9 };
+    const size_t as = f->act_size(K);
+    const int ldy = M + 3;
+    uint8_t *act = aalloc(as * NMAX);
+    float *xs = aalloc(sizeof(float) * K), *want = aalloc(sizeof(float) * M);
+    float *got = aalloc(sizeof(float) * (size_t)ldy * NMAX);
+    for (int n = 0; n < NMAX; n++) {
+        for (int i = 0; i < K; i++)
+            xs[i] = n == 0 ? x[i] : x[(i + 7 * n) % K] * (float)(n + 1) * 0.37f - (float)(i % 5 * (n % 3));
+        f->act_prep(xs, K, act + as * (size_t)n);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int m0 = 0, m1 = M;
+        if (pass == 1) {        /* some range, usually cutting tiles at both ends */
+            m0 = (int)(rnd() % (M + 1));
+            m1 = m0 + (int)(rnd() % (M - m0 + 1));
+        }
+        for (int N = 1; N <= NMAX; N++) {
+            memset(got, 0x7f, sizeof(float) * (size_t)ldy * NMAX);
+            f->gemm(wq, K, M, act, N, m0, m1, got, ldy);
+            for (int n = 0; n < NMAX; n++) {
+                if (m1 > m0) f->gemv(wq, K, M, act + as * (size_t)n, m0, m1, want);
+                for (int m = m0; m < m1; m++) {
+                    const float *g = &got[(size_t)n * ldy + (m - m0)];
+                    if (n < N ? memcmp(g, &want[m - m0], 4) != 0 : !untouched(g))
+                        fail_msg("%s gemm N=%d rows [%d,%d) K=%d M=%d token %d row %d: %a != %a", k->name, N, m0,
+                                 m1, K, M, n, m, (double)*g, (double)want[m - m0]);
+                }
+                /* nothing past the range in this token's row */
+                for (int m = m1 - m0; m < ldy; m++)
+                    if (!untouched(&got[(size_t)n * ldy + m]))
+                        fail_msg("%s gemm N=%d wrote past row %d of token %d", k->name, N, m1, n);
+            }
+        }
+    }
+    free(act);
+    free(xs);
+    free(want);
+    free(got);
+}
+
 static void check_shape(int K, int M, int xkind) {
     const bn_kernels *ref = all[0];
     uint16_t *w = make_head(K, M);
@@ -258,9 +313,11 @@ static void check_shape(int K, int M, int xkind) {
             if (memcmp(&got[m], &want[m], 4) != 0)
                 fail_msg("%s gemv split at %d K=%d M=%d row %d: %a != %a", k->name, c, K, M, m,
                          (double)got[m], (double)want[m]);
+        check_gemm(k, wq, K, M, x);
         free(wq);
         free(wq2);
     }
+    check_gemm(ref, want_w, K, M, x);
     free(w);
     free(want_w);
     free(x);
