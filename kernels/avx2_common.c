@@ -133,18 +133,22 @@ static __m256d tails4_f16(const uint16_t *W, size_t K, const uint16_t *x, int i,
     return _mm256_loadu_pd(s);
 }
 
-void bn_avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
-    int m = m0;
-    if (K % 64 != 0)    /* a tail: rows four at a time */
-        for (; m + 4 <= m1; m += 4) {
-            const uint16_t *w = W + (size_t)m * (size_t)K;
+void bn_avx2_dots_f16(const uint16_t *W, size_t ldw, const uint16_t *x, int n, int rows, float *y) {
+    int r = 0;
+    if (n % 64 != 0)    /* a tail: rows four at a time */
+        for (; r + 4 <= rows; r += 4) {
+            const uint16_t *w = W + (size_t)r * ldw;
             double h[4];
             int i = 0;
-            for (int r = 0; r < 4; r++) h[r] = (double)dot_f16_head(w + (size_t)r * K, x, K, &i);
-            __m256d sum = tails4_f16(w, (size_t)K, x, i, K, _mm256_loadu_pd(h));
-            _mm_storeu_ps(y + (m - m0), _mm256_cvtpd_ps(sum));
+            for (int j = 0; j < 4; j++) h[j] = (double)dot_f16_head(w + (size_t)j * ldw, x, n, &i);
+            __m256d sum = tails4_f16(w, ldw, x, i, n, _mm256_loadu_pd(h));
+            _mm_storeu_ps(y + r, _mm256_cvtpd_ps(sum));
         }
-    for (; m < m1; m++) y[m - m0] = bn_avx2_dot_f16(W + (size_t)m * (size_t)K, x, K);
+    for (; r < rows; r++) y[r] = bn_avx2_dot_f16(W + (size_t)r * ldw, x, n);
+}
+
+void bn_avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    bn_avx2_dots_f16(W + (size_t)m0 * (size_t)K, (size_t)K, x, K, m1 - m0, y);
 }
 
 /* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused

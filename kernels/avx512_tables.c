@@ -15,6 +15,7 @@ static const bn_kernels avx512_kernels = {
     .f32_to_f16 = bn_avx512_f32_to_f16,
     .dot_f16 = bn_avx512_dot_f16,
     .gemv_f16 = bn_avx512_gemv_f16,
+    .dots_f16 = bn_avx2_dots_f16,   /* ref's order too; its tails four rows at a time */
     .dot_f32_f16_fma16 = bn_avx512_dot_f32_f16_fma16,
     .fmt = {
         [BN_FMT_TERNARY] = &bn_avx512_fmt_ternary,

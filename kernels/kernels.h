@@ -138,6 +138,9 @@ typedef struct bn_kernels {
     float (*dot_f16)(const uint16_t *a, const uint16_t *b, int n);
     /* y[m - m0] = dot_f16(W + m*K, x, K) for m in [m0, m1). */
     void (*gemv_f16)(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+    /* y[r] = dot_f16(W + r*ldw, x, n) for r < rows: rows of n values ldw
+     * apart (attention's P·V over V^T, whose rows are the context long). */
+    void (*dots_f16)(const uint16_t *W, size_t ldw, const uint16_t *x, int n, int rows, float *y);
     /* sum of p[k]*v[k] for float p and f16 v, in the order of llamafile's
      * tinyBLAS (AVX-512, KN = 16) that bitnet.cpp's batch path uses for P*V:
      *     acc[l] = 0;  for k0 = 0, 16, 32, ...:  acc[l] = fma(p[k0+l], v[k0+l], acc[l])

@@ -153,18 +153,18 @@ static inline float64x2_t add_tail4(float64x2_t s, float32x4_t p, float32x4_t q)
 /* Rows four at a time when there is a tail (head_dim 96 leaves 32
  * elements): the same additions as bn_neon_dot_f16 per row, in two
  * independent vector chains instead of four chains one after another. */
-void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
-    int m = m0;
-    if (K % 64 != 0)
-        for (; m + 4 <= m1; m += 4) {
-            const uint16_t *w = W + (size_t)m * (size_t)K;
+void bn_neon_dots_f16(const uint16_t *W, size_t ldw, const uint16_t *x, int n, int rows, float *y) {
+    int m = 0;
+    if (n % 64 != 0)
+        for (; m + 4 <= rows; m += 4) {
+            const uint16_t *w = W + (size_t)m * ldw;
             double h[4];
             int i = 0;
-            for (int r = 0; r < 4; r++) h[r] = (double)dot_f16_head(w + (size_t)r * K, x, K, &i);
+            for (int r = 0; r < 4; r++) h[r] = (double)dot_f16_head(w + (size_t)r * ldw, x, n, &i);
             float64x2_t s01 = vld1q_f64(h), s23 = vld1q_f64(h + 2);
-            for (; i + 8 <= K; i += 8) {
+            for (; i + 8 <= n; i += 8) {
                 float32x4_t p[4][2];
-                for (int r = 0; r < 4; r++) mul8_f16(w + (size_t)r * K + i, x + i, p[r]);
+                for (int r = 0; r < 4; r++) mul8_f16(w + (size_t)r * ldw + i, x + i, p[r]);
                 for (int hf = 0; hf < 2; hf++) {
                     s01 = add_tail4(s01, p[0][hf], p[1][hf]);
                     s23 = add_tail4(s23, p[2][hf], p[3][hf]);
@@ -173,12 +173,16 @@ void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m
             vst1q_f64(h, s01);
             vst1q_f64(h + 2, s23);
             for (int r = 0; r < 4; r++) {
-                for (int j = i; j < K; j++)
-                    h[r] += (double)(bn_f16_to_f32(w[(size_t)r * K + j]) * bn_f16_to_f32(x[j]));
-                y[m - m0 + r] = (float)h[r];
+                for (int j = i; j < n; j++)
+                    h[r] += (double)(bn_f16_to_f32(w[(size_t)r * ldw + j]) * bn_f16_to_f32(x[j]));
+                y[m + r] = (float)h[r];
             }
         }
-    for (; m < m1; m++) y[m - m0] = bn_neon_dot_f16(W + (size_t)m * (size_t)K, x, K);
+    for (; m < rows; m++) y[m] = bn_neon_dot_f16(W + (size_t)m * ldw, x, n);
+}
+
+void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y) {
+    bn_neon_dots_f16(W + (size_t)m0 * (size_t)K, (size_t)K, x, K, m1 - m0, y);
 }
 
 /* bitnet.cpp's prompt-batch P·V order (ternary_ref.c): 16 fused

@@ -35,6 +35,7 @@ void bn_neon_f16_to_f32(const uint16_t *src, float *dst, int n);
 void bn_neon_f32_to_f16(const float *src, uint16_t *dst, int n);
 float bn_neon_dot_f16(const uint16_t *a, const uint16_t *b, int n);
 void bn_neon_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+void bn_neon_dots_f16(const uint16_t *W, size_t ldw, const uint16_t *x, int n, int rows, float *y);
 float bn_neon_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 
 /* The Q8 LM head with ref's row-major layout (head_q8_rows = 1): the same
@@ -62,6 +63,7 @@ void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride,
         .f32_to_f16 = bn_neon_f32_to_f16,                                                      \
         .dot_f16 = bn_neon_dot_f16,                                                            \
         .gemv_f16 = bn_neon_gemv_f16,                                                          \
+        .dots_f16 = bn_neon_dots_f16,                                                          \
         .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,                                        \
         .fmt = {                                                                               \
             [BN_FMT_TERNARY] = &P##_fmt_ternary,                                               \

@@ -115,6 +115,11 @@ static float ref_dot_f16(const uint16_t *a, const uint16_t *b, int n) {
     return (float)sum;
 }
 
+static void ref_dots_f16(const uint16_t *W, size_t ldw, const uint16_t *x, int n, int rows,
+                         float *y) {
+    for (int r = 0; r < rows; r++) y[r] = ref_dot_f16(W + (size_t)r * ldw, x, n);
+}
+
 static void ref_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1,
                          float *y) {
     for (int m = m0; m < m1; m++) y[m - m0] = ref_dot_f16(W + (size_t)m * (size_t)K, x, K);
@@ -171,6 +176,7 @@ BN_DEFINE_Q8_HEAD_FORMAT(ref, 1, ref_head_q8_size, ref_head_q8_quantize, bn_act_
         .f32_to_f16 = ref_f32_to_f16,                                                           \
         .dot_f16 = ref_dot_f16,                                                                 \
         .gemv_f16 = ref_gemv_f16,                                                               \
+        .dots_f16 = ref_dots_f16,                                                               \
         .dot_f32_f16_fma16 = ref_dot_f32_f16_fma16,                                             \
         .fmt = {                                                                                \
             [BN_FMT_TERNARY] = &ternary,                                                        \

@@ -107,6 +107,7 @@ void bn_avx2_f16_to_f32(const uint16_t *src, float *dst, int n);
 void bn_avx2_f32_to_f16(const float *src, uint16_t *dst, int n);
 float bn_avx2_dot_f16(const uint16_t *a, const uint16_t *b, int n);
 void bn_avx2_gemv_f16(const uint16_t *W, int K, const uint16_t *x, int m0, int m1, float *y);
+void bn_avx2_dots_f16(const uint16_t *W, size_t ldw, const uint16_t *x, int n, int rows, float *y);
 float bn_avx2_dot_f32_f16_fma16(const float *p, const uint16_t *v, int n);
 
 extern const bn_format_traits bn_avx2_mad_fmt_ternary;     /* "i2s-avx2-mad" */

@@ -11,7 +11,7 @@ static void pv_f16(const bn_kernels *k, float *p, uint16_t *p16, int n_kv, int n
                    const uint16_t *vt, size_t ld, int head_dim, float *out) {
     k->f32_to_f16(p, p16, n_kv);
     memset(p16 + n_kv, 0, (size_t)(n_pad - n_kv) * sizeof *p16);
-    for (int d = 0; d < head_dim; d++) out[d] = k->dot_f16(p16, vt + (size_t)d * ld, n_pad);
+    k->dots_f16(vt, ld, p16, n_pad, head_dim, out);   /* = dot_f16(p16, V^T row d): products commute */
 }
 
 static enum bn_format head_as_is(enum bn_format model_head) {

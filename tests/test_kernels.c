@@ -307,6 +307,21 @@ static void test_dot_f16(void **state) {
                              (double)r);
             }
         }
+        /* dots_f16: the same rows ldw apart (as V^T's rows in the cache) */
+        const size_t ldw = (size_t)n + 7;
+        uint16_t *aw = calloc((size_t)M * ldw, sizeof *aw);
+        for (int m = 0; m < M; m++) memcpy(aw + (size_t)m * ldw, a + (size_t)m * n, sizeof *a * (size_t)n);
+        for (int v = 0; v < n_all; v++) {
+            float yd[12];
+            all[v]->dots_f16(aw + ldw, ldw, b, n, M - 1, yd);
+            for (int m = 1; m < M; m++) {
+                float r = bn_kernels_ref()->dot_f16(a + m * n, b, n);
+                if (memcmp(&yd[m - 1], &r, sizeof r) != 0)
+                    fail_msg("%s dots_f16 n=%d row %d: %a differs from ref %a", all[v]->name, n, m,
+                             (double)yd[m - 1], (double)r);
+            }
+        }
+        free(aw);
         free(a);
         free(b);
     }
