@@ -288,9 +288,13 @@ static void task_rescore(void *arg, int ith, int nth) {
     const int n = hx->r1 - hx->r0;
     const int i0 = hx->r0 + (int)((long long)n * ith / nth);
     const int i1 = hx->r0 + (int)((long long)n * (ith + 1) / nth);
+    /* the row's bytes go through this part's xn row (n_embd floats, free
+     * once the final norm is done): see bn_model_head_row_f16 */
+    uint16_t *row = (uint16_t *)(c->xn + (size_t)ith * (size_t)c->hp.n_embd);
     for (int i = i0; i < i1; i++) {
         const int m = hx->rows[i];
-        f16->gemv(h->W, h->K, h->M, hx->xh, m, m + 1, hx->logits + m);
+        bn_model_head_row_f16(c->model, m, row);
+        f16->gemv(row, h->K, 1, hx->xh, 0, 1, hx->logits + m);
     }
 }
 

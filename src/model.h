@@ -75,6 +75,8 @@ struct bn_model {
     int embd_fd;                    /* >= 0: rows are read with pread (the table's
                                        pages are not kept resident, see model.c) */
     uint64_t embd_file_offset;      /* file offset of token_embd's data */
+    uint64_t head_file_offset;      /* file offset of head_src's data (the exact
+                                       head's rows are read with pread too) */
 
     bn_tokenizer *tok;
     float *norms_arena;             /* owned F32 copies of every norm, bias and scale */
@@ -93,5 +95,10 @@ void bn_model_embedding_raw(const bn_model *m, int32_t token, void *raw);
 /* The embedding of `token` as n_embd floats (docs/NUMERICS.md, Embedding);
  * raw is scratch of embd_row_bytes (may be dst itself when the row is F32). */
 void bn_model_embedding_row(const bn_model *m, int32_t token, void *raw, float *dst);
+
+/* Row `row` of the exact head's F16 table (head_f16) into dst (n_embd
+ * values): pread from the file where embd_fd is open, so rescored rows do
+ * not map the table's pages (model.c), else from the mapping. */
+void bn_model_head_row_f16(const bn_model *m, int32_t row, uint16_t *dst);
 
 #endif
