@@ -3,7 +3,8 @@
  * file stores them (no packing), with the numerics of ggml's x86 build, the
  * one bitnet.cpp's reference logits come from (docs/NUMERICS.md, "ggml Q8_0
  * head"; block layouts in docs/FORMAT.md, Q8_0 and Q6_K). Plain C: every
- * variant's table points at these records (kernels.h). Also the row decoders
+ * variant without its own forms (format_ggml_avx2.c, format_ggml_neon.c)
+ * points at these records (kernels.h). Also the row decoders
  * of these block types, for the embedding lookup.
  *
  * Each dot product below is written lane by lane in the order of ggml's
@@ -81,26 +82,6 @@ static float q8_0_dot(const uint8_t *w, const uint8_t *x, int nb) {
     return hsum8(acc);
 }
 
-static void q8_0_gemv(const void *W, int K, int M, const void *act, int m0, int m1, void *y) {
-    (void)M;
-    const size_t row = (size_t)(K / 32) * Q8_0_BYTES;
-    for (int m = m0; m < m1; m++)
-        ((float *)y)[m - m0] = q8_0_dot((const uint8_t *)W + (size_t)m * row, act, K / 32);
-}
-
-/* tinyBLAS's Q8_0 batch kernel does the same arithmetic per output: the
- * batch is row tiles of gemv. */
-static void q8_0_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
-                      void *y, int ldy) {
-    bn_gemm_by_row_tiles(q8_0_gemv, bn_q8_0_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
-                         m1, y, ldy);
-}
-
-const bn_format_traits bn_fmt_q8_0 = {
-    .name = "q8_0", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = bn_q8_0_act_size, .act_prep = bn_q8_0_act_prep,
-    .gemv = q8_0_gemv, .gemm = q8_0_gemm,
-};
 
 void bn_q8_0_row_to_f32(const void *row, int K, float *dst) {
     const uint8_t *p = row;
@@ -181,26 +162,6 @@ static float q6_k_dot(const uint8_t *w, const uint8_t *dx, const int8_t *q, int 
     return hsum8(acc);
 }
 
-static void q6_k_gemv(const void *W, int K, int M, const void *act, int m0, int m1, void *y) {
-    (void)M;
-    const size_t row = (size_t)(K / 256) * Q6_K_BYTES;
-    const int8_t *q = (const int8_t *)act + (size_t)(K / 256) * 4;
-    for (int m = m0; m < m1; m++)
-        ((float *)y)[m - m0] = q6_k_dot((const uint8_t *)W + (size_t)m * row, act, q, K / 256);
-}
-
-/* ggml has no batch kernel for Q6_K: a batch is gemv per token. */
-static void q6_k_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
-                      void *y, int ldy) {
-    bn_gemm_by_row_tiles(q6_k_gemv, bn_q6_k_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
-                         m1, y, ldy);
-}
-
-const bn_format_traits bn_fmt_q6_k = {
-    .name = "q6_k", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = bn_q6_k_act_size, .act_prep = bn_q6_k_act_prep,
-    .gemv = q6_k_gemv, .gemm = q6_k_gemm,
-};
 
 /* dequantize_row_q6_K: value = (d * scale) * (code - 32), in float. */
 void bn_q6_k_row_to_f32(const void *row, int K, float *dst) {
@@ -243,20 +204,4 @@ static float f32_dot(const float *w, const float *x, int K) {
     return sum;
 }
 
-static void f32_gemv(const void *W, int K, int M, const void *act, int m0, int m1, void *y) {
-    (void)M;
-    for (int m = m0; m < m1; m++)
-        ((float *)y)[m - m0] = f32_dot((const float *)W + (size_t)m * (size_t)K, act, K);
-}
-
-static void f32_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
-                     void *y, int ldy) {
-    bn_gemm_by_row_tiles(f32_gemv, bn_f32_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0, m1,
-                         y, ldy);
-}
-
-const bn_format_traits bn_fmt_f32 = {
-    .name = "f32", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = bn_f32_act_size, .act_prep = bn_f32_act_prep,
-    .gemv = f32_gemv, .gemm = f32_gemm,
-};
+BN_GGML_HEAD_RECORDS(, q8_0_dot, q6_k_dot, f32_dot);

@@ -44,24 +44,6 @@ static float dot(const uint8_t *w, const uint8_t *x, int nb) {
     return hsum8(acc);
 }
 
-static void gemv(const void *W, int K, int M, const void *act, int m0, int m1, void *y) {
-    (void)M;
-    const size_t row = (size_t)(K / 32) * Q8_0_BYTES;
-    for (int m = m0; m < m1; m++)
-        ((float *)y)[m - m0] = dot((const uint8_t *)W + (size_t)m * row, act, K / 32);
-}
-
-static void gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1, void *y,
-                 int ldy) {
-    bn_gemm_by_row_tiles(gemv, bn_q8_0_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0, m1,
-                         y, ldy);
-}
-
-const bn_format_traits bn_fmt_q8_0_avx2 = {
-    .name = "q8_0", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = bn_q8_0_act_size, .act_prep = bn_q8_0_act_prep,
-    .gemv = gemv, .gemm = gemm,
-};
 
 /* ---- Q6_K ------------------------------------------------------------------------ */
 
@@ -128,25 +110,6 @@ static float q6_k_dot(const uint8_t *w, const uint8_t *dx, const int8_t *q, int 
     return hsum8(acc);
 }
 
-static void q6_k_gemv(const void *W, int K, int M, const void *act, int m0, int m1, void *y) {
-    (void)M;
-    const size_t row = (size_t)(K / 256) * Q6_K_BYTES;
-    const int8_t *q = (const int8_t *)act + (size_t)(K / 256) * 4;
-    for (int m = m0; m < m1; m++)
-        ((float *)y)[m - m0] = q6_k_dot((const uint8_t *)W + (size_t)m * row, act, q, K / 256);
-}
-
-static void q6_k_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
-                      void *y, int ldy) {
-    bn_gemm_by_row_tiles(q6_k_gemv, bn_q6_k_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0,
-                         m1, y, ldy);
-}
-
-const bn_format_traits bn_fmt_q6_k_avx2 = {
-    .name = "q6_k", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = bn_q6_k_act_size, .act_prep = bn_q6_k_act_prep,
-    .gemv = q6_k_gemv, .gemm = q6_k_gemm,
-};
 
 /* ---- F32 -------------------------------------------------------------------------- */
 
@@ -172,22 +135,7 @@ static float f32_dot(const float *w, const float *x, int K) {
     return sum;
 }
 
-static void f32_gemv(const void *W, int K, int M, const void *act, int m0, int m1, void *y) {
-    (void)M;
-    for (int m = m0; m < m1; m++)
-        ((float *)y)[m - m0] = f32_dot((const float *)W + (size_t)m * (size_t)K, act, K);
-}
 
-static void f32_gemm(const void *W, int K, int M, const void *act, int N, int m0, int m1,
-                     void *y, int ldy) {
-    bn_gemm_by_row_tiles(f32_gemv, bn_f32_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M, act, N, m0, m1,
-                         y, ldy);
-}
-
-const bn_format_traits bn_fmt_f32_avx2 = {
-    .name = "f32", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,
-    .act_size = bn_f32_act_size, .act_prep = bn_f32_act_prep,
-    .gemv = f32_gemv, .gemm = f32_gemm,
-};
+BN_GGML_HEAD_RECORDS(_avx2, dot, q6_k_dot, f32_dot);
 
 #endif

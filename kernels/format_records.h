@@ -167,4 +167,67 @@ static inline size_t bn_round64(size_t n) {
         .gemv = P##_q8_gemv, .gemm = P##_q8_gemm,                                               \
     }
 
+
+/* ---- ggml's head types (format_ggml.c and its SIMD forms) ----------------- */
+/* The Q8_0, Q6_K and F32 records bn_fmt_q8_0##SUFFIX, bn_fmt_q6_k##SUFFIX and
+ * bn_fmt_f32##SUFFIX from a variant's row dots: Q8_0_DOT(w, x, nb) over nb
+ * blocks of 34 bytes, Q6_K_DOT(w, dx, q, nb) over nb blocks of 210 bytes (dx
+ * the activations' block scales, q their int8 values), F32_DOT(w, x, K). A
+ * batch is gemv per row tile and token: ggml's batch kernels for these types
+ * do the same arithmetic per output (or there are none). */
+#define BN_GGML_HEAD_RECORDS(SUFFIX, Q8_0_DOT, Q6_K_DOT, F32_DOT)                                \
+    static void q8_0_gemv##SUFFIX(const void *W, int K, int M, const void *act, int m0, int m1,  \
+                                  void *y) {                                                     \
+        (void)M;                                                                                 \
+        const size_t row = (size_t)(K / 32) * 34;                                                \
+        for (int m = m0; m < m1; m++)                                                            \
+            ((float *)y)[m - m0] = Q8_0_DOT((const uint8_t *)W + (size_t)m * row, act, K / 32);  \
+    }                                                                                            \
+    static void q8_0_gemm##SUFFIX(const void *W, int K, int M, const void *act, int N, int m0,   \
+                                  int m1, void *y, int ldy) {                                    \
+        bn_gemm_by_row_tiles(q8_0_gemv##SUFFIX, bn_q8_0_act_size(K), BN_FLOAT_GEMM_ROWS, W, K,  \
+                             M, act, N, m0, m1, y, ldy);                                         \
+    }                                                                                            \
+    const bn_format_traits bn_fmt_q8_0##SUFFIX = {                                               \
+        .name = "q8_0", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,                         \
+        .act_size = bn_q8_0_act_size, .act_prep = bn_q8_0_act_prep,                              \
+        .gemv = q8_0_gemv##SUFFIX, .gemm = q8_0_gemm##SUFFIX,                                    \
+    };                                                                                           \
+    static void q6_k_gemv##SUFFIX(const void *W, int K, int M, const void *act, int m0, int m1,  \
+                                  void *y) {                                                     \
+        (void)M;                                                                                 \
+        const size_t row = (size_t)(K / 256) * 210;                                              \
+        const int8_t *q = (const int8_t *)act + (size_t)(K / 256) * 4;                           \
+        for (int m = m0; m < m1; m++)                                                            \
+            ((float *)y)[m - m0] = Q6_K_DOT((const uint8_t *)W + (size_t)m * row,                \
+                                            (const uint8_t *)act, q, K / 256);                   \
+    }                                                                                            \
+    static void q6_k_gemm##SUFFIX(const void *W, int K, int M, const void *act, int N, int m0,   \
+                                  int m1, void *y, int ldy) {                                    \
+        bn_gemm_by_row_tiles(q6_k_gemv##SUFFIX, bn_q6_k_act_size(K), BN_FLOAT_GEMM_ROWS, W, K,  \
+                             M, act, N, m0, m1, y, ldy);                                         \
+    }                                                                                            \
+    const bn_format_traits bn_fmt_q6_k##SUFFIX = {                                               \
+        .name = "q6_k", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,                         \
+        .act_size = bn_q6_k_act_size, .act_prep = bn_q6_k_act_prep,                              \
+        .gemv = q6_k_gemv##SUFFIX, .gemm = q6_k_gemm##SUFFIX,                                    \
+    };                                                                                           \
+    static void f32_gemv##SUFFIX(const void *W, int K, int M, const void *act, int m0, int m1,   \
+                                 void *y) {                                                      \
+        (void)M;                                                                                 \
+        for (int m = m0; m < m1; m++)                                                            \
+            ((float *)y)[m - m0] = F32_DOT((const float *)W + (size_t)m * (size_t)K,             \
+                                           (const float *)act, K);                               \
+    }                                                                                            \
+    static void f32_gemm##SUFFIX(const void *W, int K, int M, const void *act, int N, int m0,    \
+                                 int m1, void *y, int ldy) {                                     \
+        bn_gemm_by_row_tiles(f32_gemv##SUFFIX, bn_f32_act_size(K), BN_FLOAT_GEMM_ROWS, W, K, M,  \
+                             act, N, m0, m1, y, ldy);                                            \
+    }                                                                                            \
+    const bn_format_traits bn_fmt_f32##SUFFIX = {                                                \
+        .name = "f32", .out_int32 = 0, .tile_rows = BN_FLOAT_GEMM_ROWS,                          \
+        .act_size = bn_f32_act_size, .act_prep = bn_f32_act_prep,                                \
+        .gemv = f32_gemv##SUFFIX, .gemm = f32_gemm##SUFFIX,                                      \
+    }
+
 #endif
