@@ -12,12 +12,11 @@ float bn_avx2_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
      * the 1e-5 floor in double afterwards equals the reference's double loop. */
     __m256 mx = _mm256_setzero_ps();
     for (int i = 0; i < K; i += 8) mx = _mm256_max_ps(mx, bn_abs_ps(_mm256_loadu_ps(x + i)));
-    float lanes[8];
+    float lanes[8], m = 0.0f;
     _mm256_storeu_ps(lanes, mx);
-    double amax = 1e-5;
     for (int i = 0; i < 8; i++)
-        if ((double)lanes[i] > amax) amax = (double)lanes[i];
-    const float s = (float)(127.0 / amax);
+        if (lanes[i] > m) m = lanes[i];
+    const float s = bn_act_quant_scale(m);
 
     /* cvtps_epi32 rounds to nearest even (default MXCSR), the same as the
      * reference's 1.5*2^23 trick; the packs saturate, which is the clamp. */

@@ -12,9 +12,7 @@ float bn_avx512_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
     for (int i = 0; i < K; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
     /* max in float is exact; the floor comparison in double equals the
      * reference's double loop. */
-    double amax = 1e-5, m = (double)_mm512_reduce_max_ps(mx);
-    if (m > amax) amax = m;
-    const float s = (float)(127.0 / amax);
+    const float s = bn_act_quant_scale(_mm512_reduce_max_ps(mx));
     const __m512 vs = _mm512_set1_ps(s);
     const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
     __m512i acc = _mm512_setzero_si512();

@@ -100,12 +100,11 @@ static float avx2_norm_quantize_act(const float *x, const float *w, float scale,
     const __m256 vscale = _mm256_set1_ps(scale);
     __m256 mx = _mm256_setzero_ps();
     for (int i = 0; i < Kp; i += 8) mx = _mm256_max_ps(mx, bn_abs_ps(normed8(x, w, vscale, K, i)));
-    float lanes[8];
+    float lanes[8], m = 0.0f;
     _mm256_storeu_ps(lanes, mx);
-    double amax = 1e-5;
     for (int i = 0; i < 8; i++)
-        if ((double)lanes[i] > amax) amax = (double)lanes[i];
-    const float s = (float)(127.0 / amax);
+        if (lanes[i] > m) m = lanes[i];
+    const float s = bn_act_quant_scale(m);
 
     /* y is computed again rather than stored and read back: the same
      * operations give the same bits, and the row is never written. */

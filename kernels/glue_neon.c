@@ -91,9 +91,7 @@ static float neon_norm_quantize_act(const float *x, const float *w, float scale,
         float a = fabsf(normed1(x, w, scale, K, i));
         if (a > fmax) fmax = a;
     }
-    double amax = 1e-5;
-    if ((double)fmax > amax) amax = (double)fmax;
-    const float s = (float)(127.0 / amax);
+    const float s = bn_act_quant_scale(fmax);
 
     /* y computed again rather than stored: the same bits, no row written */
     const float32x4_t vs = vdupq_n_f32(s);

@@ -216,6 +216,15 @@ static inline float bn_ternary_epilogue(int32_t dot, float act_scale, float w_sc
     return ((float)dot / act_scale) * w_scale;
 }
 
+/* quantize_act's scale (docs/NUMERICS.md, BitLinear): 127 / max(max|x|,
+ * 1e-5), the floor compared and the division done in double as the
+ * reference does; max|x| found in float is exact (max does not round, and
+ * a NaN never wins a `>`), so every variant gets the reference's scale. */
+static inline float bn_act_quant_scale(float max_abs) {
+    const double amax = (double)max_abs > 1e-5 ? (double)max_abs : 1e-5;
+    return (float)(127.0 / amax);
+}
+
 /* ---- dispatch (dispatch.c) ------------------------------------------------ */
 /* Pick the best variant this CPU supports, or the one named by `force`
  * ("ref", "avx2", "avx512", "neon", or an alternative's name from

@@ -27,9 +27,7 @@ float bn_neon_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
         float a = fabsf(x[i]);
         if (a > fmax) fmax = a;
     }
-    double amax = 1e-5;
-    if ((double)fmax > amax) amax = (double)fmax;
-    const float s = (float)(127.0 / amax);
+    const float s = bn_act_quant_scale(fmax);
 
     const float32x4_t vs = vdupq_n_f32(s);
     int32x4_t acc = vdupq_n_s32(0);
