@@ -20,6 +20,7 @@ BN_DEFINE_F16_FORMATS(avx2, bn_avx2_f32_to_f16, bn_avx2_gemv_f16, bn_avx2_dot_f3
         .gemv_f16 = bn_avx2_gemv_f16,                                   \
         .dots_f16 = bn_avx2_dots_f16,                                   \
         .dot_f32_f16_fma16 = bn_avx2_dot_f32_f16_fma16,                 \
+        .head_q8_row_norms = bn_avx2_head_q8_row_norms,                 \
         .fmt = {                                                        \
             [BN_FMT_TERNARY] = &ternary,                                \
             [BN_FMT_F16] = &avx2_fmt_f16,                               \

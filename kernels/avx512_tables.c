@@ -17,6 +17,7 @@ static const bn_kernels avx512_kernels = {
     .gemv_f16 = bn_avx512_gemv_f16,
     .dots_f16 = bn_avx2_dots_f16,   /* ref's order too; its tails four rows at a time */
     .dot_f32_f16_fma16 = bn_avx512_dot_f32_f16_fma16,
+    .head_q8_row_norms = bn_avx2_head_q8_row_norms,
     .fmt = {
         [BN_FMT_TERNARY] = &bn_avx512_fmt_ternary,
         [BN_FMT_F16] = &avx512_fmt_f16,

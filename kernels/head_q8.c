@@ -162,31 +162,42 @@ void bn_head_q8_gemv_tiled(int R, const void *Wq, int K, const void *xq, int m0,
  * back from the packed tile and the row's F16 weights w: e = w - q * dw and
  * q * dw itself. Every e_k is exact in double (an f16 minus an 8-bit integer
  * times an f16: at most 41 significant bits); the sums of squares round,
- * which the exact head's margins cover. Branch-free so it vectorizes: the
- * load computes it for every row of the table. */
+ * which the exact head's margins cover whatever the order of the additions
+ * (all terms are >= 0). Weight k goes to lane k % 8 and the lanes are added
+ * at the end (bn_head_q8_sum_lanes): eight independent chains instead of
+ * one K long, which SIMD variants run as vectors with the same bits (the
+ * load runs this for every row of the table: as one chain it was 40 % of a
+ * short run's time). */
+double bn_head_q8_sum_lanes(const double l[8]) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 void bn_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
                           double *deq2) {
     const size_t tile_bytes = (size_t)R * K / 16 * 17;
     const uint8_t *tile = (const uint8_t *)Wq + (size_t)(m / R) * tile_bytes;
     const int r = m % R;
-    double e2 = 0.0, d2 = 0.0;
-    unsigned special = 0;           /* an Inf or NaN weight: its bounds are Inf */
+    double e2[8] = {0}, d2[8] = {0};
+    uint16_t special = 0;           /* an Inf or NaN weight: its bounds are Inf */
     for (int b = 0; b < K / 32; b++) {
         uint16_t dh;
         memcpy(&dh, tile + s_off(R, K, r, b), 2);
         const double dw = (double)f16_finite_to_f32(dh);
-        for (int j = 0; j < 8; j++) {
-            const int8_t *q = (const int8_t *)tile + w_off(R, r, 32 * b + 4 * j);
-            const uint16_t *wj = w + 32 * b + 4 * j;
-            for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 32; j += 8) {
+            int8_t q[8];            /* two groups of 4, apart in a tiled layout */
+            memcpy(q, tile + w_off(R, r, 32 * b + j), 4);
+            memcpy(q + 4, tile + w_off(R, r, 32 * b + j + 4), 4);
+            const uint16_t *wj = w + 32 * b + j;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
                 const double deq = (double)q[i] * dw;
                 const double e = (double)f16_finite_to_f32(wj[i]) - deq;
-                special |= (wj[i] & 0x7c00u) == 0x7c00u;
-                e2 += e * e;
-                d2 += deq * deq;
+                special |= (uint16_t)((wj[i] & 0x7c00u) == 0x7c00u);
+                e2[i] += e * e;
+                d2[i] += deq * deq;
             }
         }
     }
-    *err2 = special ? (double)INFINITY : e2;
-    *deq2 = special ? (double)INFINITY : d2;
+    *err2 = special ? (double)INFINITY : bn_head_q8_sum_lanes(e2);
+    *deq2 = special ? (double)INFINITY : bn_head_q8_sum_lanes(d2);
 }

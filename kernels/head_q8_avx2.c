@@ -1,5 +1,7 @@
 /* The Q8 LM head (kernels.h, numerics and layout) for AVX2, tile height 8:
  * the record bn_avx2_fmt_q8_head, shared by the three AVX2 tables. */
+#include <math.h>
+
 #include "x86_common.h"
 
 #ifdef BN_X86_AVX2
@@ -229,6 +231,55 @@ static void gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, 
             for (int n = 0; n < nt; n++) store_tile(acc[n], t * HR, m0, m1, y + (size_t)(n0 + n) * (size_t)ldy);
         }
     }
+}
+
+/* bn_head_q8_row_norms (head_q8.c) eight weights at a time: lanes 0-3 and
+ * 4-7 of its eight double chains in two vectors, the same operations
+ * (convert, q * dw, w - deq, squares, sums) on each lane in the same order,
+ * so the same bits. F16C converts finite halves exactly, like the
+ * definition; a row with an Inf or NaN weight gives Inf either way. Any
+ * tile height R (the AVX-512 table's too). */
+void bn_avx2_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                               double *deq2) {
+    const size_t tile_bytes = (size_t)R * K / 16 * 17;
+    const uint8_t *tile = (const uint8_t *)Wq + (size_t)(m / R) * tile_bytes;
+    const int r = m % R;
+    const __m128i exp_mask = _mm_set1_epi16(0x7c00);
+    __m128i special = _mm_setzero_si128();
+    __m256d e_lo = _mm256_setzero_pd(), e_hi = _mm256_setzero_pd();
+    __m256d d_lo = _mm256_setzero_pd(), d_hi = _mm256_setzero_pd();
+    for (int b = 0; b < K / 32; b++) {
+        uint16_t dh;
+        memcpy(&dh, tile + (size_t)R * K + 2 * ((size_t)R * b + r), 2);
+        const __m256d dw = _mm256_set1_pd((double)_cvtsh_ss(dh));
+        const uint8_t *qb = tile + (size_t)32 * R * b + (size_t)4 * r;   /* group g at + 4R g */
+        for (int j = 0; j < 32; j += 8) {
+            int32_t g0, g1;
+            memcpy(&g0, qb + (size_t)R * j, 4);             /* k = j..j+3: group j/4 */
+            memcpy(&g1, qb + (size_t)R * (j + 4), 4);
+            const __m256i q32 = _mm256_cvtepi8_epi32(_mm_set_epi32(0, 0, g1, g0));
+            const __m128i wh = _mm_loadu_si128((const __m128i *)(w + 32 * b + j));
+            special = _mm_or_si128(special, _mm_cmpeq_epi16(_mm_and_si128(wh, exp_mask), exp_mask));
+            const __m256 wf = _mm256_cvtph_ps(wh);
+            const __m256d q_lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(q32));
+            const __m256d q_hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(q32, 1));
+            const __m256d deq_lo = _mm256_mul_pd(q_lo, dw), deq_hi = _mm256_mul_pd(q_hi, dw);
+            const __m256d el = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(wf)), deq_lo);
+            const __m256d eh = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(wf, 1)), deq_hi);
+            e_lo = _mm256_add_pd(e_lo, _mm256_mul_pd(el, el));
+            e_hi = _mm256_add_pd(e_hi, _mm256_mul_pd(eh, eh));
+            d_lo = _mm256_add_pd(d_lo, _mm256_mul_pd(deq_lo, deq_lo));
+            d_hi = _mm256_add_pd(d_hi, _mm256_mul_pd(deq_hi, deq_hi));
+        }
+    }
+    double e[8], d[8];
+    _mm256_storeu_pd(e, e_lo);
+    _mm256_storeu_pd(e + 4, e_hi);
+    _mm256_storeu_pd(d, d_lo);
+    _mm256_storeu_pd(d + 4, d_hi);
+    const int bad = !_mm_testz_si128(special, special);
+    *err2 = bad ? (double)INFINITY : bn_head_q8_sum_lanes(e);
+    *deq2 = bad ? (double)INFINITY : bn_head_q8_sum_lanes(d);
 }
 
 BN_EXPORT_Q8_HEAD_FORMAT_GEMM(bn_avx2, HR, head_size, head_quantize, act_q8_quantize, gemv_head_q8,

@@ -149,6 +149,10 @@ typedef struct bn_kernels {
      * lane 0 + lane 1, every addition in float. A partial last group counts
      * as padded with zeros. */
     float (*dot_f32_f16_fma16)(const float *p, const uint16_t *v, int n);
+    /* The exact head's per-row error norms of a Q8 head packed with tile
+     * height R (bn_head_q8_row_norms below, the definition; load time). */
+    void (*head_q8_row_norms)(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                              double *deq2);
 
     /* ---- weight formats: every entry set (a variant without a faster
      * kernel for a format points at the reference's record) ---------------- */
@@ -338,5 +342,12 @@ uint16_t bn_q8_block_quantize(const uint16_t *w, int8_t *q);
  * non-finite bound, which rescores every row). */
 void bn_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
                           double *deq2);
+/* The lanes' sum of bn_head_q8_row_norms, in its fixed order. */
+double bn_head_q8_sum_lanes(const double l[8]);
+/* The same norms, vectorised (same bits): AVX2 + F16C, NEON. */
+void bn_avx2_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                               double *deq2);
+void bn_neon_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                               double *deq2);
 
 #endif

@@ -223,6 +223,61 @@ void bn_neon_head_q8_quantize(const uint16_t *W, int K, int M, int m0, int m1, v
     bn_head_q8_quantize_tiled(1, W, K, M, m0, m1, dst);
 }
 
+/* bn_head_q8_row_norms (head_q8.c) with rows laid out one after another (R
+ * = 1 here; any R works): its eight double lanes as four vectors of two,
+ * the same operations on each lane in the same order, so the same bits.
+ * vcvt_f32_f16 converts finite halves exactly; a row with an Inf or NaN
+ * weight gives Inf either way. */
+void bn_neon_head_q8_row_norms(int R, const void *Wq, const uint16_t *w, int K, int m, double *err2,
+                               double *deq2) {
+    const size_t tile_bytes = (size_t)R * K / 16 * 17;
+    const uint8_t *tile = (const uint8_t *)Wq + (size_t)(m / R) * tile_bytes;
+    const int r = m % R;
+    const uint16x8_t exp_mask = vdupq_n_u16(0x7c00);
+    uint16x8_t special = vdupq_n_u16(0);
+    float64x2_t e[4], d[4];
+    for (int l = 0; l < 4; l++) e[l] = d[l] = vdupq_n_f64(0.0);
+    for (int b = 0; b < K / 32; b++) {
+        uint16_t dh;
+        memcpy(&dh, tile + (size_t)R * K + 2 * ((size_t)R * b + r), 2);
+        const float64x2_t dw = vdupq_n_f64((double)bn_f16_to_f32(dh));
+        const uint8_t *qb = tile + (size_t)32 * R * b + (size_t)4 * r;   /* group g at + 4R g */
+        for (int j = 0; j < 32; j += 8) {
+            int8_t q8[8];
+            memcpy(q8, qb + (size_t)R * j, 4);
+            memcpy(q8 + 4, qb + (size_t)R * (j + 4), 4);
+            const int16x8_t q16 = vmovl_s8(vld1_s8(q8));
+            const int32x4_t q_lo = vmovl_s16(vget_low_s16(q16)), q_hi = vmovl_s16(vget_high_s16(q16));
+            const uint16x8_t wh = vld1q_u16(w + 32 * b + j);
+            special = vorrq_u16(special, vceqq_u16(vandq_u16(wh, exp_mask), exp_mask));
+            const float32x4_t w_lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(wh)));
+            const float32x4_t w_hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(wh)));
+            const float64x2_t qd[4] = {
+                vcvtq_f64_s64(vmovl_s32(vget_low_s32(q_lo))), vcvtq_f64_s64(vmovl_s32(vget_high_s32(q_lo))),
+                vcvtq_f64_s64(vmovl_s32(vget_low_s32(q_hi))), vcvtq_f64_s64(vmovl_s32(vget_high_s32(q_hi))),
+            };
+            const float64x2_t wd[4] = {
+                vcvt_f64_f32(vget_low_f32(w_lo)), vcvt_high_f64_f32(w_lo),
+                vcvt_f64_f32(vget_low_f32(w_hi)), vcvt_high_f64_f32(w_hi),
+            };
+            for (int l = 0; l < 4; l++) {     /* lanes 2l, 2l+1 */
+                const float64x2_t deq = vmulq_f64(qd[l], dw);
+                const float64x2_t err = vsubq_f64(wd[l], deq);
+                e[l] = vaddq_f64(e[l], vmulq_f64(err, err));
+                d[l] = vaddq_f64(d[l], vmulq_f64(deq, deq));
+            }
+        }
+    }
+    double el[8], dl[8];
+    for (int l = 0; l < 4; l++) {
+        vst1q_f64(el + 2 * l, e[l]);
+        vst1q_f64(dl + 2 * l, d[l]);
+    }
+    const int bad = vmaxvq_u16(special) != 0;
+    *err2 = bad ? (double)INFINITY : bn_head_q8_sum_lanes(el);
+    *deq2 = bad ? (double)INFINITY : bn_head_q8_sum_lanes(dl);
+}
+
 /* Row m is K int8 weights then K/32 f16 scales; xq is q[K], dx[K/32]. Per
  * block the 32 products are summed exactly (two int8 products per int16
  * lane: at most 2 · 127 · 127 = 32258), then y = y + (float)isum · (dw · dx)

@@ -65,6 +65,7 @@ void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride,
         .gemv_f16 = bn_neon_gemv_f16,                                                          \
         .dots_f16 = bn_neon_dots_f16,                                                          \
         .dot_f32_f16_fma16 = bn_neon_dot_f32_f16_fma16,                                        \
+        .head_q8_row_norms = bn_neon_head_q8_row_norms,                                        \
         .fmt = {                                                                               \
             [BN_FMT_TERNARY] = &P##_fmt_ternary,                                               \
             [BN_FMT_F16] = &P##_fmt_f16,                                                       \

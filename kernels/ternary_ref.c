@@ -178,6 +178,7 @@ BN_DEFINE_Q8_HEAD_FORMAT(ref, 1, ref_head_q8_size, ref_head_q8_quantize, bn_act_
         .gemv_f16 = ref_gemv_f16,                                                               \
         .dots_f16 = ref_dots_f16,                                                               \
         .dot_f32_f16_fma16 = ref_dot_f32_f16_fma16,                                             \
+        .head_q8_row_norms = bn_head_q8_row_norms,                                              \
         .fmt = {                                                                                \
             [BN_FMT_TERNARY] = &ternary,                                                        \
             [BN_FMT_F16] = &ref_fmt_f16,                                                        \

@@ -589,8 +589,8 @@ static void head_row_norms(bn_model *m, const uint16_t *src, int m0, int m1) {
     const int K = m->head.K;
     for (int r = m0; r < m1; r++) {
         double err2, deq2;
-        bn_head_q8_row_norms(m->kern->fmt[BN_FMT_Q8_HEAD]->tile_rows, m->head.owned,
-                             src + (size_t)r * (size_t)K, K, r, &err2, &deq2);
+        m->kern->head_q8_row_norms(m->kern->fmt[BN_FMT_Q8_HEAD]->tile_rows, m->head.owned,
+                                   src + (size_t)r * (size_t)K, K, r, &err2, &deq2);
         m->head_norms[2 * (size_t)r] = round_up_float(sqrt(err2) * (1.0 + 0x1p-30));
         m->head_norms[2 * (size_t)r + 1] = round_up_float(sqrt(deq2) * (1.0 + 0x1p-30));
     }

@@ -3,6 +3,7 @@
  *     variant, K with and without a dot_f16 tail, ordinary, extreme and
  *     adversarial inputs (x along a row's quantization error, where
  *     Cauchy-Schwarz is tight, so a bound missing a term fails here);
+ *   - the per-row norms of every variant bit-identical to the definition's;
  *   - the candidates (bn_head_exact_candidates) against a brute force, with
  *     ties at the threshold and in the order, forced rows, k = 1, 40, all;
  *   - the selection: with bn_context_set_exact_head(k, ids) the k largest
@@ -93,7 +94,7 @@ static void check_bound(const bn_kernels *kv, int K, int M) {
     float *norms = aalloc(sizeof(float) * 2 * (size_t)M);
     for (int m = 0; m < M; m++) {
         double e2, d2;
-        bn_head_q8_row_norms(q8->tile_rows, wq, w + (size_t)m * K, K, m, &e2, &d2);
+        kv->head_q8_row_norms(q8->tile_rows, wq, w + (size_t)m * K, K, m, &e2, &d2);
         norms[2 * m] = round_up_float(sqrt(e2) * (1.0 + 0x1p-30));
         norms[2 * m + 1] = round_up_float(sqrt(d2) * (1.0 + 0x1p-30));
     }
@@ -141,6 +142,59 @@ static void test_bound(void **state) {
     const int Ks[] = {256, 288, 2560};
     for (int v = 0; v < n_all; v++)
         for (int i = 0; i < 3; i++) check_bound(all[v], Ks[i], Ks[i] == 2560 ? 24 : 67);
+}
+
+/* Every variant's row norms (on its own packing) have the bits of the
+ * definition's on ref's packing: ordinary rows, zero and tiny blocks
+ * (f16 subnormals), and rows with an Inf or a NaN weight, whose norms are
+ * Inf. Also checks that the lanes' sums are not one chain: a variant that
+ * summed in another order would differ in some row. */
+static void test_row_norms_variants(void **state) {
+    (void)state;
+    const int K = 288, M = 37;
+    uint16_t *w = aalloc(sizeof(uint16_t) * (size_t)K * M);
+    make_rows(w, K, M);
+    w[(size_t)5 * K + 40] = 0x7c00;             /* +Inf in row 5 */
+    w[(size_t)6 * K + 287] = 0xfe01;            /* a NaN in row 6 */
+    const bn_format_traits *rq8 = all[0]->fmt[BN_FMT_Q8_HEAD];
+    uint8_t *rq = aalloc(rq8->packed_size(K, M));
+    rq8->pack(w, K, M, 0, M, rq);
+    double *ref = aalloc(sizeof(double) * 2 * (size_t)M);
+    int chain_differs = 0;
+    for (int m = 0; m < M; m++) {
+        bn_head_q8_row_norms(1, rq, w + (size_t)m * K, K, m, &ref[2 * m], &ref[2 * m + 1]);
+        if (m == 5 || m == 6) {
+            assert_true(isinf(ref[2 * m]) && isinf(ref[2 * m + 1]));
+            continue;
+        }
+        double chain = 0.0;                     /* one K-long chain of the same squares */
+        for (int k = 0; k < K; k++) {
+            const int8_t q = (int8_t)rq[(size_t)m * K / 16 * 17 + k];
+            uint16_t dh;
+            memcpy(&dh, rq + (size_t)m * K / 16 * 17 + K + 2 * (k / 32), 2);
+            const double deq = (double)q * (double)bn_f16_to_f32(dh);
+            chain += deq * deq;
+        }
+        chain_differs |= chain != ref[2 * m + 1];
+        assert_true(fabs(chain - ref[2 * m + 1]) <= 1e-12 * chain);
+    }
+    assert_true(chain_differs);
+    for (int v = 1; v < n_all; v++) {
+        const bn_format_traits *q8 = all[v]->fmt[BN_FMT_Q8_HEAD];
+        uint8_t *wq = aalloc(q8->packed_size(K, M));
+        q8->pack(w, K, M, 0, M, wq);
+        for (int m = 0; m < M; m++) {
+            double e2, d2;
+            all[v]->head_q8_row_norms(q8->tile_rows, wq, w + (size_t)m * K, K, m, &e2, &d2);
+            if (memcmp(&e2, &ref[2 * m], sizeof e2) != 0 || memcmp(&d2, &ref[2 * m + 1], sizeof d2) != 0)
+                fail_msg("%s row %d: norms %a %a, ref %a %a", all[v]->name, m, e2, d2, ref[2 * m],
+                         ref[2 * m + 1]);
+        }
+        free(wq);
+    }
+    free(w);
+    free(rq);
+    free(ref);
 }
 
 /* ---- the candidates against their definition ----------------------------------- */
@@ -400,6 +454,7 @@ static void test_shared_models(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_row_norms_variants),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_selection_bundled),
         cmocka_unit_test(test_sampling_bundled),
