@@ -70,6 +70,9 @@ req c1 POST /v1/completions -d "{\"prompt\":\"$P\",\"max_tokens\":24,\"temperatu
 expect c1 200 '"object":"text_completion"'
 grep -q '"usage":{"prompt_tokens":[0-9]*,"completion_tokens":24,' "$TMP/c1.out" || fail "c1: usage: $(cat "$TMP/c1.out")"
 grep -q '"finish_reason":"length"' "$TMP/c1.out" || fail "c1: finish_reason not length"
+# llama-server's timings beside usage: the counts agree, the times are positive
+grep -Eq '"timings":\{"prompt_n":[1-9][0-9]*,"prompt_ms":[0-9.]*[1-9][0-9.]*,"prompt_per_second":[0-9.]+,"predicted_n":24,"predicted_ms":[0-9.]*[1-9][0-9.]*,"predicted_per_second":[0-9.]+\}' "$TMP/c1.out" ||
+    fail "c1: timings: $(cat "$TMP/c1.out")"
 json_text c1 text >"$TMP/c1.txt"
 $BN_EMULATOR "$BIN" -m "$M" -p "$P" -n 24 --temp 0 -t 1 2>/dev/null >"$TMP/cli1.out"
 tail -c +$((${#P} + 1)) "$TMP/cli1.out" | head -c -1 >"$TMP/cli1.txt"

@@ -434,9 +434,21 @@ out:
 }
 
 /* ---- completions ------------------------------------------------------------------- */
+/* OpenAI's usage counts, then llama-server's "timings" (clients show its
+ * rates): the prompt's time from the slot taking the request to its logits
+ * (the time to the first token, less one sampling step), and the
+ * generation's from there to the end. */
+static double per_second(int n, double ms) {
+    return ms > 0.0 ? 1e3 * n / ms : 0.0;
+}
+
 static void usage_json(bn_jbuf *b, const bn_job *j) {
     bn_jbuf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
                    j->n_prompt, j->n_gen, j->n_prompt + j->n_gen);
+    bn_jbuf_printf(b, ",\"timings\":{\"prompt_n\":%d,\"prompt_ms\":%.3f,\"prompt_per_second\":%.3f,"
+                      "\"predicted_n\":%d,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f}",
+                   j->n_prompt, j->t_prompt_ms, per_second(j->n_prompt, j->t_prompt_ms), j->n_gen,
+                   j->t_gen_ms, per_second(j->n_gen, j->t_gen_ms));
 }
 
 /* One SSE event with the text piece (or the final one with finish). */
