@@ -3,7 +3,9 @@
 # files are taken as is), -ngl accepted and ignored with a note, -no-cnv,
 # reverse prompts (-r) in one-shot and chat, --ignore-eos, stdout failures
 # (/dev/full: one error line and a non-zero status; a reader that closes the
-# pipe: quiet, status 0 or 141), and bench -d (depth).
+# pipe: quiet, status 0 or 141), bench -d (depth), and llama-cli's other
+# flags (ignored with a note, or an error naming what is not supported;
+# --no-display-prompt, --verbose-prompt, --no-perf, --log-disable, -ub).
 # usage: bash cli_habits.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 . "$(dirname "$0")/lib_cli.sh" "$@"
 
@@ -177,6 +179,52 @@ if [ -f "$TINY" ]; then
     run b2 bench -m "$TINY" -p 8 -n 0 -d 32 -t 1 -r 1 -o json
     grep -q '"n_depth": 32' "$TMP/b2.out" || fail "bench -d -o json: no n_depth"
 fi
+
+# ---- llama-cli's other flags ---------------------------------------------------------------------
+# bitnet.cpp's run_inference.py line plus flags that change nothing here: the same text, a note each
+run l0 -m "$M" -n 12 -t 2 -p "Once upon" --temp 0
+run l1 -m "$M" -n 12 -t 2 -p "Once upon" -ngl 0 -c 256 --temp 0 -b 1 --mlock --no-mmap -fa --color \
+    --no-warmup -tb 2 --numa distribute -v --mirostat 0 --typical 1.0 -ub 4
+same l0 l1 "run_inference.py's flags and ignored llama-cli flags"
+for f in "-ngl 0" "--mlock" "--no-mmap" "-fa" "--color" "--no-warmup" "-tb 2" "--numa distribute" "-v"; do
+    grep -qF "note: $f ignored: " "$TMP/l1.err" || fail "no note for $f: $(grep note "$TMP/l1.err")"
+done
+grep -q "mirostat\|typical" "$TMP/l1.err" && fail "their off values got a note: $(grep note "$TMP/l1.err")"
+run l2 -m "$M" -n 12 -t 2 -p "Once upon" --temp 0 -fa on --flash-attn=off
+same l0 l2 "-fa with a value"
+# ones that would change the output: an error naming the reason, not 'unknown argument'
+err_case() {    # err_case WHAT FLAGS...: exit 1, one line naming WHAT
+    local what=$1
+    shift
+    $BN_EMULATOR "$BIN" -m "$M" -p hi -n 2 "$@" </dev/null >"$TMP/x.out" 2>"$TMP/x.err"
+    local st=$?
+    [ "$st" -eq 1 ] || fail "$*: exit status $st, expected 1"
+    [ "$(wc -l <"$TMP/x.err")" -eq 1 ] || fail "$*: not one line: $(cat "$TMP/x.err")"
+    grep -q "^bitnet: error: .*$what" "$TMP/x.err" || fail "$*: error does not say '$what': $(cat "$TMP/x.err")"
+}
+err_case "use -cnv" -i
+err_case "use -cnv" --interactive-first
+err_case "grammar-constrained sampling is not supported" --grammar 'root ::= "a"'
+err_case "mirostat sampling is not supported" --mirostat 2
+err_case "typical sampling is not supported" --typical 0.5
+err_case "speculative decoding" -md other.gguf
+err_case "takes no value" --mlock=1
+err_case "needs a value" --numa
+# the real ones: --no-display-prompt, --verbose-prompt, --no-perf, --log-disable
+run d1 -m "$M" -n 12 -t 2 -p "Once upon" --temp 0 --no-display-prompt
+[ "Once upon$(cat "$TMP/d1.out")" = "$(cat "$TMP/l0.out")" ] || fail "--no-display-prompt: $(cat "$TMP/d1.out")"
+run d2 -m "$M" -n 2 -p "Once upon" --temp 0 --verbose-prompt
+n_tok=$(sed -n 's/^prompt tokens: \([0-9]*\)$/\1/p' "$TMP/d2.err")
+[ -n "$n_tok" ] && [ "$n_tok" -ge 2 ] || fail "--verbose-prompt: no token count: $(cat "$TMP/d2.err")"
+[ "$(grep -cE "^ +[0-9]+ -> '.*'$" "$TMP/d2.err")" = "$n_tok" ] || fail "--verbose-prompt: not $n_tok token lines"
+run d3 -m "$M" -n 2 -p "Once upon" --temp 0 --no-perf
+grep -q "time =" "$TMP/d3.err" && fail "--no-perf: timings printed"
+grep -q "^load: " "$TMP/d3.err" || fail "--no-perf: the load line went too"
+run d4 -m "$M" -n 2 -p "Once upon" --temp 0 --log-disable --mlock
+[ -s "$TMP/d4.err" ] && fail "--log-disable: stderr not empty: $(cat "$TMP/d4.err")"
+chat d5 "$three" -m "$M" --temp 0 -n 4 --log-disable
+[ -s "$TMP/d5.err" ] && fail "chat --log-disable: stderr not empty: $(cat "$TMP/d5.err")"
+[ -s "$TMP/d5.out" ] || fail "chat --log-disable: no replies"
 
 if [ "$failures" -ne 0 ]; then
     echo "cli_habits: $failures failure(s)" >&2

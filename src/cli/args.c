@@ -117,7 +117,8 @@ enum flag_id {
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
-    F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS
+    F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS,
+    F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
@@ -180,6 +181,11 @@ static const struct flag {
     {"-a", "--alias", 1, BN_CMD_SERVE, F_ALIAS},
     {"--timeout", "-to", 1, BN_CMD_SERVE, F_TIMEOUT},
     {"--max-conns", NULL, 1, BN_CMD_SERVE, F_MAX_CONNS},
+    {"-ub", "--ubatch-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_BENCH, F_UBATCH},
+    {"--no-display-prompt", NULL, 0, BN_CMD_GENERATE, F_NO_DISPLAY_PROMPT},
+    {"--verbose-prompt", NULL, 0, BN_CMD_GENERATE, F_VERBOSE_PROMPT},
+    {"--no-perf", NULL, 0, BN_CMD_GENERATE, F_NO_PERF},
+    {"--log-disable", NULL, 0, BN_CMD_GENERATE, F_LOG_DISABLE},
     {"-h", "--help", 0, ANY, F_HELP},
 };
 
@@ -336,6 +342,11 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_ALIAS: o->alias = v; return 0;
     case F_TIMEOUT: return bn_parse_int(flag, v, 1, 3600, &o->timeout);
     case F_MAX_CONNS: return bn_parse_int(flag, v, 1, 4096, &o->max_conns);
+    case F_UBATCH: return bn_parse_int(flag, v, 1, 1 << 16, &o->n_ubatch);
+    case F_NO_DISPLAY_PROMPT: o->no_display_prompt = 1; return 0;
+    case F_VERBOSE_PROMPT: o->verbose_prompt = 1; return 0;
+    case F_NO_PERF: o->no_perf = 1; return 0;
+    case F_LOG_DISABLE: o->log_disable = 1; o->no_perf = 1; return 0;
     case F_HELP: return 0;
     }
     return 0;
@@ -361,6 +372,11 @@ int bn_cli_parse(int cmd, int argc, char **argv, int first, bn_cli_opts *o, int 
             if (strcmp(a, flags[k].name) == 0 || (flags[k].alias && strcmp(a, flags[k].alias) == 0))
                 if (!fl || (flags[k].cmds & cmd)) fl = &flags[k];
         if (!fl) {
+            int rc = bn_cli_foreign_flag(cmd, argc, argv, &i, a, inline_v, o);
+            if (rc >= 0) {
+                if (rc) return 1;
+                continue;
+            }
             /* `bitnet info MODEL`: a bare path is the model */
             if (cmd == BN_CMD_INFO && argv[i][0] != '-' && !o->model) {
                 o->model = argv[i];
@@ -470,8 +486,19 @@ void bn_print_usage(FILE *f) {
 "                            parts the two\n"
 "  --pre-tokenizer NAME      llama3 | default | falcon3 | falcon_e (default: from\n"
 "                            the file; BPE vocabularies only)\n"
+"  -ub, --ubatch-size N      caps -b (llama.cpp's physical batch)\n"
+"  --no-display-prompt       print only the continuation, not the prompt\n"
+"  --verbose-prompt          the prompt's token ids and pieces on stderr\n"
+"  --no-perf                 no timings at the end\n"
+"  --log-disable             no informational lines on stderr (errors still print)\n"
 "  -ngl, --n-gpu-layers N    accepted for llama-cli's scripts and ignored, with a note\n"
 "                            (bitnet runs on the CPU); also --gpu-layers\n"
+"  llama-cli flags that change nothing here are accepted with a note saying why:\n"
+"  --mlock, --no-mmap, -fa/--flash-attn [on|off|auto], -tb, --numa, --no-warmup,\n"
+"  --color, -v, --simple-io; --mirostat 0, --typical 1 (their off values). Ones\n"
+"  that would change the output in a way bitnet cannot follow are errors naming\n"
+"  it: -i/-if/-ins (use -cnv), --in-prefix, --grammar, -j, --prompt-cache, --lora,\n"
+"  -md, --rope-* overrides, other --mirostat/--typical values\n"
 "\n"
 "other options:\n"
 "  --no-bos, --no-special    tokenize: no BOS; control-token text is not parsed\n"

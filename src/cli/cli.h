@@ -25,6 +25,7 @@ enum bn_cmd {
 #define BN_CLI_MAX_LIST 16          /* entries of a bench list (-p 128,512) */
 #define BN_CLI_MAX_THREADS 256
 #define BN_CLI_KEEP_DEFAULT (-3)    /* --keep not given */
+#define BN_CLI_MAX_NOTES 16         /* ignored llama-cli flags noted */
 
 typedef struct bn_cli_list {
     int v[BN_CLI_MAX_LIST];
@@ -67,6 +68,15 @@ typedef struct bn_cli_opts {
     const char *variants;           /* bench --kernels --variants */
     const char *host, *api_key, *alias;     /* serve --host, --api-key, --alias */
     int port, n_parallel, timeout, max_conns;   /* serve --port, -np, --timeout, --max-conns */
+    int n_ubatch;                   /* -ub: caps -b (llama.cpp's physical batch); 0 = not given */
+    int no_display_prompt;          /* --no-display-prompt: the prompt is not echoed */
+    int verbose_prompt;             /* --verbose-prompt: the prompt's tokens on stderr */
+    int no_perf;                    /* --no-perf: no timings at the end */
+    int log_disable;                /* --log-disable: no informational lines on stderr */
+    struct {
+        const char *flag, *value, *why;
+    } notes[BN_CLI_MAX_NOTES];      /* llama-cli flags accepted and ignored (llama_flags.c) */
+    int n_notes;
 } bn_cli_opts;
 
 /* ---- errors (return 1 so callers can `return bn_err(...)`) ------------------ */
@@ -86,6 +96,14 @@ int bn_parse_int_list(const char *flag, const char *s, long lo, long hi, int *ou
  * digits); any other backslash stays as written. Returns the new length. */
 size_t bn_cli_unescape(char *s);
 void bn_print_usage(FILE *f);
+
+/* ---- llama_flags.c --------------------------------------------------------------- */
+/* llama-cli's flags that bitnet.c ignores (noted in o->notes) or does not
+ * offer (an error naming why). argv[*i] is the flag `name` (inline_v: its
+ * "--flag=value" value); a value taken from argv advances *i. Returns -1
+ * when name is none of them, 0 when accepted, 1 after printing an error. */
+int bn_cli_foreign_flag(int cmd, int argc, char **argv, int *i, const char *name, const char *inline_v,
+                        bn_cli_opts *o);
 
 /* ---- common.c -------------------------------------------------------------------- */
 /* The model path: -m, or the bundled model (error listing where it looked). */
@@ -156,6 +174,9 @@ void bn_cli_exact_head(bn_context *c, const bn_sampler *s, const bn_cli_noeog *n
 /* One stderr line: the exact head's rescored rows per token (nothing when
  * no row was screened). */
 void bn_cli_print_head_stats(const bn_context *c);
+/* --verbose-prompt: the prompt's ids and pieces on stderr, one per line
+ * (control bytes, quotes and backslashes as \xNN). */
+void bn_cli_print_tokens(const bn_tokenizer *tok, const int32_t *ids, int n);
 /* One stderr line "head: NAME": the head that computes logits and
  * perplexity's full rows (an exact head computes them from its F16 table). */
 void bn_cli_print_full_rows_head(const bn_model *m);

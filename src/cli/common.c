@@ -144,18 +144,23 @@ bn_sampler *bn_cli_new_sampler(const bn_cli_opts *o, const bn_tokenizer *tok, in
         bn_err("out of memory (sampler)");
         return NULL;
     }
-    fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
+    if (!o->log_disable) fprintf(stderr, "seed: %u\n", bn_sampler_seed(s));
     return s;
 }
 
 void bn_cli_log_notes(const bn_cli_opts *o) {
+    if (o->log_disable) return;
     if (o->ngl)
         fprintf(stderr, "note: %s %s ignored: bitnet runs on the CPU (no GPU offload)\n",
                 o->ngl_flag, o->ngl);
+    for (int i = 0; i < o->n_notes; i++)
+        fprintf(stderr, "note: %s%s%s ignored: %s\n", o->notes[i].flag, o->notes[i].value ? " " : "",
+                o->notes[i].value ? o->notes[i].value : "", o->notes[i].why);
 }
 
 void bn_cli_log_load(const bn_cli_opts *o, const bn_model *m, double load_ms) {
     bn_cli_log_notes(o);
+    if (o->log_disable) return;
     const bn_hparams *hp = bn_model_hparams(m);
     const char *path = o->model ? o->model : bn_cli_model_path(o);
     bn_model_desc d;
@@ -178,6 +183,8 @@ bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_
                         "past it the model may lose coherence\n", cp.n_ctx, hp->n_ctx_train);
     cp.n_threads = o->n_threads;
     cp.n_batch = o->n_batch;
+    /* -ub, llama.cpp's physical batch, caps the tokens of one forward pass */
+    if (o->n_ubatch > 0 && (cp.n_batch == 0 || cp.n_batch > o->n_ubatch)) cp.n_batch = o->n_ubatch;
     cp.n_outputs_max = n_outputs_max;
     char err[512];
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
@@ -379,6 +386,22 @@ void bn_cli_print_full_rows_head(const bn_model *m) {
         fprintf(stderr, "head: f16 (every row from the F16 table: the exact head's rows)\n");
     else
         fprintf(stderr, "head: %s\n", d.head);
+}
+
+void bn_cli_print_tokens(const bn_tokenizer *tok, const int32_t *ids, int n) {
+    fprintf(stderr, "prompt tokens: %d\n", n);
+    for (int i = 0; i < n; i++) {
+        char piece[BN_CLI_PIECE];
+        int np = bn_token_to_bytes(tok, ids[i], 1, piece, (int)sizeof piece);
+        if (np > (int)sizeof piece) np = (int)sizeof piece;     /* shown cut, as a log line */
+        fprintf(stderr, "%6d -> '", ids[i]);
+        for (int k = 0; k < np; k++) {      /* control bytes escaped: one line per token */
+            unsigned char ch = (unsigned char)piece[k];
+            if (ch < 0x20 || ch == 0x7f || ch == '\\' || ch == '\'') fprintf(stderr, "\\x%02x", ch);
+            else fputc(ch, stderr);
+        }
+        fputs("'\n", stderr);
+    }
 }
 
 void bn_cli_print_head_stats(const bn_context *c) {

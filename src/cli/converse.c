@@ -109,7 +109,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     }
     if (o->ignore_eos && bn_cli_noeog_init(&noeog, tok) != 0) goto done;
     bn_cli_log_load(o, m, load_ms);
-    fprintf(stderr, "chat: %s format\n", bn_chat_format_name(chat));
+    if (!o->log_disable) fprintf(stderr, "chat: %s format\n", bn_chat_format_name(chat));
     install_sigint();               /* before the seed line: scripts wait for it */
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
         goto done;
@@ -205,14 +205,16 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         if (full) context_full_note(n_ctx);
     }
     if (tty) fputc('\n', stderr);
-    fprintf(stderr, "chat: %d turns, %d tokens in the context", turns, bn_context_n_past(c));
-    if (shift.n_shifts > 0)
-        fprintf(stderr, ", %d context shifts (%d tokens discarded, the first %d kept)",
-                shift.n_shifts, shift.n_discarded, shift.keep);
-    if (skipped > 0) fprintf(stderr, ", %d messages skipped", skipped);
-    if (empty > 0) fprintf(stderr, ", %d empty replies", empty);
-    fputc('\n', stderr);
-    bn_cli_print_head_stats(c);
+    if (!o->log_disable) {
+        fprintf(stderr, "chat: %d turns, %d tokens in the context", turns, bn_context_n_past(c));
+        if (shift.n_shifts > 0)
+            fprintf(stderr, ", %d context shifts (%d tokens discarded, the first %d kept)",
+                    shift.n_shifts, shift.n_discarded, shift.keep);
+        if (skipped > 0) fprintf(stderr, ", %d messages skipped", skipped);
+        if (empty > 0) fprintf(stderr, ", %d empty replies", empty);
+        fputc('\n', stderr);
+    }
+    if (!o->no_perf) bn_cli_print_head_stats(c);
     rc = 0;
     goto done;
 out_gone:                           /* stdout failed (reported) or its reader left */

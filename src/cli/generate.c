@@ -51,11 +51,13 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     bn_cli_exact_head(c, s, o->ignore_eos ? &noeog : NULL);
     bn_cli_shift shift = {.keep = bn_cli_keep(o, n_prompt, bn_add_bos(tok), 0),
                           .enabled = !o->no_shift && o->n_predict != -2};
-    fprintf(stderr, "prompt: %d tokens, context %d, threads %d\n", n_prompt, n_ctx,
-            bn_context_n_threads(c));
+    if (!o->log_disable)
+        fprintf(stderr, "prompt: %d tokens, context %d, threads %d\n", n_prompt, n_ctx,
+                bn_context_n_threads(c));
+    if (o->verbose_prompt) bn_cli_print_tokens(tok, prompt, n_prompt);
     for (int i = 0; i < n_prompt; i++) bn_sampler_accept(s, prompt[i]);
 
-    if (bn_cli_emit(text, (int)len) != 0) {
+    if (!o->no_display_prompt && bn_cli_emit(text, (int)len) != 0) {
         rc = bn_cli_emit_status();
         goto done;
     }
@@ -116,10 +118,14 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     else if (stop && strcmp(stop, "context full") == 0)
         fprintf(stderr, "\nbitnet: context full (%d tokens): generation stopped; use a larger -c "
                 "(at most the model's %d)\n", n_ctx, bn_model_hparams(m)->n_ctx_train);
-    else if (stop && strcmp(stop, "reverse prompt") == 0)
+    else if (stop && strcmp(stop, "reverse prompt") == 0 && !o->log_disable)
         fprintf(stderr, "\n[stopped at a reverse prompt]\n");
-    else if (stop)
+    else if (stop && !o->log_disable)
         fprintf(stderr, "\n[end of text]\n");
+    if (o->no_perf) {
+        rc = 0;
+        goto done;
+    }
     fprintf(stderr, "\n");
     if (shift.n_shifts > 0)
         fprintf(stderr, "bitnet: %16s = %10d (%d tokens discarded, the first %d kept)\n",
