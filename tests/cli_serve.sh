@@ -121,6 +121,35 @@ grep -q '^data: \[DONE\]$' "$TMP/chs.out" || fail "chat stream: no [DONE]"
 req chb POST /v1/chat/completions -d '{"messages":[{"role":"assistant","content":"x"}]}'
 expect chb 400 '"the last message must be the user'"'"'s"'
 
+# a conversation longer than the slot's context (256 here) goes on: the oldest messages after the
+# system one are dropped until it fits with room for the reply, and the reply is the one the kept
+# messages alone give
+long_msgs() {   # long_msgs FIRST N: N user/assistant messages, each ~25 tokens, then a user one
+    local i out='{"role":"system","content":"Be brief."}'
+    for i in $(seq "$1" "$2"); do
+        out="$out,{\"role\":\"user\",\"content\":\"Question $i: what do the old stones of the harbour town say about the sea and the ships?\"}"
+        out="$out,{\"role\":\"assistant\",\"content\":\"Answer $i: they speak of storms, of nets mended at dawn, and of sailors who came home late.\"}"
+    done
+    printf '%s,{"role":"user","content":"And now?"}' "$out"
+}
+req tr1 POST /v1/chat/completions -d "{\"messages\":[$(long_msgs 1 12)],\"max_tokens\":6,\"temperature\":0}"
+expect tr1 200 '"truncated":true'
+dropped=$(sed -n 's/.*"messages_dropped":\([0-9]*\).*/\1/p' "$TMP/tr1.out")
+if [ -n "$dropped" ] && [ "$dropped" -ge 2 ] && [ $((dropped % 2)) -eq 0 ]; then
+    # the same request without the dropped messages (pairs from the start) fits as it is
+    req tr2 POST /v1/chat/completions -d "{\"messages\":[$(long_msgs $((dropped / 2 + 1)) 12)],\"max_tokens\":6,\"temperature\":0}"
+    expect tr2 200 '"finish_reason"'
+    grep -q '"truncated"' "$TMP/tr2.out" && fail "truncation: the kept messages alone were truncated again"
+    [ "$(json_text tr1 content)" = "$(json_text tr2 content)" ] || fail "truncation: reply differs from the kept messages' own"
+    echo "truncation: $dropped messages dropped, reply '$(json_text tr1 content)'"
+else
+    fail "truncation: messages_dropped '$dropped' (expected an even count >= 2): $(head -c 300 "$TMP/tr1.out")"
+fi
+req tr4 POST /v1/chat/completions -N -d "{\"messages\":[$(long_msgs 1 12)],\"max_tokens\":4,\"stream\":true}"
+grep -q '"finish_reason":"[a-z]*".*"truncated":true,"messages_dropped":[0-9]' "$TMP/tr4.out" || fail "truncation: not in the last chunk"
+req tr5 POST /v1/chat/completions -d "{\"messages\":[$(long_msgs 1 12)],\"max_tokens\":6,\"truncate\":false}"
+expect tr5 400 'longer than the context'
+
 # ---- tokenize / detokenize round trip ----------------------------------------------------
 req tk POST /tokenize -d '{"content":"Hello world, \u00e9t\u00e9!"}'
 expect tk 200 '"tokens":\['

@@ -48,6 +48,7 @@ struct bn_job {
     char error[320];
     uint32_t seed;                  /* the seed the sampler used */
     double t_prompt_ms, t_gen_ms;
+    int n_dropped;                  /* chat messages the server left out to fit (serve.c) */
 
     bn_job *queue_next;
 };

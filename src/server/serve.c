@@ -248,6 +248,7 @@ static int get_int(req_ctx *r, const char *key, double lo, double hi, int *out) 
 typedef struct gen_opts {
     bn_sampler_params sp;
     int n_predict, ignore_eos, stream;
+    int truncate;                   /* chat: drop the oldest messages to fit (default 1) */
     const char *stop[MAX_STOP];
     int n_stop;
 } gen_opts;
@@ -256,6 +257,7 @@ static int parse_gen_opts(req_ctx *r, gen_opts *g) {
     g->sp = bn_sampler_default_params();
     g->n_predict = -1;
     g->ignore_eos = g->stream = 0;
+    g->truncate = 1;
     g->n_stop = 0;
     double seed = -1;
     int n = 1;
@@ -272,7 +274,8 @@ static int parse_gen_opts(req_ctx *r, gen_opts *g) {
         get_int(r, "repeat_last_n", -1, 1 << 20, &g->sp.repeat_last_n) != 0 ||
         get_num(r, "seed", -1, (double)BN_SEED_RANDOM - 1, 1, &seed) != 0 ||
         get_int(r, "n", 1, 1, &n) != 0 ||
-        get_bool(r, "ignore_eos", &g->ignore_eos) != 0 || get_bool(r, "stream", &g->stream) != 0)
+        get_bool(r, "ignore_eos", &g->ignore_eos) != 0 || get_bool(r, "stream", &g->stream) != 0 ||
+        get_bool(r, "truncate", &g->truncate) != 0)
         return -1;
     g->sp.seed = seed < 0 ? BN_SEED_RANDOM : (uint32_t)seed;
     const bn_json *st = bn_json_get(&r->doc, r->root, "stop");
@@ -364,60 +367,66 @@ static int message_text(req_ctx *r, const bn_json *content, char **out) {
     return 0;
 }
 
+/* A message's role, or -1 (with the error in r->msg). */
+static int message_role(req_ctx *r, const bn_json *m) {
+    const bn_json *role = bn_json_get(&r->doc, m, "role");
+    if (m->type != BN_JSON_OBJECT || !role || role->type != BN_JSON_STRING) {
+        bad_field(r, "messages", "must hold objects with a string 'role'");
+        return -1;
+    }
+    if (strcmp(role->str, "system") == 0 || strcmp(role->str, "developer") == 0) return BN_ROLE_SYSTEM;
+    if (strcmp(role->str, "user") == 0) return BN_ROLE_USER;
+    if (strcmp(role->str, "assistant") == 0) return BN_ROLE_ASSISTANT;
+    snprintf(r->msg, sizeof r->msg, "unknown role '%.64s' (expected system, user or assistant)", role->str);
+    return -1;
+}
+
 /* The chat prompt: the messages in the model's chat format, the assistant's
- * reply opened after the last (user) message. */
-static int32_t *chat_prompt(req_ctx *r, int *n) {
+ * reply opened after the last (user) message, leaving out the `skip`
+ * oldest messages after a leading system message (never the last one).
+ * *user_first (when not NULL): whether the first message kept after the
+ * system one is the user's, as chat templates expect. */
+static int32_t *chat_prompt(req_ctx *r, int skip, int *n, int *user_first) {
     const bn_json *msgs = bn_json_get(&r->doc, r->root, "messages");
     if (!msgs || msgs->type != BN_JSON_ARRAY || msgs->n == 0) {
         bad_field(r, "messages", "must be a non-empty array");
         return NULL;
     }
-    char err[256];
+    char err[256], *text = NULL;
     bn_chat *chat = NULL;
     int32_t *ids = NULL;
-    int k = 0;
-    for (const bn_json *m = bn_json_first(&r->doc, msgs); m; m = bn_json_next(&r->doc, m), k++) {
-        const bn_json *role = bn_json_get(&r->doc, m, "role");
-        char *text = NULL;
-        if (m->type != BN_JSON_OBJECT || !role || role->type != BN_JSON_STRING) {
-            bad_field(r, "messages", "must hold objects with a string 'role'");
-            goto out;
+    const bn_json *m = bn_json_first(&r->doc, msgs);
+    int ro = message_role(r, m);
+    if (ro < 0) return NULL;
+    const int has_system = ro == BN_ROLE_SYSTEM;
+    if (has_system) {
+        if (m->next < 0) {
+            snprintf(r->msg, sizeof r->msg, "the last message must be the user's");
+            return NULL;
         }
-        if (message_text(r, bn_json_get(&r->doc, m, "content"), &text) != 0) goto out;
-        int is_last = m->next < 0, rc = 0;
-        bn_chat_role ro;
-        if (strcmp(role->str, "system") == 0 || strcmp(role->str, "developer") == 0) ro = BN_ROLE_SYSTEM;
-        else if (strcmp(role->str, "user") == 0) ro = BN_ROLE_USER;
-        else if (strcmp(role->str, "assistant") == 0) ro = BN_ROLE_ASSISTANT;
-        else {
-            free(text);
-            snprintf(r->msg, sizeof r->msg, "unknown role '%.64s' (expected system, user or assistant)",
-                     role->str);
-            goto out;
-        }
-        if (!chat) {
-            chat = bn_chat_new(r->c->srv->tok, ro == BN_ROLE_SYSTEM ? text : NULL, err, sizeof err);
-            if (!chat) {
-                free(text);
-                snprintf(r->msg, sizeof r->msg, "this model cannot chat: %s", err);
-                goto out;
-            }
-            if (ro == BN_ROLE_SYSTEM) {
-                free(text);
-                if (is_last) {
-                    snprintf(r->msg, sizeof r->msg, "the last message must be the user's");
-                    goto out;
-                }
-                continue;
-            }
-        }
+        if (message_text(r, bn_json_get(&r->doc, m, "content"), &text) != 0) return NULL;
+        m = bn_json_next(&r->doc, m);
+    }
+    chat = bn_chat_new(r->c->srv->tok, text, err, sizeof err);
+    free(text);
+    if (!chat) {
+        snprintf(r->msg, sizeof r->msg, "this model cannot chat: %s", err);
+        return NULL;
+    }
+    int first_kept = 1;
+    for (int k = 0; m; m = bn_json_next(&r->doc, m), k++) {
+        const int is_last = m->next < 0;
+        if (k < skip && !is_last) continue;
+        if ((ro = message_role(r, m)) < 0) goto out;
+        if (first_kept && user_first) *user_first = ro == BN_ROLE_USER;
+        first_kept = 0;
         if (is_last && ro != BN_ROLE_USER) {
-            free(text);
             snprintf(r->msg, sizeof r->msg, "the last message must be the user's");
             goto out;
         }
-        rc = is_last ? bn_chat_add_user_turn(chat, text, err, sizeof err)
-                     : bn_chat_add_message(chat, ro, text, err, sizeof err);
+        if (message_text(r, bn_json_get(&r->doc, m, "content"), &text) != 0) goto out;
+        int rc = is_last ? bn_chat_add_user_turn(chat, text, err, sizeof err)
+                         : bn_chat_add_message(chat, (bn_chat_role)ro, text, err, sizeof err);
         free(text);
         if (rc != 0) {
             snprintf(r->msg, sizeof r->msg, "chat: %s", err);
@@ -431,6 +440,49 @@ static int32_t *chat_prompt(req_ctx *r, int *n) {
 out:
     bn_chat_free(chat);
     return ids;
+}
+
+/* A conversation longer than the slot's context (less room for the reply)
+ * keeps going: the oldest messages after the system one are dropped until
+ * it fits, the kept part starting with a user message (the CLI's chat
+ * shifts its context instead; docs/CHAT.md, Context shift). The fewest
+ * dropped that fit is found by bisection, since dropping more never makes
+ * the prompt longer. Returns the new prompt (ids freed) and sets *dropped,
+ * or returns ids unchanged when nothing fits but the untruncated one. */
+static int32_t *fit_chat(req_ctx *r, int32_t *ids, int *n, int limit, int *dropped) {
+    const bn_json *msgs = bn_json_get(&r->doc, r->root, "messages");
+    const bn_json *m0 = bn_json_first(&r->doc, msgs);
+    int total = msgs->n - (message_role(r, m0) == BN_ROLE_SYSTEM);   /* validated already */
+    int lo = 1, hi = total - 1;     /* hi: only the last message left */
+    int32_t *best = NULL;
+    int best_n = 0, best_skip = 0;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, mn = 0, user_first = 1;
+        int32_t *t = chat_prompt(r, mid, &mn, &user_first);
+        if (!t) break;
+        /* a kept part that opens with the assistant's message: one more */
+        while (!user_first && mid < hi) {
+            free(t);
+            t = chat_prompt(r, ++mid, &mn, &user_first);
+            if (!t) break;
+        }
+        if (!t) break;
+        if (mn <= limit && user_first) {
+            free(best);
+            best = t;
+            best_n = mn;
+            best_skip = mid;
+            hi = mid - 1;
+        } else {
+            free(t);
+            lo = mid + 1;
+        }
+    }
+    if (!best) return ids;
+    free(ids);
+    *n = best_n;
+    *dropped = best_skip;
+    return best;
 }
 
 /* ---- completions ------------------------------------------------------------------- */
@@ -449,6 +501,8 @@ static void usage_json(bn_jbuf *b, const bn_job *j) {
                       "\"predicted_n\":%d,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f}",
                    j->n_prompt, j->t_prompt_ms, per_second(j->n_prompt, j->t_prompt_ms), j->n_gen,
                    j->t_gen_ms, per_second(j->n_gen, j->t_gen_ms));
+    if (j->n_dropped > 0)           /* llama-server's flag, and how many messages went */
+        bn_jbuf_printf(b, ",\"truncated\":true,\"messages_dropped\":%d", j->n_dropped);
 }
 
 /* One SSE event with the text piece (or the final one with finish). */
@@ -510,8 +564,13 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
     int32_t *ids = NULL;
     int n = 0;
     if (parse_gen_opts(r, &g) != 0) goto bad;
+    const int n_ctx = bn_sched_n_ctx(s->sched);
+    int dropped = 0;
     if (chat) {
-        if (!(ids = chat_prompt(r, &n))) goto bad;
+        if (!(ids = chat_prompt(r, 0, &n, NULL))) goto bad;
+        /* room for the reply: max_tokens (at most half the context), else a quarter */
+        const int room = g.n_predict > 0 ? (g.n_predict < n_ctx / 2 ? g.n_predict : n_ctx / 2) : n_ctx / 4;
+        if (g.truncate && n > n_ctx - room) ids = fit_chat(r, ids, &n, n_ctx - room, &dropped);
     } else {
         const bn_json *pr = bn_json_get(&r->doc, r->root, "prompt");
         if (pr && pr->type == BN_JSON_ARRAY && pr->n == 1 &&
@@ -530,7 +589,6 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
             goto bad;
         }
     }
-    int n_ctx = bn_sched_n_ctx(s->sched);
     if (n == 0) {
         snprintf(r->msg, sizeof r->msg, "empty prompt");
         goto bad;
@@ -546,6 +604,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
         return;
     }
     ids = NULL;
+    job.n_dropped = dropped;
     job.sp = g.sp;
     job.n_predict = g.n_predict;    /* the context caps it: the loop stops when full */
     job.ignore_eos = g.ignore_eos;
