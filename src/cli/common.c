@@ -179,6 +179,8 @@ bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_
     cp.n_threads = o->n_threads;
     cp.n_batch = o->n_batch;
     cp.n_outputs_max = n_outputs_max;
+    cp.type_k = o->type_k;
+    cp.type_v = o->type_v;
     char err[512];
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
     if (!c) {
