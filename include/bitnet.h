@@ -178,6 +178,16 @@ void bn_chat_mark_fed(bn_chat *c);
 
 /* ---- context ---------------------------------------------------------------- */
 #define BN_MAX_CTX (1 << 20)        /* tokens; the KV memory is sized up front */
+/* The KV cache's element type (llama.cpp's -ctk / -ctv). f16 is the default
+ * and the one that matches bitnet.cpp's logits; q8_0 keeps 32 int8 values
+ * and an f16 scale per block (34 bytes per 32 values, 0.53x the bytes) and
+ * needs a head_dim that is a multiple of 32 (docs/NUMERICS.md, "Quantized
+ * KV cache"). */
+enum bn_kv_type {
+    BN_KV_F16 = 0,
+    BN_KV_Q8_0 = 1
+};
+
 typedef struct bn_context_params {
     int n_ctx;                      /* 0 = the model's context_length; longer is
                                        allowed (positions past the training
@@ -187,6 +197,8 @@ typedef struct bn_context_params {
     int n_outputs_max;              /* logit rows one bn_decode may keep with
                                        all_logits (perplexity, logits --all);
                                        0 = 1 (last token only). Sized up front. */
+    int type_k, type_v;             /* enum bn_kv_type of the K and V caches;
+                                       0 = f16 */
 } bn_context_params;
 
 /* How prompt batches of >= 2 tokens round (bn_context_set_numerics). */
@@ -205,6 +217,12 @@ void bn_context_free(bn_context *c);
 int bn_context_n_ctx(const bn_context *c);
 int bn_context_n_past(const bn_context *c);        /* tokens in the KV cache */
 int bn_context_n_threads(const bn_context *c);
+/* Bytes of K and V cache per position, all layers, at the context's types. */
+uint64_t bn_context_kv_bytes_per_pos(const bn_context *c);
+/* "f16", "q8_0" (NULL for an unknown type), and the type of a name (-1 for
+ * an unknown one): the names of llama.cpp's --cache-type-k/v. */
+const char *bn_kv_type_name(int type);
+int bn_kv_type_from_name(const char *name);
 void bn_context_reset(bn_context *c);              /* empty the KV cache */
 /* Chooses the batch numerics (enum bn_batch_numerics) for the following
  * bn_decode calls. Returns 0, or -1 with a message for an unknown value. */
@@ -237,7 +255,7 @@ const float *bn_get_logits(const bn_context *c, int i);
 
 /* ---- several sequences (continuous batching) -------------------------------- */
 /* Another sequence on base's model: a KV cache, a position and logits of its
- * own, sized like base's (n_ctx, n_outputs_max), while the batch scratch and
+ * own, sized and typed like base's (n_ctx, n_outputs_max, type_k/v), while the batch scratch and
  * the thread pool are base's (no second copy); it starts with base's
  * numerics choice.
  * Every call above works on it as on any context. Contexts that share a
@@ -324,6 +342,7 @@ typedef struct bn_serve_params {
     int timeout_s;                  /* to receive a whole request, and idle keep-alive */
     int max_conns;                  /* open connections at once (503 beyond) */
     size_t max_body;                /* request body bytes (413 beyond) */
+    int type_k, type_v;             /* KV cache types of every slot (enum bn_kv_type) */
 } bn_serve_params;
 
 /* Runs until SIGINT or SIGTERM. Logs to stderr, among them one line

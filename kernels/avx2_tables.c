@@ -33,6 +33,8 @@ BN_DEFINE_F16_FORMATS(avx2, bn_avx2_f32_to_f16, bn_avx2_gemv_f16, bn_avx2_dot_f3
         .attn_qk = bn_attn_qk_avx2,                                     \
         .attn_softmax = bn_attn_softmax_avx2,                           \
         .attn_pv = bn_attn_pv_avx2,                                     \
+        .attn_q8_qk = bn_attn_q8_qk_avx2,                               \
+        .attn_q8_pv = bn_attn_q8_pv_avx2,                               \
     }
 
 static const bn_kernels avx2_mad_kernels = AVX2_TABLE("avx2-mad", bn_avx2_mad_fmt_ternary);

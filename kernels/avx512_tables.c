@@ -30,6 +30,8 @@ static const bn_kernels avx512_kernels = {
     .attn_qk = bn_attn_qk_avx2,
     .attn_softmax = bn_attn_softmax_avx2,
     .attn_pv = bn_attn_pv_avx2,
+    .attn_q8_qk = bn_attn_q8_qk_avx2,
+    .attn_q8_pv = bn_attn_q8_pv_avx2,
 };
 
 const bn_kernels *bn_kernels_avx512(void) {

@@ -180,6 +180,29 @@ typedef struct bn_kernels {
      * r < np, d < nd. The caller reduces the 8 lanes as above. */
     void (*attn_pv)(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
                     size_t ldv, int nd, float *acc);
+
+    /* ---- attention over a q8_0 KV cache (src/attention.c; docs/NUMERICS.md,
+     * "Quantized KV cache") ----------------------------------------------
+     * Identical in every variant (attn_q8_ref.c is the definition). A q8_0
+     * row of hd values (hd % 32 == 0) is int8 v[hd] and one f16 scale per
+     * block of 32 (value = v * scale, exact in float).
+     * Scores: s[r * lds + j] for r < nq, j < nk, with q rows int8 (stride
+     * hd) and float scales qd (stride hd/32), k rows int8 (stride hd) and
+     * f16 scales kd (stride hd/32):
+     *     s = 0;  for b = 0 .. hd/32-1 in order:
+     *         s = s + (float)isum_b * (qd_b * kd_b)
+     * isum_b the exact int32 dot of block b; each float step rounded
+     * separately (no FMA). */
+    void (*attn_q8_qk)(const int8_t *q, const float *qd, int nq, const int8_t *k,
+                       const uint16_t *kd, int nk, int hd, float *s, size_t lds);
+    /* P·V over position-major q8_0 V: for r < np, d < nd (nd % 32 == 0),
+     * t = t0 .. t1-1 in increasing order,
+     *     acc[r * nd + d] = fma(p[r * ldp + t], v_t[d] * vd_t[d / 32], acc[...])
+     * with v_t = v + t * hd and vd_t = vd + t * (hd / 32) (v and vd point at
+     * the first dim of the range, position 0): one fused multiply-add per
+     * step; the dequantized value is exact. */
+    void (*attn_q8_pv)(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
+                       const uint16_t *vd, int hd, int nd, float *acc);
 } bn_kernels;
 
 /* The Q8 head's numerics (BN_FMT_Q8_HEAD), identical in every variant
@@ -293,6 +316,31 @@ void bn_attn_qk_ref(const float *q, size_t ldq, int nq, const uint16_t *k, int n
 void bn_attn_softmax_ref(float *s, int n, int n_pad, float scale);
 void bn_attn_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
                     size_t ldv, int nd, float *acc);
+/* The q8_0 attention kernels: plain C (attn_q8_ref.c), AVX2
+ * (attn_q8_avx2.c; AVX2 and AVX-512 tables), NEON (attn_q8_neon.c). */
+void bn_attn_q8_qk_ref(const int8_t *q, const float *qd, int nq, const int8_t *k,
+                       const uint16_t *kd, int nk, int hd, float *s, size_t lds);
+void bn_attn_q8_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
+                       const uint16_t *vd, int hd, int nd, float *acc);
+void bn_attn_q8_qk_avx2(const int8_t *q, const float *qd, int nq, const int8_t *k,
+                        const uint16_t *kd, int nk, int hd, float *s, size_t lds);
+void bn_attn_q8_pv_avx2(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
+                        const uint16_t *vd, int hd, int nd, float *acc);
+void bn_attn_q8_qk_neon(const int8_t *q, const float *qd, int nq, const int8_t *k,
+                        const uint16_t *kd, int nk, int hd, float *s, size_t lds);
+void bn_attn_q8_pv_neon(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
+                        const uint16_t *vd, int hd, int nd, float *acc);
+/* q8_0 quantization of the KV cache and of the query (docs/NUMERICS.md,
+ * "Quantized KV cache"), plain C for every variant (the cost is a few
+ * hundred values per token and layer). Per block of 32 of n (n % 32 == 0):
+ * amax = max |x| (float), d = amax / 127, id = d != 0 ? 1 / d : 0,
+ * q = clamp(rne(x * id), -127, 127) (a NaN gives -127). The cache keeps
+ * f16(d) (kv), the query d itself (query). */
+void bn_q8_kv_quantize(const float *x, int n, int8_t *q, uint16_t *d);
+void bn_q8_query_quantize(const float *x, int n, int8_t *q, float *d);
+/* x[i] = q[i] * f16 scale of its block: a q8_0 cache row back to floats. */
+void bn_q8_kv_dequantize(const int8_t *q, const uint16_t *d, int n, float *x);
+
 /* exp(x) for x <= 0 in the fixed float steps every variant repeats: 0 below
  * -87; else n = rint(x * log2 e), r = (x - n * ln2_hi) - n * ln2_lo, the
  * degree-7 Taylor polynomial of exp(r) by Horner (a multiply, then an add,

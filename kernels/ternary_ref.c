@@ -189,6 +189,8 @@ BN_DEFINE_Q8_HEAD_FORMAT(ref, 1, ref_head_q8_size, ref_head_q8_quantize, bn_act_
         .attn_qk = bn_attn_qk_ref,                                                              \
         .attn_softmax = bn_attn_softmax_ref,                                                    \
         .attn_pv = bn_attn_pv_ref,                                                              \
+        .attn_q8_qk = bn_attn_q8_qk_ref,                                                        \
+        .attn_q8_pv = bn_attn_q8_pv_ref,                                                        \
     }
 
 static const bn_kernels ref_kernels = REF_TABLE("ref", ref_fmt_ternary);

@@ -1,5 +1,6 @@
-/* Attention over the f16 KV cache, and the cache's own operations: clearing
- * the blocks attention pads into, and the context shift (attention.h). */
+/* Attention over the KV cache (f16, or q8_0 for K and/or V), and the
+ * cache's own operations: clearing the blocks attention pads into, and the
+ * context shift (attention.h). */
 #include <math.h>
 #include <string.h>
 
@@ -13,10 +14,11 @@
 
 /* ---- the padded blocks of V ------------------------------------------------------ */
 
-/* Zeroes V cells [from, to) of every layer. */
+/* Zeroes V cells [from, to) of every layer. A q8_0 V needs none: its P·V
+ * stops at the last written cell (see attention_chunk). */
 static void clear_v_cells(bn_context *c, int from, int to) {
     int kvd = c->kv_dim;
-    if (to <= from) return;
+    if (to <= from || c->type_v != BN_KV_F16) return;
     for (int l = 0; l < c->hp.n_layer; l++) {
         uint16_t *vt = c->v_cache + (size_t)l * c->n_ctx * kvd;
         for (int d = 0; d < kvd; d++)
@@ -57,7 +59,7 @@ typedef struct attn_job {
     int pos0;                       /* position of the batch's first token */
     int i0, n;                      /* this run: batch rows i0 .. i0+n-1 */
     int n_kv_max;                   /* cells the last token of the chunk attends */
-    int t_pad;                      /* P·V length of long rows: n_kv_max rounded up to 8 */
+    int t_pad;                      /* P·V length of long rows (attention_chunk) */
     const bn_numerics *num;
 } attn_job;
 
@@ -90,10 +92,17 @@ static int short_pad(const bn_context *c, int n_kv) {
     return imin((n_kv + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx);
 }
 
-/* A row is long when it attends more than LONG_FROM cells and the context
- * has the long path at all. */
+/* A q8_0 cache (K or V) has no bitnet.cpp order to follow: every row of
+ * such a context takes the chunked path, whatever its length (docs/
+ * NUMERICS.md, "Quantized KV cache"). */
+static int quantized(const bn_context *c) {
+    return c->type_k != BN_KV_F16 || c->type_v != BN_KV_F16;
+}
+
+/* A row is long when it attends more than LONG_FROM cells (or the cache is
+ * quantized) and the context has the long path at all. */
 static int is_long(const bn_context *c, int n_kv) {
-    return c->attn_chunk > 0 && n_kv > LONG_FROM;
+    return c->attn_chunk > 0 && (n_kv > LONG_FROM || quantized(c));
 }
 
 /* Short rows: one (token, head) pair per iteration, everything of a row
@@ -153,10 +162,15 @@ static void task_scores(void *arg, int ith, int nth) {
     for (int job = ith; job < hp->n_head_kv * n_blocks; job += nth) {
         int g = job / n_blocks, t0 = job % n_blocks * KEY_BLOCK;
         int t1 = imin(t0 + KEY_BLOCK, s->n_kv_max);
-        const uint16_t *k = s->kv->k_cache + ((size_t)s->layer * hp->n_head_kv + g) * c->n_ctx * hd;
+        size_t cell0 = ((size_t)s->layer * hp->n_head_kv + g) * c->n_ctx + (size_t)t0;
         size_t r0 = (size_t)row_of(c, 0, g * group);
-        c->kern->attn_qk(c->att_q + r0 * hd, (size_t)hd, s->n * group, k + (size_t)t0 * hd,
-                         t1 - t0, hd, c->att_p + r0 * ld + t0, ld);
+        if (c->type_k == BN_KV_Q8_0)
+            c->kern->attn_q8_qk(c->att_q8 + r0 * hd, c->att_qd + r0 * (hd / 32), s->n * group,
+                                s->kv->k_q8 + cell0 * hd, s->kv->k_q8d + cell0 * (hd / 32),
+                                t1 - t0, hd, c->att_p + r0 * ld + t0, ld);
+        else
+            c->kern->attn_qk(c->att_q + r0 * hd, (size_t)hd, s->n * group, s->kv->k_cache + cell0 * hd,
+                             t1 - t0, hd, c->att_p + r0 * ld + t0, ld);
     }
 }
 
@@ -170,6 +184,37 @@ static void task_softmax(void *arg, int ith, int nth) {
         int i = job / n_head, h = job % n_head;
         float *p = c->att_p + (size_t)row_of(c, i, h) * c->n_ctx;
         c->kern->attn_softmax(p, chunk_n_kv(s, i), s->t_pad, scale);
+    }
+}
+
+/* Step 3 with a q8_0 V: job = (KV head, block of DIM_BLOCK_Q8 dims, one
+ * cache line of a V row); the head's rows accumulate in att_acc a T_TILE of
+ * cells at a time (each output one chain of FMAs in position order), then
+ * go to their place in att. */
+#define DIM_BLOCK_Q8 64
+
+static void task_pv_q8(void *arg, int ith, int nth) {
+    const attn_job *s = arg;
+    bn_context *c = s->c;
+    const bn_hparams *hp = &c->hp;
+    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int n_dblocks = (hd + DIM_BLOCK_Q8 - 1) / DIM_BLOCK_Q8, nr = s->n * group;
+    size_t ld = (size_t)c->n_ctx;
+    float *acc = c->att_acc + (size_t)ith * bn_attention_acc_floats(hp, c->attn_chunk);
+    for (int job = ith; job < hp->n_head_kv * n_dblocks; job += nth) {
+        int g = job / n_dblocks, d0 = job % n_dblocks * DIM_BLOCK_Q8, nd = imin(DIM_BLOCK_Q8, hd - d0);
+        size_t cell0 = ((size_t)s->layer * hp->n_head_kv + g) * ld;
+        const int8_t *v = s->kv->v_q8 + cell0 * hd + d0;
+        const uint16_t *vd = s->kv->v_q8d + cell0 * (hd / 32) + d0 / 32;
+        const float *p = c->att_p + (size_t)row_of(c, 0, g * group) * ld;
+        memset(acc, 0, (size_t)nr * nd * sizeof *acc);
+        for (int t0 = 0; t0 < s->t_pad; t0 += T_TILE)
+            c->kern->attn_q8_pv(p, ld, nr, t0, imin(t0 + T_TILE, s->t_pad), v, vd, hd, nd, acc);
+        for (int r = 0; r < nr; r++) {
+            int i = r / group, h = g * group + r % group;
+            float *out = c->att + (size_t)(s->i0 + i) * c->q_dim + (size_t)h * hd + d0;
+            memcpy(out, acc + (size_t)r * nd, (size_t)nd * sizeof *out);
+        }
     }
 }
 
@@ -203,38 +248,46 @@ static void task_pv(void *arg, int ith, int nth) {
 }
 
 /* One chunk of up to attn_chunk tokens, every row long: their q rounded to
- * f16 (kept as floats) into att_q, then the three steps. The P·V of a row
- * runs to t_pad (n_kv_max rounded up to 8): its probabilities past its own
- * n_kv are 0 and those cells hold finite values (written by this batch, or
- * zeroed by bn_kv_prepare), so they add nothing. */
+ * f16 (kept as floats) into att_q, or quantized to q8_0 blocks into
+ * att_q8/att_qd for a q8_0 K, then the three steps. The P·V of a row runs
+ * to t_pad: its probabilities past its own n_kv are 0 and those cells hold
+ * finite values (written by this batch, or zeroed by bn_kv_prepare), so
+ * they add nothing. An f16 V's lanes need t_pad = n_kv_max rounded up to 8;
+ * a q8_0 V's chains stop at n_kv_max itself (no cell to clear). */
 static void attention_chunk(attn_job *s) {
     bn_context *c = s->c;
     const bn_hparams *hp = &c->hp;
     int hd = hp->head_dim;
     s->n_kv_max = chunk_n_kv(s, s->n - 1);
-    s->t_pad = (s->n_kv_max + 7) / 8 * 8;
+    s->t_pad = c->type_v == BN_KV_Q8_0 ? s->n_kv_max : (s->n_kv_max + 7) / 8 * 8;
     for (int i = 0; i < s->n; i++)
         for (int h = 0; h < hp->n_head; h++) {
-            float *q = c->att_q + (size_t)row_of(c, i, h) * hd;
-            c->kern->f32_to_f16(c->q + (size_t)(s->i0 + i) * c->q_dim + (size_t)h * hd,
-                                c->tmp16, hd);
-            c->kern->f16_to_f32(c->tmp16, q, hd);
+            const float *qf = c->q + (size_t)(s->i0 + i) * c->q_dim + (size_t)h * hd;
+            size_t row = (size_t)row_of(c, i, h);
+            if (c->type_k == BN_KV_Q8_0) {
+                bn_q8_query_quantize(qf, hd, c->att_q8 + row * hd, c->att_qd + row * (hd / 32));
+                continue;
+            }
+            c->kern->f32_to_f16(qf, c->tmp16, hd);
+            c->kern->f16_to_f32(c->tmp16, c->att_q + row * hd, hd);
         }
     bn_threadpool_run(c->pool, task_scores, s);
     bn_threadpool_run(c->pool, task_softmax, s);
-    bn_threadpool_run(c->pool, task_pv, s);
+    bn_threadpool_run(c->pool, c->type_v == BN_KV_Q8_0 ? task_pv_q8 : task_pv, s);
 }
 
 /* Rows of a chunk: enough to share each K/V tile among many rows, few
  * enough that their probabilities stay a few MB. */
 #define CHUNK_ROWS 256
 
-int bn_attention_chunk(const bn_hparams *hp, int n_ctx, int n_batch) {
-    if (n_ctx <= LONG_FROM || hp->head_dim % 8 != 0) return 0;
+int bn_attention_chunk(const bn_hparams *hp, int n_ctx, int n_batch, int every_row) {
+    if ((!every_row && n_ctx <= LONG_FROM) || hp->head_dim % 8 != 0) return 0;
     return imax(1, imin(CHUNK_ROWS / hp->n_head, n_batch));
 }
 
 size_t bn_attention_acc_floats(const bn_hparams *hp, int chunk) {
+    /* f16 V: 8 lanes per dim of DIM_BLOCK; q8_0 V: one float per dim of
+     * DIM_BLOCK_Q8 (fewer) */
     return (size_t)chunk * (size_t)(hp->n_head / hp->n_head_kv) * DIM_BLOCK * 8;
 }
 
@@ -242,6 +295,7 @@ void bn_attention(bn_context *c, int layer, int pos0, int n, const bn_numerics *
     attn_job job = {.c = c, .kv = c, .layer = layer, .pos0 = pos0, .num = num};
     /* The tokens whose rows are short, at once; the rest in chunks. */
     int n_short = c->attn_chunk > 0 ? imin(n, imax(0, LONG_FROM - pos0)) : n;
+    if (c->attn_chunk > 0 && quantized(c)) n_short = 0;
     if (n_short > 0) {
         job.i0 = 0;
         job.n = n_short;
@@ -261,7 +315,7 @@ void bn_attention(bn_context *c, int layer, int pos0, int n, const bn_numerics *
 void bn_attention_multi(bn_context *c, bn_context *const *seqs, int layer, int n,
                         const bn_numerics *num) {
     attn_job job = {.c = c, .seqs = seqs, .layer = layer, .i0 = 0, .n = n, .num = num};
-    bn_threadpool_run(c->pool, task_attention_short, &job);
+    if (!quantized(c)) bn_threadpool_run(c->pool, task_attention_short, &job);
     job.seqs = NULL;
     for (int i = 0; i < n; i++) {
         if (!is_long(c, seqs[i]->n_past + 1)) continue;
@@ -292,21 +346,40 @@ static void task_shift_k(void *arg, int ith, int nth) {
     enum bn_rope_style style = c->model->arch->rope;
     float *row = c->xn + (size_t)ith * (size_t)(hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff);
     for (int job = ith; job < hp->n_layer * hp->n_head_kv; job += nth) {
-        uint16_t *k = c->k_cache + (size_t)job * c->n_ctx * hd;     /* [layer][kv_head] */
+        size_t cell0 = (size_t)job * c->n_ctx;                      /* [layer][kv_head] */
         for (int t = s->keep + s->n_discard; t < s->n_past; t++) {
-            c->kern->f16_to_f32(k + (size_t)t * hd, row, hd);
+            size_t src = cell0 + (size_t)t, dst = src - (size_t)s->n_discard;
+            if (c->type_k == BN_KV_Q8_0) {
+                /* dequantize, rotate, quantize again (docs/NUMERICS.md,
+                 * "Quantized KV cache") */
+                bn_q8_kv_dequantize(c->k_q8 + src * hd, c->k_q8d + src * (hd / 32), hd, row);
+                bn_rope_rotate(style, row, s->cs, hp->n_rot);
+                bn_q8_kv_quantize(row, hd, c->k_q8 + dst * hd, c->k_q8d + dst * (hd / 32));
+                continue;
+            }
+            c->kern->f16_to_f32(c->k_cache + src * hd, row, hd);
             bn_rope_rotate(style, row, s->cs, hp->n_rot);
-            c->kern->f32_to_f16(row, k + (size_t)(t - s->n_discard) * hd, hd);
+            c->kern->f32_to_f16(row, c->k_cache + dst * hd, hd);
         }
     }
 }
 
-/* V: one contiguous run of cells per (layer, dim) row. */
+/* V: one contiguous run of cells per (layer, dim) row; a q8_0 V, one run of
+ * rows (values and scales) per (layer, KV head), moved as they are. */
 static void task_shift_v(void *arg, int ith, int nth) {
     const shift_job *s = arg;
     bn_context *c = s->c;
     int rows = c->hp.n_layer * c->kv_dim;
     size_t n_move = (size_t)(s->n_past - s->keep - s->n_discard);
+    if (c->type_v == BN_KV_Q8_0) {
+        size_t hd = (size_t)c->hp.head_dim, nb = hd / 32;
+        for (int job = ith; job < c->hp.n_layer * c->hp.n_head_kv; job += nth) {
+            size_t dst = (size_t)job * c->n_ctx + (size_t)s->keep, src = dst + (size_t)s->n_discard;
+            memmove(c->v_q8 + dst * hd, c->v_q8 + src * hd, n_move * hd);
+            memmove(c->v_q8d + dst * nb, c->v_q8d + src * nb, n_move * nb * sizeof *c->v_q8d);
+        }
+        return;
+    }
     for (int r = ith; r < rows; r += nth) {
         uint16_t *v = c->v_cache + (size_t)r * c->n_ctx;
         memmove(v + s->keep, v + s->keep + s->n_discard, n_move * sizeof *v);

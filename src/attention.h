@@ -1,7 +1,8 @@
-/* Attention over the f16 KV cache and the operations on the cache itself
- * (docs/NUMERICS.md, Attention and Context shift). The cache layout is
- * context.h's: K after RoPE [layer][kv_head][n_ctx][head_dim], V transposed
- * [layer][kv_dim][n_ctx]. */
+/* Attention over the KV cache and the operations on the cache itself
+ * (docs/NUMERICS.md, Attention, Quantized KV cache and Context shift). The
+ * cache layout is context.h's: f16 K after RoPE [layer][kv_head][n_ctx]
+ * [head_dim], f16 V transposed [layer][kv_dim][n_ctx]; a q8_0 K or V is
+ * position-major [layer][kv_head][n_ctx][head_dim] with its block scales. */
 #ifndef BN_ATTENTION_H
 #define BN_ATTENTION_H
 
@@ -10,8 +11,9 @@
 /* Tokens per chunk of the long-context attention for this shape (the
  * context sizes its scratch from it: attn_chunk x n_head rows of n_ctx
  * probabilities), or 0 when every row takes the short path (a context of at
- * most 256 cells, or a head_dim that is not a multiple of 8). */
-int bn_attention_chunk(const bn_hparams *hp, int n_ctx, int n_batch);
+ * most 256 cells, or a head_dim that is not a multiple of 8). every_row: all
+ * rows take the chunked path (a q8_0 cache), whatever n_ctx. */
+int bn_attention_chunk(const bn_hparams *hp, int n_ctx, int n_batch, int every_row);
 /* Floats of one part's P·V lane state (att_acc) for that chunk. */
 size_t bn_attention_acc_floats(const bn_hparams *hp, int chunk);
 

@@ -2,6 +2,7 @@
  * logits) from the scratch table (context.h), owns the worker pool, and
  * checks each bn_decode before anything is touched, so a refused call
  * leaves the cache as it was. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 /* 64-byte aligned; count * size checked for overflow. */
 static void *alloc_raw(size_t count, size_t size, size_t *bytes) {
     if (count == 0 || size == 0) count = size = 1;
-    if (count > ((size_t)-1 - 64) / size) return NULL;
+    if (count > ((size_t)PTRDIFF_MAX - 64) / size) return NULL;   /* no object is larger */
     *bytes = (count * size + 63) & ~(size_t)63;
     return aligned_alloc(64, *bytes);
 }
@@ -46,11 +47,70 @@ bn_context_params bn_context_default_params(void) {
     return p;
 }
 
+/* ---- the KV cache ---------------------------------------------------------- */
+
+const char *bn_kv_type_name(int type) {
+    switch (type) {
+    case BN_KV_F16: return "f16";
+    case BN_KV_Q8_0: return "q8_0";
+    default: return NULL;
+    }
+}
+
+int bn_kv_type_from_name(const char *name) {
+    for (int t = BN_KV_F16; t <= BN_KV_Q8_0; t++)
+        if (name && strcmp(name, bn_kv_type_name(t)) == 0) return t;
+    return -1;
+}
+
+/* Bytes one position takes in one layer, K or V, at a type: f16 halves, or
+ * q8_0's int8 values plus an f16 scale per 32. */
+static size_t kv_bytes(int type, int kv_dim) {
+    return type == BN_KV_Q8_0 ? (size_t)kv_dim + (size_t)kv_dim / 32 * 2 : (size_t)kv_dim * 2;
+}
+
+uint64_t bn_context_kv_bytes_per_pos(const bn_context *c) {
+    return (uint64_t)c->hp.n_layer * (kv_bytes(c->type_k, c->kv_dim) + kv_bytes(c->type_v, c->kv_dim));
+}
+
+static void free_kv(bn_context *c) {
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->k_q8);
+    free(c->k_q8d);
+    free(c->v_q8);
+    free(c->v_q8d);
+    c->k_cache = c->v_cache = NULL;
+    c->k_q8 = c->v_q8 = NULL;
+    c->k_q8d = c->v_q8d = NULL;
+}
+
+/* One cache (K or V) of c's shape at its type: the f16 array, or the q8_0
+ * values and scales. 0, or -1 when out of memory. */
+static int alloc_kv_one(const bn_context *c, int type, uint16_t **f16, int8_t **q8, uint16_t **q8d) {
+    size_t cells = (size_t)c->hp.n_layer * (size_t)c->n_ctx * (size_t)c->kv_dim;
+    *f16 = NULL;
+    *q8 = NULL;
+    *q8d = NULL;
+    if (type == BN_KV_Q8_0) {
+        *q8 = alloc_cache(cells, sizeof **q8);
+        *q8d = alloc_cache(cells / 32, sizeof **q8d);
+        return *q8 && *q8d ? 0 : -1;
+    }
+    *f16 = alloc_cache(cells, sizeof **f16);
+    return *f16 ? 0 : -1;
+}
+
+static int alloc_kv(bn_context *c) {
+    int k = alloc_kv_one(c, c->type_k, &c->k_cache, &c->k_q8, &c->k_q8d);
+    int v = alloc_kv_one(c, c->type_v, &c->v_cache, &c->v_q8, &c->v_q8d);
+    return k == 0 && v == 0 ? 0 : -1;
+}
+
 void bn_context_free(bn_context *c) {
     if (!c) return;
     bn_head_exact_free(&c->hx);
-    free(c->k_cache);
-    free(c->v_cache);
+    free_kv(c);
     if (c->base) {                  /* only the cache, the logits and hx are its own */
         free(c->logits);
         free(c);
@@ -144,6 +204,20 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
         bn_set_err(err, errlen, "too many threads: %d (at most %d)", p->n_threads, MAX_THREADS);
         return NULL;
     }
+    const int types[2] = {p->type_k, p->type_v};
+    for (int i = 0; i < 2; i++) {
+        const char *which = i == 0 ? "K" : "V";
+        if (!bn_kv_type_name(types[i])) {
+            bn_set_err(err, errlen, "unknown %s cache type %d (expected %d = f16 or %d = q8_0)",
+                       which, types[i], BN_KV_F16, BN_KV_Q8_0);
+            return NULL;
+        }
+        if (types[i] == BN_KV_Q8_0 && m->hp.head_dim % 32 != 0) {
+            bn_set_err(err, errlen, "a q8_0 %s cache needs a head_dim that is a multiple of 32 "
+                       "(this model's is %d)", which, m->hp.head_dim);
+            return NULL;
+        }
+    }
 
     bn_context *c = calloc(1, sizeof *c);
     if (!c) {
@@ -165,6 +239,8 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     c->n_head_rows = imin(c->n_batch, c->n_outputs_max);
     c->batch_numerics = &bn_numerics_decode;
     c->decode_numerics = &bn_numerics_decode;
+    c->type_k = p->type_k;
+    c->type_v = p->type_v;
 
     const bn_format_traits *tern = c->kern->fmt[BN_FMT_TERNARY];
     bn_scratch_dims d = {0};
@@ -205,15 +281,14 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
     d.head_rows = (size_t)c->n_head_rows;
     d.outputs = (size_t)c->n_outputs_max;
     d.vocab = (size_t)hp->n_vocab;
-    c->attn_chunk = bn_attention_chunk(hp, c->n_ctx, c->n_batch);
+    c->attn_chunk = bn_attention_chunk(hp, c->n_ctx, c->n_batch,
+                                       c->type_k != BN_KV_F16 || c->type_v != BN_KV_F16);
     d.hd = (size_t)hp->head_dim;
     d.att_rows = (size_t)c->attn_chunk * (size_t)hp->n_head;
     d.att_acc = bn_attention_acc_floats(hp, c->attn_chunk);
+    d.q8_hd = c->type_k == BN_KV_Q8_0 ? d.hd : 0;
 
-    size_t cache = (size_t)hp->n_layer * d.ctx * d.KV;
-    c->k_cache = alloc_cache(cache, sizeof(uint16_t));
-    c->v_cache = alloc_cache(cache, sizeof(uint16_t));
-    if (!c->k_cache || !c->v_cache || alloc_scratch(c, d) != 0 || bn_head_exact_init(c) != 0) {
+    if (alloc_kv(c) != 0 || alloc_scratch(c, d) != 0 || bn_head_exact_init(c) != 0) {
         bn_set_err(err, errlen, "out of memory for a context of %d tokens", c->n_ctx);
         bn_context_free(c);
         return NULL;
@@ -245,16 +320,13 @@ bn_context *bn_context_new_sequence(bn_context *base, char *err, size_t errlen) 
     c->n_past = 0;
     c->n_logits = 0;
     c->logits_all = 0;
-    size_t cache = (size_t)c->hp.n_layer * (size_t)c->n_ctx * (size_t)c->kv_dim;
-    c->k_cache = alloc_cache(cache, sizeof(uint16_t));
-    c->v_cache = alloc_cache(cache, sizeof(uint16_t));
+    int kv_ok = alloc_kv(c) == 0;      /* of the base's types */
     c->logits = alloc_zero((size_t)c->n_outputs_max * (size_t)c->hp.n_vocab, sizeof(float));
     /* and its own exact-head request (its sampler is its own) */
     memset(&c->hx, 0, sizeof c->hx);
-    if (!c->k_cache || !c->v_cache || !c->logits || bn_head_exact_init(c) != 0) {
+    if (!kv_ok || !c->logits || bn_head_exact_init(c) != 0) {
         bn_head_exact_free(&c->hx);
-        free(c->k_cache);
-        free(c->v_cache);
+        free_kv(c);
         free(c->logits);
         free(c);
         bn_set_err(err, errlen, "out of memory for a context of %d tokens", base->n_ctx);
@@ -375,8 +447,9 @@ int bn_decode_multi(bn_context *const *ctxs, const int32_t *tokens, int n,
     }
     for (int i = 0; i < n; i++) {
         const bn_context *c = ctxs[i];
-        if (!c || c->model != run->model || c->n_ctx != run->n_ctx) {
-            bn_set_err(err, errlen, "sequence %d: not a context of the same model and size", i);
+        if (!c || c->model != run->model || c->n_ctx != run->n_ctx || c->type_k != run->type_k ||
+            c->type_v != run->type_v) {
+            bn_set_err(err, errlen, "sequence %d: not a context of the same model, size and cache types", i);
             return -1;
         }
         for (int j = 0; j < i; j++)

@@ -29,6 +29,7 @@ typedef struct bn_scratch_dims {
     size_t hd;          /* head_dim */
     size_t att_rows;    /* query rows of a long-attention chunk (attention.c) */
     size_t att_acc;     /* floats of one part's P·V lane state */
+    size_t q8_hd;       /* head_dim with a q8_0 K cache, else 0 */
 } bn_scratch_dims;
 
 /* Every scratch buffer, declared once: name, element type, element count
@@ -58,7 +59,9 @@ typedef struct bn_scratch_dims {
     X(logits, float, d.outputs * d.vocab)                                           \
     X(att_q, float, d.att_rows * d.hd)        /* long attention: q rounded to f16 */ \
     X(att_p, float, d.att_rows * d.ctx)       /* scores, then probabilities */      \
-    X(att_acc, float, d.T * d.att_acc)        /* P·V lanes, one part per thread */
+    X(att_acc, float, d.T * d.att_acc)        /* P·V lanes, one part per thread */ \
+    X(att_q8, int8_t, d.att_rows * d.q8_hd)   /* q8_0 K: the queries as int8 blocks */ \
+    X(att_qd, float, d.att_rows * d.q8_hd / 32)   /* and their block scales */
 
 /* How a context rounds where bitnet.cpp's prompt batch and its single-token
  * path differ (docs/NUMERICS.md, "Prompt batch and decode"). Chosen once, in
@@ -96,6 +99,13 @@ struct bn_context {
      * fills. */
     uint16_t *k_cache;              /* [n_layer][n_head_kv][n_ctx][head_dim] */
     uint16_t *v_cache;              /* [n_layer][kv_dim][n_ctx] */
+    /* Or q8_0 (type_k / type_v = BN_KV_Q8_0; the f16 array is then NULL):
+     * int8 values and one f16 scale per 32, both position-major, V too
+     * (a transposed V's blocks would run along positions, to be quantized
+     * again as tokens arrive; docs/NUMERICS.md, "Quantized KV cache"). */
+    int type_k, type_v;             /* enum bn_kv_type */
+    int8_t *k_q8, *v_q8;            /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    uint16_t *k_q8d, *v_q8d;        /* [n_layer][n_head_kv][n_ctx][head_dim / 32] */
 
 #define BN_SCRATCH_FIELD(name, type, count) type *name;
     BN_SCRATCH_BUFFERS(BN_SCRATCH_FIELD)

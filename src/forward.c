@@ -282,7 +282,7 @@ static int row_pos(const step *s, int i) {
 }
 
 /* Rotates each token's q and k (rope.h), then writes k and v to its
- * sequence's cache at its position. */
+ * sequence's cache at its position (f16, or q8_0 blocks). */
 static void task_rope_store(void *arg, int ith, int nth) {
     const step *s = arg;
     bn_context *c = s->c;
@@ -303,9 +303,18 @@ static void task_rope_store(void *arg, int ith, int nth) {
         for (int h = 0; h < hp->n_head; h++) bn_rope_rotate(style, q + h * hd, cs, n_rot);
         for (int h = 0; h < hp->n_head_kv; h++) bn_rope_rotate(style, k + h * hd, cs, n_rot);
 
-        for (int h = 0; h < hp->n_head_kv; h++)
-            c->kern->f32_to_f16(k + h * hd, kv->k_cache + layer_kv + ((size_t)h * c->n_ctx + pos) * hd, hd);
-        c->kern->f32_to_f16(c->v + (size_t)i * kvd, tmp, kvd);
+        float *v = c->v + (size_t)i * kvd;
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            size_t cell = layer_kv / hd + (size_t)h * c->n_ctx + (size_t)pos;  /* [layer][h][pos] */
+            if (c->type_k == BN_KV_Q8_0)
+                bn_q8_kv_quantize(k + h * hd, hd, kv->k_q8 + cell * hd, kv->k_q8d + cell * (hd / 32));
+            else
+                c->kern->f32_to_f16(k + h * hd, kv->k_cache + cell * hd, hd);
+            if (c->type_v == BN_KV_Q8_0)
+                bn_q8_kv_quantize(v + h * hd, hd, kv->v_q8 + cell * hd, kv->v_q8d + cell * (hd / 32));
+        }
+        if (c->type_v == BN_KV_Q8_0) continue;
+        c->kern->f32_to_f16(v, tmp, kvd);
         uint16_t *vt = kv->v_cache + layer_kv;
         for (int d = 0; d < kvd; d++) vt[(size_t)d * c->n_ctx + pos] = tmp[d];
     }

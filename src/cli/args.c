@@ -117,7 +117,7 @@ enum flag_id {
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
-    F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS,
+    F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
     F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE
 };
 
@@ -152,6 +152,8 @@ static const struct flag {
     {"--kernel", NULL, 1, EVAL, F_KERNEL},
     {"--head", NULL, 1, EVAL, F_HEAD},
     {"--batch-numerics", NULL, 1, EVAL & ~BN_CMD_SERVE, F_NUMERICS},
+    {"-ctk", "--cache-type-k", 1, EVAL, F_CACHE_K},
+    {"-ctv", "--cache-type-v", 1, EVAL, F_CACHE_V},
     {"--pre-tokenizer", NULL, 1, TOK, F_PRE},
     {"-cnv", "--conversation", 0, BN_CMD_GENERATE, F_CNV},
     {"-no-cnv", "--no-conversation", 0, BN_CMD_GENERATE, F_NO_CNV},
@@ -284,6 +286,14 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         else if (strcmp(v, "bitnet-cpp") == 0) o->batch_numerics = BN_NUMERICS_BITNET_CPP;
         else return bn_err("%s: unknown numerics '%s' (expected decode or bitnet-cpp)", flag, v);
         return 0;
+    case F_CACHE_K:
+    case F_CACHE_V: {
+        int t = bn_kv_type_from_name(v);
+        if (t < 0)          /* llama.cpp's names; the long one whichever was typed */
+            return bn_err("%s: unsupported cache type '%s' (supported: f16, q8_0)", fl->alias, v);
+        *(fl->id == F_CACHE_K ? &o->type_k : &o->type_v) = t;
+        return 0;
+    }
     case F_PRE:
         if (strcmp(v, "llama3") != 0 && strcmp(v, "llama-bpe") != 0 &&
             strcmp(v, "default") != 0 && strcmp(v, "falcon3") != 0 && strcmp(v, "falcon_e") != 0)
@@ -484,6 +494,12 @@ void bn_print_usage(FILE *f) {
 "                            attention probabilities, its FMA order), as llama-cli\n"
 "                            evaluates a prompt: reproduces its text where a near-tie\n"
 "                            parts the two\n"
+"  -ctk, --cache-type-k T    KV cache type of K: f16 (default; bitnet.cpp's logits) or\n"
+"                            q8_0 (int8 blocks of 32 with an f16 scale: 0.53x the\n"
+"                            bytes, faster at depth, logits differ slightly; needs a\n"
+"                            head_dim that is a multiple of 32); all commands that\n"
+"                            run the model\n"
+"  -ctv, --cache-type-v T    the same for V\n"
 "  --pre-tokenizer NAME      llama3 | default | falcon3 | falcon_e (default: from\n"
 "                            the file; BPE vocabularies only)\n"
 "  -ub, --ubatch-size N      caps -b (llama.cpp's physical batch)\n"
@@ -532,7 +548,8 @@ void bn_print_usage(FILE *f) {
 "  bundled model not found (lists where it looked); unknown flag or a flag of another\n"
 "  command; missing flag value; bad number (the whole value must be a number);\n"
 "  value out of range (-n < -2, --keep < -1, -t outside 1-256, -c < 0, --top-p/--min-p outside 0-1,\n"
-"  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value;\n"
+"  --repeat-penalty <= 0, ...); unknown --head or --batch-numerics value; unsupported\n"
+"  -ctk/-ctv type, or q8_0 on a model whose head_dim is not a multiple of 32;\n"
 "  empty prompt or no prompt; prompt longer than the context; empty -r; unknown\n"
 "  --kernel or BITNET_KERNEL, or one this CPU lacks; unwritable output file; a failed\n"
 "  write to stdout (a reader that closes the pipe, as | head, is no error).\n"

@@ -56,12 +56,13 @@ static double run_once(bn_context *c, const int32_t *toks, int depth, int n_prom
 }
 
 /* Bytes one generated token touches, averaged over positions depth ..
- * depth+n_gen-1: the ternary weights, the LM head, the KV cache read so far,
- * one embedding row. */
-static double tg_bytes_per_token(const bn_model_desc *d, int n_vocab, int depth, int n_gen) {
+ * depth+n_gen-1: the ternary weights, the LM head, the KV cache read so far
+ * (at the context's cache types), one embedding row. */
+static double tg_bytes_per_token(const bn_model_desc *d, const bn_context *c, int n_vocab, int depth,
+                                 int n_gen) {
     double mean_pos = depth + (n_gen + 1) / 2.0;
-    return (double)d->ternary_bytes + (double)d->head_bytes + (double)d->kv_bytes_per_pos * mean_pos +
-           (double)d->embd_bytes / n_vocab;
+    return (double)d->ternary_bytes + (double)d->head_bytes +
+           (double)bn_context_kv_bytes_per_pos(c) * mean_pos + (double)d->embd_bytes / n_vocab;
 }
 
 static int run_test(bn_context *c, const bn_model_desc *d, const bn_hparams *hp, const int32_t *toks,
@@ -87,7 +88,7 @@ static int run_test(bn_context *c, const bn_model_desc *d, const bn_hparams *hp,
     double var = 0;
     for (int i = 0; i < reps; i++) var += (r->samples[i] - r->mean) * (r->samples[i] - r->mean);
     r->std = reps > 1 ? sqrt(var / (reps - 1)) : 0.0;
-    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(d, n_vocab, depth, n_gen);
+    if (n_gen > 0) r->bytes_per_token = tg_bytes_per_token(d, c, n_vocab, depth, n_gen);
     /* An exact head also reads the F16 rows it recomputes (2 bytes a weight). */
     bn_context_head_stats(c, &hs1);
     if (n_gen > 0 && hs1.screened_rows > hs0.screened_rows) {
@@ -114,26 +115,40 @@ static void human_count(double n, char *out, size_t cap) {
     else snprintf(out, cap, "%.2f M", n / 1e6);
 }
 
-static void print_markdown(const char *model, const bn_model_desc *d, const bench_result *r, int n) {
-    char size[32], params[32];
+/* The KV cache types as llama-bench shows them: columns only when one is
+ * not f16. */
+static const char *type_name(int type) {
+    const char *s = bn_kv_type_name(type);
+    return s ? s : "?";
+}
+
+static void print_markdown(const char *model, const bn_model_desc *d, const bn_cli_opts *o,
+                           const bench_result *r, int n) {
+    char size[32], params[32], types[64] = "";
     human_size((double)d->file_bytes, size, sizeof size);
     human_count((double)d->n_params, params, sizeof params);
-    printf("| model | size | params | kernel | threads | depth | test | t/s |\n");
-    printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+    const int show_types = o->type_k != BN_KV_F16 || o->type_v != BN_KV_F16;
+    if (show_types) snprintf(types, sizeof types, " %s | %s |", type_name(o->type_k), type_name(o->type_v));
+    printf("| model | size | params | kernel | threads |%s depth | test | t/s |\n",
+           show_types ? " type_k | type_v |" : "");
+    printf("| --- | ---: | ---: | --- | ---: |%s ---: | ---: | ---: |\n", show_types ? " --- | --- |" : "");
     for (int i = 0; i < n; i++) {
         char test[32];
         if (r[i].n_gen > 0) snprintf(test, sizeof test, "tg%d", r[i].n_gen);
         else snprintf(test, sizeof test, "pp%d", r[i].n_prompt);
-        printf("| %s | %s | %s | %s | %d | %d | %s | %.2f ± %.2f |\n", model, size, params,
-               d->kernel, r[i].threads, r[i].depth, test, r[i].mean, r[i].std);
+        printf("| %s | %s | %s | %s | %d |%s %d | %s | %.2f ± %.2f |\n", model, size, params,
+               d->kernel, r[i].threads, types, r[i].depth, test, r[i].mean, r[i].std);
     }
     int first = 1;
     for (int i = 0; i < n; i++) {
         if (r[i].n_gen == 0) continue;
         if (first) printf("\n");
         first = 0;
-        char at[32] = "";
+        char at[64] = "";
         if (r[i].depth > 0) snprintf(at, sizeof at, " @ d%d", r[i].depth);
+        if (show_types)
+            snprintf(at + strlen(at), sizeof at - strlen(at), ", KV %s/%s", type_name(o->type_k),
+                     type_name(o->type_v));
         const double rescored = r[i].rescored_bytes;
         printf("tg%d%s, %d threads: %.1f MB touched per token (ternary %.1f + head %.1f + KV/embd %.1f) "
                "-> %.2f GB/s at %.2f t/s\n",
@@ -158,7 +173,8 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-static void print_json(const char *model, const bn_model_desc *d, const bench_result *r, int n) {
+static void print_json(const char *model, const bn_model_desc *d, const bn_cli_opts *o,
+                       const bench_result *r, int n) {
     printf("[\n");
     for (int i = 0; i < n; i++) {
         printf("  {\"model\": ");
@@ -168,6 +184,7 @@ static void print_json(const char *model, const bn_model_desc *d, const bench_re
         printf(", \"size\": %llu, \"params\": %llu, \"kernel\": ",
                (unsigned long long)d->file_bytes, (unsigned long long)d->n_params);
         print_json_string(d->kernel);
+        printf(", \"type_k\": \"%s\", \"type_v\": \"%s\"", type_name(o->type_k), type_name(o->type_v));
         printf(", \"threads\": %d, \"test\": \"%s%d\", \"n_prompt\": %d, \"n_gen\": %d, "
                "\"n_depth\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                r[i].threads, r[i].n_gen > 0 ? "tg" : "pp", r[i].n_gen > 0 ? r[i].n_gen : r[i].n_prompt,
@@ -273,8 +290,8 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         bn_context_free(c);
     }
     const char *name = base_name(bn_cli_model_path(o));
-    if (o->json) print_json(name, &desc, res, n_res);
-    else print_markdown(name, &desc, res, n_res);
+    if (o->json) print_json(name, &desc, o, res, n_res);
+    else print_markdown(name, &desc, o, res, n_res);
     rc = 0;
 done:
     free(res);

@@ -48,6 +48,7 @@ typedef struct bn_cli_opts {
     const char *kernel;             /* --kernel */
     int head;                       /* --head: enum bn_head_type */
     int batch_numerics;             /* --batch-numerics: enum bn_batch_numerics */
+    int type_k, type_v;             /* -ctk, -ctv: enum bn_kv_type */
     const char *pre_tokenizer;      /* --pre-tokenizer */
     int cnv;                        /* -cnv (-no-cnv: 0) */
     int escape;                     /* process escapes in -p, -sys, -r (default 1; --no-escape) */

@@ -186,6 +186,8 @@ bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_
     /* -ub, llama.cpp's physical batch, caps the tokens of one forward pass */
     if (o->n_ubatch > 0 && (cp.n_batch == 0 || cp.n_batch > o->n_ubatch)) cp.n_batch = o->n_ubatch;
     cp.n_outputs_max = n_outputs_max;
+    cp.type_k = o->type_k;
+    cp.type_v = o->type_v;
     char err[512];
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
     if (!c) {

@@ -41,6 +41,8 @@ int bn_cmd_serve(const bn_cli_opts *o) {
     p.timeout_s = o->timeout > 0 ? o->timeout : 30;
     p.max_conns = o->max_conns > 0 ? o->max_conns : 64;
     p.max_body = 1 << 20;
+    p.type_k = o->type_k;
+    p.type_v = o->type_v;
     int rc = bn_serve(m, &p);
     bn_model_free(m);
     return rc;

@@ -412,7 +412,8 @@ void bn_sched_stats_get(bn_sched *s, bn_sched_stats *out) {
     pthread_mutex_unlock(&s->mu);
 }
 
-bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, char *err, size_t errlen) {
+bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int type_k, int type_v,
+                       char *err, size_t errlen) {
     bn_sched *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -454,6 +455,8 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, char 
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
     cp.n_outputs_max = n_slots;
+    cp.type_k = type_k;             /* the sequences take slot 0's types */
+    cp.type_v = type_v;
     if (cp.n_batch < n_slots) cp.n_batch = n_slots;
     char e[256];
     for (int i = 0; i < n_slots; i++) {

@@ -66,7 +66,8 @@ typedef struct bn_sched_stats {
 
 /* n_ctx: tokens per slot; n_threads: the forward pass's (all slots share
  * them). NULL + err. */
-bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, char *err, size_t errlen);
+bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int type_k, int type_v,
+                       char *err, size_t errlen);
 /* Cancels the running jobs, ends the driver, frees the slots. Queued jobs
  * are finished as cancelled first (their waiters wake). */
 void bn_sched_free(bn_sched *s);

@@ -1063,7 +1063,8 @@ int bn_serve(bn_model *m, const bn_serve_params *p) {
     }
     for (int i = 0; i < p->max_conns; i++) s->conn_fds[i] = -1;
     if (listen_on(s) != 0) goto done;
-    s->sched = bn_sched_new(m, p->n_slots, p->n_ctx, p->n_threads, err, sizeof err);
+    s->sched = bn_sched_new(m, p->n_slots, p->n_ctx, p->n_threads, p->type_k, p->type_v, err,
+                            sizeof err);
     if (!s->sched) {
         fprintf(stderr, "bitnet: error: cannot start the slots: %s\n", err);
         goto done;
