@@ -178,6 +178,13 @@ if [ -f "$TINY" ]; then
     grep -qE "^tg4 @ d32, 1 threads: " "$TMP/b1.out" || fail "bench -d: no tg4 @ d32 bytes line"
     run b2 bench -m "$TINY" -p 8 -n 0 -d 32 -t 1 -r 1 -o json
     grep -q '"n_depth": 32' "$TMP/b2.out" || fail "bench -d -o json: no n_depth"
+    # -np: tg rows of several sequences decoded together (llama-batched-bench's -npl)
+    run b3 bench -m "$TINY" -p 0 -n 4 -np 1,3 -d 0,8 -t 1 -r 1
+    for row in "1 | 0 | tg4" "1 | 0 | tg4 x3" "1 | 8 | tg4" "1 | 8 | tg4 x3"; do
+        grep -qE "\| $row \| [0-9.]+ ± [0-9.]+ \|$" "$TMP/b3.out" || fail "bench -np: no row '$row'"
+    done
+    run b4 bench -m "$TINY" -p 0 -n 4 -npl 2 -t 1 -r 1 -o json
+    grep -q '"n_seq": 2' "$TMP/b4.out" || fail "bench -npl -o json: no n_seq 2"
 fi
 
 # ---- llama-cli's other flags ---------------------------------------------------------------------

@@ -178,7 +178,8 @@ static const struct flag {
     {"--variants", NULL, 1, BN_CMD_BENCH, F_VARIANTS},
     {"--host", NULL, 1, BN_CMD_SERVE, F_HOST},
     {"--port", NULL, 1, BN_CMD_SERVE, F_PORT},
-    {"-np", "--parallel", 1, BN_CMD_SERVE, F_PARALLEL},
+    {"-np", "--parallel", 1, BN_CMD_SERVE | BN_CMD_BENCH, F_PARALLEL},
+    {"-npl", NULL, 1, BN_CMD_BENCH, F_PARALLEL},
     {"--api-key", NULL, 1, BN_CMD_SERVE, F_API_KEY},
     {"-a", "--alias", 1, BN_CMD_SERVE, F_ALIAS},
     {"--timeout", "-to", 1, BN_CMD_SERVE, F_TIMEOUT},
@@ -344,7 +345,14 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_VARIANTS: o->variants = v; return 0;
     case F_HOST: o->host = v; return 0;
     case F_PORT: return bn_parse_int(flag, v, 0, 65535, &o->port);
-    case F_PARALLEL: return bn_parse_int(flag, v, 1, 256, &o->n_parallel);
+    case F_PARALLEL:
+        if (bench) {
+            int n = bn_parse_int_list(flag, v, 1, BN_CLI_MAX_SEQS, o->bench_np.v, BN_CLI_MAX_LIST);
+            if (n < 0) return 1;
+            o->bench_np.n = n;
+            return 0;
+        }
+        return bn_parse_int(flag, v, 1, 256, &o->n_parallel);
     case F_API_KEY:
         if (!v[0]) return bn_err("%s: empty key", flag);
         o->api_key = v;
@@ -434,7 +442,7 @@ void bn_print_usage(FILE *f) {
 "                                          the continuation, until an end-of-generation\n"
 "                                          token or -n tokens; a full context shifts)\n"
 "  bitnet [-m MODEL] -cnv [-sys TEXT]      chat; /exit or end of input quits\n"
-"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-r 5] [-o md|json]\n"
+"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-np 1] [-r 5] [-o md|json]\n"
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
 "  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
 "  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
@@ -527,6 +535,9 @@ void bn_print_usage(FILE *f) {
 "  -d, --n-depth LIST        bench: tokens already in the cache when pp/tg are timed\n"
 "                            (default 0; e.g. -d 0,4096); every threads x depth x\n"
 "                            -p/-n combination is a row\n"
+"  -np, -npl LIST            bench: tg of N sequences at once, one forward pass per\n"
+"                            step (the server's continuous batching; default 1, at\n"
+"                            most 64; e.g. -np 1,8): rows tgN xS, t/s summed\n"
 "  --kernels                 bench: the ternary kernels alone, every variant\n"
 "  --variants LIST           bench --kernels: only these variants (e.g. avx2,avx512)\n"
 "\n"

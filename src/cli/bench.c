@@ -4,7 +4,9 @@
  * At depth -d D both run after D tokens already fill the cache (decoded
  * untimed before each run), as llama-bench's -d. Every combination of
  * threads, depth and size is a row. One warm-up run per test, then -r timed
- * repetitions: mean ± std of t/s.
+ * repetitions: mean ± std of t/s. -np N adds tg rows of N sequences decoded
+ * together (bn_decode_multi, the server's continuous batching), their
+ * tokens per second summed.
  * For tg it also reports the bytes touched per generated token (packed
  * ternary weights + LM head + KV cache read) and the bandwidth they imply,
  * so the distance to the memory roofline is visible. */
@@ -16,6 +18,7 @@
 
 typedef struct bench_result {
     int threads, depth, n_prompt, n_gen;
+    int n_seq;                      /* tg of this many sequences at once (-np) */
     double mean, std;               /* tokens per second */
     double samples[1000];
     int n_samples;
@@ -55,6 +58,32 @@ static double run_once(bn_context *c, const int32_t *toks, int depth, int n_prom
     return (bn_now_ms() - t0) / 1e3;
 }
 
+/* -np: n_gen steps of one token of each of the n sequences seqs[0..n)
+ * (seqs[0] is the context that owns the scratch), in one forward pass per
+ * step, after depth tokens of each decoded untimed. Each sequence has its
+ * own ids (a different rotation of toks). Returns seconds, or -1. */
+static double run_once_multi(bn_context *const *seqs, int n, const int32_t *toks, int n_toks, int depth,
+                             int n_gen) {
+    char err[256];
+    int32_t step[BN_CLI_MAX_SEQS];
+    for (int s = 0; s < n; s++) {
+        bn_context_reset(seqs[s]);
+        if (depth > 0 && bn_decode(seqs[s], toks, depth, 0, err, sizeof err) != 0) {
+            bn_err("bench: %s", err);
+            return -1;
+        }
+    }
+    double t0 = bn_now_ms();
+    for (int i = 0; i < n_gen; i++) {
+        for (int s = 0; s < n; s++) step[s] = toks[(i + 7 * s) % n_toks];
+        if (bn_decode_multi(seqs, step, n, err, sizeof err) != 0) {
+            bn_err("bench: %s", err);
+            return -1;
+        }
+    }
+    return (bn_now_ms() - t0) / 1e3;
+}
+
 /* Bytes one generated token touches, averaged over positions depth ..
  * depth+n_gen-1: the ternary weights, the LM head, the KV cache read so far
  * (at the context's cache types), one embedding row. */
@@ -65,22 +94,29 @@ static double tg_bytes_per_token(const bn_model_desc *d, const bn_context *c, in
            (double)bn_context_kv_bytes_per_pos(c) * mean_pos + (double)d->embd_bytes / n_vocab;
 }
 
-static int run_test(bn_context *c, const bn_model_desc *d, const bn_hparams *hp, const int32_t *toks,
-                    int depth, int n_prompt, int n_gen, int reps, bench_result *r) {
+/* One test: a single sequence (n_seq 1: pp or tg) or n_seq sequences'
+ * tg (seqs[0] == c). */
+static int run_test(bn_context *c, bn_context *const *seqs, int n_seq, const bn_model_desc *d,
+                    const bn_hparams *hp, const int32_t *toks, int n_toks, int depth, int n_prompt,
+                    int n_gen, int reps, bench_result *r) {
     const int n_vocab = hp->n_vocab;
     memset(r, 0, sizeof *r);
     r->threads = bn_context_n_threads(c);
     r->depth = depth;
     r->n_prompt = n_prompt;
     r->n_gen = n_gen;
-    if (run_once(c, toks, depth, n_prompt, n_gen) < 0) return 1;      /* warm-up */
+    r->n_seq = n_seq;
+    double sec = n_seq > 1 ? run_once_multi(seqs, n_seq, toks, n_toks, depth, n_gen)
+                           : run_once(c, toks, depth, n_prompt, n_gen);    /* warm-up */
+    if (sec < 0) return 1;
     bn_head_stats hs0, hs1;
     bn_context_head_stats(c, &hs0);
     double sum = 0;
     for (int i = 0; i < reps; i++) {
-        double sec = run_once(c, toks, depth, n_prompt, n_gen);
+        sec = n_seq > 1 ? run_once_multi(seqs, n_seq, toks, n_toks, depth, n_gen)
+                        : run_once(c, toks, depth, n_prompt, n_gen);
         if (sec < 0) return 1;
-        r->samples[i] = (n_prompt + n_gen) / (sec > 0 ? sec : 1e-9);
+        r->samples[i] = (double)n_seq * (n_prompt + n_gen) / (sec > 0 ? sec : 1e-9);
         sum += r->samples[i];
     }
     r->n_samples = reps;
@@ -134,14 +170,15 @@ static void print_markdown(const char *model, const bn_model_desc *d, const bn_c
     printf("| --- | ---: | ---: | --- | ---: |%s ---: | ---: | ---: |\n", show_types ? " --- | --- |" : "");
     for (int i = 0; i < n; i++) {
         char test[32];
-        if (r[i].n_gen > 0) snprintf(test, sizeof test, "tg%d", r[i].n_gen);
+        if (r[i].n_seq > 1) snprintf(test, sizeof test, "tg%d x%d", r[i].n_gen, r[i].n_seq);
+        else if (r[i].n_gen > 0) snprintf(test, sizeof test, "tg%d", r[i].n_gen);
         else snprintf(test, sizeof test, "pp%d", r[i].n_prompt);
         printf("| %s | %s | %s | %s | %d |%s %d | %s | %.2f ± %.2f |\n", model, size, params,
                d->kernel, r[i].threads, types, r[i].depth, test, r[i].mean, r[i].std);
     }
     int first = 1;
     for (int i = 0; i < n; i++) {
-        if (r[i].n_gen == 0) continue;
+        if (r[i].n_gen == 0 || r[i].n_seq > 1) continue;   /* several sequences: no one token's bytes */
         if (first) printf("\n");
         first = 0;
         char at[64] = "";
@@ -186,12 +223,12 @@ static void print_json(const char *model, const bn_model_desc *d, const bn_cli_o
         print_json_string(d->kernel);
         printf(", \"type_k\": \"%s\", \"type_v\": \"%s\"", type_name(o->type_k), type_name(o->type_v));
         printf(", \"threads\": %d, \"test\": \"%s%d\", \"n_prompt\": %d, \"n_gen\": %d, "
-               "\"n_depth\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
+               "\"n_depth\": %d, \"n_seq\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                r[i].threads, r[i].n_gen > 0 ? "tg" : "pp", r[i].n_gen > 0 ? r[i].n_gen : r[i].n_prompt,
-               r[i].n_prompt, r[i].n_gen, r[i].depth, r[i].mean, r[i].std);
+               r[i].n_prompt, r[i].n_gen, r[i].depth, r[i].n_seq, r[i].mean, r[i].std);
         for (int k = 0; k < r[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", r[i].samples[k]);
         printf("]");
-        if (r[i].n_gen > 0)
+        if (r[i].n_gen > 0 && r[i].n_seq == 1)
             printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f, \"rescored_rows_per_token\": %.2f",
                    r[i].bytes_per_token, r[i].bytes_per_token * r[i].mean / 1e9,
                    r[i].rescored_per_token);
@@ -225,7 +262,13 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     const bn_hparams *hp = bn_model_hparams(m);
     bn_model_desc desc;
     bn_model_describe(m, &desc);
-    bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t, ld = o->bench_d;
+    bn_cli_list lp = o->bench_p, ln = o->bench_n, lt = o->bench_t, ld = o->bench_d, lnp = o->bench_np;
+    if (lnp.n == 0) {
+        lnp.v[0] = 1;
+        lnp.n = 1;
+    }
+    int max_seq = 1;
+    for (int i = 0; i < lnp.n; i++) if (lnp.v[i] > max_seq) max_seq = lnp.v[i];
     if (ld.n == 0) {
         ld.v[0] = 0;
         ld.n = 1;
@@ -250,7 +293,8 @@ int bn_cmd_bench(const bn_cli_opts *o) {
     }
     int n_toks = max_len > max_depth ? max_len : max_depth;
     int32_t *toks = malloc((size_t)n_toks * sizeof *toks);
-    bench_result *res = calloc((size_t)lt.n * (size_t)ld.n * (size_t)(lp.n + ln.n), sizeof *res);
+    bench_result *res = calloc((size_t)lt.n * (size_t)ld.n * (size_t)(lp.n + ln.n * lnp.n), sizeof *res);
+    bn_context *seqs[BN_CLI_MAX_SEQS] = {0};
     int n_res = 0, rc = 1;
     if (!toks || !res) {
         bn_err("out of memory");
@@ -268,31 +312,48 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         /* pp: the whole prompt in one batch; the depth fills in batches of
          * at least 512 */
         co.n_batch = max_len > 512 ? max_len : 512;
-        bn_context *c = bn_cli_new_context(&co, m, 1);
+        /* -np: the other sequences share c's scratch, so its logits rows
+         * hold one per sequence */
+        bn_context *c = bn_cli_new_context(&co, m, max_seq);
         if (!c) goto done;
+        seqs[0] = c;
+        for (int s = 1; s < max_seq; s++) {
+            char err[256];
+            if (!(seqs[s] = bn_context_new_sequence(c, err, sizeof err))) {
+                bn_err("bench -np %d: %s", max_seq, err);
+                goto free_seqs;
+            }
+        }
         /* An exact head computes what `bitnet -p`'s default sampler reads
          * (top-k 40), not every row. */
-        bn_context_set_exact_head(c, bn_sampler_default_params().top_k, NULL, 0, NULL, 0);
+        for (int s = 0; s < max_seq; s++)
+            bn_context_set_exact_head(seqs[s], bn_sampler_default_params().top_k, NULL, 0, NULL, 0);
         for (int di = 0; di < ld.n; di++) {
             const int depth = ld.v[di];
-            for (int i = 0; i < lp.n + ln.n; i++) {
-                const int pp = i < lp.n ? lp.v[i] : 0, tg = i < lp.n ? 0 : ln.v[i - lp.n];
+            for (int i = 0; i < lp.n + ln.n * lnp.n; i++) {
+                const int pp = i < lp.n ? lp.v[i] : 0, tg = i < lp.n ? 0 : ln.v[(i - lp.n) % ln.n];
+                const int n_seq = i < lp.n ? 1 : lnp.v[(i - lp.n) / ln.n];
                 if (pp == 0 && tg == 0) continue;
-                fprintf(stderr, "bench: %s%d, depth %d, %d threads\n", pp ? "pp" : "tg", pp ? pp : tg,
+                fprintf(stderr, "bench: %s%d, depth %d, %d threads", pp ? "pp" : "tg", pp ? pp : tg,
                         depth, lt.v[ti]);
-                if (run_test(c, &desc, hp, toks, depth, pp, tg, o->reps, &res[n_res])) {
-                    bn_context_free(c);
-                    goto done;
-                }
+                if (n_seq > 1) fprintf(stderr, ", %d sequences", n_seq);
+                fputc('\n', stderr);
+                if (run_test(c, seqs, n_seq, &desc, hp, toks, n_toks, depth, pp, tg, o->reps, &res[n_res]))
+                    goto free_seqs;
                 n_res++;
             }
         }
-        bn_context_free(c);
+        for (int s = max_seq - 1; s >= 0; s--) {   /* sequences before their base */
+            bn_context_free(seqs[s]);
+            seqs[s] = NULL;
+        }
     }
     const char *name = base_name(bn_cli_model_path(o));
     if (o->json) print_json(name, &desc, o, res, n_res);
     else print_markdown(name, &desc, o, res, n_res);
     rc = 0;
+free_seqs:
+    for (int s = max_seq - 1; s >= 0; s--) bn_context_free(seqs[s]);
 done:
     free(res);
     free(toks);

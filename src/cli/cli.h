@@ -24,6 +24,7 @@ enum bn_cmd {
 
 #define BN_CLI_MAX_LIST 16          /* entries of a bench list (-p 128,512) */
 #define BN_CLI_MAX_THREADS 256
+#define BN_CLI_MAX_SEQS 64          /* bench -np: sequences decoded together */
 #define BN_CLI_KEEP_DEFAULT (-3)    /* --keep not given */
 #define BN_CLI_MAX_NOTES 16         /* ignored llama-cli flags noted */
 
@@ -62,7 +63,7 @@ typedef struct bn_cli_opts {
     const char *tokens;             /* logits --tokens */
     const char *out;                /* logits -o */
     int all, seq;                   /* logits --all, --seq */
-    bn_cli_list bench_p, bench_n, bench_t, bench_d;
+    bn_cli_list bench_p, bench_n, bench_t, bench_d, bench_np;
     int reps;                       /* bench -r */
     int json;                       /* bench -o json */
     int kernels;                    /* bench --kernels */
