@@ -62,6 +62,10 @@ grep -q 'v1/chat/completions' "$TMP/page.out" || fail "page: does not call /v1/c
 [ "$(wc -c <"$TMP/page.out")" -eq "$(wc -c <"$SRC/src/server/chat_page.html")" ] || fail "page: not the whole of chat_page.html"
 req models GET /v1/models
 expect models 200 '"object":"list"'
+req props GET /props
+expect props 200 '"default_generation_settings":{"n_ctx":256,"params":{"n_predict":-1,"seed":-1,"temperature":0.8,"top_k":40,'
+grep -q '"total_slots":2,"model_path":"m.gguf","chat_format":"2B4T","build_info":"bitnet.c ' "$TMP/props.out" ||
+    fail "props: $(cat "$TMP/props.out")"
 grep -q '"id":"m.gguf"' "$TMP/models.out" || fail "models: no id m.gguf"
 
 # ---- completion: greedy equals `bitnet -p ... --temp 0` minus the prompt -------------

@@ -776,6 +776,32 @@ static void handle_models(conn *c) {
     bn_jbuf_free(&b);
 }
 
+/* llama-server's /props, the part that means something here: the slot
+ * context, the sampling defaults a request gets, the slots, the chat
+ * format (null when the model has no chat template we know). */
+static void handle_props(conn *c) {
+    server *s = c->srv;
+    const bn_sampler_params sp = bn_sampler_default_params();
+    char err[160];
+    bn_chat *chat = bn_chat_new(s->tok, NULL, err, sizeof err);
+    bn_jbuf b = {0};
+    bn_jbuf_printf(&b, "{\"default_generation_settings\":{\"n_ctx\":%d,\"params\":{\"n_predict\":-1,"
+                       "\"seed\":-1,\"temperature\":%g,\"top_k\":%d,\"top_p\":%g,\"min_p\":%g,"
+                       "\"repeat_penalty\":%g,\"repeat_last_n\":%d,\"presence_penalty\":%g,"
+                       "\"frequency_penalty\":%g}},\"total_slots\":%d,\"model_path\":",
+                   bn_sched_n_ctx(s->sched), (double)sp.temp, sp.top_k, (double)sp.top_p, (double)sp.min_p,
+                   (double)sp.repeat_penalty, sp.repeat_last_n, (double)sp.presence_penalty,
+                   (double)sp.freq_penalty, s->p.n_slots);
+    bn_jbuf_str(&b, s->p.model_name, strlen(s->p.model_name));
+    bn_jbuf_puts(&b, ",\"chat_format\":");
+    if (chat) bn_jbuf_str(&b, bn_chat_format_name(chat), strlen(bn_chat_format_name(chat)));
+    else bn_jbuf_puts(&b, "null");
+    bn_jbuf_puts(&b, ",\"build_info\":\"bitnet.c " BN_VERSION "\"}");
+    bn_chat_free(chat);
+    respond_json(c, 200, &b);
+    bn_jbuf_free(&b);
+}
+
 static void handle_metrics(conn *c) {
     server *s = c->srv;
     bn_sched_stats st;
@@ -817,8 +843,8 @@ static void handle_metrics(conn *c) {
 }
 
 /* ---- routing ---------------------------------------------------------------------- */
-enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_METRICS, ROUTE_COMPLETIONS, ROUTE_CHAT, ROUTE_TOKENIZE,
-       ROUTE_DETOKENIZE };
+enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_PROPS, ROUTE_METRICS, ROUTE_COMPLETIONS, ROUTE_CHAT,
+       ROUTE_TOKENIZE, ROUTE_DETOKENIZE };
 
 static const struct route {
     const char *path, *method;
@@ -830,6 +856,7 @@ static const struct route {
     {"/v1/health", "GET", ROUTE_HEALTH},
     {"/v1/models", "GET", ROUTE_MODELS},
     {"/models", "GET", ROUTE_MODELS},
+    {"/props", "GET", ROUTE_PROPS},
     {"/metrics", "GET", ROUTE_METRICS},
     {"/v1/completions", "POST", ROUTE_COMPLETIONS},
     {"/completions", "POST", ROUTE_COMPLETIONS},
@@ -881,6 +908,7 @@ static void handle(conn *c, const bn_http_request *req) {
         return;
     }
     case ROUTE_MODELS: handle_models(c); return;
+    case ROUTE_PROPS: handle_props(c); return;
     case ROUTE_METRICS: handle_metrics(c); return;
     default: break;
     }
