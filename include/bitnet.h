@@ -47,6 +47,10 @@ typedef struct bn_model_params {
 bn_model_params bn_model_default_params(void);
 bn_model *bn_model_load(const char *path, const bn_model_params *p, char *err, size_t errlen);
 void bn_model_free(bn_model *m);
+/* Locks in RAM the memory the model made at load (its re-laid weights and
+ * quantized head), as llama-cli's --mlock: 0, or -1 with the reason (often
+ * the RLIMIT_MEMLOCK limit); the model works either way. */
+int bn_model_lock_memory(bn_model *m, char *err, size_t errlen);
 const bn_hparams *bn_model_hparams(const bn_model *m);
 const bn_tokenizer *bn_model_tokenizer(const bn_model *m);
 const char *bn_model_kernel_name(const bn_model *m);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -794,6 +795,27 @@ void bn_model_free(bn_model *m) {
         close(m->embd_fd);
     gguf_close(&m->gguf);
     free(m);
+}
+
+/* --mlock: the memory bitnet.c made at load (re-laid ternary weights, the
+ * quantized head and its row norms) is anonymous and could be swapped out;
+ * lock it. What stays in the file mapping (embedding rows, the exact head's
+ * F16 rows) is not locked: the kernel can always read it back from the
+ * file, and locking it would make all of it resident. */
+int bn_model_lock_memory(bn_model *m, char *err, size_t errlen) {
+    const struct {
+        const void *p;
+        size_t n;
+    } regions[] = {
+        {m->packed_arena, m->packed_bytes},
+        {m->head.owned, m->head.owned ? m->head.bytes : 0},
+        {m->head_norms, m->head_norms ? (size_t)m->head.M * 2 * sizeof *m->head_norms : 0},
+    };
+    for (size_t i = 0; i < sizeof regions / sizeof regions[0]; i++)
+        if (regions[i].p && regions[i].n && mlock(regions[i].p, regions[i].n) != 0)
+            return bn_set_err(err, errlen, "mlock of %zu bytes: %s (the limit is ulimit -l)", regions[i].n,
+                              strerror(errno));
+    return 0;
 }
 
 /* n bytes at file offset off into dst; 0 when all were read. */

@@ -190,10 +190,10 @@ fi
 # ---- llama-cli's other flags ---------------------------------------------------------------------
 # bitnet.cpp's run_inference.py line plus flags that change nothing here: the same text, a note each
 run l0 -m "$M" -n 12 -t 2 -p "Once upon" --temp 0
-run l1 -m "$M" -n 12 -t 2 -p "Once upon" -ngl 0 -c 256 --temp 0 -b 1 --mlock --no-mmap -fa --color \
+run l1 -m "$M" -n 12 -t 2 -p "Once upon" -ngl 0 -c 256 --temp 0 -b 1 --no-mmap -fa --color \
     --no-warmup -tb 2 --numa distribute -v --mirostat 0 --typical 1.0 -ub 4
 same l0 l1 "run_inference.py's flags and ignored llama-cli flags"
-for f in "-ngl 0" "--mlock" "--no-mmap" "-fa" "--color" "--no-warmup" "-tb 2" "--numa distribute" "-v"; do
+for f in "-ngl 0" "--no-mmap" "-fa" "--color" "--no-warmup" "-tb 2" "--numa distribute" "-v"; do
     grep -qF "note: $f ignored: " "$TMP/l1.err" || fail "no note for $f: $(grep note "$TMP/l1.err")"
 done
 grep -q "mirostat\|typical" "$TMP/l1.err" && fail "their off values got a note: $(grep note "$TMP/l1.err")"
@@ -227,8 +227,23 @@ n_tok=$(sed -n 's/^prompt tokens: \([0-9]*\)$/\1/p' "$TMP/d2.err")
 run d3 -m "$M" -n 2 -p "Once upon" --temp 0 --no-perf
 grep -q "time =" "$TMP/d3.err" && fail "--no-perf: timings printed"
 grep -q "^load: " "$TMP/d3.err" || fail "--no-perf: the load line went too"
-run d4 -m "$M" -n 2 -p "Once upon" --temp 0 --log-disable --mlock
+run d4 -m "$M" -n 2 -p "Once upon" --temp 0 --log-disable
 [ -s "$TMP/d4.err" ] && fail "--log-disable: stderr not empty: $(cat "$TMP/d4.err")"
+# --mlock locks what the load made (the same text); refused by the memory-lock limit, a warning
+run k1 -m "$M" -n 12 -t 2 -p "Once upon" --temp 0 --mlock
+same l0 k1 "--mlock"
+grep -q "mlock" "$TMP/k1.err" && [ "$(id -u)" = 0 ] && fail "--mlock as root: $(grep mlock "$TMP/k1.err")"
+if [ "$(id -u)" != 0 ]; then
+    ( ulimit -l 0; $BN_EMULATOR "$BIN" -m "$M" -n 2 -p hi --mlock </dev/null >/dev/null 2>"$TMP/k2.err" )
+elif command -v setpriv >/dev/null &&             # root ignores the limit: run as nobody, if it can
+     setpriv --reuid 65534 --regid 65534 --clear-groups test -x "$BIN" 2>/dev/null; then
+    mkdir -p "$TMP/pub" && chmod 755 "$TMP" "$TMP/pub" && cp "$M" "$TMP/pub/m.gguf" && chmod 644 "$TMP/pub/m.gguf"
+    setpriv --reuid 65534 --regid 65534 --clear-groups bash -c \
+        'ulimit -l 0; exec $0 "$@"' $BN_EMULATOR "$BIN" -m "$TMP/pub/m.gguf" -n 2 -p hi --mlock \
+        </dev/null >/dev/null 2>"$TMP/k2.err"
+fi
+[ ! -f "$TMP/k2.err" ] || grep -q "^warning: --mlock: mlock of [0-9]* bytes: .*; going on unlocked$" "$TMP/k2.err" ||
+    fail "--mlock over the limit: no warning: $(cat "$TMP/k2.err")"
 chat d5 "$three" -m "$M" --temp 0 -n 4 --log-disable
 [ -s "$TMP/d5.err" ] && fail "chat --log-disable: stderr not empty: $(cat "$TMP/d5.err")"
 [ -s "$TMP/d5.out" ] || fail "chat --log-disable: no replies"

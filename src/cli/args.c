@@ -118,7 +118,7 @@ enum flag_id {
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
-    F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE
+    F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
@@ -189,6 +189,7 @@ static const struct flag {
     {"--verbose-prompt", NULL, 0, BN_CMD_GENERATE, F_VERBOSE_PROMPT},
     {"--no-perf", NULL, 0, BN_CMD_GENERATE, F_NO_PERF},
     {"--log-disable", NULL, 0, BN_CMD_GENERATE, F_LOG_DISABLE},
+    {"--mlock", NULL, 0, EVAL, F_MLOCK},
     {"-h", "--help", 0, ANY, F_HELP},
 };
 
@@ -365,6 +366,7 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_VERBOSE_PROMPT: o->verbose_prompt = 1; return 0;
     case F_NO_PERF: o->no_perf = 1; return 0;
     case F_LOG_DISABLE: o->log_disable = 1; o->no_perf = 1; return 0;
+    case F_MLOCK: o->mlock = 1; return 0;
     case F_HELP: return 0;
     }
     return 0;
@@ -515,11 +517,13 @@ void bn_print_usage(FILE *f) {
 "  --verbose-prompt          the prompt's token ids and pieces on stderr\n"
 "  --no-perf                 no timings at the end\n"
 "  --log-disable             no informational lines on stderr (errors still print)\n"
+"  --mlock                   lock the weights bitnet re-lays at load in RAM (no swap);\n"
+"                            a warning if the memory-lock limit refuses it\n"
 "  -ngl, --n-gpu-layers N    accepted for llama-cli's scripts and ignored, with a note\n"
 "                            (bitnet runs on the CPU); also --gpu-layers\n"
 "  llama-cli flags that change nothing here are accepted with a note saying why:\n"
-"  --mlock, --no-mmap, -fa/--flash-attn [on|off|auto], -tb, --numa, --no-warmup,\n"
-"  --color, -v, --simple-io; --mirostat 0, --typical 1 (their off values). Ones\n"
+"  --no-mmap, -fa/--flash-attn [on|off|auto], -tb, --numa, --no-warmup, --color,\n"
+"  -v, --simple-io; --mirostat 0, --typical 1 (their off values). Ones\n"
 "  that would change the output in a way bitnet cannot follow are errors naming\n"
 "  it: -i/-if/-ins (use -cnv), --in-prefix, --grammar, -j, --prompt-cache, --lora,\n"
 "  -md, --rope-* overrides, other --mirostat/--typical values\n"

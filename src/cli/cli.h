@@ -75,6 +75,7 @@ typedef struct bn_cli_opts {
     int verbose_prompt;             /* --verbose-prompt: the prompt's tokens on stderr */
     int no_perf;                    /* --no-perf: no timings at the end */
     int log_disable;                /* --log-disable: no informational lines on stderr */
+    int mlock;                      /* --mlock: bn_model_lock_memory after the load */
     struct {
         const char *flag, *value, *why;
     } notes[BN_CLI_MAX_NOTES];      /* llama-cli flags accepted and ignored (llama_flags.c) */

@@ -133,6 +133,8 @@ bn_model *bn_cli_load_model(const bn_cli_opts *o, int vocab_only, double *load_m
         return NULL;
     }
     if (load_ms) *load_ms = ms;
+    if (o->mlock && !vocab_only && bn_model_lock_memory(m, err, sizeof err) != 0)
+        fprintf(stderr, "warning: --mlock: %s; going on unlocked\n", err);
     return m;
 }
 

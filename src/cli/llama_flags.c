@@ -29,7 +29,6 @@ static const struct foreign {
 } foreign[] = {
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
 #define GEN BN_CMD_GENERATE
-    {"--mlock", NULL, 0, EVAL, IGNORED, NULL, "bitnet.c does not lock its memory"},
     {"--no-mmap", NULL, 0, EVAL, IGNORED, NULL,
      "bitnet.c maps the file and copies at load only what it re-lays"},
     {"-mmp", "--mmap", 1, BN_CMD_BENCH, IGNORED, NULL, "bitnet.c always maps the file"},
