@@ -233,7 +233,9 @@ run d4 -m "$M" -n 2 -p "Once upon" --temp 0 --log-disable
 run k1 -m "$M" -n 12 -t 2 -p "Once upon" --temp 0 --mlock
 same l0 k1 "--mlock"
 grep -q "mlock" "$TMP/k1.err" && [ "$(id -u)" = 0 ] && fail "--mlock as root: $(grep mlock "$TMP/k1.err")"
-if [ "$(id -u)" != 0 ]; then
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+    :   # the sanitizers turn mlock into a no-op that succeeds: nothing to refuse
+elif [ "$(id -u)" != 0 ]; then
     ( ulimit -l 0; $BN_EMULATOR "$BIN" -m "$M" -n 2 -p hi --mlock </dev/null >/dev/null 2>"$TMP/k2.err" )
 elif command -v setpriv >/dev/null &&             # root ignores the limit: run as nobody, if it can
      setpriv --reuid 65534 --regid 65534 --clear-groups test -x "$BIN" 2>/dev/null; then
