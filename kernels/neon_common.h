@@ -77,8 +77,8 @@ void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride,
         .attn_qk = bn_attn_qk_neon,                                                            \
         .attn_softmax = bn_attn_softmax_neon,                                                  \
         .attn_pv = bn_attn_pv_neon,                                                            \
-        .attn_q8_qk = bn_attn_q8_qk_ref,                                                       \
-        .attn_q8_pv = bn_attn_q8_pv_ref,                                                       \
+        .attn_q8_qk = bn_attn_q8_qk_neon,                                                      \
+        .attn_q8_pv = bn_attn_q8_pv_neon,                                                      \
     }
 
 #endif
