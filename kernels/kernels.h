@@ -317,7 +317,8 @@ void bn_attn_softmax_ref(float *s, int n, int n_pad, float scale);
 void bn_attn_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const uint16_t *vt,
                     size_t ldv, int nd, float *acc);
 /* The q8_0 attention kernels: plain C (attn_q8_ref.c), AVX2
- * (attn_q8_avx2.c; AVX2 and AVX-512 tables), NEON (attn_q8_neon.c). */
+ * (attn_q8_avx2.c; AVX2 and AVX-512 tables), NEON (attn_q8_neon.c; its
+ * scores with sdot in attn_q8_neon_dotprod.c for the sdot tables). */
 void bn_attn_q8_qk_ref(const int8_t *q, const float *qd, int nq, const int8_t *k,
                        const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 void bn_attn_q8_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
@@ -330,6 +331,8 @@ void bn_attn_q8_qk_neon(const int8_t *q, const float *qd, int nq, const int8_t *
                         const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 void bn_attn_q8_pv_neon(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
                         const uint16_t *vd, int hd, int nd, float *acc);
+void bn_attn_q8_qk_neon_dotprod(const int8_t *q, const float *qd, int nq, const int8_t *k,
+                                const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 /* q8_0 quantization of the KV cache and of the query (docs/NUMERICS.md,
  * "Quantized KV cache"), plain C for every variant (the cost is a few
  * hundred values per token and layer). Per block of 32 of n (n % 32 == 0):

@@ -46,6 +46,12 @@ void bn_neon_gemv_head_q8(const void *Wq, int K, const void *xq, int m0, int m1,
 void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride, int N, int m0, int m1,
                           float *y, int ldy);
 
+/* The q8_0 KV scores of each table: sdot where the table is an sdot one. */
+#define BN_NEON_Q8_QK_neon_lut bn_attn_q8_qk_neon
+#define BN_NEON_Q8_QK_neon_tl bn_attn_q8_qk_neon
+#define BN_NEON_Q8_QK_neon_dp bn_attn_q8_qk_neon_dotprod
+#define BN_NEON_Q8_QK_neon_tl_dp bn_attn_q8_qk_neon_dotprod
+
 /* The rest of a NEON variant's records (its f16 formats and the Q8 head,
  * made here under prefix P) and its table NAME, given P's ternary record
  * (P##_fmt_ternary, from BN_DEFINE_TERNARY_FORMAT in the variant's file):
@@ -78,8 +84,8 @@ void bn_neon_gemm_head_q8(const void *Wq, int K, const void *xq, size_t xstride,
         .attn_qk = bn_attn_qk_neon,                                                            \
         .attn_softmax = bn_attn_softmax_neon,                                                  \
         .attn_pv = bn_attn_pv_neon,                                                            \
-        .attn_q8_qk = bn_attn_q8_qk_ref,                                                       \
-        .attn_q8_pv = bn_attn_q8_pv_ref,                                                       \
+        .attn_q8_qk = BN_NEON_Q8_QK_##P,                                                       \
+        .attn_q8_pv = bn_attn_q8_pv_neon,                                                      \
     }
 
 #endif
