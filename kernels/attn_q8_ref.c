@@ -14,15 +14,6 @@
 
 #define QK 32                       /* values per q8_0 block */
 
-/* Round to nearest, ties to even, for |v| < 2^22 (as ternary_ref.c's
- * nearest_int): the addition of 1.5 * 2^23 rounds v to an integer. */
-static int32_t nearest_int(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 /* One block of 32: q[i] and the block's scale d (unrounded). */
 static float quantize_block(const float *x, int8_t *q) {
     float amax = 0.0f;
@@ -38,7 +29,7 @@ static float quantize_block(const float *x, int8_t *q) {
          * conversion below never sees a value out of range */
         if (!(v >= -127.0f)) v = -127.0f;
         if (v > 127.0f) v = 127.0f;
-        q[i] = (int8_t)nearest_int(v);
+        q[i] = (int8_t)bn_round_half_even(v);
     }
     return d;
 }

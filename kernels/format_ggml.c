@@ -15,14 +15,6 @@
 
 #include "format_records.h"
 
-/* Round to nearest, ties to even, for |v| < 2^22 (see ternary_ref.c). */
-static int32_t rne(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 static float f16_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -46,7 +38,7 @@ size_t bn_q8_0_act_size(int K) {
 }
 
 /* The hidden state in Q8_0 blocks as quantize_row_q8_0's AVX2 path makes
- * them: amax = max|x|, d = f16(amax / 127), q = rne(x * (127 / amax))
+ * them: amax = max|x|, d = f16(amax / 127), q = bn_round_half_even(x * (127 / amax))
  * (multiplier 0 for an all-zero block). */
 void bn_q8_0_act_prep(const void *x_, int K, void *act) {
     const float *x = x_;
@@ -58,7 +50,7 @@ void bn_q8_0_act_prep(const void *x_, int K, void *act) {
         const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         memcpy(out, &dh, 2);
         for (int i = 0; i < 32; i++) {
-            int32_t v = rne(x[i] * id);       /* |v| <= 127 up to one rounding */
+            int32_t v = bn_round_half_even(x[i] * id);       /* |v| <= 127 up to one rounding */
             v = v > 127 ? 127 : v < -128 ? -128 : v;
             out[2 + i] = (uint8_t)(int8_t)v;
         }
@@ -111,7 +103,7 @@ static int q6_k_scale(const uint8_t *blk, int j) {
 /* The activations as ggml's Q8_K (blocks of 256: float d, then int8 q),
  * made by quantize_row_q8_K_ref, which x86 builds use: max = the value of
  * largest magnitude (the first such), iscale = -127 / max, q = min(127,
- * rne(iscale * x)), d = 1 / iscale. Stored as K/256 floats, then K int8. */
+ * bn_round_half_even(iscale * x)), d = 1 / iscale. Stored as K/256 floats, then K int8. */
 size_t bn_q6_k_act_size(int K) {
     return bn_round64((size_t)K + (size_t)(K / 256) * 4);
 }
@@ -135,7 +127,7 @@ void bn_q6_k_act_prep(const void *x_, int K, void *act) {
         } else {
             const float iscale = -127.0f / max;
             for (int j = 0; j < 256; j++) {
-                const int32_t v = rne(iscale * x[j]);
+                const int32_t v = bn_round_half_even(iscale * x[j]);
                 q[j] = (int8_t)(v > 127 ? 127 : v);
             }
             d = 1.0f / iscale;

@@ -22,15 +22,6 @@ static float normed(const float *x, const float *w, float scale, int K, int k) {
     return w ? (x[k] * scale) * w[k] : x[k];
 }
 
-/* Round to nearest, ties to even: ternary_ref.c's nearest_int (adding
- * 1.5*2^23 leaves rne(v) + 2^22 in the low mantissa bits for |v| < 2^22). */
-static int32_t nearest_int(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 /* quantize_act (ternary_ref.c) of the row normed(...), each y computed
  * where it is used. */
 static float ref_norm_quantize_act(const float *x, const float *w, float scale, int K, int Kp,
@@ -43,7 +34,7 @@ static float ref_norm_quantize_act(const float *x, const float *w, float scale, 
     float s = (float)(127.0 / amax);
     int32_t total = 0;
     for (int k = 0; k < Kp; k++) {
-        int32_t v = nearest_int(normed(x, w, scale, K, k) * s);
+        int32_t v = bn_round_half_even(normed(x, w, scale, K, k) * s);
         if (v > 127) v = 127;
         if (v < -128) v = -128;
         q[k] = (int8_t)v;

@@ -7,14 +7,6 @@
 
 #include "kernels.h"
 
-/* Round to nearest, ties to even, for |v| < 2^22 (see ternary_ref.c). */
-static int32_t rne(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 static int32_t clamp127(int32_t v) {
     return v > 127 ? 127 : v < -127 ? -127 : v;
 }
@@ -74,7 +66,7 @@ uint16_t bn_q8_block_quantize(const uint16_t *w, int8_t *q) {
     }
     /* d may round below amax/127 (or into the f16 subnormals): |w/d| stays
      * below 2 * 127 + 1, well inside rne's range, and the clamp applies. */
-    for (int i = 0; i < 32; i++) q[i] = (int8_t)clamp127(rne(f[i] / d));
+    for (int i = 0; i < 32; i++) q[i] = (int8_t)clamp127(bn_round_half_even(f[i] / d));
     return dh;
 }
 
@@ -125,7 +117,7 @@ void bn_act_q8_quantize_ref(const float *x, int K, void *xq) {
         for (int i = 0; i < 32; i++) {
             /* |x·id| <= 127 up to one rounding: rne is valid, the clamp is
              * only a guard. */
-            const int32_t v = clamp127(rne(xb[i] * id));
+            const int32_t v = clamp127(bn_round_half_even(xb[i] * id));
             q[32 * b + i] = (int8_t)v;
             sum += v;
         }

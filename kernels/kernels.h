@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- weight formats --------------------------------------------------------- */
 
@@ -250,6 +251,17 @@ static inline float bn_ternary_epilogue(int32_t dot, float act_scale, float w_sc
 static inline float bn_act_quant_scale(float max_abs) {
     const double amax = (double)max_abs > 1e-5 ? (double)max_abs : 1e-5;
     return (float)(127.0 / amax);
+}
+
+/* Round to nearest, ties to even (bitnet.cpp's nearest_int), for |v| < 2^22:
+ * adding 1.5 * 2^23 rounds v to an integer in the default rounding mode and
+ * leaves rne(v) + 2^22 in the low mantissa bits. Equal to nearbyintf(v)
+ * there (test_quantize_act.c checks both on ties). */
+static inline int32_t bn_round_half_even(float v) {
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
 }
 
 /* ---- dispatch (dispatch.c) ------------------------------------------------ */

@@ -10,19 +10,6 @@
 
 /* ---- activations (docs/NUMERICS.md, BitLinear, steps 1-4) ----------------- */
 
-/* Round to nearest, ties to even, as the fork's nearest_int: adding 1.5*2^23
- * puts v + 1.5*2^23 in [2^23, 2^24) (for |v| < 2^22), where the float spacing
- * is exactly 1, so the addition itself rounds v to an integer under the
- * default round-to-nearest-even mode; the low mantissa bits then hold
- * rne(v) + 2^22. Equal to nearbyintf(v) for |v| < 2^22 (test_quantize_act.c
- * checks both on ties). */
-static int32_t nearest_int(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 static float ref_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
     double amax = 1e-5;
     for (int i = 0; i < K; i++) {
@@ -32,8 +19,8 @@ static float ref_quantize_act(const float *x, int K, int8_t *q, int32_t *sum) {
     float s = (float)(127.0 / amax);
     int32_t total = 0;
     for (int i = 0; i < K; i++) {
-        /* |x*s| <= 127 (plus rounding), far below 2^22: nearest_int is valid. */
-        int32_t v = nearest_int(x[i] * s);
+        /* |x*s| <= 127 (plus rounding), far below 2^22: bn_round_half_even is valid. */
+        int32_t v = bn_round_half_even(x[i] * s);
         if (v > 127) v = 127;
         if (v < -128) v = -128;
         q[i] = (int8_t)v;
