@@ -158,6 +158,12 @@ typedef enum { BN_ROLE_SYSTEM, BN_ROLE_USER, BN_ROLE_ASSISTANT } bn_chat_role;
  * system message when system != NULL. NULL with a one-line reason when the
  * model has no chat template or one of an unknown format. */
 bn_chat *bn_chat_new(const bn_tokenizer *t, const char *system, char *err, size_t errlen);
+/* The same in a format the caller names (llama-cli's --chat-template):
+ * tmpl is one of llama.cpp's built-in names "bitnet" (2B4T), "llama3",
+ * "falcon3", "chatml", or a template's text, recognised by its markers as
+ * the file's would be; NULL means the model's own template (bn_chat_new). */
+bn_chat *bn_chat_new_template(const bn_tokenizer *t, const char *tmpl, const char *system,
+                              char *err, size_t errlen);
 void bn_chat_free(bn_chat *c);
 /* "2B4T", "LLaMA-3", "Falcon3" or "ChatML". */
 const char *bn_chat_format_name(const bn_chat *c);
@@ -347,6 +353,7 @@ typedef struct bn_serve_params {
     int max_conns;                  /* open connections at once (503 beyond) */
     size_t max_body;                /* request body bytes (413 beyond) */
     int type_k, type_v;             /* KV cache types of every slot (enum bn_kv_type) */
+    const char *chat_template;      /* NULL: the model's; else as bn_chat_new_template */
 } bn_serve_params;
 
 /* Runs until SIGINT or SIGTERM. Logs to stderr, among them one line

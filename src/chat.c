@@ -205,13 +205,42 @@ bn_chat *bn_chat_new(const bn_tokenizer *t, const char *system, char *err, size_
     const char *tmpl = t ? bn_tokenizer_chat_template(t) : NULL;
     if (!tmpl) {
         snprintf(err, errlen, "the model has no chat template (tokenizer.chat_template); "
-                 "use -p for plain completion");
+                 "name a format with --chat-template, or use -p for plain completion");
         return NULL;
     }
     int format = bn_chat_detect(tmpl);
     if (format < 0) {
         snprintf(err, errlen, "the model's chat template is none of the known formats "
-                 "(2B4T, LLaMA-3, Falcon3, ChatML); use -p for plain completion");
+                 "(2B4T, LLaMA-3, Falcon3, ChatML); name one with --chat-template, or use -p "
+                 "for plain completion");
+        return NULL;
+    }
+    return bn_chat_new_format(t, format, system, err, errlen);
+}
+
+/* llama.cpp's names of the built-in formats (llama-cli --chat-template). */
+static const struct {
+    const char *name;
+    int format;
+} format_names[] = {
+    {"bitnet", BN_CHAT_2B4T}, {"llama3", BN_CHAT_LLAMA3}, {"falcon3", BN_CHAT_FALCON3}, {"chatml", BN_CHAT_CHATML},
+};
+
+bn_chat *bn_chat_new_template(const bn_tokenizer *t, const char *tmpl, const char *system,
+                              char *err, size_t errlen) {
+    if (!tmpl) return bn_chat_new(t, system, err, errlen);
+    int format = -1;
+    for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++)
+        if (strcmp(tmpl, format_names[i].name) == 0) format = format_names[i].format;
+    if (format < 0) format = bn_chat_detect(tmpl);
+    if (format < 0) {
+        /* a short name is worth repeating; a template's text is not (it
+         * spans lines) */
+        int name_like = strlen(tmpl) <= 40;
+        for (const char *q = tmpl; *q && name_like; q++) name_like = *q >= ' ' && *q <= '~' && *q != '{';
+        snprintf(err, errlen, "chat template %s%s%sis none of the known formats (a name: bitnet, "
+                 "llama3, falcon3, chatml; or a template with their markers)",
+                 name_like ? "'" : "", name_like ? tmpl : "", name_like ? "' " : "");
         return NULL;
     }
     return bn_chat_new_format(t, format, system, err, errlen);

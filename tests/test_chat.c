@@ -425,6 +425,37 @@ static void test_no_template(void **state) {
     bn_tokenizer_free(t);
 }
 
+/* --chat-template: a built-in name, or a template's text, over the file's
+ * template (or its absence); anything else refused in one line. */
+static void test_named_template(void **state) {
+    (void)state;
+    static const char *const extra[] = { "<|im_start|>", "<|im_end|>", "<|eot_id|>" };
+    char err[256];
+    bn_tokenizer *t = small_vocab(extra, 3, NULL, NULL, err, sizeof err);   /* no template */
+    assert_non_null(t);
+    assert_null(bn_chat_new_template(t, NULL, NULL, err, sizeof err));     /* NULL: the file's */
+    assert_non_null(strstr(err, "no chat template"));
+    static const struct { const char *tmpl, *name; } cases[] = {
+        { "chatml", "ChatML" }, { "llama3", "LLaMA-3" }, { "falcon3", "Falcon3" }, { "bitnet", "2B4T" },
+        { "{{ '<|im_start|>' + m }}", "ChatML" }, { "<|user|>\n{{ m }}<|assistant|>", "Falcon3" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bn_chat *c = bn_chat_new_template(t, cases[i].tmpl, "S", err, sizeof err);
+        assert_non_null(c);
+        assert_string_equal(bn_chat_format_name(c), cases[i].name);
+        bn_chat_free(c);
+    }
+    /* a name is matched whole and case by case, as llama.cpp's */
+    static const char *const bad[] = { "vicuna", "ChatML", "llama", "", "{{ '[INST]' }}\n{{ m }}" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(bn_chat_new_template(t, bad[i], NULL, err, sizeof err));
+        assert_non_null(strstr(err, "none of the known formats"));
+        assert_null(strchr(err, '\n'));        /* a template's text is not repeated */
+    }
+    assert_non_null(strstr(err, "chat template is none"));
+    bn_tokenizer_free(t);
+}
+
 /* llama.cpp's EOG set: eos, eot, eom and every token named like an end of
  * turn, which becomes a control token even when the file says otherwise. */
 static void test_eog_set(void **state) {
@@ -459,6 +490,7 @@ int main(void) {
         cmocka_unit_test(test_chatml_format),
         cmocka_unit_test(test_detect),
         cmocka_unit_test(test_no_template),
+        cmocka_unit_test(test_named_template),
         cmocka_unit_test(test_eog_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

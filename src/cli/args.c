@@ -118,7 +118,8 @@ enum flag_id {
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
-    F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK
+    F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK,
+    F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
@@ -156,6 +157,8 @@ static const struct flag {
     {"-ctv", "--cache-type-v", 1, EVAL, F_CACHE_V},
     {"--pre-tokenizer", NULL, 1, TOK, F_PRE},
     {"-cnv", "--conversation", 0, BN_CMD_GENERATE, F_CNV},
+    {"--chat-template", NULL, 1, BN_CMD_GENERATE | BN_CMD_SERVE, F_CHAT_TEMPLATE},
+    {"--chat-template-file", NULL, 1, BN_CMD_GENERATE | BN_CMD_SERVE, F_CHAT_TEMPLATE_FILE},
     {"-no-cnv", "--no-conversation", 0, BN_CMD_GENERATE, F_NO_CNV},
     {"-e", "--escape", 0, TEXT, F_ESCAPE},
     {"--no-escape", NULL, 0, TEXT, F_NO_ESCAPE},
@@ -233,6 +236,8 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         return 0;
     case F_FILE: o->file = v; return 0;
     case F_SYSTEM: o->system = v; return 0;
+    case F_CHAT_TEMPLATE: o->chat_template = v; return 0;
+    case F_CHAT_TEMPLATE_FILE: o->chat_template_file = v; return 0;
     case F_PREDICT:
         if (bench) {
             int n = bn_parse_int_list(flag, v, 0, 1 << 20, o->bench_n.v, BN_CLI_MAX_LIST);
@@ -460,6 +465,10 @@ void bn_print_usage(FILE *f) {
 "  -f, --file FILE           read the prompt from FILE (taken as is: no escapes)\n"
 "  -sys, --system-prompt T   chat system prompt (default: a helpful-assistant prompt)\n"
 "  -cnv, --conversation      chat mode\n"
+"  --chat-template NAME      chat format instead of the model's template: bitnet, llama3,\n"
+"                            falcon3, chatml, or a template's text (recognised by its\n"
+"                            markers); also for serve\n"
+"  --chat-template-file F    the same, the template read from FILE\n"
 "  -no-cnv, --no-conversation  one-shot generation (the default)\n"
 "  --no-escape               take -p, -sys and -r literally; by default, as llama-cli,\n"
 "                            \\n \\t \\r \\a \\b \\f \\v \\\\ \\' \\\" and \\xNN are processed\n"
@@ -557,6 +566,7 @@ void bn_print_usage(FILE *f) {
 "  --timeout N               seconds to receive a whole request, or to wait on an\n"
 "                            idle connection (default 30)\n"
 "  --max-conns N             open connections at once; more get 503 (default 64)\n"
+"  --chat-template NAME      the chat format of /v1/chat/completions (as for -cnv)\n"
 "\n"
 "errors (one line 'bitnet: error: ...' on stderr, non-zero exit status):\n"
 "  model file missing, unreadable or invalid ('bitnet: error: FILE: what is wrong');\n"

@@ -40,6 +40,8 @@ typedef struct bn_cli_opts {
     size_t prompt_len;              /* its bytes (an escape may put a NUL inside) */
     const char *file;               /* -f */
     const char *system;             /* -sys / --system-prompt */
+    const char *chat_template;      /* --chat-template NAME|TEXT (chat, serve) */
+    const char *chat_template_file; /* --chat-template-file FILE */
     int n_predict;                  /* -n; -1 = until EOG or the context is full */
     int n_threads;                  /* -t; 0 = physical cores */
     int n_ctx;                      /* -c; 0 = the model's */
@@ -126,6 +128,10 @@ bn_sampler *bn_cli_new_sampler(const bn_cli_opts *o, const bn_tokenizer *tok, in
 bn_context *bn_cli_new_context(const bn_cli_opts *o, bn_model *m, int n_outputs_max);
 /* Reads a whole file (NUL appended, not counted). Prints the error. */
 char *bn_cli_read_file(const char *path, size_t *len);
+/* The chat template of --chat-template or --chat-template-file into *tmpl
+ * (NULL: the model's own); *owned is the file's text, to free. Returns 0,
+ * or 1 after printing the error (both flags, an unreadable file). */
+int bn_cli_chat_template(const bn_cli_opts *o, const char **tmpl, char **owned);
 /* The prompt text from -p or -f (NULL + error when neither/empty). */
 char *bn_cli_prompt_text(const bn_cli_opts *o, size_t *len);
 /* Tokenizes into a malloc'd array; *n = count. Prints the error. */

@@ -237,6 +237,23 @@ char *bn_cli_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+int bn_cli_chat_template(const bn_cli_opts *o, const char **tmpl, char **owned) {
+    *tmpl = o->chat_template;
+    *owned = NULL;
+    if (o->chat_template && o->chat_template_file)
+        return bn_err("give --chat-template or --chat-template-file, not both");
+    if (!o->chat_template_file) return 0;
+    size_t len = 0;
+    if (!(*owned = bn_cli_read_file(o->chat_template_file, &len))) return 1;
+    if (strlen(*owned) != len) {
+        free(*owned);
+        *owned = NULL;
+        return bn_err("%s: the chat template holds a NUL byte", o->chat_template_file);
+    }
+    *tmpl = *owned;
+    return 0;
+}
+
 char *bn_cli_prompt_text(const bn_cli_opts *o, size_t *len) {
     if (o->prompt && o->file) {
         bn_err("give either -p or -f, not both");

@@ -82,8 +82,14 @@ static void context_full_note(int n_ctx) {
 }
 
 int bn_cmd_chat(const bn_cli_opts *o) {
+    const char *tmpl;
+    char *tmpl_owned;
+    if (bn_cli_chat_template(o, &tmpl, &tmpl_owned) != 0) return 1;
     char *sys = system_prompt(o);
-    if (!sys) return 1;
+    if (!sys) {
+        free(tmpl_owned);
+        return 1;
+    }
     double load_ms = 0;
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     bn_context *c = m ? bn_cli_new_context(o, m, 1) : NULL;
@@ -98,8 +104,9 @@ int bn_cmd_chat(const bn_cli_opts *o) {
     if (!c || bn_cli_stop_init(&stop_at, o) != 0) goto done;
     const bn_tokenizer *tok = bn_model_tokenizer(m);
     const int n_ctx = bn_context_n_ctx(c);
-    if (!(chat = bn_chat_new(tok, sys, err, sizeof err))) {
-        bn_err("%s: %s", bn_cli_model_path(o), err);
+    if (!(chat = bn_chat_new_template(tok, tmpl, sys, err, sizeof err))) {
+        bn_err("%s: %s", tmpl_owned ? o->chat_template_file : tmpl ? "--chat-template" : bn_cli_model_path(o),
+               err);
         goto done;
     }
     if (bn_chat_n_pending(chat) > n_ctx) {
@@ -229,5 +236,6 @@ done:
     bn_context_free(c);
     bn_model_free(m);
     free(sys);
+    free(tmpl_owned);
     return rc;
 }

@@ -17,6 +17,8 @@ static void print_timing(const char *what, double ms, int n, const char *unit) {
 int bn_cmd_generate(const bn_cli_opts *o) {
     if (o->cnv) return bn_cmd_chat(o);
     if (o->system) return bn_err("-sys / --system-prompt needs -cnv (chat mode)");
+    if (o->chat_template || o->chat_template_file)
+        return bn_err("%s needs -cnv (chat mode)", o->chat_template ? "--chat-template" : "--chat-template-file");
 
     size_t len = 0;
     char *text = bn_cli_prompt_text(o, &len);

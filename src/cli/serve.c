@@ -3,6 +3,7 @@
  * -c / -np; -t threads of the forward pass that serves every slot at once,
  * default the physical cores)
  * and runs the server (src/server/serve.c) until SIGINT or SIGTERM. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -43,7 +44,13 @@ int bn_cmd_serve(const bn_cli_opts *o) {
     p.max_body = 1 << 20;
     p.type_k = o->type_k;
     p.type_v = o->type_v;
+    char *tmpl_owned = NULL;
+    if (bn_cli_chat_template(o, &p.chat_template, &tmpl_owned) != 0) {
+        bn_model_free(m);
+        return 1;
+    }
     int rc = bn_serve(m, &p);
     bn_model_free(m);
+    free(tmpl_owned);
     return rc;
 }

@@ -407,7 +407,7 @@ static int32_t *chat_prompt(req_ctx *r, int skip, int *n, int *user_first) {
         if (message_text(r, bn_json_get(&r->doc, m, "content"), &text) != 0) return NULL;
         m = bn_json_next(&r->doc, m);
     }
-    chat = bn_chat_new(r->c->srv->tok, text, err, sizeof err);
+    chat = bn_chat_new_template(r->c->srv->tok, r->c->srv->p.chat_template, text, err, sizeof err);
     free(text);
     if (!chat) {
         snprintf(r->msg, sizeof r->msg, "this model cannot chat: %s", err);
@@ -783,7 +783,7 @@ static void handle_props(conn *c) {
     server *s = c->srv;
     const bn_sampler_params sp = bn_sampler_default_params();
     char err[160];
-    bn_chat *chat = bn_chat_new(s->tok, NULL, err, sizeof err);
+    bn_chat *chat = bn_chat_new_template(s->tok, s->p.chat_template, NULL, err, sizeof err);
     bn_jbuf b = {0};
     bn_jbuf_printf(&b, "{\"default_generation_settings\":{\"n_ctx\":%d,\"params\":{\"n_predict\":-1,"
                        "\"seed\":-1,\"temperature\":%g,\"top_k\":%d,\"top_p\":%g,\"min_p\":%g,"
@@ -1090,6 +1090,14 @@ int bn_serve(bn_model *m, const bn_serve_params *p) {
         goto done;
     }
     for (int i = 0; i < p->max_conns; i++) s->conn_fds[i] = -1;
+    if (p->chat_template) {         /* a bad --chat-template stops the start, not each chat */
+        bn_chat *chat = bn_chat_new_template(s->tok, p->chat_template, NULL, err, sizeof err);
+        if (!chat) {
+            fprintf(stderr, "bitnet: error: --chat-template: %s\n", err);
+            goto done;
+        }
+        bn_chat_free(chat);
+    }
     if (listen_on(s) != 0) goto done;
     s->sched = bn_sched_new(m, p->n_slots, p->n_ctx, p->n_threads, p->type_k, p->type_v, err,
                             sizeof err);
