@@ -118,6 +118,21 @@ tail -n 1 "$TMP/serve_bad.err" | grep -qF "bitnet: error: --chat-template: chat 
     fail "serve --chat-template vicuna: $(cat "$TMP/serve_bad.err")"
 grep -q "listening" "$TMP/serve_bad.err" && fail "serve --chat-template vicuna: it listened"
 
+# the server's chats take the named format: /props says which, a chat answers
+if command -v curl >/dev/null; then
+    . "$SRC/tests/serve/lib_serve.sh"
+    serve_start s_named -m "$TMP/none.gguf" -t 1 --chat-template llama3
+    curl -s "http://127.0.0.1:$SERVE_PORT/props" >"$TMP/props.json"
+    grep -q '"chat_format":"LLaMA-3"' "$TMP/props.json" || fail "serve --chat-template llama3: /props: $(cat "$TMP/props.json")"
+    code=$(curl -s -o "$TMP/sc.json" -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/v1/chat/completions" \
+        -d '{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":4,"temperature":0}')
+    [ "$code" = 200 ] && grep -q '"role":"assistant"' "$TMP/sc.json" ||
+        fail "serve --chat-template llama3: chat: $code $(cat "$TMP/sc.json")"
+    kill "$SERVE_PID"
+else
+    echo "cli_chat_formats: curl not found: the server check skipped"
+fi
+
 # ---- the family's models (../shared), when this build loads them ------------------------------
 # try NAME MODEL EXPECTED-STDERR-LINE
 try_model() {
