@@ -208,7 +208,14 @@ bn_chat *bn_chat_new(const bn_tokenizer *t, const char *system, char *err, size_
                  "name a format with --chat-template, or use -p for plain completion");
         return NULL;
     }
-    int format = bn_chat_detect(tmpl);
+    /* llama.cpp reads the file's template into a 2048-byte buffer: only
+     * its first 2047 bytes are searched for markers (docs/CHAT.md,
+     * Template recognition); a template given by name or text is whole. */
+    char head[2048];
+    size_t n = strlen(tmpl) < sizeof head - 1 ? strlen(tmpl) : sizeof head - 1;
+    memcpy(head, tmpl, n);
+    head[n] = '\0';
+    int format = bn_chat_detect(head);
     if (format < 0) {
         snprintf(err, errlen, "the model's chat template is none of the known formats "
                  "(2B4T, LLaMA-3, Falcon3, ChatML); name one with --chat-template, or use -p "

@@ -454,6 +454,37 @@ static void test_named_template(void **state) {
     }
     assert_non_null(strstr(err, "chat template is none"));
     bn_tokenizer_free(t);
+
+    /* a file's template counts by its first 2047 bytes only, as llama.cpp
+     * reads it; the same text given as --chat-template counts whole */
+    static char long_tmpl[2100];
+    memset(long_tmpl, ' ', sizeof long_tmpl - 1);
+    memcpy(long_tmpl + 2047, "<|im_start|>", 12);
+    t = small_vocab(extra, 3, NULL, long_tmpl, err, sizeof err);
+    assert_non_null(t);
+    assert_null(bn_chat_new(t, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "none of the known formats"));
+    bn_chat *c = bn_chat_new_template(t, long_tmpl, NULL, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(bn_chat_format_name(c), "ChatML");
+    bn_chat_free(c);
+    bn_tokenizer_free(t);
+    /* the marker's last byte at 2047: out; at 2046: in */
+    for (int end = 2047; end >= 2046; end--) {
+        memset(long_tmpl, ' ', sizeof long_tmpl - 1);
+        memcpy(long_tmpl + end - 11, "<|im_start|>", 12);
+        t = small_vocab(extra, 3, NULL, long_tmpl, err, sizeof err);
+        assert_non_null(t);
+        c = bn_chat_new(t, NULL, err, sizeof err);
+        if (end == 2047) {
+            assert_null(c);
+        } else {
+            assert_non_null(c);
+            assert_string_equal(bn_chat_format_name(c), "ChatML");
+        }
+        bn_chat_free(c);
+        bn_tokenizer_free(t);
+    }
 }
 
 /* llama.cpp's EOG set: eos, eot, eom and every token named like an end of
