@@ -234,6 +234,12 @@ uint64_t bn_context_kv_bytes_per_pos(const bn_context *c);
 const char *bn_kv_type_name(int type);
 int bn_kv_type_from_name(const char *name);
 void bn_context_reset(bn_context *c);              /* empty the KV cache */
+/* Keeps the first n_keep tokens of the KV cache and forgets the rest, so a
+ * prompt whose first n_keep tokens are those decodes only what follows
+ * (llama-server's prompt cache): with the default numerics the logits are
+ * then the bits of decoding the whole prompt afresh. 0 empties the cache.
+ * Returns 0, or -1 with a message (n_keep < 0 or > n_past). */
+int bn_context_truncate(bn_context *c, int n_keep, char *err, size_t errlen);
 /* Chooses the batch numerics (enum bn_batch_numerics) for the following
  * bn_decode calls. Returns 0, or -1 with a message for an unknown value. */
 int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errlen);

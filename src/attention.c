@@ -37,6 +37,10 @@ void bn_kv_prepare(bn_context *c, int pos0, int n) {
         clear_v_cells(c, pos, imin(pos + KV_PAD, c->n_ctx));
 }
 
+void bn_kv_truncate(bn_context *c, int n_keep) {
+    clear_v_cells(c, n_keep, imin((n_keep + KV_PAD - 1) / KV_PAD * KV_PAD, c->n_ctx));
+}
+
 /* ---- attention (docs/NUMERICS.md, Attention and F16 matmuls) --------------------- */
 
 /* A query row (token, head) attending over at most LONG_FROM cells goes the

@@ -21,6 +21,11 @@ size_t bn_attention_acc_floats(const bn_hparams *hp, int chunk);
  * cells of the KV_PAD blocks it enters for the first time (attention reads
  * whole blocks; see attention.c). */
 void bn_kv_prepare(bn_context *c, int pos0, int n);
+/* The cache keeps positions < n_keep only (bn_context_truncate): clears the
+ * V cells from n_keep to the end of its KV_PAD block, which the next batch
+ * enters without bn_kv_prepare clearing it, so the cache is as if the
+ * forgotten tokens had never been written. */
+void bn_kv_truncate(bn_context *c, int n_keep);
 
 /* The attention output c->att of tokens 0..n-1 of the batch (positions
  * pos0..pos0+n-1, their q in c->q, their K/V already in the cache) in

@@ -378,6 +378,17 @@ void bn_context_reset(bn_context *c) {
     c->n_logits = 0;
 }
 
+int bn_context_truncate(bn_context *c, int n_keep, char *err, size_t errlen) {
+    if (!c || n_keep < 0 || n_keep > c->n_past) {
+        bn_set_err(err, errlen, "cannot keep %d of %d tokens", n_keep, c ? c->n_past : 0);
+        return -1;
+    }
+    bn_kv_truncate(c, n_keep);
+    c->n_past = n_keep;
+    c->n_logits = 0;
+    return 0;
+}
+
 int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t errlen) {
     if (!c || keep < 0 || n_discard < 1 || keep > c->n_past || n_discard > c->n_past - keep) {
         bn_set_err(err, errlen, "cannot shift the context: keep %d, discard %d of %d tokens",

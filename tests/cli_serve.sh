@@ -75,7 +75,7 @@ expect c1 200 '"object":"text_completion"'
 grep -q '"usage":{"prompt_tokens":[0-9]*,"completion_tokens":24,' "$TMP/c1.out" || fail "c1: usage: $(cat "$TMP/c1.out")"
 grep -q '"finish_reason":"length"' "$TMP/c1.out" || fail "c1: finish_reason not length"
 # llama-server's timings beside usage: the counts agree, the times are positive
-grep -Eq '"timings":\{"prompt_n":[1-9][0-9]*,"prompt_ms":[0-9.]*[1-9][0-9.]*,"prompt_per_second":[0-9.]+,"predicted_n":24,"predicted_ms":[0-9.]*[1-9][0-9.]*,"predicted_per_second":[0-9.]+\}' "$TMP/c1.out" ||
+grep -Eq '"timings":\{"cache_n":0,"prompt_n":[1-9][0-9]*,"prompt_ms":[0-9.]*[1-9][0-9.]*,"prompt_per_second":[0-9.]+,"predicted_n":24,"predicted_ms":[0-9.]*[1-9][0-9.]*,"predicted_per_second":[0-9.]+\}' "$TMP/c1.out" ||
     fail "c1: timings: $(cat "$TMP/c1.out")"
 json_text c1 text >"$TMP/c1.txt"
 $BN_EMULATOR "$BIN" -m "$M" -p "$P" -n 24 --temp 0 -t 1 2>/dev/null >"$TMP/cli1.out"
@@ -103,6 +103,32 @@ while IFS= read -r line; do
 done <"$TMP/st.out"
 cmp -s "$TMP/st.txt" "$TMP/c1.txt" || fail "streamed text differs from the plain completion"
 tail -n 4 "$TMP/st.out" | grep -q '"finish_reason":"length"' || fail "stream: no finish_reason in the last chunk"
+
+# the prompt cache: the same prompt again takes all but its last token from
+# a slot's cache (the text unchanged); "cache_prompt":false decodes it all; a
+# longer prompt that starts with it decodes only the rest, with the text of
+# decoding it all
+n_p=$(grep -o '"prompt_tokens":[0-9]*' "$TMP/c1.out" | grep -o '[0-9]*$')
+req pc1 POST /v1/completions -d "{\"prompt\":\"$P\",\"max_tokens\":24,\"temperature\":0}"
+grep -q "\"prompt_tokens_details\":{\"cached_tokens\":$((n_p - 1))}" "$TMP/pc1.out" &&
+    grep -q "\"timings\":{\"cache_n\":$((n_p - 1)),\"prompt_n\":1," "$TMP/pc1.out" ||
+    fail "prompt cache: the same prompt again: $(cat "$TMP/pc1.out")"
+json_text pc1 text >"$TMP/pc1.txt"
+cmp -s "$TMP/pc1.txt" "$TMP/c1.txt" || fail "prompt cache: the text changed"
+req pc2 POST /v1/completions -d "{\"prompt\":\"$P\",\"max_tokens\":24,\"temperature\":0,\"cache_prompt\":false}"
+grep -q '"timings":{"cache_n":0,' "$TMP/pc2.out" || fail "cache_prompt false: $(cat "$TMP/pc2.out")"
+json_text pc2 text >"$TMP/pc2.txt"
+cmp -s "$TMP/pc2.txt" "$TMP/c1.txt" || fail "cache_prompt false: the text changed"
+for c in true false; do
+    req pc3$c POST /v1/completions -d "{\"prompt\":\"$P there lived a king\",\"max_tokens\":16,\"temperature\":0,\"cache_prompt\":$c}"
+    json_text pc3$c text >"$TMP/pc3$c.txt"
+done
+grep -q "\"cache_n\":$((n_p - 1))," "$TMP/pc3true.out" || grep -q "\"cache_n\":$n_p," "$TMP/pc3true.out" ||
+    fail "prompt cache: a longer prompt: $(cat "$TMP/pc3true.out")"
+[ -s "$TMP/pc3true.txt" ] && cmp -s "$TMP/pc3true.txt" "$TMP/pc3false.txt" ||
+    fail "prompt cache: a longer prompt's text differs from decoding it all"
+req pcm GET /metrics
+grep -Eq '^bitnet_prompt_tokens_cached_total [1-9][0-9]*$' "$TMP/pcm.out" || fail "metrics: no cached prompt tokens"
 
 # stop strings cut the text before them
 stop=$(grep -ao '[a-z][a-z]' "$TMP/c1.txt" | head -n 1)   # two letters the text holds

@@ -31,7 +31,7 @@ stream|{"prompt":"$LONG","max_tokens":40,"seed":11,"temperature":0.9,"stream":tr
 eos|{"prompt":"Hello","max_tokens":100,"seed":42,"temperature":1.0}
 EOF
 
-# send NAME BODY OUT: the response, normalised: the id and the timings dropped; a stream as
+# send NAME BODY OUT: the response, normalised: the id, the timings and the cached count dropped; a stream as
 # the concatenation of its texts and its last finish_reason
 send() {
     local out=$3
@@ -47,7 +47,7 @@ send() {
         printf '\n%s\n' "$(grep -o '"finish_reason":"[a-z]*"' "$out.raw" | tail -n 1)" >>"$out"
         grep -q '^data: \[DONE\]' "$out.raw" || echo "no [DONE]" >>"$out"
     else
-        sed 's/"id":"[^"]*"//; s/,"timings":{[^}]*}//' "$out.raw" >"$out"
+        sed 's/"id":"[^"]*"//; s/,"timings":{[^}]*}//; s/,"prompt_tokens_details":{[^}]*}//' "$out.raw" >"$out"
     fi
 }
 

@@ -550,6 +550,76 @@ static void test_exact_cases_and_errors(void **state) {
     unlink(path);
 }
 
+/* bn_context_truncate (the server's prompt cache): keeping the first n
+ * tokens and decoding others after them gives exactly the bits of a fresh
+ * evaluation, for f16 and q8_0 caches, short rows and the chunked long path
+ * (n_ctx 400: rows past 256 cells), aligned and unaligned n, 1 and 2
+ * threads; the forgotten V cells of n's block are zero again; refused
+ * calls change nothing. */
+static bn_context *new_ctx_typed(bn_model *m, int n_ctx, int n_threads, int type) {
+    bn_context_params cp = bn_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_threads = n_threads;
+    cp.type_k = cp.type_v = type;
+    char err[256] = "";
+    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
+    if (!c) fail_msg("bn_context_new: %s", err);
+    return c;
+}
+
+static void test_truncate(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_context_shift-tr-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    write_model(path, 2, 4, 2, 10000.0f);
+    bn_model *m = load(path);
+    const int V = m->hp.n_vocab;
+    const size_t row = (size_t)V * sizeof(float);
+    int32_t t[400], fresh[400];
+    make_tokens(t, 400, V, 29);
+    char err[256];
+    static const struct { int keep, after, n_ctx; } cases[] = {
+        {20, 15, 64}, {32, 9, 64}, {0, 12, 64}, {37, 1, 64}, {270, 40, 400}, {100, 200, 400},
+    };
+    for (int type = BN_KV_F16; type <= BN_KV_Q8_0; type++)
+        for (int nt = 1; nt <= 2; nt++)
+            for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+                const int keep = cases[k].keep, after = cases[k].after;
+                bn_context *a = new_ctx_typed(m, cases[k].n_ctx, nt, type);
+                bn_context *b = new_ctx_typed(m, cases[k].n_ctx, nt, type);
+                /* a: the kept tokens, then others that are forgotten */
+                decode(a, t, keep + after + 3 <= cases[k].n_ctx ? keep + after + 3 : keep + 1);
+                assert_int_equal(bn_context_truncate(a, keep, err, sizeof err), 0);
+                assert_int_equal(bn_context_n_past(a), keep);
+                if (type == BN_KV_F16)
+                    for (int l = 0; l < m->hp.n_layer; l++)
+                        for (int d = 0; d < a->kv_dim; d++)
+                            for (int c = keep; c < (keep + 31) / 32 * 32 && c < a->n_ctx; c++)
+                                assert_int_equal(v_at(a, l, d, c), 0);
+                /* then different tokens after them, against all of it afresh */
+                memcpy(fresh, t, (size_t)keep * sizeof *t);
+                for (int i = 0; i < after; i++) fresh[keep + i] = t[(keep + 7 * i + 11) % 400];
+                decode(a, fresh + keep, after);
+                decode(b, fresh, keep + after);
+                assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
+                int32_t next = fresh[0];
+                decode(a, &next, 1);
+                decode(b, &next, 1);
+                assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
+                /* refused: n_past and the logits stay */
+                const int past = bn_context_n_past(a);
+                assert_int_equal(bn_context_truncate(a, past + 1, err, sizeof err), -1);
+                assert_non_null(strstr(err, "cannot keep"));
+                assert_int_equal(bn_context_truncate(a, -1, err, sizeof err), -1);
+                assert_int_equal(bn_context_n_past(a), past);
+                assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
+                bn_context_free(a);
+                bn_context_free(b);
+            }
+    bn_model_free(m);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layer0_k_matches_fresh),
@@ -557,6 +627,7 @@ int main(void) {
         cmocka_unit_test(test_logits_one_layer),
         cmocka_unit_test(test_exact_cases_and_errors),
         cmocka_unit_test(test_context_past_training_length),
+        cmocka_unit_test(test_truncate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

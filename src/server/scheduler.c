@@ -39,6 +39,9 @@ typedef struct slot {
     size_t longest;                 /* longest stop string */
     int n_fed;                      /* prompt tokens decoded */
     int32_t next;                   /* the token the next step decodes */
+    int32_t *cached;                /* the tokens in its KV cache, n_ctx room */
+    int n_cached;                   /* = bn_context_n_past(ctx) */
+    uint64_t last_used;             /* when its last job ended (the sched's clock) */
     int hit_stop;                   /* a stop string ended the text */
     double t0;                      /* when the prompt, then the generation, started */
 } slot;
@@ -63,6 +66,7 @@ struct bn_sched {
     bn_job *head, *tail;
     int stop;
     bn_sched_stats st;
+    uint64_t clock;                 /* jobs ended, for the slots' last_used */
 };
 
 static double now_ms(void) {
@@ -183,9 +187,20 @@ static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
 
 /* ---- a slot's life ----------------------------------------------------------- */
 
-/* A job enters a free slot: an empty cache, its own sampler with the
- * prompt in its penalty history. Returns NULL, or a finish reason when it
- * ends before it starts (cancelled, or out of memory). */
+/* The prompt tokens a job can take from the slot's cache: their common
+ * start, less the prompt's last token, which must be decoded for its
+ * logits; none when the job opts out. */
+static int reusable(const slot *sl, const bn_job *j) {
+    if (j->no_cache) return 0;
+    int n = 0;
+    while (n < sl->n_cached && n < j->n_prompt - 1 && sl->cached[n] == j->prompt[n]) n++;
+    return n;
+}
+
+/* A job enters a free slot: the cache keeps the start it shares with the
+ * prompt (the rest forgotten), its own sampler with the prompt in its
+ * penalty history. Returns NULL, or a finish reason when it ends before it
+ * starts (cancelled, or out of memory). */
 static const char *slot_start(bn_sched *s, slot *sl, bn_job *j) {
     sl->job = j;
     sl->state = SLOT_PREFILL;
@@ -193,7 +208,11 @@ static const char *slot_start(bn_sched *s, slot *sl, bn_job *j) {
     sl->hit_stop = 0;
     sl->smp = NULL;
     if (job_cancelled(j)) return "stop";
-    bn_context_reset(sl->ctx);
+    if (sl->n_cached != bn_context_n_past(sl->ctx)) sl->n_cached = 0;  /* never, but then trust nothing */
+    const int keep = reusable(sl, j);
+    if (bn_context_truncate(sl->ctx, keep, NULL, 0) != 0) bn_context_reset(sl->ctx);
+    sl->n_cached = bn_context_n_past(sl->ctx);
+    sl->n_fed = j->n_cached = sl->n_cached;
     bn_sampler_params sp = j->sp;
     if (sp.repeat_last_n < 0) sp.repeat_last_n = s->n_ctx;
     sl->smp = bn_sampler_new(&sp, s->n_vocab);
@@ -264,9 +283,11 @@ static void slot_end(bn_sched *s, slot *sl, const char *reason) {
     pthread_mutex_lock(&s->mu);
     sl->job = NULL;
     sl->state = SLOT_FREE;
+    sl->last_used = ++s->clock;
     s->st.busy--;
     s->st.jobs_done++;
-    s->st.prompt_tokens += (uint64_t)sl->n_fed;
+    s->st.prompt_tokens += (uint64_t)(sl->n_fed - j->n_cached);
+    s->st.cached_tokens += (uint64_t)j->n_cached;
     s->st.gen_tokens += (uint64_t)j->n_gen;
     pthread_mutex_unlock(&s->mu);
     finish(j, reason);
@@ -297,17 +318,30 @@ static int admit(bn_sched *s) {
     bn_job *taken[64];              /* started outside the lock, a few per turn */
     slot *where[64];
     int n = 0;
-    for (int i = 0; i < s->n_slots && s->head && n < 64; i++) {
-        if (s->slots[i].state != SLOT_FREE) continue;
+    while (s->head && n < 64) {
+        /* the free slot whose cache serves the job best, else the least
+         * recently used (its cache is the least likely to be wanted) */
         bn_job *j = s->head;
+        slot *best = NULL;
+        int best_keep = -1;
+        for (int i = 0; i < s->n_slots; i++) {
+            slot *sl = &s->slots[i];
+            if (sl->state != SLOT_FREE) continue;
+            int keep = reusable(sl, j);
+            if (keep > best_keep || (keep == best_keep && sl->last_used < best->last_used)) {
+                best = sl;
+                best_keep = keep;
+            }
+        }
+        if (!best) break;
         s->head = j->queue_next;
         if (!s->head) s->tail = NULL;
         s->st.queued--;
         s->st.busy++;
-        s->slots[i].state = SLOT_PREFILL;
-        s->slots[i].job = j;
+        best->state = SLOT_PREFILL;
+        best->job = j;
         taken[n] = j;
-        where[n++] = &s->slots[i];
+        where[n++] = best;
     }
     pthread_mutex_unlock(&s->mu);
     for (int k = 0; k < n; k++) {
@@ -345,6 +379,8 @@ static void prefill(bn_sched *s) {
             slot_end(s, sl, job_fail(j, "decoding the prompt: ", err));
             continue;
         }
+        memcpy(sl->cached + sl->n_cached, j->prompt + sl->n_fed, (size_t)n * sizeof *sl->cached);
+        sl->n_cached += n;
         sl->n_fed += n;
         if (sl->n_fed == j->n_prompt) slot_prompt_done(s, sl);
     }
@@ -371,6 +407,7 @@ static void step(bn_sched *s) {
         pthread_mutex_unlock(&s->mu);
         for (int r = r0; r < r0 + rows; r++) {
             slot *sl = &s->slots[s->batch_slot[r]];
+            if (rc == 0) sl->cached[sl->n_cached++] = s->batch_tok[r];
             const char *reason = rc == 0 ? slot_sample(s, sl) : job_fail(sl->job, "decoding: ", err);
             if (reason) slot_end(s, sl, reason);
         }
@@ -464,7 +501,8 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int t
         sl->ctx = i == 0 ? bn_context_new(m, &cp, e, sizeof e)
                          : bn_context_new_sequence(s->slots[0].ctx, e, sizeof e);
         sl->logits = malloc((size_t)s->n_vocab * sizeof *sl->logits);
-        if (!sl->ctx || !sl->logits) {
+        sl->cached = sl->ctx ? malloc((size_t)bn_context_n_ctx(sl->ctx) * sizeof *sl->cached) : NULL;
+        if (!sl->ctx || !sl->logits || !sl->cached) {
             snprintf(err, errlen, "slot %d: %s", i, sl->ctx ? "out of memory" : e);
             bn_sched_free(s);
             return NULL;
@@ -501,6 +539,7 @@ void bn_sched_free(bn_sched *s) {
     for (int i = s->slots ? s->n_slots - 1 : -1; i >= 0; i--) {
         bn_context_free(s->slots[i].ctx);
         free(s->slots[i].logits);
+        free(s->slots[i].cached);
     }
     free(s->slots);
     free(s->batch);

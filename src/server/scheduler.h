@@ -8,6 +8,13 @@
  * chunk per step while others generate, whole when none does). Requests
  * wait in a FIFO queue while every slot is busy.
  *
+ * Prompt cache (llama-server's "cache_prompt"): a slot's KV cache keeps the
+ * tokens of its last request after it ends; a new request goes to the free
+ * slot whose cached tokens share the longest start with its prompt (the
+ * least recently used one on a tie) and decodes only the rest, so each turn
+ * of a chat costs its new tokens. The cache then holds exactly what a fresh
+ * evaluation would (bn_context_truncate), so results do not change.
+ *
  * Each slot runs its request exactly as `bitnet -p` generates (its own
  * sampler and seed, penalty history, stop rules), and bn_decode_multi gives
  * every row the bits of that sequence decoded alone, so a request gives
@@ -32,6 +39,8 @@ struct bn_job {
     int ignore_eos;
     const char *const *stop;        /* stop strings (the caller keeps them alive) */
     int n_stop;
+    int no_cache;                   /* 1: decode the whole prompt, whatever the slot's
+                                       cache holds ("cache_prompt": false) */
 
     /* ---- the result: guarded by mu, signalled on cv ---- */
     pthread_mutex_t mu;
@@ -48,6 +57,7 @@ struct bn_job {
     char error[320];
     uint32_t seed;                  /* the seed the sampler used */
     double t_prompt_ms, t_gen_ms;
+    int n_cached;                   /* prompt tokens found in the slot's cache (not decoded) */
     int n_dropped;                  /* chat messages the server left out to fit (serve.c) */
 
     bn_job *queue_next;
@@ -58,6 +68,7 @@ typedef struct bn_sched bn_sched;
 typedef struct bn_sched_stats {
     int n_slots, busy, queued;
     uint64_t jobs_done, prompt_tokens, gen_tokens;
+    uint64_t cached_tokens;         /* prompt tokens taken from a slot's cache */
     uint64_t passes;                /* generation steps' forward passes (one serves
                                        every generating slot) */
     double prompt_ms, gen_ms;       /* wall time spent decoding prompts / in generation

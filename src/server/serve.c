@@ -249,6 +249,7 @@ typedef struct gen_opts {
     bn_sampler_params sp;
     int n_predict, ignore_eos, stream;
     int truncate;                   /* chat: drop the oldest messages to fit (default 1) */
+    int cache_prompt;               /* reuse the slot's cached prompt start (default 1) */
     const char *stop[MAX_STOP];
     int n_stop;
 } gen_opts;
@@ -258,6 +259,7 @@ static int parse_gen_opts(req_ctx *r, gen_opts *g) {
     g->n_predict = -1;
     g->ignore_eos = g->stream = 0;
     g->truncate = 1;
+    g->cache_prompt = 1;
     g->n_stop = 0;
     double seed = -1;
     int n = 1;
@@ -275,7 +277,7 @@ static int parse_gen_opts(req_ctx *r, gen_opts *g) {
         get_num(r, "seed", -1, (double)BN_SEED_RANDOM - 1, 1, &seed) != 0 ||
         get_int(r, "n", 1, 1, &n) != 0 ||
         get_bool(r, "ignore_eos", &g->ignore_eos) != 0 || get_bool(r, "stream", &g->stream) != 0 ||
-        get_bool(r, "truncate", &g->truncate) != 0)
+        get_bool(r, "truncate", &g->truncate) != 0 || get_bool(r, "cache_prompt", &g->cache_prompt) != 0)
         return -1;
     g->sp.seed = seed < 0 ? BN_SEED_RANDOM : (uint32_t)seed;
     const bn_json *st = bn_json_get(&r->doc, r->root, "stop");
@@ -495,11 +497,16 @@ static double per_second(int n, double ms) {
 }
 
 static void usage_json(bn_jbuf *b, const bn_job *j) {
-    bn_jbuf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
-                   j->n_prompt, j->n_gen, j->n_prompt + j->n_gen);
-    bn_jbuf_printf(b, ",\"timings\":{\"prompt_n\":%d,\"prompt_ms\":%.3f,\"prompt_per_second\":%.3f,"
+    /* usage counts the whole prompt, with OpenAI's cached_tokens; timings
+     * count, as llama-server's, the tokens decoded (prompt_n) and those the
+     * slot's cache held (cache_n) */
+    const int n_decoded = j->n_prompt - j->n_cached;
+    bn_jbuf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+                      "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+                   j->n_prompt, j->n_gen, j->n_prompt + j->n_gen, j->n_cached);
+    bn_jbuf_printf(b, ",\"timings\":{\"cache_n\":%d,\"prompt_n\":%d,\"prompt_ms\":%.3f,\"prompt_per_second\":%.3f,"
                       "\"predicted_n\":%d,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f}",
-                   j->n_prompt, j->t_prompt_ms, per_second(j->n_prompt, j->t_prompt_ms), j->n_gen,
+                   j->n_cached, n_decoded, j->t_prompt_ms, per_second(n_decoded, j->t_prompt_ms), j->n_gen,
                    j->t_gen_ms, per_second(j->n_gen, j->t_gen_ms));
     if (j->n_dropped > 0)           /* llama-server's flag, and how many messages went */
         bn_jbuf_printf(b, ",\"truncated\":true,\"messages_dropped\":%d", j->n_dropped);
@@ -610,6 +617,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
     job.ignore_eos = g.ignore_eos;
     job.stop = g.stop;
     job.n_stop = g.n_stop;
+    job.no_cache = !g.cache_prompt;
     pthread_mutex_lock(&s->mu);
     uint64_t id = ++s->id_seq;
     s->completions++;
@@ -821,6 +829,8 @@ static void handle_metrics(conn *c) {
            (unsigned long long)completions);
     METRIC("prompt_tokens_total", "counter", "Prompt tokens decoded.", "%llu",
            (unsigned long long)st.prompt_tokens);
+    METRIC("prompt_tokens_cached_total", "counter", "Prompt tokens taken from a slot's cache, not decoded.",
+           "%llu", (unsigned long long)st.cached_tokens);
     METRIC("tokens_predicted_total", "counter", "Tokens generated.", "%llu",
            (unsigned long long)st.gen_tokens);
     METRIC("prompt_seconds_total", "counter", "Time spent decoding prompts.", "%.6f", st.prompt_ms / 1e3);
