@@ -106,7 +106,8 @@ INLINE float quantize_p(const float *p, const uint16_t *vd, int b, int hd, int t
     __m256 m8 = _mm256_setzero_ps();
     int t = tb;
     for (; t + G <= te; t += G) {
-        __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vd + bn_q8d_index(t, b, hd))));
+        /* the group's 8 scales of block b (bn_q8d_index at t % 8 == 0) */
+        __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vd + (size_t)t * hd / 32 + b * 8)));
         __m256 x = _mm256_mul_ps(_mm256_loadu_ps(p + t), d8);
         _mm256_store_ps(pp + (t - tb), x);
         m8 = _mm256_max_ps(m8, x);
@@ -137,8 +138,9 @@ INLINE void pv_block16(const int16_t *pq, const float *scale, int R, int tb, int
                        int hd, int ds, float *acc, int nd) {
     __m256i ia[4][2];
     UNROLL for (int r = 0; r < R; r++) ia[r][0] = ia[r][1] = _mm256_setzero_si256();
-    for (int t = tb; t < te; t += 2) {
-        const int8_t *x = v + bn_vq8_index(t, ds, hd);
+    /* an even position t's pair starts at t * hd, across groups too */
+    const int8_t *x = v + (size_t)tb * hd + 2 * (size_t)ds;
+    for (int t = tb; t < te; t += 2, x += 2 * (size_t)hd) {
         const __m256i v0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x));
         const __m256i v1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + 16)));
         UNROLL for (int r = 0; r < R; r++) {
@@ -169,6 +171,10 @@ INLINE void pv_rows(const float *p, size_t ldp, int R, int t0, int t1, const int
                 any |= scale[r] != 0.0f;
             }
             if (!any) continue;
+            /* the next block's lines of these 32 dims (one per pair of
+             * positions) are on their way while this block computes */
+            for (int t = te; t < te + PB && t < t1; t += 2)
+                _mm_prefetch((const char *)(v + (size_t)t * hd + 2 * (size_t)(b * QK)), _MM_HINT_T0);
             for (int ds = b * QK; ds < (b + 1) * QK; ds += 16)
                 pv_block16(pq, scale, R, tb, te, v, hd, ds, acc + (ds - d0), nd);
         }

@@ -64,7 +64,8 @@ INLINE float quantize_p(const float *p, const uint16_t *vd, int b, int hd, int t
     int t = tb;
     for (; t + 4 <= te; t += 4) {
         /* four positions of one group: their scales are contiguous */
-        const float32x4_t d4 = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(vd + bn_q8d_index(t, b, hd))));
+        const float32x4_t d4 = vcvt_f32_f16(vreinterpret_f16_u16(
+            vld1_u16(vd + (size_t)(t / 8) * hd / 4 + b * 8 + t % 8)));
         const float32x4_t x = vmulq_f32(vld1q_f32(p + t), d4);
         vst1q_f32(pp + (t - tb), x);
         m4 = vmaxq_f32(m4, x);
@@ -93,8 +94,10 @@ INLINE void pv_block16(const int16_t *pq, const float *scale, int R, int tb, int
     int32x4_t ia[4][4];
     UNROLL for (int r = 0; r < R; r++)
         UNROLL for (int x = 0; x < 4; x++) ia[r][x] = vdupq_n_s32(0);
-    for (int t = tb; t < te; t += 2) {
-        const int8x16x2_t raw = vld2q_s8(v + bn_vq8_index(t, ds, hd));  /* positions t, t+1 */
+    /* an even position t's pair starts at t * hd, across groups too */
+    const int8_t *x = v + (size_t)tb * hd + 2 * (size_t)ds;
+    for (int t = tb; t < te; t += 2, x += 2 * (size_t)hd) {
+        const int8x16x2_t raw = vld2q_s8(x);   /* positions t, t+1 */
         const int16x8_t a0 = vmovl_s8(vget_low_s8(raw.val[0])), a1 = vmovl_high_s8(raw.val[0]);
         const int16x8_t b0 = vmovl_s8(vget_low_s8(raw.val[1])), b1 = vmovl_high_s8(raw.val[1]);
         UNROLL for (int r = 0; r < R; r++) {
