@@ -481,7 +481,7 @@ static void test_bundled_model(void **state) {
     /* q8_0 keeps each cached value within half a step of 1/127 of its
      * block's largest (plus the scale's f16 rounding): the logits move by a
      * few hundredths of their spread (measured about 0.04 sigma here), far
-     * less than the gap between the top two logits of most steps (199 of
+     * less than the gap between the top two logits of most steps (198 of
      * 200 agree). The bounds leave about 2.5x room over the measured values;
      * a cache that reads garbage fails them. */
     assert_true(d > 0);
