@@ -203,7 +203,8 @@ typedef struct bn_kernels {
      * order: p' = p * vd (float), m = max p', skipped when m is not > 0;
      * else pq = rne(min(p' * (32767 / m), 32767)) as int16, isum_d the
      * exact int32 sum of pq * v_d, acc = fma((float)isum_d, m / 32767, acc).
-     * Positions at and past t1 are not read. */
+     * Positions at and past t1 take no part: their p and scales are not
+     * read, and their values, where read with a pair, meet a pq of 0. */
     void (*attn_q8_pv)(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
                        const uint16_t *vd, int hd, int d0, int nd, float *acc);
 } bn_kernels;
