@@ -184,26 +184,29 @@ typedef struct bn_kernels {
 
     /* ---- attention over a q8_0 KV cache (src/attention.c; docs/NUMERICS.md,
      * "Quantized KV cache") ----------------------------------------------
-     * Identical in every variant (attn_q8_ref.c is the definition). A q8_0
-     * row of hd values (hd % 32 == 0) is int8 v[hd] and one f16 scale per
-     * block of 32 (value = v * scale, exact in float).
-     * Scores: s[r * lds + j] for r < nq, j < nk, with q rows int8 (stride
-     * hd) and float scales qd (stride hd/32), k rows int8 (stride hd) and
-     * f16 scales kd (stride hd/32):
+     * Identical in every variant (attn_q8_ref.c is the definition). The
+     * cache of one (layer, KV head), a "series", holds positions in groups
+     * of BN_KVQ8_GROUP (layout below, bn_kq8_index / bn_vq8_index /
+     * bn_q8d_index); k / kd and v / vd point at a group's first position.
+     * Scores: s[r * lds + j] for r < nq, j < nk, keys j of the series from
+     * k / kd, q rows int8 (stride hd) with float scales qd (stride hd/32):
      *     s = 0;  for b = 0 .. hd/32-1 in order:
      *         s = s + (float)isum_b * (qd_b * kd_b)
      * isum_b the exact int32 dot of block b; each float step rounded
-     * separately (no FMA). */
+     * separately (no FMA). Keys past nk in the last group are not used. */
     void (*attn_q8_qk)(const int8_t *q, const float *qd, int nq, const int8_t *k,
                        const uint16_t *kd, int nk, int hd, float *s, size_t lds);
-    /* P·V over position-major q8_0 V: for r < np, d < nd (nd % 32 == 0),
-     * t = t0 .. t1-1 in increasing order,
-     *     acc[r * nd + d] = fma(p[r * ldp + t], v_t[d] * vd_t[d / 32], acc[...])
-     * with v_t = v + t * hd and vd_t = vd + t * (hd / 32) (v and vd point at
-     * the first dim of the range, position 0): one fused multiply-add per
-     * step; the dequantized value is exact. */
+    /* P·V: acc[r * nd + (d - d0)] for r < np and dims d0 <= d < d0 + nd
+     * (d0, nd multiples of 32) accumulates positions t0 <= t < t1 of the
+     * series v / vd (t0 a multiple of BN_KVQ8_PBLOCK; the probabilities
+     * p[r * ldp + t] >= 0), per dim block b and position block, in block
+     * order: p' = p * vd (float), m = max p', skipped when m is not > 0;
+     * else pq = rne(min(p' * (32767 / m), 32767)) as int16, isum_d the
+     * exact int32 sum of pq * v_d, acc = fma((float)isum_d, m / 32767, acc).
+     * Positions at and past t1 take no part: their p and scales are not
+     * read, and their values, where read with a pair, meet a pq of 0. */
     void (*attn_q8_pv)(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
-                       const uint16_t *vd, int hd, int nd, float *acc);
+                       const uint16_t *vd, int hd, int d0, int nd, float *acc);
 } bn_kernels;
 
 /* The Q8 head's numerics (BN_FMT_Q8_HEAD), identical in every variant
@@ -334,15 +337,15 @@ void bn_attn_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const ui
 void bn_attn_q8_qk_ref(const int8_t *q, const float *qd, int nq, const int8_t *k,
                        const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 void bn_attn_q8_pv_ref(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
-                       const uint16_t *vd, int hd, int nd, float *acc);
+                       const uint16_t *vd, int hd, int d0, int nd, float *acc);
 void bn_attn_q8_qk_avx2(const int8_t *q, const float *qd, int nq, const int8_t *k,
                         const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 void bn_attn_q8_pv_avx2(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
-                        const uint16_t *vd, int hd, int nd, float *acc);
+                        const uint16_t *vd, int hd, int d0, int nd, float *acc);
 void bn_attn_q8_qk_neon(const int8_t *q, const float *qd, int nq, const int8_t *k,
                         const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 void bn_attn_q8_pv_neon(const float *p, size_t ldp, int np, int t0, int t1, const int8_t *v,
-                        const uint16_t *vd, int hd, int nd, float *acc);
+                        const uint16_t *vd, int hd, int d0, int nd, float *acc);
 void bn_attn_q8_qk_neon_dotprod(const int8_t *q, const float *qd, int nq, const int8_t *k,
                                 const uint16_t *kd, int nk, int hd, float *s, size_t lds);
 /* q8_0 quantization of the KV cache and of the query (docs/NUMERICS.md,
@@ -355,6 +358,42 @@ void bn_q8_kv_quantize(const float *x, int n, int8_t *q, uint16_t *d);
 void bn_q8_query_quantize(const float *x, int n, int8_t *q, float *d);
 /* x[i] = q[i] * f16 scale of its block: a q8_0 cache row back to floats. */
 void bn_q8_kv_dequantize(const int8_t *q, const uint16_t *d, int n, float *x);
+
+/* The q8_0 cache's layout (docs/NUMERICS.md, "Quantized KV cache"): a
+ * series (one layer and KV head) is whole groups of BN_KVQ8_GROUP
+ * positions, each group 8 * hd int8 values and 8 * hd/32 f16 scales; group
+ * g starts at value g * 8 * hd and scale g * 8 * hd/32, as position 8g of a
+ * position-major array would. Within a group:
+ *   - K: for each 4 dims, the 8 positions' 4 bytes side by side (one 32-byte
+ *     load is 8 keys x 4 dims: the scores need no horizontal sums);
+ *   - V: for each pair of positions, each dim's 2 bytes side by side (the
+ *     int16 P·V multiplies pairs of positions);
+ *   - scales, K and V alike: for each block of 32 dims, the 8 positions'. */
+#define BN_KVQ8_GROUP 8
+#define BN_KVQ8_PBLOCK 64           /* positions per P·V quantization block */
+#define BN_KVQ8_MAX_HD 2048         /* the widest head a q8_0 cache takes */
+enum bn_kvq8_kind { BN_KVQ8_K, BN_KVQ8_V };
+
+static inline size_t bn_kq8_index(int t, int d, int hd) {
+    return (size_t)(t / 8) * 8 * (size_t)hd + (size_t)(d / 4) * 32 + (size_t)(t % 8) * 4 + (size_t)(d % 4);
+}
+static inline size_t bn_vq8_index(int t, int d, int hd) {
+    return (size_t)(t / 8) * 8 * (size_t)hd + (size_t)(t % 8 / 2) * 2 * (size_t)hd + (size_t)d * 2 +
+           (size_t)(t % 2);
+}
+static inline size_t bn_q8d_index(int t, int b, int hd) {
+    return (size_t)(t / 8) * (size_t)hd / 4 + (size_t)b * 8 + (size_t)(t % 8);
+}
+/* Row t of a series (values vals, scales sc): its hd int8 values and hd/32
+ * scales, read or written in position order. */
+void bn_q8_kv_row_read(enum bn_kvq8_kind kind, const int8_t *vals, const uint16_t *sc, int hd, int t,
+                       int8_t *q, uint16_t *d);
+void bn_q8_kv_row_write(enum bn_kvq8_kind kind, int8_t *vals, uint16_t *sc, int hd, int t,
+                        const int8_t *q, const uint16_t *d);
+/* Quantizes x[0..hd) into row t (bn_q8_kv_quantize, then the layout), and
+ * row t back to floats (bn_q8_kv_dequantize). */
+void bn_q8_kv_put(enum bn_kvq8_kind kind, const float *x, int hd, int8_t *vals, uint16_t *sc, int t);
+void bn_q8_kv_get(enum bn_kvq8_kind kind, const int8_t *vals, const uint16_t *sc, int hd, int t, float *x);
 
 /* exp(x) for x <= 0 in the fixed float steps every variant repeats: 0 below
  * -87; else n = rint(x * log2 e), r = (x - n * ln2_hi) - n * ln2_lo, the

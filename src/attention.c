@@ -168,11 +168,13 @@ static void task_scores(void *arg, int ith, int nth) {
         int t1 = imin(t0 + KEY_BLOCK, s->n_kv_max);
         size_t cell0 = ((size_t)s->layer * hp->n_head_kv + g) * c->n_ctx + (size_t)t0;
         size_t r0 = (size_t)row_of(c, 0, g * group);
-        if (c->type_k == BN_KV_Q8_0)
+        if (c->type_k == BN_KV_Q8_0) {
+            /* t0 starts a group of the series (KEY_BLOCK is a multiple of 8) */
+            size_t first = bn_kvq8_series(c, s->layer, g) + (size_t)t0;
             c->kern->attn_q8_qk(c->att_q8 + r0 * hd, c->att_qd + r0 * (hd / 32), s->n * group,
-                                s->kv->k_q8 + cell0 * hd, s->kv->k_q8d + cell0 * (hd / 32),
+                                s->kv->k_q8 + first * hd, s->kv->k_q8d + first * (hd / 32),
                                 t1 - t0, hd, c->att_p + r0 * ld + t0, ld);
-        else
+        } else
             c->kern->attn_qk(c->att_q + r0 * hd, (size_t)hd, s->n * group, s->kv->k_cache + cell0 * hd,
                              t1 - t0, hd, c->att_p + r0 * ld + t0, ld);
     }
@@ -191,10 +193,10 @@ static void task_softmax(void *arg, int ith, int nth) {
     }
 }
 
-/* Step 3 with a q8_0 V: job = (KV head, block of DIM_BLOCK_Q8 dims, one
- * cache line of a V row); the head's rows accumulate in att_acc a T_TILE of
- * cells at a time (each output one chain of FMAs in position order), then
- * go to their place in att. */
+/* Step 3 with a q8_0 V: job = (KV head, block of DIM_BLOCK_Q8 dims, two
+ * cache lines of each pair of positions); the head's rows accumulate in
+ * att_acc a T_TILE of cells at a time (each output one chain of FMAs, one
+ * per block of positions, in order), then go to their place in att. */
 #define DIM_BLOCK_Q8 64
 
 static void task_pv_q8(void *arg, int ith, int nth) {
@@ -207,13 +209,13 @@ static void task_pv_q8(void *arg, int ith, int nth) {
     float *acc = c->att_acc + (size_t)ith * bn_attention_acc_floats(hp, c->attn_chunk);
     for (int job = ith; job < hp->n_head_kv * n_dblocks; job += nth) {
         int g = job / n_dblocks, d0 = job % n_dblocks * DIM_BLOCK_Q8, nd = imin(DIM_BLOCK_Q8, hd - d0);
-        size_t cell0 = ((size_t)s->layer * hp->n_head_kv + g) * ld;
-        const int8_t *v = s->kv->v_q8 + cell0 * hd + d0;
-        const uint16_t *vd = s->kv->v_q8d + cell0 * (hd / 32) + d0 / 32;
+        size_t series = bn_kvq8_series(c, s->layer, g);
+        const int8_t *v = s->kv->v_q8 + series * hd;
+        const uint16_t *vd = s->kv->v_q8d + series * (hd / 32);
         const float *p = c->att_p + (size_t)row_of(c, 0, g * group) * ld;
         memset(acc, 0, (size_t)nr * nd * sizeof *acc);
-        for (int t0 = 0; t0 < s->t_pad; t0 += T_TILE)
-            c->kern->attn_q8_pv(p, ld, nr, t0, imin(t0 + T_TILE, s->t_pad), v, vd, hd, nd, acc);
+        for (int t0 = 0; t0 < s->t_pad; t0 += T_TILE)      /* T_TILE: whole P·V blocks */
+            c->kern->attn_q8_pv(p, ld, nr, t0, imin(t0 + T_TILE, s->t_pad), v, vd, hd, d0, nd, acc);
         for (int r = 0; r < nr; r++) {
             int i = r / group, h = g * group + r % group;
             float *out = c->att + (size_t)(s->i0 + i) * c->q_dim + (size_t)h * hd + d0;
@@ -351,14 +353,17 @@ static void task_shift_k(void *arg, int ith, int nth) {
     float *row = c->xn + (size_t)ith * (size_t)(hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff);
     for (int job = ith; job < hp->n_layer * hp->n_head_kv; job += nth) {
         size_t cell0 = (size_t)job * c->n_ctx;                      /* [layer][kv_head] */
+        size_t series = (size_t)job * bn_kvq8_positions(c);          /* the same, q8_0 */
+        int8_t *kq = c->k_q8 ? c->k_q8 + series * hd : NULL;
+        uint16_t *kqd = c->k_q8d ? c->k_q8d + series * (hd / 32) : NULL;
         for (int t = s->keep + s->n_discard; t < s->n_past; t++) {
             size_t src = cell0 + (size_t)t, dst = src - (size_t)s->n_discard;
             if (c->type_k == BN_KV_Q8_0) {
                 /* dequantize, rotate, quantize again (docs/NUMERICS.md,
                  * "Quantized KV cache") */
-                bn_q8_kv_dequantize(c->k_q8 + src * hd, c->k_q8d + src * (hd / 32), hd, row);
+                bn_q8_kv_get(BN_KVQ8_K, kq, kqd, hd, t, row);
                 bn_rope_rotate(style, row, s->cs, hp->n_rot);
-                bn_q8_kv_quantize(row, hd, c->k_q8 + dst * hd, c->k_q8d + dst * (hd / 32));
+                bn_q8_kv_put(BN_KVQ8_K, row, hd, kq, kqd, t - s->n_discard);
                 continue;
             }
             c->kern->f16_to_f32(c->k_cache + src * hd, row, hd);
@@ -368,19 +373,26 @@ static void task_shift_k(void *arg, int ith, int nth) {
     }
 }
 
-/* V: one contiguous run of cells per (layer, dim) row; a q8_0 V, one run of
- * rows (values and scales) per (layer, KV head), moved as they are. */
+/* V: one contiguous run of cells per (layer, dim) row; a q8_0 V, row by
+ * row in increasing position order per (layer, KV head) series, values
+ * and scales moved as they are (a row's bytes are spread over its group). */
 static void task_shift_v(void *arg, int ith, int nth) {
     const shift_job *s = arg;
     bn_context *c = s->c;
     int rows = c->hp.n_layer * c->kv_dim;
     size_t n_move = (size_t)(s->n_past - s->keep - s->n_discard);
     if (c->type_v == BN_KV_Q8_0) {
-        size_t hd = (size_t)c->hp.head_dim, nb = hd / 32;
+        int hd = c->hp.head_dim;
+        int8_t q[BN_KVQ8_MAX_HD];
+        uint16_t d[BN_KVQ8_MAX_HD / 32];
         for (int job = ith; job < c->hp.n_layer * c->hp.n_head_kv; job += nth) {
-            size_t dst = (size_t)job * c->n_ctx + (size_t)s->keep, src = dst + (size_t)s->n_discard;
-            memmove(c->v_q8 + dst * hd, c->v_q8 + src * hd, n_move * hd);
-            memmove(c->v_q8d + dst * nb, c->v_q8d + src * nb, n_move * nb * sizeof *c->v_q8d);
+            size_t series = (size_t)job * bn_kvq8_positions(c);
+            int8_t *v = c->v_q8 + series * hd;
+            uint16_t *vd = c->v_q8d + series * (hd / 32);
+            for (int t = s->keep + s->n_discard; t < s->n_past; t++) {
+                bn_q8_kv_row_read(BN_KVQ8_V, v, vd, hd, t, q, d);
+                bn_q8_kv_row_write(BN_KVQ8_V, v, vd, hd, t - s->n_discard, q, d);
+            }
         }
         return;
     }

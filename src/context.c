@@ -86,13 +86,15 @@ static void free_kv(bn_context *c) {
 }
 
 /* One cache (K or V) of c's shape at its type: the f16 array, or the q8_0
- * values and scales. 0, or -1 when out of memory. */
+ * values and scales (each series whole groups of positions, context.h).
+ * 0, or -1 when out of memory. */
 static int alloc_kv_one(const bn_context *c, int type, uint16_t **f16, int8_t **q8, uint16_t **q8d) {
     size_t cells = (size_t)c->hp.n_layer * (size_t)c->n_ctx * (size_t)c->kv_dim;
     *f16 = NULL;
     *q8 = NULL;
     *q8d = NULL;
     if (type == BN_KV_Q8_0) {
+        cells = (size_t)c->hp.n_layer * bn_kvq8_positions(c) * (size_t)c->kv_dim;
         *q8 = alloc_cache(cells, sizeof **q8);
         *q8d = alloc_cache(cells / 32, sizeof **q8d);
         return *q8 && *q8d ? 0 : -1;
@@ -215,6 +217,11 @@ bn_context *bn_context_new(bn_model *m, const bn_context_params *p, char *err, s
         if (types[i] == BN_KV_Q8_0 && m->hp.head_dim % 32 != 0) {
             bn_set_err(err, errlen, "a q8_0 %s cache needs a head_dim that is a multiple of 32 "
                        "(this model's is %d)", which, m->hp.head_dim);
+            return NULL;
+        }
+        if (types[i] == BN_KV_Q8_0 && m->hp.head_dim > BN_KVQ8_MAX_HD) {
+            bn_set_err(err, errlen, "a q8_0 %s cache takes a head_dim of at most %d (this model's is %d)",
+                       which, BN_KVQ8_MAX_HD, m->hp.head_dim);
             return NULL;
         }
     }

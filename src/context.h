@@ -100,12 +100,12 @@ struct bn_context {
     uint16_t *k_cache;              /* [n_layer][n_head_kv][n_ctx][head_dim] */
     uint16_t *v_cache;              /* [n_layer][kv_dim][n_ctx] */
     /* Or q8_0 (type_k / type_v = BN_KV_Q8_0; the f16 array is then NULL):
-     * int8 values and one f16 scale per 32, both position-major, V too
-     * (a transposed V's blocks would run along positions, to be quantized
-     * again as tokens arrive; docs/NUMERICS.md, "Quantized KV cache"). */
+     * int8 values and one f16 scale per 32, per (layer, KV head) a series
+     * of bn_kvq8_positions() positions in interleaved groups of 8
+     * (kernels.h, BN_KVQ8_GROUP; docs/NUMERICS.md, "Quantized KV cache"). */
     int type_k, type_v;             /* enum bn_kv_type */
-    int8_t *k_q8, *v_q8;            /* [n_layer][n_head_kv][n_ctx][head_dim] */
-    uint16_t *k_q8d, *v_q8d;        /* [n_layer][n_head_kv][n_ctx][head_dim / 32] */
+    int8_t *k_q8, *v_q8;            /* [n_layer][n_head_kv][series of head_dim values] */
+    uint16_t *k_q8d, *v_q8d;        /* [n_layer][n_head_kv][series of head_dim / 32 scales] */
 
 #define BN_SCRATCH_FIELD(name, type, count) type *name;
     BN_SCRATCH_BUFFERS(BN_SCRATCH_FIELD)
@@ -120,6 +120,17 @@ struct bn_context {
     int logits_all;                 /* the last bn_decode kept every row */
     bn_head_exact hx;               /* what the exact head must compute (head_exact.h) */
 };
+
+/* Positions of a q8_0 series: n_ctx rounded up to whole groups. */
+static inline size_t bn_kvq8_positions(const bn_context *c) {
+    return ((size_t)c->n_ctx + BN_KVQ8_GROUP - 1) / BN_KVQ8_GROUP * BN_KVQ8_GROUP;
+}
+
+/* The first cell of the q8_0 series of (layer, KV head h): its values
+ * start at cell * head_dim, its scales at cell * head_dim / 32. */
+static inline size_t bn_kvq8_series(const bn_context *c, int layer, int h) {
+    return ((size_t)layer * (size_t)c->hp.n_head_kv + (size_t)h) * bn_kvq8_positions(c);
+}
 
 /* The two profiles (numerics.c): one set of numerics for every batch size
  * (the default), and bitnet.cpp's prompt-batch rounding. */

@@ -306,12 +306,15 @@ static void task_rope_store(void *arg, int ith, int nth) {
         float *v = c->v + (size_t)i * kvd;
         for (int h = 0; h < hp->n_head_kv; h++) {
             size_t cell = layer_kv / hd + (size_t)h * c->n_ctx + (size_t)pos;  /* [layer][h][pos] */
+            size_t series = bn_kvq8_series(c, s->layer, h);                   /* q8_0: kernels.h layout */
             if (c->type_k == BN_KV_Q8_0)
-                bn_q8_kv_quantize(k + h * hd, hd, kv->k_q8 + cell * hd, kv->k_q8d + cell * (hd / 32));
+                bn_q8_kv_put(BN_KVQ8_K, k + h * hd, hd, kv->k_q8 + series * hd, kv->k_q8d + series * (hd / 32),
+                             pos);
             else
                 c->kern->f32_to_f16(k + h * hd, kv->k_cache + cell * hd, hd);
             if (c->type_v == BN_KV_Q8_0)
-                bn_q8_kv_quantize(v + h * hd, hd, kv->v_q8 + cell * hd, kv->v_q8d + cell * (hd / 32));
+                bn_q8_kv_put(BN_KVQ8_V, v + h * hd, hd, kv->v_q8 + series * hd, kv->v_q8d + series * (hd / 32),
+                             pos);
         }
         if (c->type_v == BN_KV_Q8_0) continue;
         c->kern->f32_to_f16(v, tmp, kvd);

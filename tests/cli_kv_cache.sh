@@ -4,7 +4,7 @@
 # serve; an unknown type and a q8_0 cache on a head_dim that is not a
 # multiple of 32 are one-line errors; bench shows the types and counts the
 # KV bytes at their size; the bundled model's perplexity with q8_0 K and V
-# stays within 0.5% of f16's.
+# stays within 0.1% of f16's.
 # usage: bash cli_kv_cache.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 . "$(dirname "$0")/lib_cli.sh" "$@"
 
@@ -119,9 +119,9 @@ if [ -z "$BN_EMULATOR" ] && [ -f "$SRC/models/tiny-shakespeare.gguf" ] && [ -f "
     ok pq perplexity -m "$SRC/models/tiny-shakespeare.gguf" -f "$VAL" -c 256 --head f16 -ctk q8_0 -ctv q8_0
     pf=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$TMP/pf.out")
     pq=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$TMP/pq.out")
-    # measured 85.991 against 86.007: 0.02%
-    awk -v p="$pq" -v r="$pf" 'BEGIN { d = p / r - 1; exit !(p != "" && p != r && d < 0.005 && d > -0.005) }' ||
-        fail "tiny-shakespeare perplexity with q8_0 K and V: $pq, expected within 0.5% of f16's $pf (and not equal)"
+    # measured 85.978 against 86.007: 0.03% (int16 P·V; 85.991 with the float P·V before)
+    awk -v p="$pq" -v r="$pf" 'BEGIN { d = p / r - 1; exit !(p != "" && p != r && d < 0.001 && d > -0.001) }' ||
+        fail "tiny-shakespeare perplexity with q8_0 K and V: $pq, expected within 0.1% of f16's $pf (and not equal)"
 fi
 
 if [ "$failures" -ne 0 ]; then

@@ -2,9 +2,14 @@
  * kernels/attn_q8_*.c; docs/NUMERICS.md, "Quantized KV cache"):
  *   - the quantizer: llama.cpp's q8_0 rule (scale f16(amax/127), values
  *     within half a step plus the scale's f16 rounding), zero blocks;
+ *   - the interleaved layout: every byte of a group once, rows in and out;
+ *   - the reference's scores are the definition's on rows read out of the
+ *     layout, its P·V is within 1e-4 of the float sum it quantizes;
  *   - every variant's attn_q8_qk / attn_q8_pv give the reference's bits on
  *     odd sizes (key counts not a multiple of 8 or 32, rows not a multiple
- *     of the register blocks), and P·V cut into tiles equals one pass;
+ *     of the register blocks), whatever lies past the last key or
+ *     position (NaN and Inf scales included), and P·V cut into tiles at a
+ *     block border equals one pass;
  *   - the forward pass with q8_0 K and V (and each alone): the whole prompt
  *     as one batch, cut into odd batches and token by token, on 1 and 2
  *     threads and with every kernel variant, gives the same logits bit for
@@ -73,25 +78,135 @@ static void test_quantize(void **state) {
     assert_true(qd[1] == 0.0f);
 }
 
+/* ---- the layout ------------------------------------------------------------------- */
+
+/* Each group's bytes hold each (position, dim) exactly once, for K and V;
+ * the scales likewise; a row written then read gives its bits back, and
+ * put / get are quantize / dequantize through the layout. */
+static void test_layout(void **state) {
+    (void)state;
+    enum { HD = 96, NB = HD / 32, T = 24 };
+    static unsigned char seen[T * HD], seen_d[T * NB];
+    for (int kind = BN_KVQ8_K; kind <= BN_KVQ8_V; kind++) {
+        memset(seen, 0, sizeof seen);
+        memset(seen_d, 0, sizeof seen_d);
+        for (int t = 0; t < T; t++) {
+            for (int d = 0; d < HD; d++) {
+                size_t i = kind == BN_KVQ8_K ? bn_kq8_index(t, d, HD) : bn_vq8_index(t, d, HD);
+                assert_true(i / (8 * HD) == (size_t)t / 8);     /* inside its group */
+                assert_true(i < sizeof seen);
+                seen[i]++;
+            }
+            for (int b = 0; b < NB; b++) {
+                size_t i = bn_q8d_index(t, b, HD);
+                assert_true(i / (8 * NB) == (size_t)t / 8);
+                seen_d[i]++;
+            }
+        }
+        for (size_t i = 0; i < sizeof seen; i++) assert_int_equal(seen[i], 1);
+        for (size_t i = 0; i < sizeof seen_d; i++) assert_int_equal(seen_d[i], 1);
+    }
+    /* K: 8 keys x 4 dims per 32 bytes; V: 2 positions per dim side by side */
+    assert_int_equal(bn_kq8_index(3, 5, HD), 1 * 32 + 3 * 4 + 1);
+    assert_int_equal(bn_vq8_index(11, 7, HD), 8 * HD + 1 * 2 * HD + 7 * 2 + 1);
+    assert_int_equal(bn_q8d_index(11, 2, HD), 8 * NB + 2 * 8 + 3);
+
+    static int8_t vals[T * HD], q[HD], q2[HD], qq[HD];
+    static uint16_t sc[T * NB], d[NB], d2[NB], dd[NB];
+    float x[HD], back[HD], want[HD];
+    for (int kind = BN_KVQ8_K; kind <= BN_KVQ8_V; kind++)
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < HD; i++) x[i] = frand() * (float)(t + 1);
+            bn_q8_kv_put(kind, x, HD, vals, sc, t);
+            bn_q8_kv_get(kind, vals, sc, HD, t, back);
+            bn_q8_kv_quantize(x, HD, qq, dd);
+            bn_q8_kv_dequantize(qq, dd, HD, want);
+            assert_memory_equal(back, want, sizeof want);
+            bn_q8_kv_row_read(kind, vals, sc, HD, t, q, d);
+            assert_memory_equal(q, qq, sizeof q);
+            assert_memory_equal(d, dd, sizeof d);
+            for (int i = 0; i < HD; i++) q2[i] = (int8_t)(i - 40);
+            for (int b = 0; b < NB; b++) d2[b] = (uint16_t)(0x3c00 + b);
+            bn_q8_kv_row_write(kind, vals, sc, HD, t, q2, d2);
+            bn_q8_kv_row_read(kind, vals, sc, HD, t, q, d);
+            assert_memory_equal(q, q2, sizeof q);
+            assert_memory_equal(d, d2, sizeof d);
+        }
+}
+
 /* ---- kernels against the reference ------------------------------------------------ */
+
+/* The scores by the definition, from rows read out of the layout. */
+static float score_of(const int8_t *q, const float *qd, const int8_t *k, const uint16_t *kd, int j, int hd) {
+    int8_t kr[128];
+    uint16_t kdr[4];
+    bn_q8_kv_row_read(BN_KVQ8_K, k, kd, hd, j, kr, kdr);
+    float sum = 0.0f;
+    for (int b = 0; b < hd / 32; b++) {
+        int32_t isum = 0;
+        for (int i = 32 * b; i < 32 * b + 32; i++) isum += (int32_t)q[i] * kr[i];
+        sum = sum + (float)isum * (qd[b] * bn_f16_to_f32(kdr[b]));
+    }
+    return sum;
+}
 
 static void test_kernels_match_reference(void **state) {
     (void)state;
     const bn_kernels *all[16];
     int n_all = bn_kernels_all(all, 16);
-    enum { MAXR = 11, MAXK = 75, MAXD = 128, MAXT = 300 };
-    static int8_t q[MAXR * MAXD], k[MAXK * MAXD], v[MAXT * MAXD];
+    /* key and position counts: whole groups allocated, as the cache does */
+    enum { MAXR = 11, MAXK = 75, KPAD = 80, MAXD = 128, MAXT = 300, TPAD = 304 };
+    static int8_t q[MAXR * MAXD], k[KPAD * MAXD], v[TPAD * MAXD], k2[KPAD * MAXD], v2[TPAD * MAXD];
     static float qd[MAXR * MAXD / 32], s_ref[MAXR * MAXK], s_got[MAXR * MAXK];
-    static uint16_t kd[MAXK * MAXD / 32], vd[MAXT * MAXD / 32];
-    static float p[MAXR * MAXT], acc_ref[MAXR * MAXD], acc_got[MAXR * MAXD];
+    static uint16_t kd[KPAD * MAXD / 32], vd[TPAD * MAXD / 32], kd2[KPAD * MAXD / 32], vd2[TPAD * MAXD / 32];
+    static float p[MAXR * MAXT], acc_ref[MAXR * MAXD], acc_got[MAXR * MAXD], acc_init[MAXR * MAXD];
     for (int i = 0; i < MAXR * MAXD; i++) q[i] = (int8_t)(127.0f * frand());
-    for (int i = 0; i < MAXK * MAXD; i++) k[i] = (int8_t)(127.0f * frand());
-    for (int i = 0; i < MAXT * MAXD; i++) v[i] = (int8_t)(127.0f * frand());
+    for (int i = 0; i < KPAD * MAXD; i++) k[i] = (int8_t)(127.0f * frand());
+    for (int i = 0; i < TPAD * MAXD; i++) v[i] = (int8_t)(127.0f * frand());
     for (int i = 0; i < MAXR * MAXD / 32; i++) qd[i] = 0.05f * fabsf(frand());
-    for (int i = 0; i < MAXK * MAXD / 32; i++) kd[i] = bn_f32_to_f16(0.05f * fabsf(frand()));
-    for (int i = 0; i < MAXT * MAXD / 32; i++) vd[i] = bn_f32_to_f16(0.02f * fabsf(frand()));
+    for (int i = 0; i < KPAD * MAXD / 32; i++) kd[i] = bn_f32_to_f16(0.05f * fabsf(frand()));
+    for (int i = 0; i < TPAD * MAXD / 32; i++) vd[i] = bn_f32_to_f16(0.02f * fabsf(frand()));
     for (int i = 0; i < MAXR * MAXT; i++) p[i] = fabsf(frand() * frand());
+    for (int i = 0; i < MAXR * MAXD; i++) acc_init[i] = 0.25f * frand();
     kd[5] = 0;                                      /* a zero block among them */
+    vd[7] = 0;
+    for (int t = 64; t < 128; t++) p[3 * MAXT + t] = 0.0f;   /* a block with nothing to add */
+    for (int t = 0; t < 40; t++) p[4 * MAXT + t] = 1e-30f;   /* and one with tiny p */
+    /* copies whose bytes past any key / position count are other, some
+     * not even finite: the results must not change */
+    memcpy(k2, k, sizeof k);
+    memcpy(v2, v, sizeof v);
+    memcpy(kd2, kd, sizeof kd);
+    memcpy(vd2, vd, sizeof vd);
+
+    /* the reference's scores are the definition's, read through the layout */
+    for (int hd = 32; hd <= MAXD; hd += 32) {
+        bn_attn_q8_qk_ref(q, qd, 2, k, kd, MAXK, hd, s_ref, MAXK);
+        for (int j = 0; j < MAXK; j++)
+            for (int r = 0; r < 2; r++) {
+                float want = score_of(q + r * hd, qd + r * (hd / 32), k, kd, j, hd);
+                assert_memory_equal(&s_ref[r * MAXK + j], &want, sizeof want);
+            }
+    }
+    /* the reference's P·V is close to the float sum it quantizes */
+    for (int hd = 64; hd <= MAXD; hd += 64) {
+        memset(acc_ref, 0, sizeof acc_ref);
+        bn_attn_q8_pv_ref(p, MAXT, 2, 0, MAXT, v, vd, hd, 0, hd, acc_ref);
+        for (int r = 0; r < 2; r++)
+            for (int d = 0; d < hd; d++) {
+                double exact = 0, mag = 0;
+                for (int t = 0; t < MAXT; t++) {
+                    double x = (double)p[r * MAXT + t] * v[bn_vq8_index(t, d, hd)] *
+                               (double)bn_f16_to_f32(vd[bn_q8d_index(t, d / 32, hd)]);
+                    exact += x;
+                    mag += fabs(x);
+                }
+                /* p' within half an int16 step of its block's largest */
+                if (fabs((double)acc_ref[r * hd + d] - exact) > 1e-4 * mag + 1e-30)
+                    fail_msg("P·V r %d d %d: %g, exact %g (sum of |terms| %g)", r, d,
+                             (double)acc_ref[r * hd + d], exact, mag);
+            }
+    }
 
     for (int vi = 0; vi < n_all; vi++) {
         const bn_kernels *kn = all[vi];
@@ -103,20 +218,36 @@ static void test_kernels_match_reference(void **state) {
                     memset(s_ref, 0, sizeof s_ref);
                     memset(s_got, 0, sizeof s_got);
                     bn_attn_q8_qk_ref(q, qd, nq, k, kd, nk, hd, s_ref, MAXK);
-                    kn->attn_q8_qk(q, qd, nq, k, kd, nk, hd, s_got, MAXK);
+                    /* past nk: other bytes, and NaN / Inf scales */
+                    for (int t = nk; t < KPAD; t++)
+                        for (int i = 0; i < hd; i++) k2[bn_kq8_index(t, i, hd)] = (int8_t)(t * 31 + i);
+                    for (int t = nk; t < KPAD; t++)
+                        for (int b = 0; b < hd / 32; b++) kd2[bn_q8d_index(t, b, hd)] = t % 2 ? 0x7e00 : 0x7c00;
+                    kn->attn_q8_qk(q, qd, nq, k2, kd2, nk, hd, s_got, MAXK);
+                    memcpy(k2, k, sizeof k);
+                    memcpy(kd2, kd, sizeof kd);
                     if (memcmp(s_ref, s_got, sizeof s_ref) != 0)
                         fail_msg("%s attn_q8_qk differs (hd %d, nq %d, nk %d)", kn->name, hd, nq, nk);
                 }
-        /* P·V: dim ranges at an offset, odd lengths, cut into two tiles */
+        /* P·V: dim ranges at an offset, odd lengths, cut into two tiles at
+         * a block border; the positions past T other bytes and scales */
         for (int hi = 0; hi < 4; hi++)
             for (int np = 1; np <= MAXR; np += 2)
                 for (int nd = 32; nd <= hds[hi]; nd += 32) {
                     int hd = hds[hi], d0 = hd - nd;
-                    int T = 1 + (np * 37 + nd * 11 + hd) % MAXT, cut = T / 3;
-                    for (int i = 0; i < MAXR * MAXD; i++) acc_ref[i] = acc_got[i] = 0.25f * frand();
-                    bn_attn_q8_pv_ref(p, MAXT, np, 0, T, v + d0, vd + d0 / 32, hd, nd, acc_ref);
-                    kn->attn_q8_pv(p, MAXT, np, 0, cut, v + d0, vd + d0 / 32, hd, nd, acc_got);
-                    kn->attn_q8_pv(p, MAXT, np, cut, T, v + d0, vd + d0 / 32, hd, nd, acc_got);
+                    int T = 1 + (np * 37 + nd * 11 + hd) % MAXT;
+                    int cut = T / 3 / BN_KVQ8_PBLOCK * BN_KVQ8_PBLOCK;
+                    memcpy(acc_ref, acc_init, sizeof acc_ref);
+                    memcpy(acc_got, acc_init, sizeof acc_got);
+                    bn_attn_q8_pv_ref(p, MAXT, np, 0, T, v, vd, hd, d0, nd, acc_ref);
+                    for (int t = T; t < TPAD; t++)
+                        for (int i = 0; i < hd; i++) v2[bn_vq8_index(t, i, hd)] = (int8_t)(t * 17 - i);
+                    for (int t = T; t < TPAD; t++)
+                        for (int b = 0; b < hd / 32; b++) vd2[bn_q8d_index(t, b, hd)] = t % 2 ? 0x7e00 : 0x7c00;
+                    kn->attn_q8_pv(p, MAXT, np, 0, cut, v2, vd2, hd, d0, nd, acc_got);
+                    kn->attn_q8_pv(p, MAXT, np, cut, T, v2, vd2, hd, d0, nd, acc_got);
+                    memcpy(v2, v, sizeof v);
+                    memcpy(vd2, vd, sizeof vd);
                     if (memcmp(acc_ref, acc_got, sizeof acc_ref) != 0)
                         fail_msg("%s attn_q8_pv differs (hd %d, np %d, nd %d, T %d)", kn->name, hd, np,
                                  nd, T);
@@ -350,7 +481,7 @@ static void test_bundled_model(void **state) {
     /* q8_0 keeps each cached value within half a step of 1/127 of its
      * block's largest (plus the scale's f16 rounding): the logits move by a
      * few hundredths of their spread (measured about 0.04 sigma here), far
-     * less than the gap between the top two logits of most steps (199 of
+     * less than the gap between the top two logits of most steps (198 of
      * 200 agree). The bounds leave about 2.5x room over the measured values;
      * a cache that reads garbage fails them. */
     assert_true(d > 0);
@@ -374,20 +505,23 @@ static void logits_after_shift(bn_model *m, int tk, int tv, const int32_t *t, in
     bn_context *a = new_ctx(m, 2, 512, 1, tk, tv);
     char err[256] = "";
     assert_int_equal(bn_decode(a, t, n, 0, err, sizeof err), 0);
-    size_t rows = (size_t)m->hp.n_layer * m->hp.n_head_kv * a->n_ctx;
-    int8_t *k0 = malloc(rows * hd);
-    uint16_t *d0 = malloc(rows * (hd / 32) * sizeof *d0);
+    size_t n_series = (size_t)m->hp.n_layer * m->hp.n_head_kv, len = bn_kvq8_positions(a);
+    size_t rows = n_series * len;
+    int8_t *k0 = malloc(rows * hd), q[256];
+    uint16_t *d0 = malloc(rows * (hd / 32) * sizeof *d0), d[8];
     assert_non_null(k0);
     assert_non_null(d0);
+    assert_true(hd <= 256);
     memcpy(k0, a->k_q8, rows * hd);
     memcpy(d0, a->k_q8d, rows * (hd / 32) * sizeof *d0);
     assert_int_equal(bn_context_shift(a, keep, n_discard, err, sizeof err), 0);
-    if (unrotate)
-        for (size_t r = 0; r < rows / (size_t)a->n_ctx; r++)
+    if (unrotate)       /* each moved row as it was before the shift */
+        for (size_t r = 0; r < n_series; r++)
             for (int p = keep; p < n - n_discard; p++) {
-                size_t dst = r * a->n_ctx + (size_t)p, src = dst + (size_t)n_discard;
-                memcpy(a->k_q8 + dst * hd, k0 + src * hd, (size_t)hd);
-                memcpy(a->k_q8d + dst * (hd / 32), d0 + src * (hd / 32), (size_t)(hd / 32) * sizeof *d0);
+                bn_q8_kv_row_read(BN_KVQ8_K, k0 + r * len * hd, d0 + r * len * (hd / 32), hd, p + n_discard,
+                                  q, d);
+                bn_q8_kv_row_write(BN_KVQ8_K, a->k_q8 + r * len * hd, a->k_q8d + r * len * (hd / 32), hd, p,
+                                   q, d);
             }
     for (int i = 0; i < N_AFTER; i++) {
         assert_int_equal(bn_decode(a, t + n + i, 1, 0, err, sizeof err), 0);
@@ -544,6 +678,7 @@ static void test_bytes_per_pos(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize),
+        cmocka_unit_test(test_layout),
         cmocka_unit_test(test_kernels_match_reference),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bytes_per_pos),
