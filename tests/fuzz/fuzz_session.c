@@ -1,15 +1,18 @@
 /* libFuzzer harness for the session loader (bn_session_load, src/session.c;
  * docs/FORMAT.md, Session file). Byte 0 of an input picks one of four
- * contexts of a tiny model (K / V caches f16 or q8_0); the rest is the
- * session file, loaded through a memory file's /proc path as a user's file
- * would be. A refused file must come with a reason and leave the context
- * empty; an accepted one must leave n_past at its token count and ids
- * inside the vocabulary, and the cache must then serve a decode (the
- * truncation and the next token run on the loaded cells under ASan).
+ * contexts of a tiny model (K / V caches f16 or q8_0) and, with bit 2,
+ * has the harness write a valid checksum over the rest first, so mutated
+ * ids and cells get past it to the checks behind. The rest is the session
+ * file, loaded through a memory file's /proc path as a user's file would
+ * be. A refused file must come with a reason and leave the context empty;
+ * an accepted one must leave n_past at its token count and ids inside the
+ * vocabulary, and the cache must then serve a decode (the truncation and
+ * the next token run on the loaded cells under ASan).
  *
  * Seeds: FUZZ_SESSION_WRITE_SEEDS=DIR ./fuzz_session writes a valid
- * session of each context (1, 5, 9 and 17 tokens) into DIR and exits.
- * Inputs stay small: -max_len=16384 holds the largest seed. */
+ * session of each context (1, 5, 9 and 17 tokens), with and without bit 2,
+ * into DIR and exits. Inputs stay small: -max_len=16384 holds the largest
+ * seed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +25,14 @@
 
 #define N_CTX 32
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static bn_model *g_model;
 static bn_context *g_ctx[4];        /* K / V: f16 f16, q8_0 q8_0, q8_0 f16, f16 q8_0 */
+static char g_prefill[4][64];       /* a valid 3-token session of each context (memory
+                                       files): loading one before each input puts
+                                       cells in the cache without a decode's cost */
 
 static void die(const char *what, const char *err) {
     fprintf(stderr, "fuzz_session: %s: %s\n", what, err);
@@ -58,13 +67,26 @@ static void load_model(void) {
         cp.type_k = i == 1 || i == 2 ? BN_KV_Q8_0 : BN_KV_F16;
         cp.type_v = i == 1 || i == 3 ? BN_KV_Q8_0 : BN_KV_F16;
         if (!(g_ctx[i] = bn_context_new(g_model, &cp, err, sizeof err))) die("context", err);
+        /* saved to a file (the save renames), copied into a memory file */
+        int32_t t[3] = {5, 6, 7};
+        uint8_t buf[4096];
+        if (bn_decode(g_ctx[i], t, 3, 0, err, sizeof err) != 0 ||
+            bn_session_save(g_ctx[i], path, t, 3, err, sizeof err) != 0)
+            die("prefill", err);
+        FILE *f = fopen(path, "rb");
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f) fclose(f);
+        unlink(path);
+        int mfd = memfd_create("fuzz-session-prefill", 0);
+        if (n == 0 || n == sizeof buf || mfd < 0 || write(mfd, buf, n) != (ssize_t)n) die("prefill", "copy");
+        snprintf(g_prefill[i], sizeof g_prefill[i], "/proc/self/fd/%d", mfd);
     }
 }
 
 static void write_seeds(const char *dir) {
     static const int counts[4] = {1, 5, 9, 17};
     for (int i = 0; i < 4; i++) {
-        char path[4096], tmp[4200], err[256] = "";
+        char path[4096], path2[4200], tmp[4200], err[256] = "";
         int32_t t[17];
         for (int k = 0; k < counts[i]; k++) t[k] = (int32_t)(1 + (k * 37 + i) % 200);
         bn_context_reset(g_ctx[i]);
@@ -75,12 +97,18 @@ static void write_seeds(const char *dir) {
         FILE *in = fopen(tmp, "rb");
         snprintf(path, sizeof path, "%s/seed-%d", dir, i);
         FILE *out = fopen(path, "wb");
-        if (!in || !out) die("seed", path);
+        snprintf(path2, sizeof path2, "%s/seed-%d-resealed", dir, i);
+        FILE *out2 = fopen(path2, "wb");
+        if (!in || !out || !out2) die("seed", path);
         fputc(i, out);
+        fputc(i | 4, out2);
         int ch;
-        while ((ch = fgetc(in)) != EOF) fputc(ch, out);
+        while ((ch = fgetc(in)) != EOF) {
+            fputc(ch, out);
+            fputc(ch, out2);
+        }
         fclose(in);
-        if (fclose(out) != 0) die("seed", path);
+        if (fclose(out) != 0 || fclose(out2) != 0) die("seed", path);
         unlink(tmp);
     }
     exit(0);
@@ -95,13 +123,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
+static uint8_t g_file[1 << 16];     /* the session file of an input */
+
+/* FNV-1a, 64 bits, little-endian into the last 8 bytes (docs/FORMAT.md,
+ * Session file). */
+static void reseal(uint8_t *p, size_t n) {
+    if (n < 8) return;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n - 8; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (int i = 0; i < 8; i++) p[n - 8 + (size_t)i] = (uint8_t)(h >> (8 * i));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 1) return 0;
+    if (size < 1 || size - 1 > sizeof g_file) return 0;
     bn_context *c = g_ctx[data[0] % 4];
+    size_t n_file = size - 1;
+    memcpy(g_file, data + 1, n_file);
+    if (data[0] & 4) reseal(g_file, n_file);
     int fd = memfd_create("fuzz-session", 0);
     if (fd < 0) return 0;
-    for (size_t done = 1; done < size;) {
-        ssize_t w = write(fd, data + done, size - done);
+    for (size_t done = 0; done < n_file;) {
+        ssize_t w = write(fd, g_file + done, n_file - done);
         if (w <= 0) {
             close(fd);
             return 0;
@@ -113,8 +155,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t tokens[N_CTX], one = 5;
     int n = -1;
     /* something in the cache first: a refusal must empty it */
-    bn_context_reset(c);
-    if (bn_decode(c, &one, 1, 0, err, sizeof err) != 0) abort();
+    if (bn_session_load(c, g_prefill[data[0] % 4], tokens, N_CTX, &n, err, sizeof err) != 0 || n != 3)
+        abort();
+    n = -1;
     if (bn_session_load(c, path, tokens, N_CTX, &n, err, sizeof err) != 0) {
         if (err[0] == '\0' || n != 0 || bn_context_n_past(c) != 0) abort();
     } else {
