@@ -78,8 +78,8 @@ static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
 
 /* What a session is bound to, in the header's order (docs/FORMAT.md,
  * Session file). The kernel variant, thread count, n_batch and n_ctx are
- * not part of it: they change no bit of a cell (docs/NUMERICS.md, Threads
- * and determinism). */
+ * not part of it: they change no bit of a cell
+ * (docs/NUMERICS.md, Threads and determinism). */
 typedef struct session_header {
     uint32_t version, n_tokens;
     char arch[32];

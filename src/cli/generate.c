@@ -4,8 +4,8 @@
  * as llama-cli's does (--keep; docs/CHAT.md, Context shift) unless
  * --no-context-shift or -n -2 make it the end. Timings to stderr in
  * llama.cpp's habit. --prompt-cache keeps the prompt's KV cells in a
- * session file between runs, as llama-cli's does (docs/FORMAT.md, Session
- * file). */
+ * session file between runs, as llama-cli's does
+ * (docs/FORMAT.md, Session file). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
