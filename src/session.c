@@ -375,7 +375,7 @@ int bn_session_save(const bn_context *c, const char *path, const int32_t *tokens
     int rc = 0;
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        rc = bn_set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        rc = bn_set_err(err, errlen, "cannot create the temporary file beside it: %s", strerror(errno));
     } else {
         errno = 0;
         int bad = write_session(c, f, tokens, n_tokens, tile) != 0 || fflush(f) != 0 || ferror(f);

@@ -11,8 +11,9 @@
 #     other cache types are ignored with one warning line saying why, and
 #     the text is that of a run without the cache;
 #   - errors: a FILE in a directory that does not exist (named), a
-#     directory, --prompt-cache-all/-ro without --prompt-cache, the cache in
-#     chat mode, the flag in another command.
+#     directory, a save that fails after those checks (the run stops),
+#     --prompt-cache-all/-ro without --prompt-cache, the cache in chat mode,
+#     the flag in another command.
 # usage: bash cli_prompt_cache.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 . "$(dirname "$0")/lib_cli.sh" "$@"
 
@@ -159,6 +160,13 @@ expect_error "--prompt-cache-all is not supported in chat mode \(-cnv\)" -m "$M"
 expect_error "--prompt-cache is not supported in chat mode \(-cnv\)" -m "$M" -cnv --prompt-cache "$C"
 expect_error "--prompt-cache needs a value" -m "$M" -p hi --prompt-cache
 expect_error "--prompt-cache is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi --prompt-cache "$C"
+# a save that fails after the checks (the temporary name is too long): an error, the run stops
+long=$(printf 'a%.0s' $(seq 1 250))
+$BN_EMULATOR "$BIN" -m "$M" -p hi -n 2 --temp 0 --log-disable --prompt-cache "$TMP/$long" \
+    </dev/null >"$TMP/long.out" 2>"$TMP/long.err" && fail "a failed save: exit status 0"
+grep -qE "^bitnet: error: $TMP/$long: cannot save the prompt cache: cannot create the temporary file beside it: File name too long$" \
+    "$TMP/long.err" || fail "a failed save: $(cat "$TMP/long.err")"
+[ "$(wc -l <"$TMP/long.err")" -eq 1 ] || fail "a failed save: stderr is not one line"
 # read-only: a directory that refuses writes is caught before the run (not as root, who may write anyway)
 if [ "$(id -u)" != 0 ]; then
     mkdir "$TMP/ro-dir" && chmod 555 "$TMP/ro-dir"
