@@ -269,6 +269,27 @@ int bn_context_shift(bn_context *c, int keep, int n_discard, char *err, size_t e
  * ids asked for; every other entry is a smaller, screened value. */
 const float *bn_get_logits(const bn_context *c, int i);
 
+/* Session files (llama-cli's --prompt-cache; docs/FORMAT.md, Session file):
+ * the first n_tokens cells of the KV cache and the ids of their tokens, in
+ * a layout of their own, bound to the model, the K/V cache types and the
+ * batch numerics that computed them (any n_ctx, n_batch, thread count or
+ * kernel variant may load them).
+ * Save: n_tokens <= n_past, tokens[i] the token of cell i. The file is
+ * written beside path and renamed over it, so a reader never sees half a
+ * file and a failed save leaves the old one. Returns 0, or -1 with the
+ * reason. */
+int bn_session_save(const bn_context *c, const char *path, const int32_t *tokens, int n_tokens,
+                    char *err, size_t errlen);
+/* Load: replaces the context's cache with the file's cells; the ids go to
+ * tokens[0 .. *n_tokens) (room for cap). Then n_past = *n_tokens and there
+ * are no logits: decode at least one more token (bn_context_truncate to
+ * re-decode the last one). With the default numerics the logits are then
+ * those of decoding every token afresh, bit for bit. A file of another
+ * model, other cache types or numerics, more tokens than n_ctx or cap, or
+ * one truncated or corrupt: -1 with the reason, and the context is empty. */
+int bn_session_load(bn_context *c, const char *path, int32_t *tokens, int cap, int *n_tokens,
+                    char *err, size_t errlen);
+
 /* ---- several sequences (continuous batching) -------------------------------- */
 /* Another sequence on base's model: a KV cache, a position and logits of its
  * own, sized and typed like base's (n_ctx, n_outputs_max, type_k/v), while the batch scratch and

@@ -119,7 +119,7 @@ enum flag_id {
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
     F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK,
-    F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE
+    F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE, F_PROMPT_CACHE, F_PROMPT_CACHE_ALL, F_PROMPT_CACHE_RO
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
@@ -193,6 +193,9 @@ static const struct flag {
     {"--no-perf", NULL, 0, BN_CMD_GENERATE, F_NO_PERF},
     {"--log-disable", NULL, 0, BN_CMD_GENERATE, F_LOG_DISABLE},
     {"--mlock", NULL, 0, EVAL, F_MLOCK},
+    {"--prompt-cache", NULL, 1, BN_CMD_GENERATE, F_PROMPT_CACHE},
+    {"--prompt-cache-all", NULL, 0, BN_CMD_GENERATE, F_PROMPT_CACHE_ALL},
+    {"--prompt-cache-ro", NULL, 0, BN_CMD_GENERATE, F_PROMPT_CACHE_RO},
     {"-h", "--help", 0, ANY, F_HELP},
 };
 
@@ -372,6 +375,12 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_NO_PERF: o->no_perf = 1; return 0;
     case F_LOG_DISABLE: o->log_disable = 1; o->no_perf = 1; return 0;
     case F_MLOCK: o->mlock = 1; return 0;
+    case F_PROMPT_CACHE:
+        if (!v[0]) return bn_err("%s: empty file name", flag);
+        o->prompt_cache = v;
+        return 0;
+    case F_PROMPT_CACHE_ALL: o->prompt_cache_all = 1; return 0;
+    case F_PROMPT_CACHE_RO: o->prompt_cache_ro = 1; return 0;
     case F_HELP: return 0;
     }
     return 0;
@@ -427,6 +436,9 @@ int bn_cli_parse(int cmd, int argc, char **argv, int first, bn_cli_opts *o, int 
         }
         if (apply(o, fl, a, v) != 0) return 1;
     }
+    if ((o->prompt_cache_all || o->prompt_cache_ro) && !o->prompt_cache)
+        return bn_err("%s needs --prompt-cache FILE",
+                      o->prompt_cache_all ? "--prompt-cache-all" : "--prompt-cache-ro");
     /* Escapes, as llama-cli: in the text given on the command line (the
      * strings live in argv, which may be changed in place), not in files. */
     if (o->prompt) o->prompt_len = strlen(o->prompt);
@@ -526,6 +538,15 @@ void bn_print_usage(FILE *f) {
 "  --verbose-prompt          the prompt's token ids and pieces on stderr\n"
 "  --no-perf                 no timings at the end\n"
 "  --log-disable             no informational lines on stderr (errors still print)\n"
+"  --prompt-cache FILE       llama-cli's prompt cache (one-shot mode): load the\n"
+"                            session FILE when it exists and evaluate only the\n"
+"                            prompt's tokens past the longest common start (at\n"
+"                            least the last one); then save the prompt's cells to\n"
+"                            FILE. A FILE of another model, -ctk/-ctv or\n"
+"                            --batch-numerics, or a damaged one, is ignored with a\n"
+"                            warning saying why\n"
+"  --prompt-cache-all        also save the generated tokens at the end (not with -cnv)\n"
+"  --prompt-cache-ro         load FILE but never write it\n"
 "  --mlock                   lock the weights bitnet re-lays at load in RAM (no swap);\n"
 "                            a warning if the memory-lock limit refuses it\n"
 "  -ngl, --n-gpu-layers N    accepted for llama-cli's scripts and ignored, with a note\n"
@@ -534,8 +555,8 @@ void bn_print_usage(FILE *f) {
 "  --no-mmap, -fa/--flash-attn [on|off|auto], -tb, --numa, --no-warmup, --color,\n"
 "  -v, --simple-io; --mirostat 0, --typical 1 (their off values). Ones\n"
 "  that would change the output in a way bitnet cannot follow are errors naming\n"
-"  it: -i/-if/-ins (use -cnv), --in-prefix, --grammar, -j, --prompt-cache, --lora,\n"
-"  -md, --rope-* overrides, other --mirostat/--typical values\n"
+"  it: -i/-if/-ins (use -cnv), --in-prefix, --grammar, -j, --lora, -md,\n"
+"  --rope-* overrides, other --mirostat/--typical values\n"
 "\n"
 "other options:\n"
 "  --no-bos, --no-special    tokenize: no BOS; control-token text is not parsed\n"

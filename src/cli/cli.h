@@ -78,6 +78,9 @@ typedef struct bn_cli_opts {
     int no_perf;                    /* --no-perf: no timings at the end */
     int log_disable;                /* --log-disable: no informational lines on stderr */
     int mlock;                      /* --mlock: bn_model_lock_memory after the load */
+    const char *prompt_cache;       /* --prompt-cache FILE: the session file (NULL: none) */
+    int prompt_cache_all;           /* --prompt-cache-all: also save the generated tokens */
+    int prompt_cache_ro;            /* --prompt-cache-ro: load only, never write */
     struct {
         const char *flag, *value, *why;
     } notes[BN_CLI_MAX_NOTES];      /* llama-cli flags accepted and ignored (llama_flags.c) */

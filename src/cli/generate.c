@@ -3,11 +3,103 @@
  * --ignore-eos), a reverse prompt (-r) or -n tokens; a full context shifts
  * as llama-cli's does (--keep; docs/CHAT.md, Context shift) unless
  * --no-context-shift or -n -2 make it the end. Timings to stderr in
- * llama.cpp's habit. */
+ * llama.cpp's habit. --prompt-cache keeps the prompt's KV cells in a
+ * session file between runs, as llama-cli's does
+ * (docs/FORMAT.md, Session file). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+
+/* ---- --prompt-cache ---------------------------------------------------------------- */
+
+/* Before anything is evaluated: a cache that will be written must be a
+ * file in a directory we can write (the save renames a new file over it).
+ * 0, or 1 after printing the error. */
+static int cache_path_writable(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return bn_err("%s: is a directory, not a prompt cache file", path);
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    char *dir = malloc(n + 2);
+    if (!dir) return bn_err("out of memory");
+    if (!slash) strcpy(dir, ".");
+    else if (n == 0) strcpy(dir, "/");
+    else {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int ok = access(dir, W_OK | X_OK) == 0;
+    int e = errno;
+    free(dir);
+    if (!ok) return bn_err("%s: cannot write the prompt cache there: %s", path, strerror(e));
+    return 0;
+}
+
+/* Loads the session file into c and keeps the cells of the longest common
+ * start of its tokens and the prompt's, all but the prompt's last token
+ * (decoding it again gives the logits to sample from). A file that is
+ * missing, empty or refused leaves an empty cache: the whole prompt is
+ * evaluated (refused: a warning saying why, as llama-cli goes on without
+ * the session). *n_reuse: prompt tokens already in the cache. Returns 1
+ * when the file should be written after the prompt (it does not already
+ * hold the whole prompt), 0 when not. */
+static int cache_load(const bn_cli_opts *o, bn_context *c, const int32_t *prompt, int n_prompt,
+                      int32_t *kv_tokens, int *n_reuse) {
+    const char *path = o->prompt_cache;
+    const int log = !o->log_disable;
+    struct stat st;
+    *n_reuse = 0;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            if (log)
+                fprintf(stderr, "prompt cache: %s does not exist%s\n", path,
+                        o->prompt_cache_ro ? " (--prompt-cache-ro: nothing is saved)" : "; it will be created");
+            return 1;
+        }                           /* else the loader says why it cannot read it */
+    } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        if (log) fprintf(stderr, "prompt cache: %s is empty; a new session starts\n", path);
+        return 1;
+    }
+    char err[512];
+    int n_saved = 0;
+    double t0 = bn_now_ms();
+    if (bn_session_load(c, path, kv_tokens, bn_context_n_ctx(c), &n_saved, err, sizeof err) != 0) {
+        fflush(stdout);
+        fprintf(stderr, "bitnet: warning: %s: %s; the prompt cache is ignored and the whole prompt "
+                "evaluated\n", path, err);
+        return 1;
+    }
+    int n_match = 0;
+    while (n_match < n_saved && n_match < n_prompt && kv_tokens[n_match] == prompt[n_match]) n_match++;
+    if (log)
+        fprintf(stderr, "prompt cache: loaded %d tokens from %s in %.2f ms; %d of the prompt's %d "
+                "tokens match\n", n_saved, path, bn_now_ms() - t0, n_match, n_prompt);
+    int save = n_match < n_prompt;
+    if (n_match == n_prompt) n_match--;
+    if (bn_context_truncate(c, n_match, err, sizeof err) != 0) {   /* n_match <= n_saved: cannot fail */
+        bn_context_reset(c);
+        n_match = 0;
+    }
+    *n_reuse = n_match;
+    return save;
+}
+
+/* Saves the first n cells. 0, or 1 after printing the error. */
+static int cache_save(const bn_cli_opts *o, const bn_context *c, const int32_t *kv_tokens, int n) {
+    char err[512];
+    double t0 = bn_now_ms();
+    if (bn_session_save(c, o->prompt_cache, kv_tokens, n, err, sizeof err) != 0)
+        return bn_err("%s: cannot save the prompt cache: %s", o->prompt_cache, err);
+    if (!o->log_disable)
+        fprintf(stderr, "prompt cache: saved %d tokens to %s in %.2f ms\n", n, o->prompt_cache,
+                bn_now_ms() - t0);
+    return 0;
+}
 
 static void print_timing(const char *what, double ms, int n, const char *unit) {
     fprintf(stderr, "bitnet: %16s = %10.2f ms / %5d %-6s (%8.2f ms per token, %8.2f tokens per second)\n",
@@ -15,11 +107,17 @@ static void print_timing(const char *what, double ms, int n, const char *unit) {
 }
 
 int bn_cmd_generate(const bn_cli_opts *o) {
+    /* llama-cli refuses --prompt-cache-all in interactive mode; the chat
+     * here keeps no session file at all (yet) */
+    if (o->cnv && o->prompt_cache)
+        return bn_err("%s is not supported in chat mode (-cnv): the prompt cache is for one-shot "
+                      "generation", o->prompt_cache_all ? "--prompt-cache-all" : "--prompt-cache");
     if (o->cnv) return bn_cmd_chat(o);
     if (o->system) return bn_err("-sys / --system-prompt needs -cnv (chat mode)");
     if (o->chat_template || o->chat_template_file)
         return bn_err("%s needs -cnv (chat mode)", o->chat_template ? "--chat-template" : "--chat-template-file");
 
+    if (o->prompt_cache && !o->prompt_cache_ro && cache_path_writable(o->prompt_cache) != 0) return 1;
     size_t len = 0;
     char *text = bn_cli_prompt_text(o, &len);
     if (!text) return 1;
@@ -27,7 +125,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
     bn_context *c = m ? bn_cli_new_context(o, m, 1) : NULL;
     bn_sampler *s = NULL;
-    int32_t *prompt = NULL;
+    int32_t *prompt = NULL, *kv_tokens = NULL;   /* kv_tokens: the ids of the cache's cells */
     int rc = 1, n_prompt = 0;
     bn_cli_stop stop_at = {0};
     bn_cli_noeog noeog = {0};
@@ -46,6 +144,10 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         goto done;
     }
 
+    if (o->prompt_cache && !(kv_tokens = malloc((size_t)n_ctx * sizeof *kv_tokens))) {
+        bn_err("out of memory");
+        goto done;
+    }
     if (o->ignore_eos && bn_cli_noeog_init(&noeog, tok) != 0) goto done;
     bn_cli_log_load(o, m, load_ms);
     if (!(s = bn_cli_new_sampler(o, tok, n_ctx)))
@@ -64,12 +166,18 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         goto done;
     }
     char err[256];
+    int n_reuse = 0, save_prompt = 0;
+    if (o->prompt_cache) save_prompt = cache_load(o, c, prompt, n_prompt, kv_tokens, &n_reuse);
     double t0 = bn_now_ms();
-    if (bn_decode(c, prompt, n_prompt, 0, err, sizeof err) != 0) {
+    if (bn_decode(c, prompt + n_reuse, n_prompt - n_reuse, 0, err, sizeof err) != 0) {
         bn_err("decoding the prompt: %s", err);
         goto done;
     }
     double t_prompt = bn_now_ms() - t0;
+    if (o->prompt_cache) {
+        memcpy(kv_tokens, prompt, (size_t)n_prompt * sizeof *kv_tokens);
+        if (save_prompt && !o->prompt_cache_ro && cache_save(o, c, kv_tokens, n_prompt) != 0) goto done;
+    }
 
     bn_detok dt;
     bn_detok_init(&dt, tok);
@@ -103,6 +211,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
             stop = "context full";
             break;
         }
+        if (kv_tokens) kv_tokens[bn_context_n_past(c)] = id;    /* make_room left a free cell */
         if (bn_decode(c, &id, 1, 0, err, sizeof err) != 0) {
             bn_err("decoding: %s", err);
             goto done;
@@ -124,6 +233,16 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         fprintf(stderr, "\n[stopped at a reverse prompt]\n");
     else if (stop && !o->log_disable)
         fprintf(stderr, "\n[end of text]\n");
+    /* --prompt-cache-all: the prompt and the generated tokens in the cache
+     * (not the last sampled one, never decoded). After a context shift the
+     * cells no longer follow the tokens from the start: llama-cli stops
+     * saving then, and so does this. */
+    if (o->prompt_cache_all && !o->prompt_cache_ro) {
+        if (shift.n_shifts > 0)
+            fprintf(stderr, "prompt cache: the context shifted; %s is left as it was\n", o->prompt_cache);
+        else if (cache_save(o, c, kv_tokens, bn_context_n_past(c)) != 0)
+            goto done;
+    }
     if (o->no_perf) {
         rc = 0;
         goto done;
@@ -133,7 +252,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
         fprintf(stderr, "bitnet: %16s = %10d (%d tokens discarded, the first %d kept)\n",
                 "context shifts", shift.n_shifts, shift.n_discarded, shift.keep);
     fprintf(stderr, "bitnet: %16s = %10.2f ms\n", "load time", load_ms);
-    print_timing("prompt eval time", t_prompt, n_prompt, "tokens");
+    print_timing("prompt eval time", t_prompt, n_prompt - n_reuse, "tokens");
     print_timing("generation time", t_gen, n_gen, "tokens");
     print_timing("total time", bn_now_ms() - t_start, n_prompt + n_gen, "tokens");
     bn_cli_print_head_stats(c);
@@ -144,6 +263,7 @@ done:
     if (c) bn_context_set_sampler(c, NULL);
     bn_sampler_free(s);
     free(prompt);
+    free(kv_tokens);
     bn_context_free(c);
     bn_model_free(m);
     free(text);

@@ -60,7 +60,6 @@ static const struct foreign {
     {"--grammar", NULL, 1, GEN, UNSUPPORTED, NULL, "grammar-constrained sampling is not supported"},
     {"--grammar-file", NULL, 1, GEN, UNSUPPORTED, NULL, "grammar-constrained sampling is not supported"},
     {"-j", "--json-schema", 1, GEN, UNSUPPORTED, NULL, "grammar-constrained sampling is not supported"},
-    {"--prompt-cache", NULL, 1, GEN, UNSUPPORTED, NULL, "prompt caches are not supported"},
     {"--lora", NULL, 1, EVAL, UNSUPPORTED, NULL, "LoRA adapters are not supported"},
     {"--control-vector", NULL, 1, EVAL, UNSUPPORTED, NULL, "control vectors are not supported"},
     {"-md", "--model-draft", 1, GEN, UNSUPPORTED, NULL, "speculative decoding is not supported"},
