@@ -10,9 +10,12 @@
 #   - a truncated file, a flipped header byte, another model's file and
 #     other cache types are ignored with one warning line saying why, and
 #     the text is that of a run without the cache;
+#   - chat (-cnv): the file holds the system turn; a second run with the
+#     same -sys decodes none of it, writes nothing and prints the same
+#     replies as a run without the cache; another -sys reuses the common start;
 #   - errors: a FILE in a directory that does not exist (named), a
 #     directory, a save that fails after those checks (the run stops),
-#     --prompt-cache-all/-ro without --prompt-cache, the cache in chat mode,
+#     --prompt-cache-all/-ro without --prompt-cache, --prompt-cache-all in chat mode,
 #     the flag in another command.
 # usage: bash cli_prompt_cache.sh BUILD_DIR SOURCE_DIR   (BN_EMULATOR: e.g. qemu-aarch64)
 . "$(dirname "$0")/lib_cli.sh" "$@"
@@ -149,6 +152,34 @@ gen empty -p "$P" -n 4 --prompt-cache "$TMP/empty.cache"
 has empty "empty.cache is empty; a new session starts"
 [ -s "$TMP/empty.cache" ] || fail "an empty cache file was not written"
 
+# ---- chat: the session holds the system turn ------------------------------------------------------
+chat() {    # chat NAME ARGS...: two piped messages, greedy; stdout/stderr to $TMP/NAME.out/.err
+    local name=$1
+    shift
+    printf 'Good morrow\nWhat news?\n' | $BN_EMULATOR "$BIN" -m "$M" -cnv --temp 0 -n 12 "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err"
+    rc=$?
+    [ "$rc" -eq 0 ] || fail "$name: exit status $rc: $(tail -n 3 "$TMP/$name.err")"
+}
+SYS="You are Friar Laurence, who answers in verse and counsels patience."
+CC="$TMP/chat.cache"
+chat chat-plain -sys "$SYS"
+chat chat-first -sys "$SYS" --prompt-cache "$CC"
+has chat-first "^prompt cache: saved [0-9]+ tokens to $CC"
+same chat-plain chat-first "chat, first run with the cache"
+n_sys=$(sed -n 's/^prompt cache: saved \([0-9]*\) tokens.*/\1/p' "$TMP/chat-first.err")
+sum_before=$(sum "$CC")
+chat chat-again -sys "$SYS" --prompt-cache "$CC"
+has chat-again "^prompt cache: loaded $n_sys tokens from $CC in .*; $n_sys of the prompt's $n_sys tokens match"
+grep -q "^prompt cache: saved" "$TMP/chat-again.err" && fail "chat: a cache holding the whole system turn was rewritten"
+same chat-plain chat-again "chat, the system turn from the cache"
+[ "$(sum "$CC")" = "$sum_before" ] || fail "chat: the cache file changed on a full match"
+chat chat-other -sys "You are Mercutio." --prompt-cache "$CC"
+has chat-other "^prompt cache: loaded $n_sys tokens .*; [0-9]+ of the prompt's [0-9]+ tokens match"
+has chat-other "^prompt cache: saved [0-9]+ tokens to $CC"
+chat chat-other-plain -sys "You are Mercutio."
+same chat-other-plain chat-other "chat, another system prompt over the cache"
+
 # ---- errors --------------------------------------------------------------------------------------------
 expect_error "$TMP/no/such/dir/x.cache: cannot write the prompt cache there: No such file or directory$" \
     -m "$M" -p hi --prompt-cache "$TMP/no/such/dir/x.cache"
@@ -157,7 +188,6 @@ expect_error "--prompt-cache-all needs --prompt-cache FILE$" -m "$M" -p hi --pro
 expect_error "--prompt-cache-ro needs --prompt-cache FILE$" -m "$M" -p hi --prompt-cache-ro
 expect_error "--prompt-cache-all is not supported in chat mode \(-cnv\)" -m "$M" -cnv \
     --prompt-cache "$C" --prompt-cache-all
-expect_error "--prompt-cache is not supported in chat mode \(-cnv\)" -m "$M" -cnv --prompt-cache "$C"
 expect_error "--prompt-cache needs a value" -m "$M" -p hi --prompt-cache
 expect_error "--prompt-cache is not an option of 'bitnet tokenize'" tokenize -m "$M" -p hi --prompt-cache "$C"
 # a save that fails after the checks (the temporary name is too long): an error, the run stops

@@ -212,6 +212,20 @@ typedef struct bn_cli_shift {
  * do not (nothing changed), -1 on error (printed). */
 int bn_cli_make_room(bn_context *c, bn_cli_shift *sh, int n);
 
+/* ---- --prompt-cache (prompt_cache.c) ------------------------------------------------ */
+/* Before anything runs: a cache that will be written must be a file in a
+ * writable directory. 0, or 1 after printing the error. */
+int bn_cli_cache_check_path(const char *path);
+/* Loads o->prompt_cache into c and keeps the cells of the longest common
+ * start with prompt (with need_logits, not the prompt's last token, so that
+ * decoding it gives logits); a refused file is a warning and an empty cache.
+ * *n_reuse: prompt tokens now in the cache; kv_tokens (n_ctx ids) gets the
+ * file's. Returns 1 when the file should be written after the prompt. */
+int bn_cli_cache_load(const bn_cli_opts *o, bn_context *c, const int32_t *prompt, int n_prompt,
+                      int need_logits, int32_t *kv_tokens, int *n_reuse);
+/* Saves c's first n cells with their ids. 0, or 1 after printing the error. */
+int bn_cli_cache_save(const bn_cli_opts *o, const bn_context *c, const int32_t *kv_tokens, int n);
+
 /* ---- the modes ---------------------------------------------------------------------- */
 int bn_cmd_generate(const bn_cli_opts *o);
 int bn_cmd_chat(const bn_cli_opts *o);

@@ -8,7 +8,8 @@
  * too, handing the turn back. A full context shifts (keeping BOS and the
  * system turn, or --keep; docs/CHAT.md, Context shift); a message that cannot
  * fit even then is skipped with a note; --no-context-shift ends the
- * conversation there. */
+ * conversation there. --prompt-cache keeps the system turn's cells in a
+ * session file between runs. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -50,6 +51,35 @@ static int feed(bn_context *c, bn_chat *chat, bn_cli_shift *sh) {
     }
     bn_chat_mark_fed(chat);
     return 0;
+}
+
+/* --prompt-cache: the system turn's cells from the session file as far as
+ * its tokens match, the rest decoded, then the file rewritten unless it
+ * already held them all (or --prompt-cache-ro). The first user turn needs
+ * no logits from the system turn, so a whole match decodes nothing.
+ * Returns 0, or -1 on error (printed). */
+static int feed_cached(const bn_cli_opts *o, bn_context *c, bn_chat *chat) {
+    if (!o->prompt_cache_ro && bn_cli_cache_check_path(o->prompt_cache) != 0) return -1;
+    int n = bn_chat_n_pending(chat), n_reuse = 0;
+    int32_t *ids = malloc((size_t)bn_context_n_ctx(c) * sizeof *ids);
+    if (!ids) {
+        bn_err("out of memory");
+        return -1;
+    }
+    int save = bn_cli_cache_load(o, c, bn_chat_pending(chat), n, 0, ids, &n_reuse);
+    char err[256];
+    int rc = 0;
+    if (n > n_reuse && bn_decode(c, bn_chat_pending(chat) + n_reuse, n - n_reuse, 0, err, sizeof err) != 0) {
+        bn_err("decoding: %s", err);
+        rc = -1;
+    }
+    if (rc == 0) {
+        memcpy(ids, bn_chat_pending(chat), (size_t)n * sizeof *ids);
+        bn_chat_mark_fed(chat);
+        if (save && !o->prompt_cache_ro && bn_cli_cache_save(o, c, ids, n) != 0) rc = -1;
+    }
+    free(ids);
+    return rc;
 }
 
 /* The system prompt: -sys, else -p / -f (as run_inference.py), else ours. */
@@ -122,7 +152,7 @@ int bn_cmd_chat(const bn_cli_opts *o) {
         goto done;
     bn_cli_exact_head(c, s, o->ignore_eos ? &noeog : NULL);
     bn_cli_shift shift = {0};       /* the system turn always fits (checked above) */
-    if (feed(c, chat, &shift) != 0) goto done;
+    if (o->prompt_cache ? feed_cached(o, c, chat) != 0 : feed(c, chat, &shift) != 0) goto done;
     /* From now on a full context shifts, keeping BOS and the system turn
      * (or --keep), unless --no-context-shift. */
     shift.keep = bn_cli_keep(o, bn_context_n_past(c), bn_add_bos(tok), 1);

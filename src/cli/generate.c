@@ -6,100 +6,10 @@
  * llama.cpp's habit. --prompt-cache keeps the prompt's KV cells in a
  * session file between runs, as llama-cli's does
  * (docs/FORMAT.md, Session file). */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
-
-/* ---- --prompt-cache ---------------------------------------------------------------- */
-
-/* Before anything is evaluated: a cache that will be written must be a
- * file in a directory we can write (the save renames a new file over it).
- * 0, or 1 after printing the error. */
-static int cache_path_writable(const char *path) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return bn_err("%s: is a directory, not a prompt cache file", path);
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 0;
-    char *dir = malloc(n + 2);
-    if (!dir) return bn_err("out of memory");
-    if (!slash) strcpy(dir, ".");
-    else if (n == 0) strcpy(dir, "/");
-    else {
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int ok = access(dir, W_OK | X_OK) == 0;
-    int e = errno;
-    free(dir);
-    if (!ok) return bn_err("%s: cannot write the prompt cache there: %s", path, strerror(e));
-    return 0;
-}
-
-/* Loads the session file into c and keeps the cells of the longest common
- * start of its tokens and the prompt's, all but the prompt's last token
- * (decoding it again gives the logits to sample from). A file that is
- * missing, empty or refused leaves an empty cache: the whole prompt is
- * evaluated (refused: a warning saying why, as llama-cli goes on without
- * the session). *n_reuse: prompt tokens already in the cache. Returns 1
- * when the file should be written after the prompt (it does not already
- * hold the whole prompt), 0 when not. */
-static int cache_load(const bn_cli_opts *o, bn_context *c, const int32_t *prompt, int n_prompt,
-                      int32_t *kv_tokens, int *n_reuse) {
-    const char *path = o->prompt_cache;
-    const int log = !o->log_disable;
-    struct stat st;
-    *n_reuse = 0;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT) {
-            if (log)
-                fprintf(stderr, "prompt cache: %s does not exist%s\n", path,
-                        o->prompt_cache_ro ? " (--prompt-cache-ro: nothing is saved)" : "; it will be created");
-            return 1;
-        }                           /* else the loader says why it cannot read it */
-    } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
-        if (log) fprintf(stderr, "prompt cache: %s is empty; a new session starts\n", path);
-        return 1;
-    }
-    char err[512];
-    int n_saved = 0;
-    double t0 = bn_now_ms();
-    if (bn_session_load(c, path, kv_tokens, bn_context_n_ctx(c), &n_saved, err, sizeof err) != 0) {
-        fflush(stdout);
-        fprintf(stderr, "bitnet: warning: %s: %s; the prompt cache is ignored and the whole prompt "
-                "evaluated\n", path, err);
-        return 1;
-    }
-    int n_match = 0;
-    while (n_match < n_saved && n_match < n_prompt && kv_tokens[n_match] == prompt[n_match]) n_match++;
-    if (log)
-        fprintf(stderr, "prompt cache: loaded %d tokens from %s in %.2f ms; %d of the prompt's %d "
-                "tokens match\n", n_saved, path, bn_now_ms() - t0, n_match, n_prompt);
-    int save = n_match < n_prompt;
-    if (n_match == n_prompt) n_match--;
-    if (bn_context_truncate(c, n_match, err, sizeof err) != 0) {   /* n_match <= n_saved: cannot fail */
-        bn_context_reset(c);
-        n_match = 0;
-    }
-    *n_reuse = n_match;
-    return save;
-}
-
-/* Saves the first n cells. 0, or 1 after printing the error. */
-static int cache_save(const bn_cli_opts *o, const bn_context *c, const int32_t *kv_tokens, int n) {
-    char err[512];
-    double t0 = bn_now_ms();
-    if (bn_session_save(c, o->prompt_cache, kv_tokens, n, err, sizeof err) != 0)
-        return bn_err("%s: cannot save the prompt cache: %s", o->prompt_cache, err);
-    if (!o->log_disable)
-        fprintf(stderr, "prompt cache: saved %d tokens to %s in %.2f ms\n", n, o->prompt_cache,
-                bn_now_ms() - t0);
-    return 0;
-}
 
 static void print_timing(const char *what, double ms, int n, const char *unit) {
     fprintf(stderr, "bitnet: %16s = %10.2f ms / %5d %-6s (%8.2f ms per token, %8.2f tokens per second)\n",
@@ -107,17 +17,17 @@ static void print_timing(const char *what, double ms, int n, const char *unit) {
 }
 
 int bn_cmd_generate(const bn_cli_opts *o) {
-    /* llama-cli refuses --prompt-cache-all in interactive mode; the chat
-     * here keeps no session file at all (yet) */
-    if (o->cnv && o->prompt_cache)
-        return bn_err("%s is not supported in chat mode (-cnv): the prompt cache is for one-shot "
-                      "generation", o->prompt_cache_all ? "--prompt-cache-all" : "--prompt-cache");
+    /* llama-cli refuses --prompt-cache-all in interactive mode: a chat's
+     * session file holds its system turn only */
+    if (o->cnv && o->prompt_cache_all)
+        return bn_err("--prompt-cache-all is not supported in chat mode (-cnv): the chat's prompt "
+                      "cache holds the system turn (--prompt-cache)");
     if (o->cnv) return bn_cmd_chat(o);
     if (o->system) return bn_err("-sys / --system-prompt needs -cnv (chat mode)");
     if (o->chat_template || o->chat_template_file)
         return bn_err("%s needs -cnv (chat mode)", o->chat_template ? "--chat-template" : "--chat-template-file");
 
-    if (o->prompt_cache && !o->prompt_cache_ro && cache_path_writable(o->prompt_cache) != 0) return 1;
+    if (o->prompt_cache && !o->prompt_cache_ro && bn_cli_cache_check_path(o->prompt_cache) != 0) return 1;
     size_t len = 0;
     char *text = bn_cli_prompt_text(o, &len);
     if (!text) return 1;
@@ -167,7 +77,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     }
     char err[256];
     int n_reuse = 0, save_prompt = 0;
-    if (o->prompt_cache) save_prompt = cache_load(o, c, prompt, n_prompt, kv_tokens, &n_reuse);
+    if (o->prompt_cache) save_prompt = bn_cli_cache_load(o, c, prompt, n_prompt, 1, kv_tokens, &n_reuse);
     double t0 = bn_now_ms();
     if (bn_decode(c, prompt + n_reuse, n_prompt - n_reuse, 0, err, sizeof err) != 0) {
         bn_err("decoding the prompt: %s", err);
@@ -176,7 +86,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     double t_prompt = bn_now_ms() - t0;
     if (o->prompt_cache) {
         memcpy(kv_tokens, prompt, (size_t)n_prompt * sizeof *kv_tokens);
-        if (save_prompt && !o->prompt_cache_ro && cache_save(o, c, kv_tokens, n_prompt) != 0) goto done;
+        if (save_prompt && !o->prompt_cache_ro && bn_cli_cache_save(o, c, kv_tokens, n_prompt) != 0) goto done;
     }
 
     bn_detok dt;
@@ -240,7 +150,7 @@ int bn_cmd_generate(const bn_cli_opts *o) {
     if (o->prompt_cache_all && !o->prompt_cache_ro) {
         if (shift.n_shifts > 0)
             fprintf(stderr, "prompt cache: the context shifted; %s is left as it was\n", o->prompt_cache);
-        else if (cache_save(o, c, kv_tokens, bn_context_n_past(c)) != 0)
+        else if (bn_cli_cache_save(o, c, kv_tokens, bn_context_n_past(c)) != 0)
             goto done;
     }
     if (o->no_perf) {
