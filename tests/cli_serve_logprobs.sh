@@ -271,6 +271,35 @@ if "logprobs" not in off or off["logprobs"] is not None: fail("logprobs false: %
 EOF
 check "chat logprobs" "$TMP/chat.py" "$TMP" "$TMP/chat.json" "$TMP/chat_stream.txt" "$TMP/chat_off.json"
 
+# ---- tokens that are not UTF-8 on their own: completions' "bytes:\xNN" form ------------
+# (a 4-byte character and CJK split over byte-level BPE tokens, echoed)
+post "$URL_CHAT" /v1/completions '{"prompt":"Music: \ud834\udd1e \u6f22\u5b57!","max_tokens":0,"logprobs":3,"echo":true}' \
+    "$TMP/bytes.json"
+[ "$code" = 200 ] || fail "echo of split characters: status $code: $(head -c 300 "$TMP/bytes.json")"
+cat >"$TMP/bytes.py" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from lib import *
+r = load(sys.argv[2])
+toks = r["choices"][0]["logprobs"]["tokens"]
+def raw(t):
+    if not t.startswith("bytes:"): return t.encode()
+    parts = t[6:].split("\\x")
+    if parts[0] != "" or any(len(p) != 2 for p in parts[1:]): fail("bad bytes: token %r" % t)
+    return bytes(int(p, 16) for p in parts[1:])
+joined = b"".join(raw(t) for t in toks)
+want = "Music: \U0001d11e \u6f22\u5b57!".encode()
+if not joined.endswith(want) or joined[:-len(want)] not in (b"", b"<|begin_of_text|>"):
+    fail("the tokens %r make %r" % (toks, joined))
+if not any(t.startswith("bytes:") for t in toks): fail("no token in the bytes: form: %r" % toks)
+if r["choices"][0]["text"] != "Music: \U0001d11e \u6f22\u5b57!": fail("echo text %r" % r["choices"][0]["text"])
+# text_offset: a piece inside a character has that character's offset
+offs = r["choices"][0]["logprobs"]["text_offset"]
+if offs[-12:] != [7, 7, 7, 7, 8, 9, 9, 9, 10, 10, 10, 11] and "bytes:\\x9d" in toks:
+    fail("text_offset of split characters: %r" % offs)
+EOF
+check "bytes: tokens" "$TMP/bytes.py" "$TMP" "$TMP/bytes.json"
+
 # ---- bad values: 400 with OpenAI's error shape -------------------------------------------
 bad() {  # bad URL PATH BODY: expects 400 invalid_request_error
     post "$1" "$2" "$3" "$TMP/bad.json"

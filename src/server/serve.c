@@ -677,10 +677,12 @@ static void completion_logprobs_json(bn_jbuf *b, const bn_tokenizer *t, const bn
     }
     for (int i = from; i < to; i++) {
         if (i > from) bn_jbuf_puts(b, ",");
-        if (i < n_prompt_lp) {
+        if (i < n_prompt_lp) {      /* a piece that starts inside a character: that character's */
             char p[1024];
-            bn_jbuf_printf(b, "%zu", prompt_chars);
-            prompt_chars += count_chars(p, (size_t)echo_piece(t, j->lp[i].id, p, (int)sizeof p));
+            const int n = echo_piece(t, j->lp[i].id, p, (int)sizeof p);
+            const int inside = n > 0 && ((unsigned char)p[0] & 0xC0) == 0x80 && prompt_chars > 0;
+            bn_jbuf_printf(b, "%zu", prompt_chars - (size_t)inside);
+            prompt_chars += count_chars(p, (size_t)n);
             continue;
         }
         const size_t start = j->lp[i].start < j->len ? j->lp[i].start : j->len;
