@@ -222,6 +222,28 @@ if (toks, tlp, top, off) != (p["tokens"], p["token_logprobs"], p["top_logprobs"]
     fail("streamed logprobs differ:\n%r\n%r" % ((toks, tlp, off), (p["tokens"], p["token_logprobs"], p["text_offset"])))
 EOF
 check "completion stream" "$TMP/stream.py" "$TMP" "$TMP/s_plain.json" "$TMP/s_stream.txt"
+# with a stop string that starts inside a token (made from the greedy tokens
+# above): that token stays, the later ones are left out, streamed or not
+stop=$(python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["choices"][0]["logprobs"]["tokens"]
+i = next(i for i in range(1, len(t) - 1) if len(t[i]) >= 2)
+print(json.dumps(t[i][1:] + t[i + 1]))' "$TMP/c.json")
+B="{\"prompt\":\"$P\",\"max_tokens\":16,\"temperature\":0,\"logprobs\":2,\"stop\":[$stop]"
+post "$URL_F16" /v1/completions "$B}" "$TMP/t_plain.json"
+post "$URL_F16" /v1/completions "$B,\"stream\":true}" "$TMP/t_stream.txt" -N
+check "completion stream with stop" "$TMP/stream.py" "$TMP" "$TMP/t_plain.json" "$TMP/t_stream.txt"
+cat >"$TMP/stop.py" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from lib import *
+ch = load(sys.argv[2])["choices"][0]
+toks = ch["logprobs"]["tokens"]
+if ch["finish_reason"] != "stop": fail("no stop string met: %r" % ch)
+if not ch["text"].startswith("".join(toks[:-1])) or not "".join(toks).startswith(ch["text"]):
+    fail("tokens %r against the text %r cut at its stop string" % (toks, ch["text"]))
+EOF
+check "logprobs with a stop string" "$TMP/stop.py" "$TMP" "$TMP/t_plain.json"
 
 # ---- chat: logprobs true, top_logprobs 3; streamed the same -----------------------------
 C='{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":24,"temperature":0,"logprobs":true,"top_logprobs":3'
