@@ -381,6 +381,7 @@ typedef struct bn_serve_params {
     size_t max_body;                /* request body bytes (413 beyond) */
     int type_k, type_v;             /* KV cache types of every slot (enum bn_kv_type) */
     const char *chat_template;      /* NULL: the model's; else as bn_chat_new_template */
+    int no_slots;                   /* 1: GET /slots answers 501 (llama-server's --no-slots) */
 } bn_serve_params;
 
 /* Runs until SIGINT or SIGTERM. Logs to stderr, among them one line

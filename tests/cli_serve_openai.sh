@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The official `openai` npm package talks to `bitnet serve`: chat and text
-# completions, plain and streamed, equal to the server's own answers; model
-# list; its error classes for 401 and 400 (tests/serve/openai_client.mjs).
+# completions, plain and streamed, equal to the server's own answers; chat
+# logprobs; model list; its error classes for 401 and 400 (tests/serve/openai_client.mjs).
 # Skipped (77) without node or npm, or when npm cannot fetch the package.
 # usage: bash cli_serve_openai.sh BUILD_DIR SOURCE_DIR
 . "$(dirname "$0")/lib_cli.sh" "$@"

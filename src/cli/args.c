@@ -117,6 +117,7 @@ enum flag_id {
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
+    F_NO_SLOTS, F_SLOTS,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
     F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK,
     F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE, F_PROMPT_CACHE, F_PROMPT_CACHE_ALL, F_PROMPT_CACHE_RO
@@ -187,6 +188,8 @@ static const struct flag {
     {"-a", "--alias", 1, BN_CMD_SERVE, F_ALIAS},
     {"--timeout", "-to", 1, BN_CMD_SERVE, F_TIMEOUT},
     {"--max-conns", NULL, 1, BN_CMD_SERVE, F_MAX_CONNS},
+    {"--no-slots", NULL, 0, BN_CMD_SERVE, F_NO_SLOTS},
+    {"--slots", NULL, 0, BN_CMD_SERVE, F_SLOTS},
     {"-ub", "--ubatch-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_BENCH, F_UBATCH},
     {"--no-display-prompt", NULL, 0, BN_CMD_GENERATE, F_NO_DISPLAY_PROMPT},
     {"--verbose-prompt", NULL, 0, BN_CMD_GENERATE, F_VERBOSE_PROMPT},
@@ -369,6 +372,8 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_ALIAS: o->alias = v; return 0;
     case F_TIMEOUT: return bn_parse_int(flag, v, 1, 3600, &o->timeout);
     case F_MAX_CONNS: return bn_parse_int(flag, v, 1, 4096, &o->max_conns);
+    case F_NO_SLOTS: o->no_slots = 1; return 0;
+    case F_SLOTS: o->no_slots = 0; return 0;
     case F_UBATCH: return bn_parse_int(flag, v, 1, 1 << 16, &o->n_ubatch);
     case F_NO_DISPLAY_PROMPT: o->no_display_prompt = 1; return 0;
     case F_VERBOSE_PROMPT: o->verbose_prompt = 1; return 0;
@@ -587,6 +592,8 @@ void bn_print_usage(FILE *f) {
 "  --timeout N               seconds to receive a whole request, or to wait on an\n"
 "                            idle connection (default 30)\n"
 "  --max-conns N             open connections at once; more get 503 (default 64)\n"
+"  --no-slots                GET /slots answers 501 (it shows what each slot runs and\n"
+"                            its sampling parameters; on by default, as llama-server)\n"
 "  --chat-template NAME      the chat format of /v1/chat/completions (as for -cnv)\n"
 "\n"
 "errors (one line 'bitnet: error: ...' on stderr, non-zero exit status):\n"

@@ -44,6 +44,7 @@ int bn_cmd_serve(const bn_cli_opts *o) {
     p.max_body = 1 << 20;
     p.type_k = o->type_k;
     p.type_v = o->type_v;
+    p.no_slots = o->no_slots;
     char *tmpl_owned = NULL;
     if (bn_cli_chat_template(o, &p.chat_template, &tmpl_owned) != 0) {
         bn_model_free(m);

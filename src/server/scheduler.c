@@ -9,6 +9,9 @@
  *   3. one step: the next token of every generating slot in one forward
  *      pass (bn_decode_multi), then each slot samples from its own logits.
  *
+ * A job that asks for log-probabilities gets them here, on the driver,
+ * from the logits of each step (record_lp); see scheduler.h.
+ *
  * A slot's life follows src/cli/generate.c step by step so that results
  * match `bitnet -p`: same sampler, penalty history and stop rules, and the
  * default numerics give a prompt the same bits in chunks as in one batch.
@@ -27,6 +30,11 @@
  * streams costs about as much as a few dozen prompt tokens in a batch. */
 #define PREFILL_CHUNK 64
 
+/* Rows of logits a slot's bn_decode keeps at once: an echo job's prompt
+ * (every position's log-probabilities) is decoded in chunks of this many
+ * tokens, so its logits never take more than ECHO_ROWS x n_vocab floats. */
+#define ECHO_ROWS 16
+
 enum slot_state { SLOT_FREE, SLOT_PREFILL, SLOT_GENERATE };
 
 typedef struct slot {
@@ -41,6 +49,8 @@ typedef struct slot {
     int32_t next;                   /* the token the next step decodes */
     int32_t *cached;                /* the tokens in its KV cache, n_ctx room */
     int n_cached;                   /* = bn_context_n_past(ctx) */
+    int pub_cached;                 /* n_cached for GET /slots, under the sched's mu */
+    int32_t *exact_ids;             /* a logprobs job's exact-head rows: n_eog + n_ctx + 2 */
     uint64_t last_used;             /* when its last job ended (the sched's clock) */
     int hit_stop;                   /* a stop string ended the text */
     double t0;                      /* when the prompt, then the generation, started */
@@ -58,6 +68,7 @@ struct bn_sched {
     int32_t *batch_tok;
     int *batch_slot;
     int step_rows;                  /* rows bn_decode_multi takes at once */
+    int out_rows;                   /* rows of logits one bn_decode keeps (echo chunks) */
     pthread_t driver;
     int started;
 
@@ -101,10 +112,40 @@ int bn_job_init(bn_sched *s, bn_job *j, int32_t *prompt, int n_prompt) {
     return 0;
 }
 
+int bn_job_logprobs(bn_sched *s, bn_job *j, int n_top, int echo) {
+    /* every token the job can give: as bn_job_init, capped by n_predict */
+    size_t most = (size_t)(s->n_ctx - j->n_prompt + 1);
+    if (j->n_predict >= 0 && (size_t)j->n_predict < most) most = (size_t)j->n_predict;
+    const size_t cap = most + (echo ? (size_t)j->n_prompt : 0);
+    if (n_top < 0) n_top = 0;
+    if (n_top > BN_SCHED_MAX_TOP) n_top = BN_SCHED_MAX_TOP;
+    j->lp = malloc((cap + 1) * sizeof *j->lp);
+    j->lp_top_id = malloc((cap * (size_t)n_top + 1) * sizeof *j->lp_top_id);
+    j->lp_top = malloc((cap * (size_t)n_top + 1) * sizeof *j->lp_top);
+    if (!j->lp || !j->lp_top_id || !j->lp_top) {
+        free(j->lp);
+        free(j->lp_top_id);
+        free(j->lp_top);
+        j->lp = NULL;
+        j->lp_top_id = NULL;
+        j->lp_top = NULL;
+        return -1;
+    }
+    j->lp_cap = (int)cap;
+    j->n_top = n_top;
+    j->echo = echo;
+    j->logprobs = 1;
+    if (echo) j->no_cache = 1;      /* every prompt position's logits are needed */
+    return 0;
+}
+
 void bn_job_destroy(bn_job *j) {
     if (!j->text) return;
     free(j->prompt);
     free(j->text);
+    free(j->lp);
+    free(j->lp_top_id);
+    free(j->lp_top);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     memset(j, 0, sizeof *j);
@@ -185,6 +226,72 @@ static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
     return 0;
 }
 
+/* ---- log-probabilities --------------------------------------------------------- */
+
+/* Record i of the job: the log-probability of token id under the logits
+ * row l, and the n_top largest, as log-softmax over the whole vocabulary
+ * (docs/ARCHITECTURE.md, Log-probabilities): l - max - log(sum exp(l -
+ * max)), the sum in double. l NULL: the prompt's first token, which has
+ * none (NaN, no alternatives). The caller publishes it (n_lp, under mu). */
+static void record_lp(const bn_sched *s, bn_job *j, int i, const float *l, int32_t id) {
+    const int V = s->n_vocab, n_top = j->n_top;
+    int32_t *top_id = j->lp_top_id + (size_t)i * (size_t)n_top;
+    float *top = j->lp_top + (size_t)i * (size_t)n_top;
+    j->lp[i].id = id;
+    j->lp[i].start = j->lp[i].end = 0;
+    if (!l) {
+        j->lp[i].logprob = NAN;
+        return;
+    }
+    float max = l[0];
+    for (int m = 1; m < V; m++)
+        if (l[m] > max) max = l[m];
+    double sum = 0.0;
+    for (int m = 0; m < V; m++) sum += (double)expf(l[m] - max);
+    const double norm = (double)max + log(sum);     /* NaN or inf logits give NaN: null */
+    /* the n_top largest, kept in order (largest first, equal ones by id) */
+    int n = 0;
+    for (int m = 0; m < V && n_top > 0; m++) {
+        if (n == n_top && !(l[m] > l[top_id[n - 1]])) continue;
+        int k = n < n_top ? n++ : n - 1;
+        while (k > 0 && l[m] > l[top_id[k - 1]]) {
+            top_id[k] = top_id[k - 1];
+            k--;
+        }
+        top_id[k] = m;
+    }
+    for (int k = 0; k < n; k++) top[k] = (float)((double)l[top_id[k]] - norm);
+    j->lp[i].logprob = (float)((double)l[id] - norm);
+}
+
+/* The logits a logprobs job's next bn_decode must get exact (the exact
+ * head, docs/NUMERICS.md, Exact head): those its sampler reads (its largest
+ * k and its penalty window), the banned EOG ids with ignore_eos, and the
+ * n_top largest; every logit while an echo job decodes its prompt. Other
+ * jobs tie their sampler to the context instead (slot_start). */
+static void slot_exact_request(bn_sched *s, slot *sl, int every) {
+    bn_job *j = sl->job;
+    if (!j->logprobs) return;
+    if (every) {
+        bn_context_set_exact_head(sl->ctx, 0, NULL, 0, NULL, 0);
+        return;
+    }
+    const int32_t *win;
+    int n_win;
+    int k = bn_sampler_logits_needed(sl->smp, &win, &n_win);
+    if (k > 0 && k < j->n_top) k = j->n_top;
+    int n = 0;
+    if (j->ignore_eos) {
+        memcpy(sl->exact_ids, s->eog, (size_t)s->n_eog * sizeof *s->eog);
+        n = s->n_eog;
+    }
+    if (n_win > s->n_ctx + 2) n_win = s->n_ctx + 2;     /* never: the history is the context */
+    memcpy(sl->exact_ids + n, win, (size_t)n_win * sizeof *win);
+    n += n_win;
+    if (n >= s->n_vocab) k = n = 0;     /* as many rows as the vocabulary: compute them all */
+    bn_context_set_exact_head(sl->ctx, k, sl->exact_ids, n, NULL, 0);
+}
+
 /* ---- a slot's life ----------------------------------------------------------- */
 
 /* The prompt tokens a job can take from the slot's cache: their common
@@ -213,15 +320,19 @@ static const char *slot_start(bn_sched *s, slot *sl, bn_job *j) {
     if (bn_context_truncate(sl->ctx, keep, NULL, 0) != 0) bn_context_reset(sl->ctx);
     sl->n_cached = bn_context_n_past(sl->ctx);
     sl->n_fed = j->n_cached = sl->n_cached;
+    pthread_mutex_lock(&s->mu);
+    sl->pub_cached = sl->n_cached;
+    pthread_mutex_unlock(&s->mu);
     bn_sampler_params sp = j->sp;
     if (sp.repeat_last_n < 0) sp.repeat_last_n = s->n_ctx;
     sl->smp = bn_sampler_new(&sp, s->n_vocab);
     if (!sl->smp) return job_fail(j, "out of memory (sampler)", "");
     j->seed = bn_sampler_seed(sl->smp);
     /* The exact head computes the logits this sampler reads (banned EOG ids
-     * with ignore_eos leave top-k others exact). */
+     * with ignore_eos leave top-k others exact); a logprobs job asks before
+     * each decode (slot_exact_request). */
     bn_context_set_exact_head(sl->ctx, 0, s->eog, j->ignore_eos ? s->n_eog : 0, NULL, 0);
-    bn_context_set_sampler(sl->ctx, sl->smp);
+    if (!j->logprobs) bn_context_set_sampler(sl->ctx, sl->smp);
     sl->longest = 0;
     for (int i = 0; i < j->n_stop; i++)
         if (strlen(j->stop[i]) > sl->longest) sl->longest = strlen(j->stop[i]);
@@ -246,10 +357,18 @@ static const char *slot_sample(bn_sched *s, slot *sl) {
     int32_t id = bn_sampler_sample(sl->smp, logits);
     bn_sampler_accept(sl->smp, id);
     if (bn_token_is_eog(s->tok, id)) return "stop";
+    /* its record: the model's own logits (the EOG ids not banned) */
+    const int rec = j->logprobs ? (j->echo ? j->n_prompt : 0) + j->n_gen : -1;
+    if (rec >= 0 && rec < j->lp_cap) record_lp(s, j, rec, bn_get_logits(sl->ctx, -1), id);
     char piece[512];
     int np = bn_detok_push(&sl->dt, id, piece, (int)sizeof piece);
     pthread_mutex_lock(&j->mu);
     j->n_gen++;
+    if (rec >= 0 && rec < j->lp_cap) {
+        j->lp[rec].start = j->len;
+        j->lp[rec].end = j->len + (size_t)(np > 0 ? np : 0);
+        j->n_lp = rec + 1;
+    }
     int hit = append_piece(j, piece, np, sl->longest);
     int cancelled = j->cancelled;
     pthread_cond_broadcast(&j->cv);
@@ -283,6 +402,7 @@ static void slot_end(bn_sched *s, slot *sl, const char *reason) {
     pthread_mutex_lock(&s->mu);
     sl->job = NULL;
     sl->state = SLOT_FREE;
+    sl->pub_cached = sl->n_cached;
     sl->last_used = ++s->clock;
     s->st.busy--;
     s->st.jobs_done++;
@@ -298,7 +418,9 @@ static void slot_prompt_done(bn_sched *s, slot *sl) {
     double t = now_ms();
     sl->job->t_prompt_ms = t - sl->t0;
     sl->t0 = t;
+    pthread_mutex_lock(&s->mu);     /* GET /slots reads the state */
     sl->state = SLOT_GENERATE;
+    pthread_mutex_unlock(&s->mu);
     const char *reason = slot_sample(s, sl);
     if (reason) slot_end(s, sl, reason);
 }
@@ -368,16 +490,29 @@ static void prefill(bn_sched *s) {
         }
         int n = j->n_prompt - sl->n_fed;
         if (n > budget) n = budget;
+        const int echo = j->logprobs && j->echo;
+        if (echo && n > s->out_rows) n = s->out_rows;  /* every row's logits kept */
         budget -= n;
         char err[256];
         double t0 = now_ms();
-        int rc = bn_decode(sl->ctx, j->prompt + sl->n_fed, n, 0, err, sizeof err);
+        slot_exact_request(s, sl, echo);
+        int rc = bn_decode(sl->ctx, j->prompt + sl->n_fed, n, echo, err, sizeof err);
         pthread_mutex_lock(&s->mu);
         s->st.prompt_ms += now_ms() - t0;
         pthread_mutex_unlock(&s->mu);
         if (rc != 0) {
             slot_end(s, sl, job_fail(j, "decoding the prompt: ", err));
             continue;
+        }
+        if (echo) {                 /* row r predicts prompt token n_fed + r + 1 */
+            if (sl->n_fed == 0) record_lp(s, j, 0, NULL, j->prompt[0]);
+            for (int r = 0; r < n && sl->n_fed + r + 1 < j->n_prompt; r++) {
+                const int t = sl->n_fed + r + 1;
+                record_lp(s, j, t, bn_get_logits(sl->ctx, r), j->prompt[t]);
+            }
+            pthread_mutex_lock(&j->mu);
+            j->n_lp = sl->n_fed + n + 1 < j->n_prompt ? sl->n_fed + n + 1 : j->n_prompt;
+            pthread_mutex_unlock(&j->mu);
         }
         memcpy(sl->cached + sl->n_cached, j->prompt + sl->n_fed, (size_t)n * sizeof *sl->cached);
         sl->n_cached += n;
@@ -392,6 +527,7 @@ static void step(bn_sched *s) {
     for (int i = 0; i < s->n_slots; i++) {
         slot *sl = &s->slots[i];
         if (sl->state != SLOT_GENERATE) continue;
+        slot_exact_request(s, sl, 0);
         s->batch[n] = sl->ctx;
         s->batch_tok[n] = sl->next;
         s->batch_slot[n++] = i;
@@ -443,6 +579,36 @@ static void *driver(void *arg) {
     }
 }
 
+int bn_sched_n_slots(const bn_sched *s) {
+    return s->n_slots;
+}
+
+void bn_sched_slot_get(bn_sched *s, int i, bn_sched_slot_info *out) {
+    memset(out, 0, sizeof *out);
+    out->id = i;
+    out->n_ctx = s->n_ctx;
+    out->n_probs = -1;
+    if (i < 0 || i >= s->n_slots) return;
+    /* under mu a running job cannot end (slot_end clears sl->job first) */
+    pthread_mutex_lock(&s->mu);
+    const slot *sl = &s->slots[i];
+    out->n_cached = sl->pub_cached;
+    bn_job *j = sl->job;
+    if (j) {
+        out->state = sl->state == SLOT_GENERATE ? 2 : 1;
+        out->task = j->id;
+        out->n_prompt = j->n_prompt;
+        out->n_predict = j->n_predict;
+        out->ignore_eos = j->ignore_eos;
+        out->n_probs = j->logprobs ? j->n_top : -1;
+        out->sp = j->sp;
+        pthread_mutex_lock(&j->mu);
+        out->n_decoded = j->n_gen;
+        pthread_mutex_unlock(&j->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 void bn_sched_stats_get(bn_sched *s, bn_sched_stats *out) {
     pthread_mutex_lock(&s->mu);
     *out = s->st;
@@ -491,7 +657,7 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int t
     bn_context_params cp = bn_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
-    cp.n_outputs_max = n_slots;
+    cp.n_outputs_max = n_slots > ECHO_ROWS ? n_slots : ECHO_ROWS;
     cp.type_k = type_k;             /* the sequences take slot 0's types */
     cp.type_v = type_v;
     if (cp.n_batch < n_slots) cp.n_batch = n_slots;
@@ -502,7 +668,10 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int t
                          : bn_context_new_sequence(s->slots[0].ctx, e, sizeof e);
         sl->logits = malloc((size_t)s->n_vocab * sizeof *sl->logits);
         sl->cached = sl->ctx ? malloc((size_t)bn_context_n_ctx(sl->ctx) * sizeof *sl->cached) : NULL;
-        if (!sl->ctx || !sl->logits || !sl->cached) {
+        sl->exact_ids = sl->ctx ? malloc(((size_t)s->n_eog + (size_t)bn_context_n_ctx(sl->ctx) + 2) *
+                                         sizeof *sl->exact_ids)
+                                : NULL;
+        if (!sl->ctx || !sl->logits || !sl->cached || !sl->exact_ids) {
             snprintf(err, errlen, "slot %d: %s", i, sl->ctx ? "out of memory" : e);
             bn_sched_free(s);
             return NULL;
@@ -511,6 +680,7 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int t
     s->n_ctx = bn_context_n_ctx(s->slots[0].ctx);
     /* a context keeps at most n_ctx rows of logits (context.c) */
     s->step_rows = n_slots < s->n_ctx ? n_slots : s->n_ctx;
+    s->out_rows = ECHO_ROWS < s->n_ctx ? ECHO_ROWS : s->n_ctx;
     if (pthread_create(&s->driver, NULL, driver, s) != 0) {
         snprintf(err, errlen, "cannot start the scheduler thread");
         bn_sched_free(s);
@@ -540,6 +710,7 @@ void bn_sched_free(bn_sched *s) {
         bn_context_free(s->slots[i].ctx);
         free(s->slots[i].logits);
         free(s->slots[i].cached);
+        free(s->slots[i].exact_ids);
     }
     free(s->slots);
     free(s->batch);

@@ -19,7 +19,15 @@
  * sampler and seed, penalty history, stop rules), and bn_decode_multi gives
  * every row the bits of that sequence decoded alone, so a request gives
  * the text the CLI gives with the same seed and parameters, whatever else
- * runs beside it. */
+ * runs beside it.
+ *
+ * Log-probabilities (OpenAI's "logprobs"): a job that asks gets, for each
+ * generated token, log-softmax of the model's logits at that step
+ * (temperature 1, before the sampler's filters and penalties) for the
+ * token and its n_top most likely alternatives; with echo, the prompt's
+ * tokens too. The driver computes them from the logits it owns and the
+ * connection formats them (docs/ARCHITECTURE.md, Log-probabilities). A
+ * job without them costs nothing more. */
 #ifndef BN_SCHEDULER_H
 #define BN_SCHEDULER_H
 
@@ -28,6 +36,18 @@
 #include <stdint.h>
 
 #include "bitnet.h"
+
+#define BN_SCHED_MAX_TOP 20         /* alternatives per token (OpenAI's top_logprobs) */
+
+/* One token's log-probability. The text of a generated token is
+ * text[start, end) as the token appended it (before a stop string cut
+ * it); the bytes an incomplete UTF-8 character held back come with the
+ * token that completes it, so a token may have start == end. */
+typedef struct bn_token_lp {
+    int32_t id;
+    float logprob;                  /* NAN for the prompt's first token (nothing before it) */
+    size_t start, end;              /* generated tokens only */
+} bn_token_lp;
 
 typedef struct bn_job bn_job;
 struct bn_job {
@@ -41,6 +61,10 @@ struct bn_job {
     int n_stop;
     int no_cache;                   /* 1: decode the whole prompt, whatever the slot's
                                        cache holds ("cache_prompt": false) */
+    uint64_t id;                    /* the request's number (GET /slots shows it) */
+    int logprobs;                   /* set by bn_job_logprobs: record log-probabilities */
+    int n_top;                      /* alternatives per token, 0 .. BN_SCHED_MAX_TOP */
+    int echo;                       /* the prompt's tokens too (its whole prompt decoded) */
 
     /* ---- the result: guarded by mu, signalled on cv ---- */
     pthread_mutex_t mu;
@@ -59,6 +83,12 @@ struct bn_job {
     double t_prompt_ms, t_gen_ms;
     int n_cached;                   /* prompt tokens found in the slot's cache (not decoded) */
     int n_dropped;                  /* chat messages the server left out to fit (serve.c) */
+    bn_token_lp *lp;                /* [lp_cap]: with echo the n_prompt prompt tokens,
+                                       then one per generated token (not the EOG) */
+    int32_t *lp_top_id;             /* [lp_cap * n_top]: record i's alternatives, most */
+    float *lp_top;                  /*   likely first (equal ones by id) */
+    int lp_cap;
+    int n_lp;                       /* records complete (read it under mu) */
 
     bn_job *queue_next;
 };
@@ -91,8 +121,27 @@ void bn_sched_stats_get(bn_sched *s, bn_sched_stats *out);
  * (the job is then empty and the prompt freed). */
 int bn_job_init(bn_sched *s, bn_job *j, int32_t *prompt, int n_prompt);
 void bn_job_destroy(bn_job *j);     /* after done */
+/* Asks for log-probabilities (after bn_job_init, with n_predict set):
+ * n_top alternatives per token (0 .. BN_SCHED_MAX_TOP), and with echo the
+ * prompt's tokens too (then the whole prompt is decoded, not taken from
+ * the slot's cache). Sizes the records for every token the job can give.
+ * 0, or -1 on out of memory (the job is then without them). */
+int bn_job_logprobs(bn_sched *s, bn_job *j, int n_top, int echo);
 
 /* Queues the job; the driver gives it a slot in order. */
 void bn_sched_submit(bn_sched *s, bn_job *j);
+
+/* What a slot is doing, for GET /slots (llama-server's, in part). */
+typedef struct bn_sched_slot_info {
+    int id, n_ctx;
+    int state;                      /* 0 idle, 1 decoding the prompt, 2 generating */
+    int n_cached;                   /* tokens in its KV cache when it last changed hands */
+    /* the running job's (state != 0) */
+    uint64_t task;
+    int n_prompt, n_decoded, n_predict, ignore_eos, n_probs;   /* n_probs -1: no logprobs */
+    bn_sampler_params sp;
+} bn_sched_slot_info;
+int bn_sched_n_slots(const bn_sched *s);
+void bn_sched_slot_get(bn_sched *s, int i, bn_sched_slot_info *out);
 
 #endif

@@ -252,6 +252,8 @@ typedef struct gen_opts {
     int cache_prompt;               /* reuse the slot's cached prompt start (default 1) */
     const char *stop[MAX_STOP];
     int n_stop;
+    int logprobs, n_top;            /* log-probabilities, and alternatives per token */
+    int echo;                       /* completions: the prompt before the text */
 } gen_opts;
 
 static int parse_gen_opts(req_ctx *r, gen_opts *g) {
@@ -296,6 +298,35 @@ static int parse_gen_opts(req_ctx *r, gen_opts *g) {
     } else if (st && st->type != BN_JSON_NULL) {
         return bad_field(r, "stop", "must be a string or an array of strings");
     }
+    return 0;
+}
+
+/* OpenAI's log-probability options. Chat: "logprobs" true/false and
+ * "top_logprobs" 0..20, which needs logprobs. Completions: "logprobs" N,
+ * the alternatives per token (0..20: OpenAI allows 5, llama-server more),
+ * and "echo". */
+static int parse_logprobs(req_ctx *r, int chat, gen_opts *g) {
+    g->logprobs = g->n_top = g->echo = 0;
+    if (chat) {
+        const bn_json *tl = bn_json_get(&r->doc, r->root, "top_logprobs");
+        if (get_bool(r, "logprobs", &g->logprobs) != 0 ||
+            get_int(r, "top_logprobs", 0, BN_SCHED_MAX_TOP, &g->n_top) != 0)
+            return -1;
+        if (tl && tl->type != BN_JSON_NULL && !g->logprobs)
+            return bad_field(r, "top_logprobs", "needs 'logprobs' set to true");
+        return 0;
+    }
+    const bn_json *lp = bn_json_get(&r->doc, r->root, "logprobs");
+    if (lp && (lp->type == BN_JSON_TRUE || lp->type == BN_JSON_FALSE)) {
+        g->logprobs = lp->type == BN_JSON_TRUE;     /* as a boolean: the tokens' own only */
+    } else {
+        int n = -1;
+        if (get_int(r, "logprobs", 0, BN_SCHED_MAX_TOP, &n) != 0) return -1;
+        g->logprobs = n >= 0;
+        g->n_top = n >= 0 ? n : 0;
+    }
+    if (get_bool(r, "echo", &g->echo) != 0) return -1;
+    if (g->echo && g->stream) return bad_field(r, "echo", "is not supported with 'stream'");
     return 0;
 }
 
@@ -512,9 +543,171 @@ static void usage_json(bn_jbuf *b, const bn_job *j) {
         bn_jbuf_printf(b, ",\"truncated\":true,\"messages_dropped\":%d", j->n_dropped);
 }
 
-/* One SSE event with the text piece (or the final one with finish). */
+/* ---- log-probabilities ---------------------------------------------------------- */
+/* The records' JSON (docs/ARCHITECTURE.md, Log-probabilities). A token is
+ * shown with its bytes, control tokens by their text. */
+static int token_piece(const bn_tokenizer *t, int32_t id, char *buf, int cap) {
+    const int n = bn_token_to_bytes(t, id, 1, buf, cap);
+    return n < 0 ? 0 : n > cap ? cap : n;
+}
+
+/* A prompt token's bytes as the echoed text holds them (control tokens ""). */
+static int echo_piece(const bn_tokenizer *t, int32_t id, char *buf, int cap) {
+    const int n = bn_token_to_bytes(t, id, 0, buf, cap);
+    return n < 0 ? 0 : n > cap ? cap : n;
+}
+
+static int utf8_valid(const char *p, int n) {
+    for (int i = 0; i < n;) {
+        const int k = bn_utf8_seq_len((const unsigned char *)p + i, (size_t)(n - i));
+        if (k == 0) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* Code points in p[0..n) (the text is UTF-8: its non-continuation bytes). */
+static size_t count_chars(const char *p, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* Chat: {"token","logprob","bytes"}; the token's text with U+FFFD for bytes
+ * that are not UTF-8 on their own (the bytes are all there). */
+static void chat_token_json(bn_jbuf *b, const bn_tokenizer *t, int32_t id, float logprob) {
+    char p[1024];
+    const int n = token_piece(t, id, p, (int)sizeof p);
+    bn_jbuf_puts(b, "{\"token\":");
+    bn_jbuf_str(b, p, (size_t)n);
+    bn_jbuf_puts(b, ",\"logprob\":");
+    bn_jbuf_num(b, (double)logprob);
+    bn_jbuf_puts(b, ",\"bytes\":[");
+    for (int i = 0; i < n; i++) bn_jbuf_printf(b, "%s%u", i ? "," : "", (unsigned)(unsigned char)p[i]);
+    bn_jbuf_puts(b, "]");
+}
+
+/* Chat: "logprobs":{"content":[...]} of records [from, to). */
+static void chat_logprobs_json(bn_jbuf *b, const bn_tokenizer *t, const bn_job *j, int from, int to) {
+    bn_jbuf_puts(b, "\"logprobs\":{\"content\":[");
+    for (int i = from; i < to; i++) {
+        if (i > from) bn_jbuf_puts(b, ",");
+        chat_token_json(b, t, j->lp[i].id, j->lp[i].logprob);
+        bn_jbuf_puts(b, ",\"top_logprobs\":[");
+        for (int k = 0; k < j->n_top; k++) {
+            const size_t at = (size_t)i * (size_t)j->n_top + (size_t)k;
+            if (k) bn_jbuf_puts(b, ",");
+            chat_token_json(b, t, j->lp_top_id[at], j->lp_top[at]);
+            bn_jbuf_puts(b, "}");
+        }
+        bn_jbuf_puts(b, "]}");
+    }
+    bn_jbuf_puts(b, "]}");
+}
+
+/* Completions: a token as a JSON string, its text, or when that is not
+ * UTF-8 on its own OpenAI's "bytes:\xNN..." (distinct keys in top_logprobs). */
+static void completion_token_str(bn_jbuf *b, const bn_tokenizer *t, int32_t id) {
+    char p[1024];
+    const int n = token_piece(t, id, p, (int)sizeof p);
+    if (utf8_valid(p, n)) {
+        bn_jbuf_str(b, p, (size_t)n);
+        return;
+    }
+    bn_jbuf_puts(b, "\"bytes:");
+    for (int i = 0; i < n; i++) bn_jbuf_printf(b, "\\\\x%02x", (unsigned)(unsigned char)p[i]);
+    bn_jbuf_puts(b, "\"");
+}
+
+/* Where text_offset stands: code points before the generated text (the
+ * echoed prompt's), and a cursor over the generated text (records come in
+ * text order). */
+typedef struct text_pos {
+    size_t base_chars;
+    size_t byte, chars;
+} text_pos;
+
+/* Completions: "logprobs":{"tokens","token_logprobs","top_logprobs",
+ * "text_offset"} of records [from, to). top_logprobs holds the n_top most
+ * likely and, as OpenAI's, the chosen token when it is not among them;
+ * the prompt's first token has null for both (nothing comes before it). */
+static void completion_logprobs_json(bn_jbuf *b, const bn_tokenizer *t, const bn_job *j, int from, int to,
+                                     text_pos *pos) {
+    const int n_prompt_lp = j->echo ? j->n_prompt : 0;
+    bn_jbuf_puts(b, "\"logprobs\":{\"tokens\":[");
+    for (int i = from; i < to; i++) {
+        if (i > from) bn_jbuf_puts(b, ",");
+        completion_token_str(b, t, j->lp[i].id);
+    }
+    bn_jbuf_puts(b, "],\"token_logprobs\":[");
+    for (int i = from; i < to; i++) {
+        if (i > from) bn_jbuf_puts(b, ",");
+        bn_jbuf_num(b, (double)j->lp[i].logprob);
+    }
+    bn_jbuf_puts(b, "],\"top_logprobs\":[");
+    for (int i = from; i < to; i++) {
+        if (i > from) bn_jbuf_puts(b, ",");
+        if (isnan(j->lp[i].logprob)) {
+            bn_jbuf_puts(b, "null");
+            continue;
+        }
+        bn_jbuf_puts(b, "{");
+        int has_own = 0;
+        for (int k = 0; k < j->n_top; k++) {
+            const size_t at = (size_t)i * (size_t)j->n_top + (size_t)k;
+            if (k) bn_jbuf_puts(b, ",");
+            completion_token_str(b, t, j->lp_top_id[at]);
+            bn_jbuf_puts(b, ":");
+            bn_jbuf_num(b, (double)j->lp_top[at]);
+            has_own |= j->lp_top_id[at] == j->lp[i].id;
+        }
+        if (!has_own) {
+            if (j->n_top) bn_jbuf_puts(b, ",");
+            completion_token_str(b, t, j->lp[i].id);
+            bn_jbuf_puts(b, ":");
+            bn_jbuf_num(b, (double)j->lp[i].logprob);
+        }
+        bn_jbuf_puts(b, "}");
+    }
+    bn_jbuf_puts(b, "],\"text_offset\":[");
+    size_t prompt_chars = 0;        /* the echoed prompt: the pieces as the echo writes them */
+    for (int i = 0; i < from && i < n_prompt_lp; i++) {
+        char p[1024];
+        prompt_chars += count_chars(p, (size_t)echo_piece(t, j->lp[i].id, p, (int)sizeof p));
+    }
+    for (int i = from; i < to; i++) {
+        if (i > from) bn_jbuf_puts(b, ",");
+        if (i < n_prompt_lp) {      /* a piece that starts inside a character: that character's */
+            char p[1024];
+            const int n = echo_piece(t, j->lp[i].id, p, (int)sizeof p);
+            const int inside = n > 0 && ((unsigned char)p[0] & 0xC0) == 0x80 && prompt_chars > 0;
+            bn_jbuf_printf(b, "%zu", prompt_chars - (size_t)inside);
+            prompt_chars += count_chars(p, (size_t)n);
+            continue;
+        }
+        const size_t start = j->lp[i].start < j->len ? j->lp[i].start : j->len;
+        if (start > pos->byte) {
+            pos->chars += count_chars(j->text + pos->byte, start - pos->byte);
+            pos->byte = start;
+        }
+        bn_jbuf_printf(b, "%zu", pos->base_chars + pos->chars);
+    }
+    bn_jbuf_puts(b, "]}");
+}
+
+/* Records of generated tokens that belong to the final text: those that
+ * gave it a byte, or none but end inside it (a stop string cut the rest). */
+static int lp_final_count(const bn_job *j) {
+    const int first_gen = j->echo ? j->n_prompt : 0;
+    int n = j->n_lp;
+    while (n > first_gen && !(j->lp[n - 1].start < j->len || j->lp[n - 1].end <= j->len)) n--;
+    return n;
+}
+
+/* One SSE event with the text piece (or the final one with finish), and
+ * the log-probabilities of records [lp_from, lp_to) when the job has them. */
 static void chunk_json(bn_jbuf *b, server *s, int chat, uint64_t id, const char *text, size_t n,
-                       const char *finish, const bn_job *j, int first) {
+                       const char *finish, const bn_job *j, int first, int lp_from, int lp_to, text_pos *pos) {
     bn_jbuf_puts(b, "data: ");
     bn_jbuf_printf(b, "{\"id\":\"%s-%llu\",\"object\":\"%s\",\"created\":%lld,\"model\":",
                    chat ? "chatcmpl" : "cmpl", (unsigned long long)id,
@@ -531,10 +724,16 @@ static void chunk_json(bn_jbuf *b, server *s, int chat, uint64_t id, const char 
             b->len--;               /* drop the comma after role */
         }
         bn_jbuf_puts(b, "},");
+        if (j->logprobs && !finish) chat_logprobs_json(b, s->tok, j, lp_from, lp_to);
+        else bn_jbuf_puts(b, "\"logprobs\":null");
+        bn_jbuf_puts(b, ",");
     } else {
         bn_jbuf_puts(b, "\"text\":");
         bn_jbuf_str(b, text, n);
-        bn_jbuf_puts(b, ",\"logprobs\":null,");
+        bn_jbuf_puts(b, ",");
+        if (j->logprobs && !finish) completion_logprobs_json(b, s->tok, j, lp_from, lp_to, pos);
+        else bn_jbuf_puts(b, "\"logprobs\":null");
+        bn_jbuf_puts(b, ",");
     }
     if (finish) bn_jbuf_printf(b, "\"finish_reason\":\"%s\"}]", finish);
     else bn_jbuf_puts(b, "\"finish_reason\":null}]");
@@ -570,7 +769,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
     gen_opts g;
     int32_t *ids = NULL;
     int n = 0;
-    if (parse_gen_opts(r, &g) != 0) goto bad;
+    if (parse_gen_opts(r, &g) != 0 || parse_logprobs(r, chat, &g) != 0) goto bad;
     const int n_ctx = bn_sched_n_ctx(s->sched);
     int dropped = 0;
     if (chat) {
@@ -581,8 +780,14 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
     } else {
         const bn_json *pr = bn_json_get(&r->doc, r->root, "prompt");
         if (pr && pr->type == BN_JSON_ARRAY && pr->n == 1 &&
-            bn_json_first(&r->doc, pr)->type == BN_JSON_STRING)
-            pr = bn_json_first(&r->doc, pr);    /* ["text"]: one prompt */
+            (bn_json_first(&r->doc, pr)->type == BN_JSON_STRING ||
+             bn_json_first(&r->doc, pr)->type == BN_JSON_ARRAY))
+            pr = bn_json_first(&r->doc, pr);    /* ["text"] or [[ids]]: one prompt */
+        if (pr && pr->type == BN_JSON_ARRAY && pr->n > 1 && (bn_json_first(&r->doc, pr)->type == BN_JSON_STRING ||
+                                                            bn_json_first(&r->doc, pr)->type == BN_JSON_ARRAY)) {
+            snprintf(r->msg, sizeof r->msg, "'prompt' holds %d prompts: send one per request", pr->n);
+            goto bad;
+        }
         if (pr && pr->type == BN_JSON_STRING) {
             ids = tokenize(s->tok, pr->str, pr->len, bn_add_bos(s->tok), 1, &n);
             if (!ids) {
@@ -618,11 +823,18 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
     job.stop = g.stop;
     job.n_stop = g.n_stop;
     job.no_cache = !g.cache_prompt;
+    if (g.logprobs && bn_job_logprobs(s->sched, &job, g.n_top, g.echo) != 0) {
+        bn_job_destroy(&job);
+        respond_error(c, 500, "out of memory", NULL);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     uint64_t id = ++s->id_seq;
     s->completions++;
     pthread_mutex_unlock(&s->mu);
+    job.id = id;
     bn_sched_submit(s->sched, &job);
+    text_pos pos = {0, 0, 0};
 
     bn_jbuf b = {0};
     if (g.stream) {
@@ -632,16 +844,23 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
         count_response(c, 200);
         int ok = send_all(c, head, sizeof head - 1) == 0, first = 1;
         size_t sent = 0;
+        int lp_sent = 0;            /* records sent: those whose text is all sent */
         pthread_mutex_lock(&job.mu);
         for (;;) {
             wait_news(c, &job, sent);
             int done = job.done;
             size_t vis = job.visible;
-            if (ok && vis > sent) {
+            int lp_to = lp_sent;
+            if (job.logprobs && done) lp_to = lp_final_count(&job) > lp_sent ? lp_final_count(&job) : lp_sent;
+            else if (job.logprobs)
+                while (lp_to < job.n_lp && job.lp[lp_to].end <= vis) lp_to++;
+            if (ok && (vis > sent || lp_to > lp_sent)) {
                 b.len = 0;
-                chunk_json(&b, s, chat, id, job.text + sent, vis - sent, NULL, &job, first);
+                chunk_json(&b, s, chat, id, job.text + sent, vis - sent, NULL, &job, first, lp_sent, lp_to,
+                           &pos);
                 first = 0;
                 sent = vis;
+                lp_sent = lp_to;
                 pthread_mutex_unlock(&job.mu);
                 ok = !b.oom && send_all(c, b.data, b.len) == 0;
                 pthread_mutex_lock(&job.mu);
@@ -650,7 +869,10 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
             /* The client is gone: skip the text, or wait_news would return at
              * once forever, holding job.mu, which the scheduler's driver (one
              * thread for every slot) needs to end the job. */
-            if (!ok) sent = vis;
+            if (!ok) {
+                sent = vis;
+                lp_sent = lp_to;
+            }
             if (done) break;
         }
         pthread_mutex_unlock(&job.mu);
@@ -661,7 +883,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
                 error_json(&b, 500, job.error);
                 bn_jbuf_puts(&b, "\n\n");
             } else {
-                chunk_json(&b, s, chat, id, "", 0, job.finish, &job, first);
+                chunk_json(&b, s, chat, id, "", 0, job.finish, &job, first, 0, 0, &pos);
             }
             bn_jbuf_puts(&b, "data: [DONE]\n\n");
             if (!b.oom) send_all(c, b.data, b.len);
@@ -677,14 +899,34 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
                            chat ? "chatcmpl" : "cmpl", (unsigned long long)id,
                            chat ? "chat.completion" : "text_completion", (long long)s->created);
             bn_jbuf_str(&b, s->p.model_name, strlen(s->p.model_name));
+            const int n_lp = job.logprobs ? lp_final_count(&job) : 0;
             if (chat) {
                 bn_jbuf_puts(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
                 bn_jbuf_str(&b, job.text, job.len);
-                bn_jbuf_printf(&b, "},\"finish_reason\":\"%s\"}],", job.finish);
+                bn_jbuf_puts(&b, "},");
+                if (job.logprobs) chat_logprobs_json(&b, s->tok, &job, 0, n_lp);
+                else bn_jbuf_puts(&b, "\"logprobs\":null");
+                bn_jbuf_printf(&b, ",\"finish_reason\":\"%s\"}],", job.finish);
             } else {
                 bn_jbuf_puts(&b, ",\"choices\":[{\"index\":0,\"text\":");
-                bn_jbuf_str(&b, job.text, job.len);
-                bn_jbuf_printf(&b, ",\"logprobs\":null,\"finish_reason\":\"%s\"}],", job.finish);
+                if (g.echo) {       /* the prompt's pieces, then the text */
+                    bn_jbuf e = {0};
+                    for (int i = 0; i < job.n_prompt; i++) {
+                        char p[1024];
+                        bn_jbuf_raw(&e, p, (size_t)echo_piece(s->tok, job.prompt[i], p, (int)sizeof p));
+                    }
+                    pos.base_chars = count_chars(e.data, e.len);
+                    bn_jbuf_raw(&e, job.text, job.len);
+                    bn_jbuf_str(&b, e.data ? e.data : "", e.len);
+                    b.oom |= e.oom;
+                    bn_jbuf_free(&e);
+                } else {
+                    bn_jbuf_str(&b, job.text, job.len);
+                }
+                bn_jbuf_puts(&b, ",");
+                if (job.logprobs) completion_logprobs_json(&b, s->tok, &job, 0, n_lp, &pos);
+                else bn_jbuf_puts(&b, "\"logprobs\":null");
+                bn_jbuf_printf(&b, ",\"finish_reason\":\"%s\"}],", job.finish);
             }
             usage_json(&b, &job);
             bn_jbuf_printf(&b, ",\"seed\":%u}", job.seed);
@@ -810,6 +1052,46 @@ static void handle_props(conn *c) {
     bn_jbuf_free(&b);
 }
 
+/* llama-server's GET /slots, its fields that mean something here: per
+ * slot its id, context, whether it runs a request (which one, how far,
+ * with what sampling parameters) and the tokens its cache held when it
+ * last took or ended one (docs/ARCHITECTURE.md, Slots endpoint). */
+static void handle_slots(conn *c) {
+    server *s = c->srv;
+    if (s->p.no_slots) {
+        respond_error(c, 501, "the slots endpoint is disabled (--no-slots)", NULL);
+        return;
+    }
+    static const char *const state_name[] = {"idle", "prompt", "generating"};
+    bn_jbuf b = {0};
+    bn_jbuf_puts(&b, "[");
+    for (int i = 0; i < bn_sched_n_slots(s->sched); i++) {
+        bn_sched_slot_info in;
+        bn_sched_slot_get(s->sched, i, &in);
+        bn_jbuf_printf(&b, "%s{\"id\":%d,\"id_task\":%lld,\"n_ctx\":%d,\"is_processing\":%s,\"state\":\"%s\","
+                           "\"n_cached\":%d",
+                       i ? "," : "", in.id, in.state ? (long long)in.task : -1LL, in.n_ctx,
+                       in.state ? "true" : "false", state_name[in.state], in.n_cached);
+        if (in.state) {
+            const bn_sampler_params *sp = &in.sp;
+            bn_jbuf_printf(&b, ",\"n_prompt_tokens\":%d,\"n_decoded\":%d,\"params\":{\"n_predict\":%d,"
+                               "\"seed\":%lld,\"temperature\":%g,\"top_k\":%d,\"top_p\":%g,\"min_p\":%g,"
+                               "\"repeat_penalty\":%g,\"repeat_last_n\":%d,\"presence_penalty\":%g,"
+                               "\"frequency_penalty\":%g,\"ignore_eos\":%s,\"n_probs\":%d}}",
+                           in.n_prompt, in.n_decoded, in.n_predict,
+                           sp->seed == BN_SEED_RANDOM ? -1LL : (long long)sp->seed, (double)sp->temp, sp->top_k,
+                           (double)sp->top_p, (double)sp->min_p, (double)sp->repeat_penalty, sp->repeat_last_n,
+                           (double)sp->presence_penalty, (double)sp->freq_penalty,
+                           in.ignore_eos ? "true" : "false", in.n_probs < 0 ? 0 : in.n_probs);
+        } else {
+            bn_jbuf_puts(&b, ",\"params\":null}");
+        }
+    }
+    bn_jbuf_puts(&b, "]");
+    respond_json(c, 200, &b);
+    bn_jbuf_free(&b);
+}
+
 static void handle_metrics(conn *c) {
     server *s = c->srv;
     bn_sched_stats st;
@@ -853,8 +1135,8 @@ static void handle_metrics(conn *c) {
 }
 
 /* ---- routing ---------------------------------------------------------------------- */
-enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_PROPS, ROUTE_METRICS, ROUTE_COMPLETIONS, ROUTE_CHAT,
-       ROUTE_TOKENIZE, ROUTE_DETOKENIZE };
+enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_PROPS, ROUTE_METRICS, ROUTE_SLOTS, ROUTE_COMPLETIONS,
+       ROUTE_CHAT, ROUTE_TOKENIZE, ROUTE_DETOKENIZE };
 
 static const struct route {
     const char *path, *method;
@@ -868,6 +1150,7 @@ static const struct route {
     {"/models", "GET", ROUTE_MODELS},
     {"/props", "GET", ROUTE_PROPS},
     {"/metrics", "GET", ROUTE_METRICS},
+    {"/slots", "GET", ROUTE_SLOTS},
     {"/v1/completions", "POST", ROUTE_COMPLETIONS},
     {"/completions", "POST", ROUTE_COMPLETIONS},
     {"/v1/chat/completions", "POST", ROUTE_CHAT},
@@ -920,6 +1203,7 @@ static void handle(conn *c, const bn_http_request *req) {
     case ROUTE_MODELS: handle_models(c); return;
     case ROUTE_PROPS: handle_props(c); return;
     case ROUTE_METRICS: handle_metrics(c); return;
+    case ROUTE_SLOTS: handle_slots(c); return;
     default: break;
     }
     /* the POST endpoints take a JSON object */

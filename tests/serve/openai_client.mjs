@@ -1,7 +1,7 @@
 // The official `openai` npm package against `bitnet serve`: a chat
 // completion, a streamed one, a completion, a streamed completion, the model
 // list and an authentication error, each checked against the server's own
-// greedy answers (fetched here without the client).
+// greedy answers (fetched here without the client), and chat logprobs.
 // usage: BN_NODE_DIR=DIR node openai_client.mjs URL API_KEY
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
@@ -50,6 +50,20 @@ for await (const chunk of stream) {
 check("chat.completions.create stream", streamed, chatWant);
 check("chat stream chunks > 1", chunks > 1, true);
 check("chat stream finish_reason", finish !== null, true);
+
+// logprobs as the client types them: the greedy token is the first of its alternatives
+const lp = await client.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0,
+                                                  logprobs: true, top_logprobs: 3 });
+const content = lp.choices[0].logprobs?.content ?? [];
+check("chat logprobs: one per token", content.length, lp.usage.completion_tokens);
+check("chat logprobs: greedy is the top", content.every((t) => t.top_logprobs.length === 3 &&
+      t.top_logprobs[0].logprob === t.logprob && t.logprob <= 0), true);
+try {
+  await client.chat.completions.create({ model, messages, top_logprobs: 3 });
+  fail("top_logprobs without logprobs was accepted");
+} catch (e) {
+  check("top_logprobs without logprobs: BadRequestError", e instanceof OpenAI.BadRequestError, true);
+}
 
 const comp = await client.completions.create({ model, prompt, max_tokens: 12, temperature: 0 });
 check("completions.create", comp.choices[0].text, textWant);
