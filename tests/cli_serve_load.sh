@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load on `bitnet serve` with the bundled model (tests/serve/load.mjs): 16
 # concurrent clients for 20 s mixing plain and streamed completions and chat
+# (every other valid request with logprobs, some completions with echo)
 # with malformed requests; no valid request may fail, every malformed one
 # gets its 4xx, the server's RSS after warm-up and at the end differ by at
 # most 4 MB (BN_LOAD_RSS_MB; not checked under ASan), and the server stops

@@ -52,6 +52,8 @@ const malformedStatus = [400, 400, 400, 401, 404];
 async function one(i, n) {
   const prompt = prompts[n % prompts.length], max_tokens = 8 + (n % 4) * 8;
   const kind = ["completion", "completion", "stream", "chat", "chat stream", "malformed"][n % 6];
+  // every other valid request asks for log-probabilities (completions: top 3, some with echo)
+  const lp = Math.floor(n / 6) % 2 === 1;
   const t0 = Date.now();
   let ok = false, tokens = 0, why = "";
   try {
@@ -64,17 +66,20 @@ async function one(i, n) {
     } else if (kind === "completion" || kind === "chat") {
       const chat = kind === "chat";
       const res = await post(chat ? "/v1/chat/completions" : "/v1/completions", JSON.stringify(
-        chat ? { messages: [{ role: "user", content: prompt }], max_tokens, seed: n }
-             : { prompt, max_tokens, seed: n }));
+        chat ? { messages: [{ role: "user", content: prompt }], max_tokens, seed: n,
+                 ...(lp ? { logprobs: true, top_logprobs: 2 } : {}) }
+             : { prompt, max_tokens, seed: n, ...(lp ? { logprobs: 3, echo: n % 4 === 1 } : {}) }));
       const body = await res.json();
-      ok = res.status === 200 && body.usage && body.choices.length === 1;
+      ok = res.status === 200 && body.usage && body.choices.length === 1 &&
+           (!lp || (body.choices[0].logprobs !== null && typeof body.choices[0].logprobs === "object"));
       tokens = ok ? body.usage.completion_tokens : 0;
       why = `status ${res.status}: ${JSON.stringify(body).slice(0, 200)}`;
     } else {
       const chat = kind === "chat stream";
       const res = await post(chat ? "/v1/chat/completions" : "/v1/completions", JSON.stringify(
-        chat ? { messages: [{ role: "user", content: prompt }], max_tokens, stream: true }
-             : { prompt, max_tokens, stream: true }));
+        chat ? { messages: [{ role: "user", content: prompt }], max_tokens, stream: true,
+                 ...(lp ? { logprobs: true, top_logprobs: 2 } : {}) }
+             : { prompt, max_tokens, stream: true, ...(lp ? { logprobs: 3 } : {}) }));
       const r = res.status === 200 ? await readStream(res) : { ok: false, chunks: 0 };
       ok = r.ok;
       tokens = r.chunks;            // about one chunk a token
