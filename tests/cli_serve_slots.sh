@@ -245,5 +245,13 @@ for bad in "$TMP/no-such-dir" "$DIR/conv.bin"; do
 done
 $BN_EMULATOR "$BIN" serve --slot-save-path 2>"$TMP/noarg.err" && fail "--slot-save-path without a value: exit 0"
 
+# every server stops cleanly, and a sanitizer build (-DBITNET_SANITIZE=ON)
+# reported nothing in their logs (leaks are reported at the exit)
+for p in $SERVE_PIDS; do kill "$p" 2>/dev/null; done
+for p in $SERVE_PIDS; do wait "$p" 2>/dev/null; done
+for log in "$TMP"/*.err; do
+    grep -q -e 'Sanitizer' -e 'runtime error' "$log" && fail "$(basename "$log"): $(grep -m 3 -e 'Sanitizer' -e 'runtime error' "$log")"
+done
+
 [ "$failures" = 0 ] || exit 1
 echo "ok"
