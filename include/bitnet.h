@@ -382,6 +382,8 @@ typedef struct bn_serve_params {
     int type_k, type_v;             /* KV cache types of every slot (enum bn_kv_type) */
     const char *chat_template;      /* NULL: the model's; else as bn_chat_new_template */
     int no_slots;                   /* 1: GET /slots answers 501 (llama-server's --no-slots) */
+    const char *slot_save_path;     /* NULL: no slot save/restore; else an existing directory
+                                       for POST /slots/ID?action=save|restore|erase */
 } bn_serve_params;
 
 /* Runs until SIGINT or SIGTERM. Logs to stderr, among them one line

@@ -117,7 +117,7 @@ enum flag_id {
     F_KERNEL, F_HEAD, F_PRE, F_CNV, F_NO_BOS, F_NO_SPECIAL, F_TOKENS, F_OUT, F_ALL,
     F_BATCHED, F_SEQ, F_REPS, F_KERNELS, F_VARIANTS, F_NUMERICS, F_NO_CNV, F_ESCAPE,
     F_NO_ESCAPE, F_REVERSE, F_IGNORE_EOS, F_NGL, F_DEPTH, F_KEEP, F_NO_SHIFT, F_HELP,
-    F_NO_SLOTS, F_SLOTS,
+    F_NO_SLOTS, F_SLOTS, F_SLOT_SAVE_PATH,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
     F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK,
     F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE, F_PROMPT_CACHE, F_PROMPT_CACHE_ALL, F_PROMPT_CACHE_RO
@@ -190,6 +190,7 @@ static const struct flag {
     {"--max-conns", NULL, 1, BN_CMD_SERVE, F_MAX_CONNS},
     {"--no-slots", NULL, 0, BN_CMD_SERVE, F_NO_SLOTS},
     {"--slots", NULL, 0, BN_CMD_SERVE, F_SLOTS},
+    {"--slot-save-path", NULL, 1, BN_CMD_SERVE, F_SLOT_SAVE_PATH},
     {"-ub", "--ubatch-size", 1, BN_CMD_GENERATE | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_BENCH, F_UBATCH},
     {"--no-display-prompt", NULL, 0, BN_CMD_GENERATE, F_NO_DISPLAY_PROMPT},
     {"--verbose-prompt", NULL, 0, BN_CMD_GENERATE, F_VERBOSE_PROMPT},
@@ -374,6 +375,7 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_MAX_CONNS: return bn_parse_int(flag, v, 1, 4096, &o->max_conns);
     case F_NO_SLOTS: o->no_slots = 1; return 0;
     case F_SLOTS: o->no_slots = 0; return 0;
+    case F_SLOT_SAVE_PATH: o->slot_save_path = v; return 0;
     case F_UBATCH: return bn_parse_int(flag, v, 1, 1 << 16, &o->n_ubatch);
     case F_NO_DISPLAY_PROMPT: o->no_display_prompt = 1; return 0;
     case F_VERBOSE_PROMPT: o->verbose_prompt = 1; return 0;
@@ -594,6 +596,8 @@ void bn_print_usage(FILE *f) {
 "  --max-conns N             open connections at once; more get 503 (default 64)\n"
 "  --no-slots                GET /slots answers 501 (it shows what each slot runs and\n"
 "                            its sampling parameters; on by default, as llama-server)\n"
+"  --slot-save-path DIR      enable POST /slots/ID?action=save|restore|erase: a slot's\n"
+"                            KV cache to and from files in DIR (an existing directory)\n"
 "  --chat-template NAME      the chat format of /v1/chat/completions (as for -cnv)\n"
 "\n"
 "errors (one line 'bitnet: error: ...' on stderr, non-zero exit status):\n"

@@ -73,6 +73,7 @@ typedef struct bn_cli_opts {
     const char *host, *api_key, *alias;     /* serve --host, --api-key, --alias */
     int port, n_parallel, timeout, max_conns;   /* serve --port, -np, --timeout, --max-conns */
     int no_slots;                               /* serve --no-slots */
+    const char *slot_save_path;                 /* serve --slot-save-path */
     int n_ubatch;                   /* -ub: caps -b (llama.cpp's physical batch); 0 = not given */
     int no_display_prompt;          /* --no-display-prompt: the prompt is not echoed */
     int verbose_prompt;             /* --verbose-prompt: the prompt's tokens on stderr */

@@ -45,6 +45,7 @@ int bn_cmd_serve(const bn_cli_opts *o) {
     p.type_k = o->type_k;
     p.type_v = o->type_v;
     p.no_slots = o->no_slots;
+    p.slot_save_path = o->slot_save_path;
     char *tmpl_owned = NULL;
     if (bn_cli_chat_template(o, &p.chat_template, &tmpl_owned) != 0) {
         bn_model_free(m);

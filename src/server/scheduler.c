@@ -1,6 +1,8 @@
 /* Continuous batching (see scheduler.h): one driver thread, N slots, a FIFO
  * queue between them and the connections. Each turn of the driver:
  *
+ *   0. slot actions waiting (save, restore, erase) run on the slots they
+ *      name, if those run no job;
  *   1. queued jobs take free slots;
  *   2. slots with prompt left decode some of it (bn_decode on their own
  *      sequence; PREFILL_CHUNK tokens in all while others generate, so a
@@ -22,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "scheduler.h"
@@ -78,6 +81,8 @@ struct bn_sched {
     int stop;
     bn_sched_stats st;
     uint64_t clock;                 /* jobs ended, for the slots' last_used */
+    bn_slot_action *acts, *acts_tail;   /* slot actions waiting for the driver */
+    pthread_cond_t act_cv;          /* signalled when an action is done */
 };
 
 static double now_ms(void) {
@@ -425,6 +430,102 @@ static void slot_prompt_done(bn_sched *s, slot *sl) {
     if (reason) slot_end(s, sl, reason);
 }
 
+/* ---- slot actions ---------------------------------------------------------------- */
+
+/* The file's size in bytes (llama-server's n_written / n_read), -1 if unknown. */
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* One action, on the driver: the slots' contexts are its own, and a slot
+ * it finds free stays free until it admits jobs again. */
+static void run_action(bn_sched *s, bn_slot_action *a) {
+    if (a->slot < 0 || a->slot >= s->n_slots) {
+        a->rc = BN_SLOT_NO_SLOT;
+        snprintf(a->error, sizeof a->error, "Invalid slot ID: %d (the server has %d slot%s)", a->slot,
+                 s->n_slots, s->n_slots == 1 ? "" : "s");
+        return;
+    }
+    slot *sl = &s->slots[a->slot];
+    if (sl->state != SLOT_FREE) {
+        a->rc = BN_SLOT_BUSY;
+        snprintf(a->error, sizeof a->error, "slot %d is processing a request; try again when it is idle",
+                 a->slot);
+        return;
+    }
+    char err[256];
+    const double t0 = now_ms();
+    int touched = 0;                /* restored: the most recently used slot */
+    if (a->op == BN_SLOT_SAVE) {
+        if (bn_session_save(sl->ctx, a->path, sl->cached, sl->n_cached, err, sizeof err) != 0) {
+            a->rc = BN_SLOT_FAILED;
+            snprintf(a->error, sizeof a->error, "cannot save slot %d: %s", a->slot, err);
+            return;
+        }
+        a->n_tokens = sl->n_cached;
+        a->n_bytes = file_size(a->path);
+    } else if (a->op == BN_SLOT_RESTORE) {
+        int n = 0;
+        if (bn_session_load(sl->ctx, a->path, sl->cached, s->n_ctx, &n, err, sizeof err) != 0) {
+            /* the loader left the cache empty: so are its tokens */
+            a->rc = BN_SLOT_REFUSED;
+            snprintf(a->error, sizeof a->error, "cannot restore slot %d: %s", a->slot, err);
+            n = 0;
+        }
+        sl->n_cached = n;
+        a->n_tokens = n;
+        a->n_bytes = a->rc == BN_SLOT_OK ? file_size(a->path) : 0;
+        touched = a->rc == BN_SLOT_OK;
+    } else {
+        a->n_tokens = sl->n_cached;
+        bn_context_reset(sl->ctx);
+        sl->n_cached = 0;
+    }
+    a->ms = now_ms() - t0;
+    pthread_mutex_lock(&s->mu);
+    sl->pub_cached = sl->n_cached;
+    if (touched) sl->last_used = ++s->clock;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Runs a list of actions, waking each waiter as its own is done (it may
+ * then free it: its next is read first). */
+static void run_actions(bn_sched *s, bn_slot_action *a) {
+    while (a) {
+        bn_slot_action *next = a->next;
+        run_action(s, a);
+        pthread_mutex_lock(&s->mu);
+        a->done = 1;
+        pthread_cond_broadcast(&s->act_cv);
+        pthread_mutex_unlock(&s->mu);
+        a = next;
+    }
+}
+
+void bn_sched_slot_action(bn_sched *s, bn_slot_action *a) {
+    a->rc = BN_SLOT_OK;
+    a->error[0] = '\0';
+    a->n_tokens = 0;
+    a->n_bytes = 0;
+    a->ms = 0;
+    a->done = 0;
+    a->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        a->rc = BN_SLOT_STOPPING;
+        snprintf(a->error, sizeof a->error, "the server is stopping");
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    if (s->acts_tail) s->acts_tail->next = a;
+    else s->acts = a;
+    s->acts_tail = a;
+    pthread_cond_signal(&s->cv);
+    while (!a->done) pthread_cond_wait(&s->act_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- the driver ----------------------------------------------------------------- */
 
 /* Queued jobs into free slots; 1 when the driver should stop. */
@@ -432,10 +533,17 @@ static int admit(bn_sched *s) {
     pthread_mutex_lock(&s->mu);
     int active = 0;
     for (int i = 0; i < s->n_slots; i++) active += s->slots[i].state != SLOT_FREE;
-    while (!s->stop && !s->head && active == 0) pthread_cond_wait(&s->cv, &s->mu);
+    while (!s->stop && !s->head && !s->acts && active == 0) pthread_cond_wait(&s->cv, &s->mu);
     if (s->stop) {
         pthread_mutex_unlock(&s->mu);
         return 1;
+    }
+    if (s->acts) {                  /* slot actions first, on slots free before this turn */
+        bn_slot_action *a = s->acts;
+        s->acts = s->acts_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        run_actions(s, a);
+        pthread_mutex_lock(&s->mu);
     }
     bn_job *taken[64];              /* started outside the lock, a few per turn */
     slot *where[64];
@@ -562,6 +670,15 @@ static void *driver(void *arg) {
     /* stopping: the running jobs end as they are, the queued ones cancelled */
     for (int i = 0; i < s->n_slots; i++)
         if (s->slots[i].state != SLOT_FREE) slot_end(s, &s->slots[i], "stop");
+    pthread_mutex_lock(&s->mu);     /* actions queued before the stop: answered */
+    for (bn_slot_action *a = s->acts; a; a = a->next) {
+        a->rc = BN_SLOT_STOPPING;
+        snprintf(a->error, sizeof a->error, "the server is stopping");
+        a->done = 1;
+    }
+    s->acts = s->acts_tail = NULL;
+    pthread_cond_broadcast(&s->act_cv);
+    pthread_mutex_unlock(&s->mu);
     for (;;) {
         pthread_mutex_lock(&s->mu);
         bn_job *j = s->head;
@@ -629,6 +746,7 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int t
     s->st.n_slots = n_slots;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->act_cv, NULL);
     s->max_piece = 16;
     char buf[1024];
     for (int32_t id = 0; id < s->n_vocab; id++) {
@@ -719,5 +837,6 @@ void bn_sched_free(bn_sched *s) {
     free(s->eog);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->act_cv);
     free(s);
 }

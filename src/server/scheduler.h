@@ -27,7 +27,13 @@
  * token and its n_top most likely alternatives; with echo, the prompt's
  * tokens too. The driver computes them from the logits it owns and the
  * connection formats them (docs/ARCHITECTURE.md, Log-probabilities). A
- * job without them costs nothing more. */
+ * job without them costs nothing more.
+ *
+ * Slot actions (llama-server's POST /slots/ID?action=save|restore|erase):
+ * a slot's KV cache and its tokens to a session file, back from one, or
+ * dropped. They run on the driver, which owns the contexts, between two
+ * turns, on a slot that runs no request (docs/ARCHITECTURE.md, Slot save
+ * and restore). */
 #ifndef BN_SCHEDULER_H
 #define BN_SCHEDULER_H
 
@@ -143,5 +149,34 @@ typedef struct bn_sched_slot_info {
 } bn_sched_slot_info;
 int bn_sched_n_slots(const bn_sched *s);
 void bn_sched_slot_get(bn_sched *s, int i, bn_sched_slot_info *out);
+
+enum bn_slot_op { BN_SLOT_SAVE, BN_SLOT_RESTORE, BN_SLOT_ERASE };
+enum bn_slot_rc {
+    BN_SLOT_OK,
+    BN_SLOT_NO_SLOT,                /* no slot of that id */
+    BN_SLOT_BUSY,                   /* the slot runs a request */
+    BN_SLOT_REFUSED,                /* restore: the file is missing or refused (the slot
+                                       is then empty) */
+    BN_SLOT_FAILED,                 /* save: the file could not be written */
+    BN_SLOT_STOPPING                /* the server is stopping */
+};
+typedef struct bn_slot_action bn_slot_action;
+struct bn_slot_action {
+    /* the request */
+    enum bn_slot_op op;
+    int slot;
+    const char *path;               /* save and restore: the session file */
+    /* the result */
+    enum bn_slot_rc rc;
+    char error[320];                /* why, when rc is not BN_SLOT_OK */
+    int n_tokens;                   /* tokens saved, restored or erased */
+    long long n_bytes;              /* the file's size: written, or read */
+    double ms;                      /* the save's or restore's time */
+    /* the driver's */
+    int done;
+    bn_slot_action *next;
+};
+/* Runs the action on the driver and waits for its result (in a). */
+void bn_sched_slot_action(bn_sched *s, bn_slot_action *a);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1092,6 +1093,165 @@ static void handle_slots(conn *c) {
     bn_jbuf_free(&b);
 }
 
+/* ---- slot save and restore ------------------------------------------------------- */
+/* llama-server's POST /slots/ID?action=save|restore|erase (docs/ARCHITECTURE.md,
+ * Slot save and restore). The file name comes from the client, so only a
+ * plain name is taken, joined to --slot-save-path: a strict subset of
+ * llama.cpp's fs_validate_filename. */
+#define MAX_SLOT_FILE_NAME 200      /* bytes: with the saver's ".tmp.PID" it stays
+                                       under NAME_MAX (255) */
+
+/* The next code point of UTF-8 text p[0..n) in *cp, its length returned;
+ * 0 for a bad sequence (truncated, overlong, a surrogate, past U+10FFFF). */
+static int utf8_next(const unsigned char *p, size_t n, uint32_t *cp) {
+    static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
+    int len = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || (size_t)len > n) return 0;
+    uint32_t c = len == 1 ? p[0] : p[0] & (0x7Fu >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        c = (c << 6) | (p[i] & 0x3Fu);
+    }
+    if (c < min_of[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    *cp = c;
+    return len;
+}
+
+/* NULL when name[0..len) is a plain file name we accept, else why not. */
+static const char *bad_file_name(const char *name, size_t len) {
+    if (len == 0) return "it is empty";
+    if (len > MAX_SLOT_FILE_NAME) return "it is longer than 200 bytes";
+    if (name[0] == '.') return "it starts with '.'";
+    if (name[0] == ' ' || name[len - 1] == ' ') return "it starts or ends with a space";
+    if (name[len - 1] == '.') return "it ends with '.'";
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        int k = utf8_next((const unsigned char *)name + i, len - i, &c);
+        if (k == 0) return "it is not valid UTF-8";
+        if (c < 0x20 || c == 0x7F || (c >= 0x80 && c <= 0x9F)) return "it holds a control character";
+        /* separators and the characters Windows forbids, and their look-alikes */
+        if (c < 0x80 && strchr("/\\:*?\"<>|", (int)c)) return "it holds one of / \\ : * ? \" < > |";
+        if (c == 0x2215 || c == 0x2216 || c == 0xFF0E || c == 0xFF0F || c == 0xFFFD || c == 0xFEFF)
+            return "it holds a look-alike of '/', '\\' or '.', U+FFFD or U+FEFF";
+        if (c == '.' && i + 1 < len && name[i + 1] == '.') return "it holds \"..\"";
+        i += (size_t)k;
+    }
+    return NULL;
+}
+
+/* The value of query parameter key in the request target, or NULL (*n its length). */
+static const char *query_param(const bn_http_request *req, const char *key, size_t *n) {
+    const char *p = req->target + req->path_len, *end = req->target + req->target_len;
+    const size_t kl = strlen(key);
+    if (p < end) p++;               /* the '?' */
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+            *n = (size_t)(e - p) - kl - 1;
+            return p + kl + 1;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return NULL;
+}
+
+static int query_is(const char *v, size_t n, const char *want) {
+    return v && n == strlen(want) && memcmp(v, want, n) == 0;
+}
+
+static void handle_slot_action(conn *c, const bn_http_request *req) {
+    server *s = c->srv;
+    if (!s->p.slot_save_path || s->p.no_slots) {
+        respond_error(c, 501, s->p.no_slots ? "This server does not support slots action (--no-slots)"
+                                            : "This server does not support slots action. Start it with --slot-save-path",
+                      NULL);
+        return;
+    }
+    /* the id: 1 to 6 digits after "/slots/" */
+    const char *id_str = req->target + 7;
+    const size_t id_len = req->path_len - 7;
+    int id = 0;
+    for (size_t i = 0; i < id_len && id_len <= 6; i++) {
+        if (id_str[i] < '0' || id_str[i] > '9') {
+            id = -1;
+            break;
+        }
+        id = id * 10 + (id_str[i] - '0');
+    }
+    if (id_len == 0 || id_len > 6 || id < 0) {
+        respond_error(c, 400, "Invalid slot ID", NULL);
+        return;
+    }
+    size_t an = 0;
+    const char *av = query_param(req, "action", &an);
+    bn_slot_action a;
+    memset(&a, 0, sizeof a);
+    a.slot = id;
+    if (query_is(av, an, "save")) a.op = BN_SLOT_SAVE;
+    else if (query_is(av, an, "restore")) a.op = BN_SLOT_RESTORE;
+    else if (query_is(av, an, "erase")) a.op = BN_SLOT_ERASE;
+    else {
+        respond_error(c, 400, "Invalid action: expected ?action=save, restore or erase", NULL);
+        return;
+    }
+    char *path = NULL;
+    char msg[320];
+    bn_json_doc doc;
+    memset(&doc, 0, sizeof doc);
+    const bn_json *fn = NULL;
+    if (a.op != BN_SLOT_ERASE) {    /* {"filename": NAME} */
+        char err[160];
+        if (bn_json_parse(&doc, c->buf + req->head_len, req->content_length, BN_JSON_MAX_DEPTH, err,
+                          sizeof err) != 0) {
+            respond_error(c, 400, err, NULL);
+            return;
+        }
+        const bn_json *root = bn_json_root(&doc);
+        fn = root->type == BN_JSON_OBJECT ? bn_json_get(&doc, root, "filename") : NULL;
+        const char *why = !fn || fn->type != BN_JSON_STRING ? "'filename' must be a string"
+                                                            : bad_file_name(fn->str, fn->len);
+        if (why) {
+            snprintf(msg, sizeof msg, "Invalid filename: %s", why);
+            respond_error(c, 400, msg, NULL);
+            bn_json_free(&doc);
+            return;
+        }
+        const char *dir = s->p.slot_save_path;
+        const size_t dl = strlen(dir);
+        path = malloc(dl + fn->len + 2);
+        if (!path) {
+            respond_error(c, 500, "out of memory", NULL);
+            bn_json_free(&doc);
+            return;
+        }
+        snprintf(path, dl + fn->len + 2, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", fn->str);
+        a.path = path;
+    }
+    bn_sched_slot_action(s->sched, &a);
+    bn_jbuf b = {0};
+    if (a.rc != BN_SLOT_OK) {
+        /* llama-server: 400 for a bad slot id or a refused file; a busy
+         * slot, which it waits for, is 409 here */
+        static const int status_of[] = {200, 400, 409, 400, 500, 503};
+        respond_error(c, status_of[a.rc], a.error, NULL);
+    } else if (a.op == BN_SLOT_ERASE) {
+        bn_jbuf_printf(&b, "{\"id_slot\":%d,\"n_erased\":%d}", id, a.n_tokens);
+        respond_json(c, 200, &b);
+    } else {
+        const int save = a.op == BN_SLOT_SAVE;
+        bn_jbuf_printf(&b, "{\"id_slot\":%d,\"filename\":", id);
+        bn_jbuf_str(&b, fn->str, fn->len);
+        bn_jbuf_printf(&b, ",\"%s\":%d,\"%s\":%lld,\"timings\":{\"%s\":%.3f}}", save ? "n_saved" : "n_restored",
+                       a.n_tokens, save ? "n_written" : "n_read", a.n_bytes, save ? "save_ms" : "restore_ms",
+                       a.ms);
+        respond_json(c, 200, &b);
+    }
+    bn_jbuf_free(&b);
+    bn_json_free(&doc);
+    free(path);
+}
+
 static void handle_metrics(conn *c) {
     server *s = c->srv;
     bn_sched_stats st;
@@ -1136,7 +1296,7 @@ static void handle_metrics(conn *c) {
 
 /* ---- routing ---------------------------------------------------------------------- */
 enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_PROPS, ROUTE_METRICS, ROUTE_SLOTS, ROUTE_COMPLETIONS,
-       ROUTE_CHAT, ROUTE_TOKENIZE, ROUTE_DETOKENIZE };
+       ROUTE_CHAT, ROUTE_TOKENIZE, ROUTE_DETOKENIZE, ROUTE_SLOT_ACTION };
 
 static const struct route {
     const char *path, *method;
@@ -1158,12 +1318,15 @@ static const struct route {
     {"/tokenize", "POST", ROUTE_TOKENIZE},
     {"/detokenize", "POST", ROUTE_DETOKENIZE},
 };
+/* POST /slots/ID?action=...: every path under /slots/ */
+static const struct route slot_action_route = {"/slots/", "POST", ROUTE_SLOT_ACTION};
 
 static void handle(conn *c, const bn_http_request *req) {
     server *s = c->srv;
     const struct route *rt = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (bn_http_path_is(req, routes[i].path)) rt = &routes[i];
+    if (!rt && req->path_len > 7 && memcmp(req->target, "/slots/", 7) == 0) rt = &slot_action_route;
     if (!rt) {
         respond_error(c, 404, "no such endpoint", NULL);
         return;
@@ -1204,6 +1367,7 @@ static void handle(conn *c, const bn_http_request *req) {
     case ROUTE_PROPS: handle_props(c); return;
     case ROUTE_METRICS: handle_metrics(c); return;
     case ROUTE_SLOTS: handle_slots(c); return;
+    case ROUTE_SLOT_ACTION: handle_slot_action(c, req); return;
     default: break;
     }
     /* the POST endpoints take a JSON object */
@@ -1384,6 +1548,18 @@ int bn_serve(bn_model *m, const bn_serve_params *p) {
         goto done;
     }
     for (int i = 0; i < p->max_conns; i++) s->conn_fds[i] = -1;
+    if (p->slot_save_path) {        /* the files' directory: there before the start */
+        struct stat st;
+        if (stat(p->slot_save_path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "bitnet: error: %s: --slot-save-path is not an existing directory\n",
+                    p->slot_save_path);
+            goto done;
+        }
+        if (strlen(p->slot_save_path) > 3800) {     /* with a name, within PATH_MAX */
+            fprintf(stderr, "bitnet: error: %.64s...: --slot-save-path is too long\n", p->slot_save_path);
+            goto done;
+        }
+    }
     if (p->chat_template) {         /* a bad --chat-template stops the start, not each chat */
         bn_chat *chat = bn_chat_new_template(s->tok, p->chat_template, NULL, err, sizeof err);
         if (!chat) {
