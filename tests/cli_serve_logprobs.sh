@@ -364,17 +364,25 @@ for x in s:
 if max(x["n_cached"] for x in s) <= 0: fail("no slot has cached tokens after requests: %r" % s)
 EOF
 check "/slots idle" "$TMP/slots_idle.py" "$TMP" "$TMP/slots1.json"
-# busy: a long request (ignore_eos to the end of the context) while /slots is polled
+# busy: a request long enough to be seen under any load (16,000 tokens on a
+# model with a 16K context; the client leaves once /slots has shown it, and the
+# server drops the request) while /slots is polled
+$BN_EMULATOR "$BUILD/bitnet-synth" --preset small --ctx 16384 -o "$TMP/long.gguf" >/dev/null 2>&1 || fail "bitnet-synth failed"
+serve_start busy -m "$TMP/long.gguf" -np 1 -t 1 --api-key "$KEY"
+URL_BUSY="http://127.0.0.1:$SERVE_PORT"
 curl -s -o "$TMP/long.json" -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" \
-    -d '{"prompt":"The","temperature":0.7,"top_k":9,"seed":3,"ignore_eos":true,"logprobs":2}' "$URL_CHAT/v1/completions" &
+    -d '{"prompt":"The","max_tokens":16000,"temperature":0.7,"top_k":9,"seed":3,"ignore_eos":true,"logprobs":2}' \
+    "$URL_BUSY/v1/completions" &
 long=$!
 busy=0
 for _ in $(seq 1 400); do
-    curl -s -H "Authorization: Bearer $KEY" "$URL_CHAT/slots" >"$TMP/slots2.json"
+    curl -s -H "Authorization: Bearer $KEY" "$URL_BUSY/slots" >"$TMP/slots2.json"
     if grep -q '"is_processing":true' "$TMP/slots2.json"; then busy=1; break; fi
     kill -0 $long 2>/dev/null || break
+    sleep 0.05
 done
-wait $long
+kill $long 2>/dev/null
+wait $long 2>/dev/null
 if [ $busy = 1 ]; then
     cat >"$TMP/slots_busy.py" <<'EOF'
 import sys
