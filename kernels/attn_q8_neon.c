@@ -111,8 +111,8 @@ INLINE void pv_block16(const int16_t *pq, const float *scale, int R, int tb, int
     UNROLL for (int r = 0; r < R; r++) {
         if (scale[r] == 0.0f) continue;
         float *a = acc + (size_t)r * nd;
-        UNROLL for (int x = 0; x < 4; x++)
-            vst1q_f32(a + 4 * x, vfmaq_n_f32(vld1q_f32(a + 4 * x), vcvtq_f32_s32(ia[r][x]), scale[r]));
+        UNROLL for (int j = 0; j < 4; j++)
+            vst1q_f32(a + 4 * j, vfmaq_n_f32(vld1q_f32(a + 4 * j), vcvtq_f32_s32(ia[r][j]), scale[r]));
     }
 }
 

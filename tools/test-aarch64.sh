@@ -9,6 +9,7 @@
 # Environment:
 #   BN_AARCH64_BUILD  build folder           (default: <repo>/build-aarch64)
 #   BN_AARCH64_CPUS   QEMU CPU models to run (default: "max cortex-a57")
+#   BN_AARCH64_WERROR ON: warnings are errors, as CI's native builds (default: OFF)
 #   JOBS              parallel build / test  (default: 2)
 #
 # Convention for tests that run built binaries themselves (tests/cli_*.sh, or C
@@ -51,7 +52,7 @@ done
     die "cmocka for arm64 missing (dpkg --add-architecture arm64; apt-get update; apt-get install libcmocka-dev:arm64)"
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE="$ROOT/tools/aarch64-toolchain.cmake" \
-    -DCMAKE_BUILD_TYPE=Release -DBITNET_BUILD_TESTS=ON >/dev/null ||
+    -DCMAKE_BUILD_TYPE=Release -DBITNET_BUILD_TESTS=ON -DBITNET_WERROR="${BN_AARCH64_WERROR:-OFF}" >/dev/null ||
     die "cmake configure failed for $BUILD"
 cmake --build "$BUILD" -j "$JOBS" || die "aarch64 cross build failed"
 
