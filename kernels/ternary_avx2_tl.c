@@ -282,17 +282,23 @@ row_tokens(const uint8_t *c, const int8_t *q, size_t as, int steps, const int T,
     }
 }
 
-/* Lane i of the result: the sum of the 16 int16 lanes of a[i]. */
+/* Lane i of the result: the sum of the 16 int16 lanes of a[i]: vpmaddwd
+ * to int32 pairs, then unpack + add (vphaddd costs more on Zen 3). */
 static inline __attribute__((always_inline)) __m256i hsum8_epi16(const __m256i a[8]) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i w[8];
+    __m256i w[8], p[4], h[2];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) w[i] = _mm256_madd_epi16(a[i], ones);
-    const __m256i h0 = _mm256_hadd_epi32(w[0], w[1]), h1 = _mm256_hadd_epi32(w[2], w[3]);
-    const __m256i h2 = _mm256_hadd_epi32(w[4], w[5]), h3 = _mm256_hadd_epi32(w[6], w[7]);
-    const __m256i g0 = _mm256_hadd_epi32(h0, h1), g1 = _mm256_hadd_epi32(h2, h3);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20),
-                            _mm256_permute2x128_si256(g0, g1, 0x31));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)     /* lanes a0 a1 a0 a1 | ... of pair i */
+        p[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(w[2 * i], w[2 * i + 1]),
+                                _mm256_unpackhi_epi32(w[2 * i], w[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)     /* lanes a0 a1 a2 a3 | a0 a1 a2 a3 of quad i */
+        h[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(p[2 * i], p[2 * i + 1]),
+                                _mm256_unpackhi_epi64(p[2 * i], p[2 * i + 1]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h[0], h[1], 0x20),
+                            _mm256_permute2x128_si256(h[0], h[1], 0x31));
 }
 
 /* Rows [0, rows) of an expanded segment against T tokens: res[r] lane t
