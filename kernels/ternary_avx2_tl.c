@@ -144,16 +144,32 @@ static void tl_gemv(const void *packed, int K, int M, const void *act, int m0, i
     }
 }
 
-/* ---- gemm: a tile expanded to codes, then vpmaddubsw ------------------------------ */
+/* ---- gemm: a tile expanded to rows of codes, then vpmaddubsw ---------------------- */
 
-/* Expansion: EXP_CHUNKS chunks of a tile at a time become codes w + 1
- * (0..2) in "quads": for k = 4s..4s+3 of the expansion, four vectors
- * V0..V3, each 8 rows x 4 codes (row r's 4 bytes together):
- *     V0 rows 0-3 | 16-19, V1 4-7 | 20-23, V2 8-11 | 24-27, V3 12-15 | 28-31
- * (the orders unpack gives). vpmaddubsw of V with the token's 4 inputs
- * broadcast and vpmaddwd with ones is then one row's 4-term dot per int32
- * lane. Σ code·q − Σ q is the dot. */
-enum { EXP_CHUNKS = 16, QUADS_PER_CHUNK = BN_T3_CHUNK_K / 4, TOK = 4, TOK_BLOCK = 64 };
+/* A batch decodes each tile once per call into codes w + 1 (0..2), each
+ * row's codes contiguous in k, so that 32 of them meet a token's 32 inputs
+ * as they lie in memory: the inner loop is the multiply-add kernel's
+ * (ternary_avx2_mad.c) without its unpack, vpmaddubsw(codes, q) and vpaddw,
+ * and Σ code·q − Σ q is the dot.
+ *
+ * The decode goes a segment of two tiles at a time (PASS_ROWS = 64 rows,
+ * the forward pass's calls): at most SEG_K = 2016 k (63 steps of 32),
+ * 126 KB on the stack, which stays in L2 while every token runs over it;
+ * two tiles per pass halve the times a token's inputs come back from L3
+ * (measured: 0.94-0.96x the time of one tile per pass at N = 512).
+ * Per int16 lane a step adds c0·q0 + c1·q1 in [−512, 508],
+ * so 64 steps stay within [−32768, 32512], every prefix sum too: a
+ * segment's sums are exact in int16, then widen and go to dot. Segments
+ * are whole blocks of 4 chunks (96 k = 3 steps), so steps never straddle
+ * a chunk; a token's inputs are zero from K up to bn_t3_q_bytes(K), which
+ * covers the last step. */
+enum {
+    BLOCK_CHUNKS = 4,
+    BLOCK_K = BLOCK_CHUNKS * BN_T3_CHUNK_K,
+    SEG_BLOCKS = 21,
+    SEG_K = SEG_BLOCKS * BLOCK_K,
+    QUADS_PER_CHUNK = BN_T3_CHUNK_K / 4,
+};
 
 static const int8_t digit_table[3][16] = {
     /* w0, w1, w2 of index i (sign +), bn_t3_decode */
@@ -162,123 +178,208 @@ static const int8_t digit_table[3][16] = {
     {0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0},
 };
 
-static void expand_chunk(const uint8_t *wc, uint8_t *quads) {
+/* One chunk to codes in "quads": for k = 4s..4s+3 of the chunk, four
+ * vectors V0..V3, each 8 rows x 4 codes (row r's 4 bytes together):
+ *     V0 rows 0-3 | 16-19, V1 4-7 | 20-23, V2 8-11 | 24-27, V3 12-15 | 28-31
+ * (the orders unpack gives). Unrolled whole, so that every shift count
+ * is a constant and the codes stay in registers. */
+static inline __attribute__((always_inline)) void expand_chunk(const uint8_t *wc, __m256i *quads) {
     const __m256i lo4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     const __m256i d0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)digit_table[0]));
     const __m256i d1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)digit_table[1]));
     const __m256i d2 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)digit_table[2]));
     const __m256i S = ld(wc + 128);
     __m256i kv[BN_T3_CHUNK_K];      /* kv[k]: byte r = code of row r at k */
+#pragma GCC unroll 8
     for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
         const __m256i x = ld(wc + 32 * (j / 2));
         const __m256i idx = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(x, 4) : x, lo4);
-        /* bit j of S to bit 7 (a 16-bit shift by a count in a register) */
-        const __m256i sg = _mm256_or_si256(_mm256_sll_epi16(S, _mm_cvtsi32_si128(7 - j)), one);
+        /* bit j of S to bit 7 (16-bit shifts: the bits that cross into
+         * the next byte land below bit 7); | 1 keeps the byte non-zero,
+         * as vpsignb needs */
+        const __m256i sg = _mm256_or_si256(_mm256_slli_epi16(S, 7 - j), one);
         kv[3 * j] = _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(d0, idx), sg), one);
         kv[3 * j + 1] = _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(d1, idx), sg), one);
         kv[3 * j + 2] = _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(d2, idx), sg), one);
     }
+#pragma GCC unroll 6
     for (int s = 0; s < QUADS_PER_CHUNK; s++) {
         const __m256i *k4 = kv + 4 * s;
         const __m256i a = _mm256_unpacklo_epi8(k4[0], k4[1]), b = _mm256_unpacklo_epi8(k4[2], k4[3]);
         const __m256i c = _mm256_unpackhi_epi8(k4[0], k4[1]), d = _mm256_unpackhi_epi8(k4[2], k4[3]);
-        __m256i *v = (__m256i *)(quads + 128 * (size_t)s);
-        _mm256_store_si256(v, _mm256_unpacklo_epi16(a, b));
-        _mm256_store_si256(v + 1, _mm256_unpackhi_epi16(a, b));
-        _mm256_store_si256(v + 2, _mm256_unpacklo_epi16(c, d));
-        _mm256_store_si256(v + 3, _mm256_unpackhi_epi16(c, d));
+        quads[4 * s] = _mm256_unpacklo_epi16(a, b);
+        quads[4 * s + 1] = _mm256_unpackhi_epi16(a, b);
+        quads[4 * s + 2] = _mm256_unpacklo_epi16(c, d);
+        quads[4 * s + 3] = _mm256_unpackhi_epi16(c, d);
     }
 }
 
-/* Per int16 lane a quad adds c0·q0 + c1·q1, |.| <= 2·2·128 = 512, so
- * QUADS_16 = 48 quads stay within int16 (24576) before vpmaddwd widens
- * them into part (int32). */
-enum { QUADS_16 = 48 };
+/* The 8 x 8 transpose of 32-bit lanes: y[i] lane s = x[s] lane i. */
+static inline __attribute__((always_inline)) void transpose8x32(const __m256i x[8], __m256i y[8]) {
+    __m256i t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(x[2 * i], x[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(x[2 * i], x[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        y[i] = _mm256_permute2x128_si256(u[i], u[4 + i], 0x20);
+        y[4 + i] = _mm256_permute2x128_si256(u[i], u[4 + i], 0x31);
+    }
+}
 
-/* Half h of the tile's rows (quads' vectors 2h, 2h + 1) against T tokens,
- * quads [0, nq) of the expansion; q points at the tokens' inputs for the
- * expansion's first k (token t at q + t·as). part[t][0..15] += dots. */
-static inline __attribute__((always_inline)) void
-quad_kernel(const uint8_t *quads, int nq, int h, const int8_t *q, size_t as, const int T,
-            int32_t part[][16]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int s0 = 0; s0 < nq; s0 += QUADS_16) {
-        const int s1 = s0 + QUADS_16 < nq ? s0 + QUADS_16 : nq;
-        __m256i acc[TOK][2];
+/* A block of a tile, chunks [0, n) at wc (n <= BLOCK_CHUNKS), to rows:
+ * row r's 96 codes at out + r·SEG_K (the missing chunks' codes 0: their
+ * inputs are zero). Eight quads of one vector position are 32
+ * consecutive k of 8 rows; transposed, each lane is one row's 32 k. */
+static __attribute__((noinline)) void expand_block(const uint8_t *wc, int n, uint8_t *out) {
+    __m256i quads[BLOCK_CHUNKS * QUADS_PER_CHUNK * 4];
+    for (int c = 0; c < BLOCK_CHUNKS; c++) {
+        __m256i *qc = quads + c * QUADS_PER_CHUNK * 4;
+        if (c < n)
+            expand_chunk(wc + (size_t)c * BN_T3_CHUNK_BYTES, qc);
+        else
+            for (int i = 0; i < QUADS_PER_CHUNK * 4; i++) qc[i] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 3
+    for (int j = 0; j < BLOCK_K / 32; j++) {
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256();
-        for (int s = s0; s < s1; s++) {
-            const __m256i va = _mm256_load_si256((const __m256i *)(quads + 128 * (size_t)s + 64 * h));
-            const __m256i vb = _mm256_load_si256((const __m256i *)(quads + 128 * (size_t)s + 64 * h + 32));
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                int32_t q4;
-                memcpy(&q4, q + (size_t)t * as + 4 * (size_t)s, 4);
-                const __m256i qv = _mm256_set1_epi32(q4);
-                const __m256i p0 = _mm256_maddubs_epi16(va, qv), p1 = _mm256_maddubs_epi16(vb, qv);
-                /* the adds in asm, in place: with keep() GCC still copied
-                 * every accumulator once per step (8 extra instructions
-                 * per 25, measured with callgrind) */
-                __asm__("vpaddw %2, %0, %0\n\tvpaddw %3, %1, %1"
-                        : "+x"(acc[t][0]), "+x"(acc[t][1])
-                        : "x"(p0), "x"(p1));
+        for (int v = 0; v < 4; v++) {
+            __m256i x[8], y[8];
+#pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) x[s] = quads[4 * (8 * j + s) + v];
+            transpose8x32(x, y);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const int r = 4 * v + (i & 3) + (i >= 4 ? 16 : 0);
+                _mm256_store_si256((__m256i *)(out + (size_t)r * SEG_K + 32 * j), y[i]);
             }
         }
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            __m256i *p = (__m256i *)part[t];
-            _mm256_storeu_si256(p, _mm256_add_epi32(_mm256_loadu_si256(p), _mm256_madd_epi16(acc[t][0], ones)));
-            _mm256_storeu_si256(p + 1, _mm256_add_epi32(_mm256_loadu_si256(p + 1), _mm256_madd_epi16(acc[t][1], ones)));
-        }
     }
 }
 
-/* Lane l of part half h, vector v (v = 0, 1): its row in the tile. */
-static inline int part_row(int h, int v, int l) {
-    return 8 * h + 4 * v + (l & 3) + (l >= 4 ? 16 : 0);
+/* The register tile: one row of codes against GEMM_T tokens, whose
+ * inputs (GEMM_T x a segment, 16 KB at most) stay in L1 while the rows'
+ * codes stream past from L2, one load per GEMM_T multiply-adds (1 x 12
+ * tokens measured no faster; 2 rows x 4 tokens slower). */
+enum { GEMM_T = 8, PASS_ROWS = 2 * BN_T3_ROWS };
+
+/* One row of an expanded segment (codes at c) against T tokens (inputs at
+ * q, token stride as) over `steps` steps: acc[t], int16 lanes. */
+static inline __attribute__((always_inline)) void
+row_tokens(const uint8_t *c, const int8_t *q, size_t as, int steps, const int T, __m256i *acc) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
+    for (int s = 0; s < steps; s++) {     /* (unrolled x2: GCC spills, 1.23x the time) */
+        const __m256i cv = _mm256_load_si256((const __m256i *)(c + 32 * (size_t)s));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            acc[t] = keep(_mm256_add_epi16(acc[t], _mm256_maddubs_epi16(cv, ld(q + (size_t)t * as + 32 * (size_t)s))));
+    }
+}
+
+/* Lane i of the result: the sum of the 16 int16 lanes of a[i]: vpmaddwd
+ * to int32 pairs, then unpack + add (measured about 1% faster overall
+ * than a vphaddd tree on Zen 3). */
+static inline __attribute__((always_inline)) __m256i hsum8_epi16(const __m256i a[8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i w[8], p[4], h[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) w[i] = _mm256_madd_epi16(a[i], ones);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)     /* lanes a0 a1 a0 a1 | ... of pair i */
+        p[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(w[2 * i], w[2 * i + 1]),
+                                _mm256_unpackhi_epi32(w[2 * i], w[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)     /* lanes a0 a1 a2 a3 | a0 a1 a2 a3 of quad i */
+        h[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(p[2 * i], p[2 * i + 1]),
+                                _mm256_unpackhi_epi64(p[2 * i], p[2 * i + 1]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h[0], h[1], 0x20),
+                            _mm256_permute2x128_si256(h[0], h[1], 0x31));
+}
+
+/* Rows [0, rows) of an expanded segment against T tokens: res[r] lane t
+ * = the segment's part of row r's dot with token t (lanes >= T zero). */
+static inline __attribute__((always_inline)) void
+segment_tokens(const uint8_t *codes, int rows, const int8_t *q, size_t as, int steps, const int T,
+               __m256i *res) {
+    for (int r = 0; r < rows; r++) {
+        __m256i acc[GEMM_T];
+        row_tokens(codes + (size_t)r * SEG_K, q, as, steps, T, acc);
+#pragma GCC unroll 8
+        for (int t = T; t < GEMM_T; t++) acc[t] = _mm256_setzero_si256();
+        res[r] = hsum8_epi16(acc);
+    }
 }
 
 static void tl_gemm(const void *packed, int K, int M, const void *act, int N, int m0, int m1,
                     int32_t *dot, int ldd) {
     (void)M;
-    const int nc = bn_t3_chunks(K);
+    const int nc = bn_t3_chunks(K), nblocks = (nc + BLOCK_CHUNKS - 1) / BLOCK_CHUNKS;
+    const int nseg = (nblocks + SEG_BLOCKS - 1) / SEG_BLOCKS;
+    const int seg_blocks = (nblocks + nseg - 1) / nseg;     /* balanced segments */
+    const int ksteps = (nc * BN_T3_CHUNK_K + 31) / 32;      /* inputs zero-padded up to here */
     const size_t tile_bytes = bn_t3_tile_bytes(K), as = bn_t3_act_size(K);
-    _Alignas(64) uint8_t quads[EXP_CHUNKS * QUADS_PER_CHUNK * 128];
-    int32_t part[2][TOK_BLOCK][16];     /* per half, token, lane */
-    for (int m = m0; m < m1; m += BN_T3_ROWS) {
+    _Alignas(64) uint8_t codes[PASS_ROWS * SEG_K];
+    __m256i res[PASS_ROWS];
+    for (int m = m0; m < m1; m += PASS_ROWS) {
         const uint8_t *wt = (const uint8_t *)packed + (size_t)(m / BN_T3_ROWS) * tile_bytes;
-        const int rows = m1 - m < BN_T3_ROWS ? m1 - m : BN_T3_ROWS;
-        for (int n0 = 0; n0 < N; n0 += TOK_BLOCK) {
-            const int nb = N - n0 < TOK_BLOCK ? N - n0 : TOK_BLOCK;
-            memset(part, 0, sizeof part);
-            for (int c0 = 0; c0 < nc; c0 += EXP_CHUNKS) {
-                const int ce = c0 + EXP_CHUNKS < nc ? c0 + EXP_CHUNKS : nc;
-                for (int c = c0; c < ce; c++)
-                    expand_chunk(wt + (size_t)c * BN_T3_CHUNK_BYTES,
-                                 quads + (size_t)(c - c0) * QUADS_PER_CHUNK * 128);
-                const int nq = (ce - c0) * QUADS_PER_CHUNK;
-                const int8_t *qk = (const int8_t *)act + (size_t)n0 * as + (size_t)c0 * BN_T3_CHUNK_K;
-                for (int h = 0; h < 2; h++) {
-                    for (int t = 0; t < nb; t += TOK) {
-                        const int8_t *qt = qk + (size_t)t * as;
-                        int32_t(*pt)[16] = part[h] + t;
-                        switch (nb - t < TOK ? nb - t : TOK) {  /* constant T: registers */
-                        case 1: quad_kernel(quads, nq, h, qt, as, 1, pt); break;
-                        case 2: quad_kernel(quads, nq, h, qt, as, 2, pt); break;
-                        case 3: quad_kernel(quads, nq, h, qt, as, 3, pt); break;
-                        default: quad_kernel(quads, nq, h, qt, as, TOK, pt); break;
+        const int rows = m1 - m < PASS_ROWS ? m1 - m : PASS_ROWS;
+        const int rows8 = (rows + 7) / 8 * 8;
+        for (int b0 = 0; b0 < nblocks; b0 += seg_blocks) {
+            const int b1 = b0 + seg_blocks < nblocks ? b0 + seg_blocks : nblocks;
+            for (int r = 0; r < rows; r += BN_T3_ROWS)
+                for (int b = b0; b < b1; b++) {
+                    const int c = b * BLOCK_CHUNKS;
+                    expand_block(wt + (size_t)(r / BN_T3_ROWS) * tile_bytes + (size_t)c * BN_T3_CHUNK_BYTES,
+                                 nc - c < BLOCK_CHUNKS ? nc - c : BLOCK_CHUNKS,
+                                 codes + (size_t)r * SEG_K + (size_t)(b - b0) * BLOCK_K);
+                }
+            const int s0 = b0 * (BLOCK_K / 32);
+            const int steps = (b1 * (BLOCK_K / 32) < ksteps ? b1 * (BLOCK_K / 32) : ksteps) - s0;
+            for (int n = 0; n < N; n += GEMM_T) {
+                const int T = N - n < GEMM_T ? N - n : GEMM_T;
+                const uint8_t *an = (const uint8_t *)act + (size_t)n * as;
+                const int8_t *q = (const int8_t *)an + 32 * (size_t)s0;
+                switch (T) {    /* constant T: the sums stay in registers */
+                case 1: segment_tokens(codes, rows8, q, as, steps, 1, res); break;
+                case 2: segment_tokens(codes, rows8, q, as, steps, 2, res); break;
+                case 3: segment_tokens(codes, rows8, q, as, steps, 3, res); break;
+                case 4: segment_tokens(codes, rows8, q, as, steps, 4, res); break;
+                case 5: segment_tokens(codes, rows8, q, as, steps, 5, res); break;
+                case 6: segment_tokens(codes, rows8, q, as, steps, 6, res); break;
+                case 7: segment_tokens(codes, rows8, q, as, steps, 7, res); break;
+                default: segment_tokens(codes, rows8, q, as, steps, GEMM_T, res); break;
+                }
+                /* 8 rows x 8 tokens at a time, transposed: d[t] lane i =
+                 * row r0 + i, token t; written minus Σ q by the first
+                 * segment, added by the others */
+                for (int r0 = 0; r0 < rows8; r0 += 8) {
+                    __m256i d[8];
+                    transpose8x32(res + r0, d);
+                    const int nr = rows - r0 < 8 ? rows - r0 : 8;
+                    for (int t = 0; t < T; t++) {
+                        int32_t *y = dot + (size_t)(n + t) * (size_t)ldd + (m - m0) + r0;
+                        if (b0 == 0)
+                            d[t] = _mm256_sub_epi32(d[t], _mm256_set1_epi32(bn_t3_act_sum(an + (size_t)t * as, K)));
+                        if (nr == 8) {
+                            if (b0 > 0) d[t] = _mm256_add_epi32(d[t], _mm256_loadu_si256((const __m256i *)y));
+                            _mm256_storeu_si256((__m256i *)y, d[t]);
+                        } else {
+                            int32_t v[8];
+                            _mm256_storeu_si256((__m256i *)v, d[t]);
+                            for (int i = 0; i < nr; i++) y[i] = b0 > 0 ? y[i] + v[i] : v[i];
                         }
                     }
                 }
-            }
-            for (int t = 0; t < nb; t++) {
-                const int32_t sum = bn_t3_act_sum((const uint8_t *)act + (size_t)(n0 + t) * as, K);
-                int32_t *y = dot + (size_t)(n0 + t) * (size_t)ldd + (m - m0);
-                for (int h = 0; h < 2; h++)
-                    for (int l = 0; l < 16; l++) {
-                        const int r = part_row(h, l / 8, l % 8);
-                        if (r < rows) y[r] = part[h][t][l] - sum;
-                    }
             }
         }
     }
