@@ -250,7 +250,11 @@ int bn_context_set_numerics(bn_context *c, int numerics, char *err, size_t errle
  * to n_batch of them) rounds like bitnet.cpp's prompt batch).
  * Logits are kept for the last token, or for every token when all_logits
  * (then n must be <= n_outputs_max).
- * Returns 0, or -1 with a message (e.g. context full) and the cache untouched. */
+ * Returns 0, or -1 with a message (e.g. context full) and the cache untouched.
+ * The calling thread runs part of the work: give a thread of your own that
+ * calls bn_decode (or bn_decode_multi) a stack of BN_DECODE_STACK bytes, as
+ * the library's workers have (glibc's default; musl's 128 KB is too small). */
+#define BN_DECODE_STACK ((size_t)8 << 20)
 int bn_decode(bn_context *c, const int32_t *tokens, int n, int all_logits,
               char *err, size_t errlen);
 /* Context shift, as llama-cli does when the context is full (docs/CHAT.md,

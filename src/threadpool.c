@@ -134,13 +134,24 @@ bn_threadpool *bn_threadpool_new(int n_threads) {
             return NULL;
         }
     }
+    /* Kernels keep tiles on the stack (avx2-tl's prompt path about 130 KB):
+     * ask for glibc's default 8 MB everywhere, as musl's is 128 KB. Only
+     * the pages touched are committed. */
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        bn_threadpool_free(pool);
+        return NULL;
+    }
+    pthread_attr_setstacksize(&attr, BN_THREAD_STACK);
     for (int i = 0; i < n_threads - 1; i++) {
-        if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
+        if (pthread_create(&pool->threads[i], &attr, worker_main, pool) != 0) {
+            pthread_attr_destroy(&attr);
             bn_threadpool_free(pool);
             return NULL;
         }
         pool->n_started++;
     }
+    pthread_attr_destroy(&attr);
     return pool;
 }
 

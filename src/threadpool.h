@@ -9,10 +9,16 @@
 #ifndef BN_THREADPOOL_H
 #define BN_THREADPOOL_H
 
+#include "bitnet.h"
+
 typedef struct bn_threadpool bn_threadpool;
 
 /* A task: called once for each part ith = 0 .. nth-1, each on some thread. */
 typedef void (*bn_task_fn)(void *ctx, int ith, int nth);
+
+/* Stack of the workers, and what a thread that calls bn_threadpool_run
+ * needs too (kernels keep tiles on the stack; bitnet.h, bn_decode). */
+#define BN_THREAD_STACK BN_DECODE_STACK
 
 /* n_threads >= 1 counts the caller; n_threads - 1 workers are started.
  * Returns NULL when a thread cannot be created. */

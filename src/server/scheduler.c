@@ -799,7 +799,15 @@ bn_sched *bn_sched_new(bn_model *m, int n_slots, int n_ctx, int n_threads, int t
     /* a context keeps at most n_ctx rows of logits (context.c) */
     s->step_rows = n_slots < s->n_ctx ? n_slots : s->n_ctx;
     s->out_rows = ECHO_ROWS < s->n_ctx ? ECHO_ROWS : s->n_ctx;
-    if (pthread_create(&s->driver, NULL, driver, s) != 0) {
+    /* the driver decodes: give it the stack bn_decode asks for (bitnet.h) */
+    pthread_attr_t attr;
+    int started = pthread_attr_init(&attr) == 0;
+    if (started) {
+        pthread_attr_setstacksize(&attr, BN_DECODE_STACK);
+        started = pthread_create(&s->driver, &attr, driver, s) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
         snprintf(err, errlen, "cannot start the scheduler thread");
         bn_sched_free(s);
         return NULL;
