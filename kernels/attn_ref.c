@@ -36,6 +36,7 @@ static const float EXP_C[8] = {1.0f, 1.0f, 0.5f, 0.166666672f, 0.0416666679f, 0.
                                0.00138888892f, 0.000198412701f};
 
 float bn_attn_exp(float x) {
+    if (x != x) return x;           /* NaN (only from a corrupt cache): no int conversion */
     if (x < -87.0f) return 0.0f;
     float n = rintf(x * 1.44269502f);
     float r = (x - n * 0.693359375f) - n * -2.12194442e-4f;

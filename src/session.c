@@ -282,10 +282,17 @@ static void encode_row(const bn_context *c, const kv_view *w, int t, uint8_t *ou
     }
 }
 
-/* Canonical bytes into position t's row. -1 for an int8 value of -128,
- * which q8_0 quantization never gives (it clamps to -127..127) and the
- * integer kernels do not expect. */
-static int decode_row(bn_context *c, const kv_view *w, int t, const uint8_t *in) {
+/* An f16 Inf or NaN (all exponent bits set): a corrupt cell, which would
+ * turn attention's scores into NaN. */
+static int f16_not_finite(uint16_t x) {
+    return (x & 0x7c00) == 0x7c00;
+}
+
+/* Canonical bytes into position t's row. Refused (-1, the cause in *why):
+ * an int8 value of -128, which q8_0 quantization never gives (it clamps to
+ * -127..127) and the integer kernels do not expect, and an f16 value or
+ * scale that is not finite. */
+static int decode_row(bn_context *c, const kv_view *w, int t, const uint8_t *in, const char **why) {
     int hd = c->hp.head_dim;
     if (w->type == BN_KV_Q8_0) {
         int8_t q[BN_KVQ8_MAX_HD];
@@ -293,12 +300,24 @@ static int decode_row(bn_context *c, const kv_view *w, int t, const uint8_t *in)
         for (int b = 0; b < hd / 32; b++, in += 34) {
             d[b] = get_u16(in);
             memcpy(q + 32 * b, in + 2, 32);
+            if (f16_not_finite(d[b])) {
+                *why = "a scale that is not finite";
+                return -1;
+            }
         }
         for (int i = 0; i < hd; i++)
-            if (q[i] == INT8_MIN) return -1;
+            if (q[i] == INT8_MIN) {
+                *why = "a q8_0 value of -128";
+                return -1;
+            }
         bn_q8_kv_row_write(w->kind, w->q8, w->q8d, hd, t, q, d);
         return 0;
     }
+    for (int d = 0; d < hd; d++)
+        if (f16_not_finite(get_u16(in + 2 * d))) {
+            *why = "a value that is not finite";
+            return -1;
+        }
     for (int d = 0; d < hd; d++) {
         uint16_t x = get_u16(in + 2 * d);
         if (w->v) w->f16[(size_t)d * (size_t)c->n_ctx + (size_t)t] = x;
@@ -428,11 +447,11 @@ static int read_cells(bn_context *c, FILE *f, const session_header *h, int32_t *
                     int m = imin(TILE, n - t0);
                     if (read_hashed(f, tile, (size_t)m * rb, hash) != 0)
                         return bn_set_err(err, errlen, "truncated in the cells of layer %d", l);
+                    const char *why = "";
                     for (int j = 0; j < m; j++)
-                        if (decode_row(c, &w, t0 + j, tile + (size_t)j * rb) != 0)
+                        if (decode_row(c, &w, t0 + j, tile + (size_t)j * rb, &why) != 0)
                             return bn_set_err(err, errlen, "layer %d, %s, KV head %d, position %d: "
-                                              "a q8_0 value of -128 (corrupt cells)",
-                                              l, v ? "V" : "K", g, t0 + j);
+                                              "%s (corrupt cells)", l, v ? "V" : "K", g, t0 + j, why);
                 }
             }
     return 0;

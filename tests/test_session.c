@@ -13,7 +13,8 @@
  *     reason and leaves the context empty; so are another model (same
  *     shape, other weights; another shape), other cache types, other
  *     numerics, too many tokens for the context or the buffer, trailing
- *     bytes, a q8_0 value of -128 under a valid checksum, a bad magic or
+ *     bytes, a q8_0 value of -128 or a non-finite value or scale under a
+ *     valid checksum, a bad magic or
  *     version; saving refuses counts and ids it cannot hold. */
 #include <math.h>
 #include <setjmp.h>
@@ -409,6 +410,10 @@ static void test_refusals(void **state) {
     write_all(bad, longer, len + 1);
     refused(c, bad, 64, "trailing bytes");
     free(longer);
+    edited(good, len, bad, HEADER + 4 * N + 1, 0x7e, 1); /* the first K cell a NaN */
+    refused(c, bad, 64, "not finite");
+    edited(good, len, bad, HEADER + 4 * N + 1, 0xfc, 1); /* -Inf */
+    refused(c, bad, 64, "not finite");
 
     /* cuts and flipped bytes: every one in the header, the ids and the
      * first cells, then a sample of the cells (the suite runs emulated too) */
@@ -440,6 +445,8 @@ static void test_refusals(void **state) {
     edited(good, len, bad, HEADER + 4 * N + 2 + 5, 0x80, 1);
     bn_context *qq = new_ctx(m, 0, 1, 0, Q, Q);
     refused(qq, bad, 64, "-128");
+    edited(good, len, bad, HEADER + 4 * N + 1, 0x7c, 1); /* the first block's scale an Inf */
+    refused(qq, bad, 64, "scale that is not finite");
     assert_int_equal(bn_session_load(qq, g_file, got, 64, &n, err, sizeof err), 0);
     bn_context_free(qq);
 
