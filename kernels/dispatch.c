@@ -1,5 +1,5 @@
 /* Run-time choice of the kernel variant: what the CPU can run (CPUID + XGETBV
- * on x86, AT_HWCAP on aarch64), what this binary contains (a variant's entry
+ * on x86, AT_HWCAP on aarch64 Linux, sysctl on macOS), what this binary contains (a variant's entry
  * point returns NULL where it was not compiled), and what the user forces
  * (argument or $BITNET_KERNEL; on aarch64 BITNET_NEON_DOTPROD=0 keeps the
  * plain-NEON tables in "neon" to compare them). Every choice of variant is
@@ -17,6 +17,9 @@
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #define BN_AARCH64_LINUX 1
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#define BN_AARCH64_APPLE 1
 #endif
 
 enum { CPU_AVX2 = 1, CPU_AVX512 = 2, CPU_NEON = 4, CPU_DOTPROD = 8 };
@@ -65,6 +68,18 @@ static int cpu_features(void) {
 #endif
     const char *env = getenv("BITNET_NEON_DOTPROD");
     if ((hw & HWCAP_ASIMDDP) && !(env && strcmp(env, "0") == 0)) feats |= CPU_DOTPROD;
+    return feats;
+}
+#elif defined(BN_AARCH64_APPLE)
+/* macOS names each optional feature in sysctl (every Apple M chip has sdot;
+ * asking keeps the rule the same as on Linux). */
+static int cpu_features(void) {
+    int feats = CPU_NEON, dp = 0;
+    size_t len = sizeof dp;
+    const char *env = getenv("BITNET_NEON_DOTPROD");
+    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &dp, &len, NULL, 0) == 0 && dp &&
+        !(env && strcmp(env, "0") == 0))
+        feats |= CPU_DOTPROD;
     return feats;
 }
 #elif defined(__aarch64__)

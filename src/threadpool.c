@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+#endif
 
 #define SPIN_PAUSE (1 << 11)    /* polls with a pause before yielding */
 #define SPIN_YIELD (1 << 7)     /* polls with sched_yield before a worker sleeps */
@@ -209,10 +212,16 @@ static int cgroup_cpu_limit(void) {
     return n > INT_MAX ? 0 : (int)n;
 }
 
+/* The online CPUs (hardware threads): what POSIX alone can tell. */
+static int online_cpus(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)(online < INT_MAX ? online : INT_MAX) : 1;
+}
+
+#if defined(__linux__) && defined(CPU_SETSIZE)
 /* Distinct physical cores in the affinity mask. */
 static int count_cores(void) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int fallback = online > 0 ? (int)(online < INT_MAX ? online : INT_MAX) : 1;
+    int fallback = online_cpus();
 
     cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return fallback;
@@ -239,6 +248,24 @@ static int count_cores(void) {
     }
     return n > 0 ? n : fallback;
 }
+#elif defined(__APPLE__)
+/* macOS: the performance cores where the kernel reports core kinds (Apple
+ * silicon), else every physical core. */
+static int count_cores(void) {
+    int n = 0;
+    size_t len = sizeof n;
+    if (sysctlbyname("hw.perflevel0.physicalcpu", &n, &len, NULL, 0) == 0 && n > 0) return n;
+    len = sizeof n;
+    if (sysctlbyname("hw.physicalcpu", &n, &len, NULL, 0) == 0 && n > 0) return n;
+    return online_cpus();
+}
+#else
+/* Other systems (and a build without _GNU_SOURCE, BITNET_PORTABLE): no
+ * portable way to tell cores from hardware threads. */
+static int count_cores(void) {
+    return online_cpus();
+}
+#endif
 
 int bn_physical_cores(void) {
     int cores = count_cores();

@@ -30,9 +30,10 @@ int bn_threadpool_n_threads(const bn_threadpool *pool);
  * Only one thread may call this at a time. */
 void bn_threadpool_run(bn_threadpool *pool, bn_task_fn fn, void *ctx);
 
-/* Physical cores this process may run on (SMT siblings counted once), from
- * /sys/devices/system/cpu/cpuN/topology (falling back to the online CPU
- * count), capped by a cgroup CPU quota when there is one. */
+/* Physical cores this process may run on (SMT siblings counted once): on
+ * Linux from the affinity mask and /sys/devices/system/cpu/cpuN/topology,
+ * on macOS the performance cores (sysctl), elsewhere (or where those fail)
+ * the online CPU count; capped by a cgroup CPU quota when there is one. */
 int bn_physical_cores(void);
 
 #endif

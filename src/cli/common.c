@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <mach-o/dyld.h>
+#endif
 
 #include "cli.h"
 
@@ -69,13 +72,20 @@ static int is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The directory of the running executable ("" when unknown). */
+/* The directory of the running executable ("" when unknown: then the
+ * places fixed at build time are looked in). Linux: /proc/self/exe;
+ * macOS: the loader's record of the path. */
 static void exe_dir(char *out, size_t cap) {
     char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     out[0] = '\0';
+#ifdef __APPLE__
+    uint32_t size = sizeof buf;
+    if (_NSGetExecutablePath(buf, &size) != 0) return;
+#else
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n <= 0) return;
     buf[n] = '\0';
+#endif
     char *slash = strrchr(buf, '/');
     if (!slash) return;
     *slash = '\0';
@@ -358,7 +368,8 @@ int bn_cli_stop_push(bn_cli_stop *st, const char *s, int n) {
     st->len += add;
     for (int i = 0; i < st->n; i++) {
         size_t l = strlen(st->text[i]);
-        if (l > 0 && memmem(st->tail, st->len, st->text[i], l)) return 1;
+        for (size_t at = 0; l > 0 && at + l <= st->len; at++)    /* memmem is not POSIX */
+            if (memcmp(st->tail + at, st->text[i], l) == 0) return 1;
     }
     return 0;
 }

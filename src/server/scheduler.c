@@ -208,6 +208,14 @@ static size_t stop_prefix_suffix(const bn_job *j, const char *text, size_t len) 
     return best;
 }
 
+/* The first m bytes of needle in hay[0 .. n), or NULL (memmem, which
+ * neither C nor POSIX has). */
+static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m) {
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0) return hay + i;
+    return NULL;
+}
+
 /* Appends a piece; returns 1 when a stop string now appears (the text is
  * cut where it starts). Called with j->mu held. */
 static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
@@ -219,7 +227,7 @@ static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
     size_t cut = j->len;
     for (int i = 0; i < j->n_stop; i++) {
         size_t sl = strlen(j->stop[i]);
-        const char *hit = memmem(j->text + from, j->len - from, j->stop[i], sl);
+        const char *hit = find_bytes(j->text + from, j->len - from, j->stop[i], sl);
         if (hit && (size_t)(hit - j->text) < cut) cut = (size_t)(hit - j->text);
     }
     if (cut < j->len) {

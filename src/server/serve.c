@@ -6,6 +6,7 @@
  * status and touches nothing but its own connection. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,6 +25,12 @@
 #include "json.h"
 #include "scheduler.h"
 #include "serve.h"
+
+/* Where send() cannot be told to keep SIGPIPE quiet (macOS), bn_serve
+ * ignores the signal for the whole process instead. */
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
 
 #define MAX_STOP 16                 /* stop strings per request */
 #define MAX_STOP_LEN 256
@@ -747,6 +754,22 @@ static void chunk_json(bn_jbuf *b, server *s, int chat, uint64_t id, const char 
 
 /* Waits until the job has news (more visible text or done); while waiting,
  * notices a client that hung up and cancels the job. */
+/* Whether the client has closed its end while its request runs: POLLRDHUP
+ * where the system has it (Linux), else a readable socket whose peek finds
+ * the end of the stream (a pipelined next request is data, not an end). */
+static int peer_gone(int fd) {
+#ifdef POLLRDHUP
+    struct pollfd pf = {fd, POLLRDHUP, 0};
+    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+#else
+    struct pollfd pf = {fd, POLLIN, 0};
+    if (poll(&pf, 1, 0) <= 0) return 0;
+    if (pf.revents & (POLLHUP | POLLERR)) return 1;
+    char b;
+    return (pf.revents & POLLIN) && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+#endif
+}
+
 static void wait_news(conn *c, bn_job *j, size_t seen) {
     while (!j->done && j->visible == seen) {
         struct timespec ts;
@@ -758,9 +781,7 @@ static void wait_news(conn *c, bn_job *j, size_t seen) {
         }
         pthread_cond_timedwait(&j->cv, &j->mu, &ts);
         if (!j->done && j->visible == seen && !j->cancelled) {
-            struct pollfd pf = {c->fd, POLLRDHUP, 0};
-            if (g_stop || (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR))))
-                j->cancelled = 1;   /* the worker stops at its next token */
+            if (g_stop || peer_gone(c->fd)) j->cancelled = 1;   /* the worker stops at its next token */
         }
     }
 }
@@ -1509,7 +1530,12 @@ static int listen_on(server *s) {
         fprintf(stderr, "bitnet: error: --host: '%s' is not an IPv4 address\n", s->p.host);
         return -1;
     }
+#ifdef SOCK_CLOEXEC
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0) {
