@@ -120,7 +120,8 @@ enum flag_id {
     F_NO_SLOTS, F_SLOTS, F_SLOT_SAVE_PATH,
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
     F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK,
-    F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE, F_PROMPT_CACHE, F_PROMPT_CACHE_ALL, F_PROMPT_CACHE_RO
+    F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE, F_PROMPT_CACHE, F_PROMPT_CACHE_ALL, F_PROMPT_CACHE_RO,
+    F_KLD_BASE, F_KLD, F_CHUNKS
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
@@ -200,6 +201,9 @@ static const struct flag {
     {"--prompt-cache", NULL, 1, BN_CMD_GENERATE, F_PROMPT_CACHE},
     {"--prompt-cache-all", NULL, 0, BN_CMD_GENERATE, F_PROMPT_CACHE_ALL},
     {"--prompt-cache-ro", NULL, 0, BN_CMD_GENERATE, F_PROMPT_CACHE_RO},
+    {"--kl-divergence-base", NULL, 1, BN_CMD_PERPLEXITY, F_KLD_BASE},
+    {"--kl-divergence", NULL, 0, BN_CMD_PERPLEXITY, F_KLD},
+    {"--chunks", NULL, 1, BN_CMD_PERPLEXITY, F_CHUNKS},
     {"-h", "--help", 0, ANY, F_HELP},
 };
 
@@ -225,6 +229,7 @@ static void set_defaults(int cmd, bn_cli_opts *o) {
     o->reps = 5;
     o->escape = 1;
     o->n_keep = BN_CLI_KEEP_DEFAULT;
+    o->n_chunks = -1;
 }
 
 /* One flag with its value (NULL for switches). */
@@ -242,6 +247,9 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
         o->prompt = v;
         return 0;
     case F_FILE: o->file = v; return 0;
+    case F_KLD_BASE: o->kld_base = v; return 0;
+    case F_KLD: o->kld = 1; return 0;
+    case F_CHUNKS: return bn_parse_int(flag, v, -1, INT_MAX, &o->n_chunks);
     case F_SYSTEM: o->system = v; return 0;
     case F_CHAT_TEMPLATE: o->chat_template = v; return 0;
     case F_CHAT_TEMPLATE_FILE: o->chat_template_file = v; return 0;
@@ -472,7 +480,8 @@ void bn_print_usage(FILE *f) {
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
 "  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
 "  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
-"  bitnet perplexity [-m MODEL] -f FILE [-c 512] [-b N]\n"
+"  bitnet perplexity [-m MODEL] -f FILE [-c 512] [-b N] [--chunks N]\n"
+"                    [--kl-divergence-base BASE [--kl-divergence]]\n"
 "  bitnet info [MODEL | -m MODEL]\n"
 "  bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [-np 1] [-c N] [-t N]\n"
 "               [--api-key KEY] [--alias NAME] [--timeout 30] [--max-conns 64]\n"
@@ -581,6 +590,13 @@ void bn_print_usage(FILE *f) {
 "                            most 64; e.g. -np 1,8): rows tgN xS, t/s summed\n"
 "  --kernels                 bench: the ternary kernels alone, every variant\n"
 "  --variants LIST           bench --kernels: only these variants (e.g. avx2,avx512)\n"
+"  --chunks N                perplexity: score the first N windows only (default all)\n"
+"  --kl-divergence-base F    perplexity: also write every scored position's log-\n"
+"                            probabilities to F (llama-perplexity's file: either\n"
+"                            program reads the other's)\n"
+"  --kl-divergence           perplexity: compare with the base F instead (its tokens,\n"
+"                            its window size; no -f): KL divergence, PPL ratio, Δp,\n"
+"                            same top token, per window and in total\n"
 "\n"
 "serve options (an OpenAI-shaped HTTP server; see README, Server):\n"
 "  --host ADDR               IPv4 address to listen on (default 127.0.0.1)\n"

@@ -83,6 +83,9 @@ typedef struct bn_cli_opts {
     const char *prompt_cache;       /* --prompt-cache FILE: the session file (NULL: none) */
     int prompt_cache_all;           /* --prompt-cache-all: also save the generated tokens */
     int prompt_cache_ro;            /* --prompt-cache-ro: load only, never write */
+    const char *kld_base;           /* perplexity --kl-divergence-base FILE */
+    int kld;                        /* perplexity --kl-divergence: compare with kld_base */
+    int n_chunks;                   /* perplexity --chunks: windows scored (-1 = all) */
     struct {
         const char *flag, *value, *why;
     } notes[BN_CLI_MAX_NOTES];      /* llama-cli flags accepted and ignored (llama_flags.c) */
@@ -227,6 +230,41 @@ int bn_cli_cache_load(const bn_cli_opts *o, bn_context *c, const int32_t *prompt
                       int need_logits, int32_t *kv_tokens, int *n_reuse);
 /* Saves c's first n cells with their ids. 0, or 1 after printing the error. */
 int bn_cli_cache_save(const bn_cli_opts *o, const bn_context *c, const int32_t *kv_tokens, int n);
+
+/* ---- kld.c: llama-perplexity's log-probability file, KL-divergence statistics ---- */
+/* u16 per record of a vocabulary of n_vocab tokens (two floats, then one each). */
+size_t bn_kld_record_len(int n_vocab);
+/* One scored position's record from its logits. */
+void bn_kld_record(const float *logits, int n_vocab, uint16_t *rec);
+/* The header and the windows' tokens. 0, or -1 on a write error. */
+int bn_kld_write_header(FILE *f, int n_ctx, int n_vocab, int n_chunk, const int32_t *tokens);
+
+typedef struct bn_kld_base {
+    FILE *f;
+    const char *path;
+    int n_ctx, n_vocab, n_chunk;
+    int32_t *tokens;                /* n_chunk * n_ctx, each checked < n_vocab */
+    uint16_t *recs;                 /* the current window's records */
+} bn_kld_base;
+/* Opens and checks a base for a model of n_vocab tokens (header, exact
+ * size, tokens). 0, or 1 after printing the error. */
+int bn_kld_open(const char *path, int n_vocab, bn_kld_base *b);
+/* The next window's records into b->recs. 0, or 1 after printing the error. */
+int bn_kld_read_window(bn_kld_base *b);
+void bn_kld_close(bn_kld_base *b);
+
+typedef struct bn_kld_stats {
+    double sum_nll, sum_nll2, sum_nll_base, sum_nll_base2, sum_nll_cross;
+    double sum_kld, sum_kld2, sum_p_diff, sum_p_diff2, sum_p_diff4;
+    float max_p_diff;
+    long count, same_top;
+    float *kld, *p_diff;            /* per token (room for every scored one) */
+} bn_kld_stats;
+/* Adds one token: these logits against the base's record, tok the next token. */
+void bn_kld_token(bn_kld_stats *s, const float *logits, int n_vocab, const uint16_t *rec, int32_t tok);
+void bn_kld_print_window(const bn_kld_stats *s, int window);
+/* The totals and percentiles (sorts s->kld and s->p_diff). */
+void bn_kld_print_summary(bn_kld_stats *s);
 
 /* ---- the modes ---------------------------------------------------------------------- */
 int bn_cmd_generate(const bn_cli_opts *o);
