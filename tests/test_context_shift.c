@@ -275,9 +275,9 @@ static void test_all_layers_vs_double(void **state) {
 #define N_AFTER 8
 
 /* Decodes t[0..n), shifts (keep, n_discard), then t[n..n+N_AFTER) one by one;
- * returns their logits (malloc'd). With unrotate, the moved K cells are put back as
- * they were before the shift, only moved (what a shift without re-rotation
- * would leave). */
+ * returns their logits (malloc'd). With unrotate, the moved K cells are put
+ * back as they were before the shift, only moved (what a shift without
+ * re-rotation would leave). */
 static float *logits_after_shift(bn_model *m, const int32_t *t, int n, int keep, int n_discard,
                                  int unrotate) {
     bn_context *a = new_ctx(m, 2, 1);
