@@ -23,10 +23,9 @@
 #include <cmocka.h>
 
 #include "bitnet.h"
-#include "helper_ref_forward.h"
+#include "helper_fixtures.h"
 #include "kernels.h"
 #include "model.h"
-#include "synth.h"
 
 /* ---- kernels against the reference ------------------------------------------------- */
 
@@ -127,98 +126,39 @@ static void test_exp(void **state) {
 
 #define N_TOK 300
 
-static void write_model(const char *path) {
-    bn_synth_config c;
-    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
-    c.n_layer = 2;
-    c.n_embd = 256;
-    c.n_head = 4;
-    c.n_head_kv = 2;
-    c.n_ff = 256;
-    c.n_ctx = 320;
-    c.seed = 4242;
-    char err[256] = "";
-    if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
-}
-
-static bn_model *load(const char *path, const char *kernel) {
-    bn_model_params mp = bn_model_default_params();
-    mp.kernel = kernel;
-    mp.head = BN_HEAD_F16;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
-    return m;
+/* max|a - b| and mean|a - b| over rows [r0, r1), in units of the standard
+ * deviation of a over those rows. */
+static void diff_sigma(const float *a, const float *b, int r0, int r1, int V, double *max,
+                       double *mean) {
+    fx_diff d = fx_compare(a + (size_t)r0 * V, b + (size_t)r0 * V, (size_t)(r1 - r0) * V);
+    *max = d.max / d.sigma;
+    *mean = d.mean / d.sigma;
 }
 
 /* Logits of every position: one bn_decode per batch of n_batch tokens, or
  * one per token. */
 static float *run(bn_model *m, int n_threads, int n_batch, const int32_t *t, int n, int by_token) {
-    int V = m->hp.n_vocab;
-    bn_context_params cp = bn_context_default_params();
-    cp.n_threads = n_threads;
-    cp.n_batch = n_batch;
-    cp.n_outputs_max = n;
-    char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
-    float *out = malloc((size_t)n * V * sizeof(float));
-    assert_non_null(out);
-    if (by_token) {
-        for (int i = 0; i < n; i++) {
-            if (bn_decode(c, t + i, 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
-            memcpy(out + (size_t)i * V, bn_get_logits(c, -1), (size_t)V * sizeof(float));
-        }
-    } else {
-        if (bn_decode(c, t, n, 1, err, sizeof err) != 0) fail_msg("decode: %s", err);
-        for (int i = 0; i < n; i++)
-            memcpy(out + (size_t)i * V, bn_get_logits(c, i), (size_t)V * sizeof(float));
-    }
+    bn_context *c = fx_context(m, (bn_context_params){.n_threads = n_threads, .n_batch = n_batch,
+                                                      .n_outputs_max = n});
+    float *out = fx_logits(c, t, n, by_token);
     bn_context_free(c);
     return out;
-}
-
-/* max|a - b| and mean|a - b| over rows [r0, r1), in units of the standard
- * deviation of a over those rows. */
-static void diff_sigma(const float *a, const float *b, int r0, int r1, int V, double *max,
-                       double *mean) {
-    double s = 0, ss = 0, sum = 0, mx = 0;
-    size_t n = (size_t)(r1 - r0) * V;
-    for (size_t i = (size_t)r0 * V; i < (size_t)r1 * V; i++) {
-        double x = (double)a[i], e = fabs((double)b[i] - x);
-        s += x;
-        ss += x * x;
-        sum += e;
-        if (e > mx) mx = e;
-    }
-    double mu = s / (double)n, sigma = sqrt(ss / (double)n - mu * mu);
-    *max = mx / sigma;
-    *mean = sum / (double)n / sigma;
 }
 
 static void test_long_context_forward(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_attention-%d.gguf", BN_BINARY_DIR, (int)getpid());
-    write_model(path);
-    bn_model *m = load(path, "ref");
+    fx_model_path(path, sizeof path, "test_attention");
+    fx_write_model(path, &(bn_synth_config){FX_DIMS(2, 256, 4, 2, 256, 320), .seed = 4242});
+    bn_model *m = fx_load(path, "ref", BN_HEAD_F16);
     int V = m->hp.n_vocab;
-    size_t bytes = (size_t)N_TOK * V * sizeof(float);
+    size_t n_logits = (size_t)N_TOK * V;
     int32_t t[N_TOK];
-    uint32_t x = 99;
-    for (int i = 0; i < N_TOK; i++) {
-        x = x * 1664525u + 1013904223u;
-        t[i] = 1 + (int32_t)((x >> 8) % (uint32_t)(V - 1));
-    }
+    fx_lcg_tokens(t, N_TOK, V, 99);
     t[0] = bn_token_bos(bn_model_tokenizer(m));
 
     /* the plain reference: bitnet.cpp's decode numerics everywhere */
-    float *ref = malloc(bytes);
-    assert_non_null(ref);
-    ref_forward *rf = ref_forward_new(m, N_TOK);
-    assert_non_null(rf);
-    for (int i = 0; i < N_TOK; i++) assert_int_equal(ref_forward_token(rf, t[i], ref + (size_t)i * V), 0);
-    ref_forward_free(rf);
+    float *ref = fx_ref_logits(m, t, N_TOK);
 
     float *base = run(m, 1, 512, t, N_TOK, 0);
     double mx, mean;
@@ -235,12 +175,11 @@ static void test_long_context_forward(void **state) {
     const int batches[] = {512, 512, 7, 100};
     for (int i = 0; i < 4; i++) {
         float *got = run(m, threads[i], batches[i], t, N_TOK, 0);
-        if (memcmp(base, got, bytes) != 0)
-            fail_msg("-t %d -b %d differs from -t 1 -b 512", threads[i], batches[i]);
+        fx_same_bits(base, got, n_logits, "-t %d -b %d differs from -t 1 -b 512", threads[i], batches[i]);
         free(got);
     }
     float *seq = run(m, 2, 512, t, N_TOK, 1);
-    assert_memory_equal(base, seq, bytes);
+    fx_same_bits(base, seq, n_logits, "token by token differs from -t 1 -b 512");
     free(seq);
     bn_model_free(m);
 
@@ -248,9 +187,9 @@ static void test_long_context_forward(void **state) {
     const bn_kernels *avail[8];
     int n_avail = bn_kernels_available(avail, 8);
     for (int k = 0; k < n_avail; k++) {
-        m = load(path, avail[k]->name);
+        m = fx_load(path, avail[k]->name, BN_HEAD_F16);
         float *got = run(m, 2, 64, t, N_TOK, 0);
-        if (memcmp(base, got, bytes) != 0) fail_msg("variant %s differs from ref", avail[k]->name);
+        fx_same_bits(base, got, n_logits, "variant %s differs from ref", avail[k]->name);
         print_message("  %-10s %d tokens past 256 cells: identical to ref\n", avail[k]->name, N_TOK);
         free(got);
         bn_model_free(m);

@@ -32,7 +32,7 @@
 
 #include "bitnet.h"
 #include "context.h"
-#include "synth.h"
+#include "helper_fixtures.h"
 
 #define MAX_SEQ 8
 
@@ -40,10 +40,8 @@
 
 typedef struct shape {
     const char *name;
-    const char *arch;               /* NULL: bitnet-b1.58 */
-    int n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx, head_dim;
-    const char *head_type;
-    int biases, scales;
+    bn_synth_config c;              /* over the "small" preset (fx_write_model);
+                                       arch NULL: bitnet-b1.58 */
     int head;                       /* bn_model_params.head */
     int shift_plan;                 /* 1: the plan across 256 cells (1 thread), 2: a
                                        shift among short rows (2 threads), 0: none */
@@ -51,14 +49,17 @@ typedef struct shape {
 
 static const shape SHAPES[] = {
     /* head_dim 64: rows past 256 cells take the chunked attention */
-    {"b158-f16", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_F16, 1},
-    {"b158-q8", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_Q8, 0},
+    {"b158-f16",     {FX_DIMS(2, 256, 4, 2, 256, 320)}, BN_HEAD_F16, 1},
+    {"b158-q8",      {FX_DIMS(2, 256, 4, 2, 256, 320)}, BN_HEAD_Q8, 0},
     /* head_dim 100: no long path (the shift among short rows); biases,
      * scales, Q6_K head */
-    {"bitnet-hd100", "bitnet", 2, 256, 4, 2, 384, 300, 100, "Q6_K", 1, 1, BN_HEAD_DEFAULT, 2},
+    {"bitnet-hd100", {FX_DIMS(2, 256, 4, 2, 384, 300), .arch = "bitnet", .head_dim = 100, .head_type = "Q6_K",
+                      .with_biases = 1, .with_scales = 1}, BN_HEAD_DEFAULT, 2},
     /* silu, query width 4 * 80 != 256, Q8_0 head */
-    {"llama-q8_0", "llama", 2, 256, 4, 1, 384, 320, 80, "Q8_0", 1, 0, BN_HEAD_DEFAULT, 2},
-    {"llama-f32", "llama", 1, 256, 2, 2, 256, 320, 128, "F32", 0, 0, BN_HEAD_DEFAULT, 2},
+    {"llama-q8_0",   {FX_DIMS(2, 256, 4, 1, 384, 320), .arch = "llama", .head_dim = 80, .head_type = "Q8_0",
+                      .with_biases = 1}, BN_HEAD_DEFAULT, 2},
+    {"llama-f32",    {FX_DIMS(1, 256, 2, 2, 256, 320), .arch = "llama", .head_dim = 128, .head_type = "F32"},
+     BN_HEAD_DEFAULT, 2},
 };
 
 static char tmpdir[256];
@@ -81,48 +82,20 @@ static bn_model *load_shape(const shape *sh) {
     char path[320];
     snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, sh->name);
     if (access(path, F_OK) != 0) {
-        bn_synth_config c;
-        assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
-        c.arch = sh->arch;
-        c.n_layer = sh->n_layer;
-        c.n_embd = sh->n_embd;
-        c.n_head = sh->n_head;
-        c.n_head_kv = sh->n_head_kv;
-        c.n_ff = sh->n_ff;
-        c.n_ctx = sh->n_ctx;
-        c.head_dim = sh->head_dim;
-        c.head_type = sh->head_type;
-        c.with_biases = sh->biases;
-        c.with_scales = sh->scales;
+        bn_synth_config c = sh->c;
         c.seed = 4242;
-        char err[256] = "";
-        if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
+        fx_write_model(path, &c);
     }
-    bn_model_params mp = bn_model_default_params();
-    mp.head = sh->head;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
-    return m;
+    return fx_load(path, NULL, sh->head);
 }
 
 static bn_model *load_file(const char *path) {
     if (access(path, R_OK) != 0) return NULL;
-    bn_model_params mp = bn_model_default_params();
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
-    return m;
+    return fx_load(path, NULL, BN_HEAD_DEFAULT);
 }
 
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_outputs_max) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_threads = n_threads;
-    cp.n_outputs_max = n_outputs_max;
-    char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
-    return c;
+    return fx_context(m, (bn_context_params){.n_threads = n_threads, .n_outputs_max = n_outputs_max});
 }
 
 /* Token j of sequence s: a fixed pseudo-random stream (splitmix64). */
@@ -432,7 +405,7 @@ static void run_exact(bn_model *m, int with_full_vocab) {
 
 static void test_exact_head(void **state) {
     (void)state;
-    const shape sh = {"b158-exact", NULL, 2, 256, 4, 2, 256, 320, 0, NULL, 0, 0, BN_HEAD_EXACT, 0};
+    const shape sh = {"b158-exact", {FX_DIMS(2, 256, 4, 2, 256, 320)}, BN_HEAD_EXACT, 0};
     bn_model *m = load_shape(&sh);
     run_exact(m, 0);
     run_exact(m, 1);

@@ -24,6 +24,7 @@
 #include "chat.h"
 #include "gguf.h"
 #include "gguf_writer.h"
+#include "tok_test_util.h"
 #include "tokenizer.h"
 
 typedef struct vocab {
@@ -330,16 +331,7 @@ static bn_tokenizer *small_vocab(const char *const *extra, int n_extra, const ch
     gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
     gguf_w_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, (uint64_t)n);
     if (tmpl) gguf_w_str(w, "tokenizer.chat_template", tmpl);
-    uint8_t *buf;
-    uint64_t len;
-    assert_int_equal(gguf_writer_to_buffer(w, &buf, &len), 0);
-    gguf_writer_free(w);
-    gguf_file f;
-    assert_int_equal(gguf_parse(&f, buf, len, err, errlen), 0);
-    bn_tokenizer *t = bn_tokenizer_from_gguf(&f, NULL, err, errlen);
-    gguf_close(&f);
-    free(buf);
-    return t;
+    return tt_from_writer(w, NULL, err, errlen);
 }
 
 static const char chatml_template[] =

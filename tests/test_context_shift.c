@@ -33,65 +33,30 @@
 
 #include "bitnet.h"
 #include "context.h"
+#include "helper_fixtures.h"
 #include "model.h"
-#include "synth.h"
 
 #define N_CTX 64
 
 /* ---- fixtures ------------------------------------------------------------------ */
 
 static void write_model(const char *path, int n_layer, int n_head, int n_head_kv, float theta) {
-    bn_synth_config c;
-    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
-    c.n_layer = n_layer;
-    c.n_embd = 256;
-    c.n_head = n_head;
-    c.n_head_kv = n_head_kv;
-    c.n_ff = 256;
-    c.n_ctx = N_CTX;
-    c.rope_theta = theta;
-    c.seed = 77u + (uint64_t)n_layer;
-    char err[256] = "";
-    if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
+    fx_write_model(path, &(bn_synth_config){FX_DIMS(n_layer, 256, n_head, n_head_kv, 256, N_CTX),
+                                            .rope_theta = theta, .seed = 77u + (uint64_t)n_layer});
 }
 
 static bn_model *load(const char *path) {
-    bn_model_params mp = bn_model_default_params();
-    mp.head = BN_HEAD_F16;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
-    return m;
+    return fx_load(path, NULL, BN_HEAD_F16);
 }
 
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_outputs_max) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_threads = n_threads;
-    cp.n_outputs_max = n_outputs_max;
-    char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
-    return c;
-}
-
-static void decode(bn_context *c, const int32_t *t, int n) {
-    char err[256] = "";
-    if (bn_decode(c, t, n, 0, err, sizeof err) != 0) fail_msg("bn_decode: %s", err);
+    return fx_context(m, (bn_context_params){.n_threads = n_threads, .n_outputs_max = n_outputs_max});
 }
 
 static void shift(bn_context *c, int keep, int n_discard) {
     char err[256] = "";
     if (bn_context_shift(c, keep, n_discard, err, sizeof err) != 0)
         fail_msg("bn_context_shift: %s", err);
-}
-
-/* Deterministic token ids in [1, n_vocab). */
-static void make_tokens(int32_t *t, int n, int n_vocab, uint32_t seed) {
-    uint32_t x = seed * 2654435761u + 1;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        t[i] = 1 + (int32_t)((x >> 8) % (uint32_t)(n_vocab - 1));
-    }
 }
 
 /* RoPE variants the tests run under: the model's NEOX pairs, NORM pairs
@@ -172,20 +137,18 @@ static void check_layer0_k(const variant *v, const char *path) {
     const bn_hparams *hp = &m->hp;
     int V = hp->n_vocab, n = 48, keep = 5, n_discard = 19;
     int32_t t[48], fresh_t[48];
-    make_tokens(t, n, V, 3);
-    int n_fresh = 0;
-    for (int i = 0; i < keep; i++) fresh_t[n_fresh++] = t[i];
-    for (int i = keep + n_discard; i < n; i++) fresh_t[n_fresh++] = t[i];
+    fx_tokens(t, n, V, 3);
+    int n_fresh = fx_tokens_after_shift(t, n, keep, n_discard, fresh_t);
 
     bn_context *a = new_ctx(m, 2, 1), *b = new_ctx(m, 2, 1);
-    decode(a, t, n);
+    fx_decode(a, t, n);
     /* the cache as it was, before the shift, for the "no re-rotation" check */
     uint16_t *before = malloc(cache_elems(a) * sizeof *before);
     assert_non_null(before);
     memcpy(before, a->k_cache, cache_elems(a) * sizeof *before);
     shift(a, keep, n_discard);
     assert_int_equal(bn_context_n_past(a), n_fresh);
-    decode(b, fresh_t, n_fresh);
+    fx_decode(b, fresh_t, n_fresh);
 
     double worst = 0, unrotated = 0;
     for (int h = 0; h < hp->n_head_kv; h++) {
@@ -218,7 +181,7 @@ static void check_layer0_k(const variant *v, const char *path) {
 static void test_layer0_k_matches_fresh(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_context_shift-l0-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_context_shift-l0");
     write_model(path, 2, 4, 2, 10000.0f);
     for (int i = 0; i < N_VARIANTS; i++) check_layer0_k(&VARIANTS[i], path);
     unlink(path);
@@ -232,9 +195,9 @@ static void check_all_layers(const variant *v, const char *path) {
     const bn_hparams *hp = &m->hp;
     int n = 45, keep = 3, n_discard = 21, hd = hp->head_dim, n_rot = hp->n_rot;
     int32_t t[45];
-    make_tokens(t, n, hp->n_vocab, 5);
+    fx_tokens(t, n, hp->n_vocab, 5);
     bn_context *a = new_ctx(m, 3, 1);
-    decode(a, t, n);
+    fx_decode(a, t, n);
     size_t elems = cache_elems(a);
     uint16_t *k0 = malloc(elems * sizeof *k0), *v0 = malloc(elems * sizeof *v0);
     assert_non_null(k0);
@@ -301,7 +264,7 @@ static void check_all_layers(const variant *v, const char *path) {
 static void test_all_layers_vs_double(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_context_shift-all-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_context_shift-all");
     write_model(path, 2, 4, 2, 500000.0f);
     for (int i = 0; i < N_VARIANTS; i++) check_all_layers(&VARIANTS[i], path);
     unlink(path);
@@ -309,39 +272,16 @@ static void test_all_layers_vs_double(void **state) {
 
 /* ---- logits after a shift, 1-layer model ----------------------------------------------- */
 
-typedef struct diff {
-    double sigma, max, mean;
-} diff;
-
-static diff compare(const float *ref, const float *got, size_t n) {
-    double s = 0, ss = 0, sum = 0;
-    diff d = {0, 0, 0};
-    for (size_t i = 0; i < n; i++) {
-        double r = (double)ref[i];
-        s += r;
-        ss += r * r;
-        double e = fabs((double)got[i] - r);
-        assert_false(isnan(e));
-        sum += e;
-        if (e > d.max) d.max = e;
-    }
-    double mu = s / (double)n;
-    d.sigma = sqrt(ss / (double)n - mu * mu);
-    d.mean = sum / (double)n;
-    return d;
-}
-
 #define N_AFTER 8
 
 /* Decodes t[0..n), shifts (keep, n_discard), then t[n..n+N_AFTER) one by one;
- * out gets their logits. With unrotate, the moved K cells are put back as
- * they were before the shift, only moved (what a shift without re-rotation
- * would leave). */
-static void logits_after_shift(bn_model *m, const int32_t *t, int n, int keep, int n_discard,
-                               int unrotate, float *out) {
-    int V = m->hp.n_vocab;
+ * returns their logits (malloc'd). With unrotate, the moved K cells are put
+ * back as they were before the shift, only moved (what a shift without
+ * re-rotation would leave). */
+static float *logits_after_shift(bn_model *m, const int32_t *t, int n, int keep, int n_discard,
+                                 int unrotate) {
     bn_context *a = new_ctx(m, 2, 1);
-    decode(a, t, n);
+    fx_decode(a, t, n);
     size_t elems = cache_elems(a);
     uint16_t *k0 = malloc(elems * sizeof *k0);
     assert_non_null(k0);
@@ -354,12 +294,10 @@ static void logits_after_shift(bn_model *m, const int32_t *t, int n, int keep, i
                 memcpy(a->k_cache + r * row + (size_t)p * hd, k0 + r * row + (size_t)(p + n_discard) * hd,
                        hd * sizeof *k0);
     }
-    for (int i = 0; i < N_AFTER; i++) {
-        decode(a, t + n + i, 1);
-        memcpy(out + (size_t)i * V, bn_get_logits(a, -1), (size_t)V * sizeof(float));
-    }
+    float *out = fx_logits(a, t + n, N_AFTER, 1);
     free(k0);
     bn_context_free(a);
+    return out;
 }
 
 static void check_logits_one_layer(const variant *v, const char *path) {
@@ -367,31 +305,20 @@ static void check_logits_one_layer(const variant *v, const char *path) {
     apply_variant(m, v);
     int V = m->hp.n_vocab, n = 50, keep = 4, n_discard = 23;
     int32_t t[50 + N_AFTER], fresh_t[50 + N_AFTER];
-    make_tokens(t, n + N_AFTER, V, 9);
+    fx_tokens(t, n + N_AFTER, V, 9);
     t[0] = bn_token_bos(bn_model_tokenizer(m));
-    int n_fresh = 0;
-    for (int i = 0; i < keep; i++) fresh_t[n_fresh++] = t[i];
-    for (int i = keep + n_discard; i < n + N_AFTER; i++) fresh_t[n_fresh++] = t[i];
+    int n_fresh = fx_tokens_after_shift(t, n + N_AFTER, keep, n_discard, fresh_t);
 
     /* the fresh evaluation: the same tokens at the same positions */
-    float *fresh = malloc((size_t)n_fresh * V * sizeof(float));
-    float *got = malloc((size_t)N_AFTER * V * sizeof(float));
-    float *bad = malloc((size_t)N_AFTER * V * sizeof(float));
-    assert_non_null(fresh);
-    assert_non_null(got);
-    assert_non_null(bad);
     bn_context *b = new_ctx(m, 2, n_fresh);
-    char err[256];
-    assert_int_equal(bn_decode(b, fresh_t, n_fresh, 1, err, sizeof err), 0);
-    for (int i = 0; i < n_fresh; i++)
-        memcpy(fresh + (size_t)i * V, bn_get_logits(b, i), (size_t)V * sizeof(float));
+    float *fresh = fx_logits(b, fresh_t, n_fresh, 0);
     bn_context_free(b);
     const float *want = fresh + (size_t)(n_fresh - N_AFTER) * V;
 
-    logits_after_shift(m, t, n, keep, n_discard, 0, got);
-    logits_after_shift(m, t, n, keep, n_discard, 1, bad);
-    diff d = compare(want, got, (size_t)N_AFTER * V);
-    diff u = compare(want, bad, (size_t)N_AFTER * V);
+    float *got = logits_after_shift(m, t, n, keep, n_discard, 0);
+    float *bad = logits_after_shift(m, t, n, keep, n_discard, 1);
+    fx_diff d = fx_compare(want, got, (size_t)N_AFTER * V);
+    fx_diff u = fx_compare(want, bad, (size_t)N_AFTER * V);
     print_message("  %-14s 1 layer, logits after the shift vs fresh: max|d| %.2e sigma, "
                   "mean %.2e sigma; without re-rotation max %.2e sigma\n",
                   v->name, d.max / d.sigma, d.mean / d.sigma, u.max / u.sigma);
@@ -408,7 +335,7 @@ static void check_logits_one_layer(const variant *v, const char *path) {
 static void test_logits_one_layer(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_context_shift-1l-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_context_shift-1l");
     write_model(path, 1, 4, 4, 10000.0f);
     for (int i = 0; i < N_VARIANTS; i++) check_logits_one_layer(&VARIANTS[i], path);
     unlink(path);
@@ -438,7 +365,7 @@ static int same_cells(const bn_context *a, const bn_context *b) {
 static void test_context_past_training_length(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_context_shift-long-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_context_shift-long");
     write_model(path, 1, 4, 2, 10000.0f);
     bn_model *m = load(path);
     int V = m->hp.n_vocab, n = 2 * N_CTX + 8;
@@ -454,9 +381,9 @@ static void test_context_past_training_length(void **state) {
     assert_int_equal(bn_context_n_ctx(c), n);
     int32_t *t = malloc((size_t)n * sizeof *t);
     assert_non_null(t);
-    make_tokens(t, n, V, 5);
-    decode(c, t, n - 1);
-    decode(c, t + n - 1, 1);
+    fx_tokens(t, n, V, 5);
+    fx_decode(c, t, n - 1);
+    fx_decode(c, t + n - 1, 1);
     assert_int_equal(bn_context_n_past(c), n);
     const float *lg = bn_get_logits(c, -1);
     for (int v = 0; v < V; v++) assert_true(isfinite(lg[v]));
@@ -471,33 +398,33 @@ static void test_context_past_training_length(void **state) {
 static void test_exact_cases_and_errors(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_context_shift-ex-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_context_shift-ex");
     write_model(path, 2, 4, 2, 10000.0f);
     bn_model *m = load(path);
     int V = m->hp.n_vocab;
     size_t row = (size_t)V * sizeof(float);
     int32_t t[60];
-    make_tokens(t, 60, V, 13);
+    fx_tokens(t, 60, V, 13);
     char err[256];
 
     /* Everything after keep discarded: nothing is re-rotated, so the next
      * tokens see exactly the cache of a fresh evaluation of t[0..keep). */
     bn_context *a = new_ctx(m, 2, 1), *b = new_ctx(m, 2, 1);
-    decode(a, t, 40);
+    fx_decode(a, t, 40);
     shift(a, 7, 33);
     assert_int_equal(bn_context_n_past(a), 7);
-    decode(b, t, 7);
+    fx_decode(b, t, 7);
     for (int i = 40; i < 60; i++) {
-        decode(a, t + i, 1);
-        decode(b, t + i, 1);
+        fx_decode(a, t + i, 1);
+        fx_decode(b, t + i, 1);
         assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
     }
     /* keep 0 and everything discarded: as after a reset */
     bn_context_reset(b);
     shift(a, 0, bn_context_n_past(a));
     assert_int_equal(bn_context_n_past(a), 0);
-    decode(a, t + 3, 30);
-    decode(b, t + 3, 30);
+    fx_decode(a, t + 3, 30);
+    fx_decode(b, t + 3, 30);
     assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
 
     /* Refused calls leave cache, n_past and logits as they were. */
@@ -527,8 +454,8 @@ static void test_exact_cases_and_errors(void **state) {
     /* Thread counts: identical caches and logits. A generation loop that
      * shifts whenever the next token would not fit runs far past n_ctx. */
     bn_context *c1 = new_ctx(m, 1, 1), *c3 = new_ctx(m, 3, 1);
-    decode(c1, t, 20);
-    decode(c3, t, 20);
+    fx_decode(c1, t, 20);
+    fx_decode(c3, t, 20);
     int shifts = 0;
     for (int i = 0; i < 300; i++) {
         int32_t id = t[i % 60];
@@ -539,8 +466,8 @@ static void test_exact_cases_and_errors(void **state) {
             shifts++;
             assert_true(same_cells(c1, c3));
         }
-        decode(c1, &id, 1);
-        decode(c3, &id, 1);
+        fx_decode(c1, &id, 1);
+        fx_decode(c3, &id, 1);
         assert_memory_equal(bn_get_logits(c1, -1), bn_get_logits(c3, -1), row);
     }
     assert_true(shifts >= 8);
@@ -557,26 +484,20 @@ static void test_exact_cases_and_errors(void **state) {
  * threads; the forgotten V cells of n's block are zero again; refused
  * calls change nothing. */
 static bn_context *new_ctx_typed(bn_model *m, int n_ctx, int n_threads, int type) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = n_ctx;
-    cp.n_threads = n_threads;
-    cp.type_k = cp.type_v = type;
-    char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
-    return c;
+    return fx_context(m, (bn_context_params){.n_ctx = n_ctx, .n_threads = n_threads, .type_k = type,
+                                             .type_v = type});
 }
 
 static void test_truncate(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_context_shift-tr-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_context_shift-tr");
     write_model(path, 2, 4, 2, 10000.0f);
     bn_model *m = load(path);
     const int V = m->hp.n_vocab;
     const size_t row = (size_t)V * sizeof(float);
     int32_t t[400], fresh[400];
-    make_tokens(t, 400, V, 29);
+    fx_tokens(t, 400, V, 29);
     char err[256];
     static const struct { int keep, after, n_ctx; } cases[] = {
         {20, 15, 64}, {32, 9, 64}, {0, 12, 64}, {37, 1, 64}, {270, 40, 400}, {100, 200, 400},
@@ -588,7 +509,7 @@ static void test_truncate(void **state) {
                 bn_context *a = new_ctx_typed(m, cases[k].n_ctx, nt, type);
                 bn_context *b = new_ctx_typed(m, cases[k].n_ctx, nt, type);
                 /* a: the kept tokens, then others that are forgotten */
-                decode(a, t, keep + after + 3 <= cases[k].n_ctx ? keep + after + 3 : keep + 1);
+                fx_decode(a, t, keep + after + 3 <= cases[k].n_ctx ? keep + after + 3 : keep + 1);
                 assert_int_equal(bn_context_truncate(a, keep, err, sizeof err), 0);
                 assert_int_equal(bn_context_n_past(a), keep);
                 if (type == BN_KV_F16)
@@ -599,12 +520,12 @@ static void test_truncate(void **state) {
                 /* then different tokens after them, against all of it afresh */
                 memcpy(fresh, t, (size_t)keep * sizeof *t);
                 for (int i = 0; i < after; i++) fresh[keep + i] = t[(keep + 7 * i + 11) % 400];
-                decode(a, fresh + keep, after);
-                decode(b, fresh, keep + after);
+                fx_decode(a, fresh + keep, after);
+                fx_decode(b, fresh, keep + after);
                 assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
                 int32_t next = fresh[0];
-                decode(a, &next, 1);
-                decode(b, &next, 1);
+                fx_decode(a, &next, 1);
+                fx_decode(b, &next, 1);
                 assert_memory_equal(bn_get_logits(a, -1), bn_get_logits(b, -1), row);
                 /* refused: n_past and the logits stay */
                 const int past = bn_context_n_past(a);

@@ -29,26 +29,20 @@
 
 #include "bitnet.h"
 #include "context.h"
-#include "helper_ref_forward.h"
+#include "helper_fixtures.h"
 #include "model.h"
-#include "synth.h"
 
+/* A model: the "small" preset reshaped by c (fx_write_model): the family
+ * by c.arch (NULL: bitnet-b1.58), head_dim 0 = n_embd / n_head, head and
+ * embedding types NULL = llama-quantize's choice. */
 typedef struct shape {
     const char *name;
-    int n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx;
-    float theta;
-    /* the family (NULL arch: bitnet-b1.58, the "small" preset's layout) */
-    const char *arch;
-    int head_dim;                   /* 0: n_embd / n_head */
-    int untied;
-    const char *head_type, *embd_type;  /* NULL: llama-quantize's choice */
-    int biases, scales, norm_f16;
-    float attn_scale;
+    bn_synth_config c;
 } shape;
 
 #define SHAPE(nm, l, e, h, kv, ff, ctx, th) \
-    .name = nm, .n_layer = l, .n_embd = e, .n_head = h, .n_head_kv = kv, .n_ff = ff, \
-    .n_ctx = ctx, .theta = th
+    .name = nm, .c.n_layer = l, .c.n_embd = e, .c.n_head = h, .c.n_head_kv = kv, .c.n_ff = ff, \
+    .c.n_ctx = ctx, .c.rope_theta = th
 
 static const shape SHAPES[] = {
     /*     name            layers embd heads kv  ff   ctx  theta */
@@ -58,69 +52,41 @@ static const shape SHAPES[] = {
     {SHAPE("odd3-gqa3",       2,  384,   3,  1, 512,  64, 500000.0f)},
     {SHAPE("odd5-mha",        1,  640,   5,  5, 128,  64, 500000.0f)},
     /* bitnet (1bitLLM): Q8_0 tied head, head_dim 96, ffn_down K = 1056 */
-    {SHAPE("bitnet-q8_0",     2,  384,   4,  4, 1056, 64, 10000.0f), .arch = "bitnet"},
+    {SHAPE("bitnet-q8_0",     2,  384,   4,  4, 1056, 64, 10000.0f), .c.arch = "bitnet"},
     /* bitnet: head_dim 100 (attn_output K = 400), Q6_K head, projection
      * scales and attention biases, F16 norms */
-    {SHAPE("bitnet-hd100",    2,  256,   4,  2, 640,  64, 10000.0f), .arch = "bitnet",
-     .head_dim = 100, .head_type = "Q6_K", .biases = 1, .scales = 1, .norm_f16 = 1},
+    {SHAPE("bitnet-hd100",    2,  256,   4,  2, 640,  64, 10000.0f), .c.arch = "bitnet",
+     .c.head_dim = 100, .c.head_type = "Q6_K", .c.with_biases = 1, .c.with_scales = 1, .c.norm_f16 = 1},
     /* llama (Falcon3): head_dim 256, F32 head and embedding */
-    {SHAPE("llama-hd256",     2,  512,   2,  1, 1536, 64, 1000042.0f), .arch = "llama",
-     .head_dim = 256, .head_type = "F32"},
+    {SHAPE("llama-hd256",     2,  512,   2,  1, 1536, 64, 1000042.0f), .c.arch = "llama",
+     .c.head_dim = 256, .c.head_type = "F32"},
     /* llama untied (Llama3): F16 output, head_dim 100, n_ff 800, biases,
      * attention.scale */
-    {SHAPE("llama-untied",    2,  256,   4,  1, 800,  64, 500000.0f), .arch = "llama",
-     .head_dim = 100, .untied = 1, .biases = 1, .attn_scale = 0.0625f},
+    {SHAPE("llama-untied",    2,  256,   4,  1, 800,  64, 500000.0f), .c.arch = "llama",
+     .c.head_dim = 100, .c.untied = 1, .c.with_biases = 1, .c.attn_scale = 0.0625f},
     /* llama untied: Q8_0 output (n_embd 384, by the rule), Q8_0 embedding */
-    {SHAPE("llama-untied-q8", 1,  384,   6,  2, 1152, 64, 10000.0f), .arch = "llama",
-     .untied = 1, .embd_type = "Q8_0"},
+    {SHAPE("llama-untied-q8", 1,  384,   6,  2, 1152, 64, 10000.0f), .c.arch = "llama",
+     .c.untied = 1, .c.embd_type = "Q8_0"},
     /* llama untied: Q6_K output, F32 embedding */
-    {SHAPE("llama-untied-q6", 1,  256,   4,  2, 384,  64, 10000.0f), .arch = "llama",
-     .untied = 1, .head_type = "Q6_K", .embd_type = "F32"},
+    {SHAPE("llama-untied-q6", 1,  256,   4,  2, 384,  64, 10000.0f), .c.arch = "llama",
+     .c.untied = 1, .c.head_type = "Q6_K", .c.embd_type = "F32"},
 };
 #define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* ---- fixtures -------------------------------------------------------------------- */
 
-static void model_path(const shape *s, char *path, size_t n) {
-    snprintf(path, n, "%s/test_forward-%s-%d.gguf", BN_BINARY_DIR, s->name, (int)getpid());
-}
-
-static void write_model(const shape *s, const char *path) {
-    bn_synth_config c;
-    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
-    c.n_layer = s->n_layer;
-    c.n_embd = s->n_embd;
-    c.n_head = s->n_head;
-    c.n_head_kv = s->n_head_kv;
-    c.n_ff = s->n_ff;
-    c.n_ctx = s->n_ctx;
-    c.rope_theta = s->theta;
-    c.seed = 1000u + (uint64_t)s->n_embd + (uint64_t)s->n_head;
-    c.arch = s->arch;
-    c.head_dim = s->head_dim;
-    c.untied = s->untied;
-    c.head_type = s->head_type;
-    c.embd_type = s->embd_type;
-    c.with_biases = s->biases;
-    c.with_scales = s->scales;
-    c.norm_f16 = s->norm_f16;
-    c.attn_scale = s->attn_scale;
-    char err[256] = "";
-    if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
-}
-
-static bn_model *load_head(const char *path, const char *kernel, int head) {
-    bn_model_params mp = bn_model_default_params();
-    mp.kernel = kernel;
-    mp.head = head;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s, %s): %s", path, kernel ? kernel : "auto", err);
-    return m;
+/* Writes the model of shape s to a file of this process, named in path. */
+static void write_model(const shape *s, char *path, size_t n) {
+    char name[64];
+    snprintf(name, sizeof name, "test_forward-%s", s->name);
+    fx_model_path(path, n, name);
+    bn_synth_config c = s->c;
+    c.seed = 1000u + (uint64_t)c.n_embd + (uint64_t)c.n_head;
+    fx_write_model(path, &c);
 }
 
 static bn_model *load(const char *path, const char *kernel) {
-    return load_head(path, kernel, BN_HEAD_F16);
+    return fx_load(path, kernel, BN_HEAD_F16);
 }
 
 /* Kernel alternatives that dispatch never picks (bn_kernels_all) cannot be
@@ -136,59 +102,21 @@ static bn_model *load_with(const char *path, const bn_kernels *k) {
 static int g_numerics = BN_NUMERICS_DECODE;    /* for new_ctx */
 
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_batch, int n_outputs_max) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_threads = n_threads;
-    cp.n_batch = n_batch;
-    cp.n_outputs_max = n_outputs_max;
+    bn_context *c = fx_context(m, (bn_context_params){.n_threads = n_threads, .n_batch = n_batch,
+                                                      .n_outputs_max = n_outputs_max});
     char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
     if (bn_context_set_numerics(c, g_numerics, err, sizeof err) != 0)
         fail_msg("bn_context_set_numerics: %s", err);
     return c;
-}
-
-/* Deterministic token ids in [1, n_vocab), BOS-free. */
-static void make_tokens(int32_t *t, int n, int n_vocab, uint32_t seed) {
-    uint32_t x = seed * 2654435761u + 1;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        t[i] = 1 + (int32_t)((x >> 8) % (uint32_t)(n_vocab - 1));
-    }
 }
 
 /* Engine logits for every position: one bn_decode of the whole prompt
  * (batch path, cut into n_batch batches) or one per token (decode path). */
 static float *engine_logits(bn_model *m, int n_threads, int n_batch, const int32_t *t, int n,
                             int token_by_token) {
-    int V = bn_model_hparams(m)->n_vocab;
-    float *out = malloc((size_t)n * V * sizeof(float));
-    assert_non_null(out);
     bn_context *c = new_ctx(m, n_threads, n_batch, n);
-    char err[256] = "";
-    if (token_by_token) {
-        for (int i = 0; i < n; i++) {
-            if (bn_decode(c, t + i, 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
-            memcpy(out + (size_t)i * V, bn_get_logits(c, -1), (size_t)V * sizeof(float));
-        }
-    } else {
-        if (bn_decode(c, t, n, 1, err, sizeof err) != 0) fail_msg("decode: %s", err);
-        for (int i = 0; i < n; i++)
-            memcpy(out + (size_t)i * V, bn_get_logits(c, i), (size_t)V * sizeof(float));
-    }
-    assert_int_equal(bn_context_n_past(c), n);
+    float *out = fx_logits(c, t, n, token_by_token);
     bn_context_free(c);
-    return out;
-}
-
-static float *reference_logits(const bn_model *m, const int32_t *t, int n) {
-    int V = m->hp.n_vocab;
-    float *out = malloc((size_t)n * V * sizeof(float));
-    ref_forward *r = ref_forward_new(m, n);
-    assert_non_null(out);
-    assert_non_null(r);
-    for (int i = 0; i < n; i++) assert_int_equal(ref_forward_token(r, t[i], out + (size_t)i * V), 0);
-    ref_forward_free(r);
     return out;
 }
 
@@ -196,22 +124,11 @@ typedef struct diff {
     double sigma, max, mean, row0;
 } diff;
 
+/* fx_compare over rows rows of V logits, and the largest difference in
+ * the first row. */
 static diff compare(const float *ref, const float *got, int rows, int V) {
-    size_t n = (size_t)rows * V;
-    double s = 0, ss = 0, sum = 0;
-    diff d = {0, 0, 0, 0};
-    for (size_t i = 0; i < n; i++) {
-        s += (double)ref[i];
-        ss += (double)ref[i] * (double)ref[i];
-        double e = fabs((double)got[i] - (double)ref[i]);
-        assert_false(isnan(e));
-        sum += e;
-        if (e > d.max) d.max = e;
-        if (i < (size_t)V && e > d.row0) d.row0 = e;
-    }
-    double mu = s / n;
-    d.sigma = sqrt(ss / n - mu * mu);
-    d.mean = sum / n;
+    fx_diff all = fx_compare(ref, got, (size_t)rows * V), first = fx_compare(ref, got, (size_t)V);
+    diff d = {all.sigma, all.max, all.mean, first.max};
     return d;
 }
 
@@ -221,16 +138,15 @@ static diff compare(const float *ref, const float *got, int rows, int V) {
 
 static void check_shape_against_reference(const shape *s) {
     char path[512];
-    model_path(s, path, sizeof path);
-    write_model(s, path);
+    write_model(s, path, sizeof path);
 
     bn_model *m = load(path, "ref");
     const bn_hparams *hp = bn_model_hparams(m);
     int V = hp->n_vocab;
     int32_t t[N_TOK];
-    make_tokens(t, N_TOK, V, (uint32_t)s->n_embd);
+    fx_tokens(t, N_TOK, V, (uint32_t)s->c.n_embd);
     t[0] = bn_token_bos(bn_model_tokenizer(m));
-    float *ref = reference_logits(m, t, N_TOK);
+    float *ref = fx_ref_logits(m, t, N_TOK);
     bn_model_free(m);
 
     const bn_kernels *all[16];
@@ -251,8 +167,9 @@ static void check_shape_against_reference(const shape *s) {
         assert_true(d.max == 0);
         /* One set of numerics: batches and single tokens give the same bits,
          * and every variant the reference kernel's. */
-        assert_memory_equal(batch, seq, (size_t)N_TOK * V * sizeof(float));
-        if (first) assert_memory_equal(first, seq, (size_t)N_TOK * V * sizeof(float));
+        fx_same_bits(batch, seq, (size_t)N_TOK * V, "%s %s: the batch differs from token by token",
+                     s->name, all[k]->name);
+        if (first) fx_same_bits(first, seq, (size_t)N_TOK * V, "%s %s differs from ref", s->name, all[k]->name);
         else first = seq, seq = NULL;
         free(batch);
         free(seq);
@@ -274,23 +191,23 @@ static void test_threads_and_batches_identical(void **state) {
     (void)state;
     const shape *s = &SHAPES[0];
     char path[512];
-    model_path(s, path, sizeof path);
-    write_model(s, path);
+    write_model(s, path, sizeof path);
     bn_model *m = load(path, NULL);
     int V = bn_model_hparams(m)->n_vocab, n = 40;
     int32_t t[40];
-    make_tokens(t, n, V, 7);
+    fx_tokens(t, n, V, 7);
 
     float *base = engine_logits(m, 1, 512, t, n, 0);
     const int threads[] = {2, 3, 1, 2};
     const int batches[] = {512, 1, 5, 16};
     for (int i = 0; i < 4; i++) {
         float *got = engine_logits(m, threads[i], batches[i], t, n, 0);
-        assert_memory_equal(base, got, (size_t)n * V * sizeof(float));
+        fx_same_bits(base, got, (size_t)n * V, "-t %d -b %d differs from -t 1 -b 512", threads[i],
+                     batches[i]);
         free(got);
     }
     float *seq2 = engine_logits(m, 2, 512, t, n, 1);
-    assert_memory_equal(base, seq2, (size_t)n * V * sizeof(float));
+    fx_same_bits(base, seq2, (size_t)n * V, "token by token at 2 threads differs from -t 1 -b 512");
     free(seq2);
 
     /* Last-token-only decoding gives the last row of the all-rows run. */
@@ -312,13 +229,12 @@ static void test_bitnet_cpp_numerics(void **state) {
     (void)state;
     const shape *s = &SHAPES[0];
     char path[512];
-    model_path(s, path, sizeof path);
-    write_model(s, path);
+    write_model(s, path, sizeof path);
     bn_model *m = load(path, NULL);
     int V = bn_model_hparams(m)->n_vocab, n = 40;
     size_t bytes = (size_t)n * V * sizeof(float);
     int32_t t[40];
-    make_tokens(t, n, V, 7);
+    fx_tokens(t, n, V, 7);
     t[0] = bn_token_bos(bn_model_tokenizer(m));
 
     g_numerics = BN_NUMERICS_DECODE;
@@ -341,7 +257,7 @@ static void test_bitnet_cpp_numerics(void **state) {
     /* Close to the plain reference (decode numerics) all the same. */
     bn_model_free(m);
     m = load(path, "ref");
-    float *ref = reference_logits(m, t, n);
+    float *ref = fx_ref_logits(m, t, n);
     diff d = compare(ref, base, n, V);
     print_message("  bitnet.cpp batch numerics vs reference: max|d| %.2e sigma, mean|d| %.2e sigma\n",
                   d.max / d.sigma, d.mean / d.sigma);
@@ -377,19 +293,18 @@ static void test_bitnet_cpp_numerics(void **state) {
  * output.weight (token_embd rows then come through pread). */
 static void check_q8_head(const shape *s) {
     char path[512];
-    model_path(s, path, sizeof path);
-    write_model(s, path);
+    write_model(s, path, sizeof path);
     bn_model *m16 = load(path, NULL);
     int V = m16->hp.n_vocab, n = 12;
     int32_t t[12];
-    make_tokens(t, n, V, 11);
+    fx_tokens(t, n, V, 11);
     float *f16 = engine_logits(m16, 1, 512, t, n, 0);
     bn_model_free(m16);
 
-    bn_model *m = load_head(path, NULL, BN_HEAD_Q8);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_Q8);
     assert_int_equal(m->head_type, BN_HEAD_Q8);
     assert_int_equal(m->head.fmt, BN_FMT_Q8_HEAD);
-    assert_string_equal(m->head_tensor, s->untied ? "output.weight" : "token_embd.weight");
+    assert_string_equal(m->head_tensor, s->c.untied ? "output.weight" : "token_embd.weight");
     assert_true(m->embd_fd >= 0);
     float *q8 = engine_logits(m, 1, 512, t, n, 0);
     float *q8_seq = engine_logits(m, 2, 512, t, n, 1);
@@ -422,8 +337,7 @@ static void test_context_full_and_errors(void **state) {
     (void)state;
     const shape *s = &SHAPES[0];
     char path[512];
-    model_path(s, path, sizeof path);
-    write_model(s, path);
+    write_model(s, path, sizeof path);
     bn_model *m = load(path, NULL);
     int V = bn_model_hparams(m)->n_vocab;
     char err[256];
@@ -433,13 +347,13 @@ static void test_context_full_and_errors(void **state) {
     bn_context_params cp = bn_context_default_params();
     bn_context *c = bn_context_new(m, &cp, err, sizeof err);
     assert_non_null(c);
-    assert_int_equal(bn_context_n_ctx(c), s->n_ctx);
+    assert_int_equal(bn_context_n_ctx(c), s->c.n_ctx);
     assert_true(bn_context_n_threads(c) >= 1);
     bn_context_free(c);
-    cp.n_ctx = 4 * s->n_ctx;
+    cp.n_ctx = 4 * s->c.n_ctx;
     c = bn_context_new(m, &cp, err, sizeof err);
     assert_non_null(c);
-    assert_int_equal(bn_context_n_ctx(c), 4 * s->n_ctx);
+    assert_int_equal(bn_context_n_ctx(c), 4 * s->c.n_ctx);
     bn_context_free(c);
 
     cp.n_ctx = 8;
@@ -451,7 +365,7 @@ static void test_context_full_and_errors(void **state) {
     assert_null(bn_get_logits(c, -1));
 
     int32_t t[9];
-    make_tokens(t, 9, V, 3);
+    fx_tokens(t, 9, V, 3);
     float *first = engine_logits(m, 1, 512, t, 8, 0);
 
     /* Refused calls change nothing. */

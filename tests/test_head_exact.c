@@ -26,6 +26,7 @@
 
 #include "bitnet.h"
 #include "head_exact.h"
+#include "helper_fixtures.h"
 #include "kernels.h"
 
 #define KERNEL_TEST_SEED 0x6a09e667f3bcc908ull
@@ -309,22 +310,11 @@ static void top_ids(const float *l, int V, int k, int *out) {
 }
 
 static bn_model *load(const char *path, int head) {
-    bn_model_params mp = bn_model_default_params();
-    mp.head = head;
-    char err[256];
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("%s: %s", path, err);
-    return m;
+    return fx_load(path, NULL, head);
 }
 
 static bn_context *context(bn_model *m, int threads) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = 64;
-    cp.n_threads = threads;
-    char err[256];
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("%s", err);
-    return c;
+    return fx_context(m, (bn_context_params){.n_ctx = 64, .n_threads = threads});
 }
 
 /* Decodes n tokens one at a time on both heads; after each, the exact head's

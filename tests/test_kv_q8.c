@@ -35,9 +35,9 @@
 
 #include "bitnet.h"
 #include "context.h"
+#include "helper_fixtures.h"
 #include "kernels.h"
 #include "model.h"
-#include "synth.h"
 
 static uint32_t g_rng = 777;
 
@@ -262,96 +262,40 @@ static void test_kernels_match_reference(void **state) {
 
 static void write_model(const char *path, int n_layer, int n_embd, int n_head, int n_head_kv,
                         int n_ctx, uint64_t seed) {
-    bn_synth_config c;
-    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
-    c.n_layer = n_layer;
-    c.n_embd = n_embd;
-    c.n_head = n_head;
-    c.n_head_kv = n_head_kv;
-    c.n_ff = 256;
-    c.n_ctx = n_ctx;
-    c.seed = seed;
-    char err[256] = "";
-    if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
-}
-
-static bn_model *load(const char *path, const char *kernel) {
-    bn_model_params mp = bn_model_default_params();
-    mp.kernel = kernel;
-    mp.head = BN_HEAD_F16;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
-    return m;
+    fx_write_model(path, &(bn_synth_config){FX_DIMS(n_layer, n_embd, n_head, n_head_kv, 256, n_ctx),
+                                            .seed = seed});
 }
 
 static bn_context *new_ctx(bn_model *m, int n_threads, int n_batch, int n_outputs_max, int tk, int tv) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_threads = n_threads;
-    cp.n_batch = n_batch;
-    cp.n_outputs_max = n_outputs_max;
-    cp.type_k = tk;
-    cp.type_v = tv;
-    char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
-    return c;
-}
-
-static void make_tokens(int32_t *t, int n, int n_vocab, uint32_t seed) {
-    uint32_t x = seed * 2654435761u + 1;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        t[i] = 1 + (int32_t)((x >> 8) % (uint32_t)(n_vocab - 1));
-    }
+    return fx_context(m, (bn_context_params){.n_threads = n_threads, .n_batch = n_batch,
+                                             .n_outputs_max = n_outputs_max, .type_k = tk, .type_v = tv});
 }
 
 /* Logits of every position: batches of n_batch tokens, or one per token. */
 static float *run(bn_model *m, int n_threads, int n_batch, int tk, int tv, const int32_t *t, int n,
                   int by_token) {
-    int V = m->hp.n_vocab;
     bn_context *c = new_ctx(m, n_threads, n_batch, n, tk, tv);
-    float *out = malloc((size_t)n * V * sizeof(float));
-    assert_non_null(out);
-    char err[256] = "";
-    if (by_token) {
-        for (int i = 0; i < n; i++) {
-            if (bn_decode(c, t + i, 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
-            memcpy(out + (size_t)i * V, bn_get_logits(c, -1), (size_t)V * sizeof(float));
-        }
-    } else {
-        if (bn_decode(c, t, n, 1, err, sizeof err) != 0) fail_msg("decode: %s", err);
-        for (int i = 0; i < n; i++)
-            memcpy(out + (size_t)i * V, bn_get_logits(c, i), (size_t)V * sizeof(float));
-    }
+    float *out = fx_logits(c, t, n, by_token);
     bn_context_free(c);
     return out;
 }
 
 /* max|a - b| over n values, in units of the standard deviation of a. */
 static double max_sigma(const float *a, const float *b, size_t n) {
-    double s = 0, ss = 0, mx = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = (double)a[i], e = fabs((double)b[i] - x);
-        assert_false(isnan(e));
-        s += x;
-        ss += x * x;
-        if (e > mx) mx = e;
-    }
-    double mu = s / (double)n;
-    return mx / sqrt(ss / (double)n - mu * mu);
+    fx_diff d = fx_compare(a, b, n);
+    return d.max / d.sigma;
 }
 
 static void test_batch_equals_decode(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_kv_q8-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_kv_q8");
     write_model(path, 2, 256, 4, 2, 320, 4343);     /* head_dim 64 */
-    bn_model *m = load(path, "ref");
+    bn_model *m = fx_load(path, "ref", BN_HEAD_F16);
     int V = m->hp.n_vocab;
-    size_t bytes = (size_t)N_TOK * V * sizeof(float);
+    size_t n_logits = (size_t)N_TOK * V;
     int32_t t[N_TOK];
-    make_tokens(t, N_TOK, V, 5);
+    fx_tokens(t, N_TOK, V, 5);
     t[0] = bn_token_bos(bn_model_tokenizer(m));
     float *f16 = run(m, 2, 512, BN_KV_F16, BN_KV_F16, t, N_TOK, 0);
 
@@ -360,7 +304,7 @@ static void test_batch_equals_decode(void **state) {
     for (int ty = 0; ty < 3; ty++) {
         int tk = types[ty][0], tv = types[ty][1];
         base[ty] = run(m, 1, 512, tk, tv, t, N_TOK, 0);
-        double d = max_sigma(f16, base[ty], (size_t)N_TOK * V);
+        double d = max_sigma(f16, base[ty], n_logits);
         print_message("  K %s, V %s: max|logit - f16's| %.3f sigma\n", bn_kv_type_name(tk),
                       bn_kv_type_name(tv), d);
         assert_true(d > 0);             /* the quantized cache was used */
@@ -369,15 +313,14 @@ static void test_batch_equals_decode(void **state) {
         const int batches[] = {512, 7, 100};
         for (int i = 0; i < 3; i++) {
             float *got = run(m, threads[i], batches[i], tk, tv, t, N_TOK, 0);
-            if (memcmp(base[ty], got, bytes) != 0)
-                fail_msg("K %s V %s: -t %d -b %d differs from -t 1 -b 512", bn_kv_type_name(tk),
-                         bn_kv_type_name(tv), threads[i], batches[i]);
+            fx_same_bits(base[ty], got, n_logits, "K %s V %s: -t %d -b %d differs from -t 1 -b 512",
+                         bn_kv_type_name(tk), bn_kv_type_name(tv), threads[i], batches[i]);
             free(got);
         }
         for (int th = 1; th <= 2; th++) {
             float *seq = run(m, th, 512, tk, tv, t, N_TOK, 1);
-            if (memcmp(base[ty], seq, bytes) != 0)
-                fail_msg("K %s V %s: token by token at %d threads differs from the batch",
+            fx_same_bits(base[ty], seq, n_logits,
+                         "K %s V %s: token by token at %d threads differs from the batch",
                          bn_kv_type_name(tk), bn_kv_type_name(tv), th);
             free(seq);
         }
@@ -388,11 +331,11 @@ static void test_batch_equals_decode(void **state) {
     const bn_kernels *avail[16];
     int n_avail = bn_kernels_all(avail, 16);
     for (int k = 0; k < n_avail; k++) {
-        m = load(path, avail[k]->name);
+        m = fx_load(path, avail[k]->name, BN_HEAD_F16);
         for (int ty = 0; ty < 3; ty++) {
             float *got = run(m, 2, 64, types[ty][0], types[ty][1], t, N_TOK, 0);
-            if (memcmp(base[ty], got, bytes) != 0)
-                fail_msg("variant %s differs from ref (type %d)", avail[k]->name, ty);
+            fx_same_bits(base[ty], got, n_logits, "variant %s differs from ref (type %d)",
+                         avail[k]->name, ty);
             free(got);
         }
         print_message("  %-12s q8_0 caches, %d tokens: identical to ref\n", avail[k]->name, N_TOK);
@@ -405,6 +348,13 @@ static void test_batch_equals_decode(void **state) {
 
 /* ---- q8_0 against f16 on the bundled model ---------------------------------------------- */
 
+static int argmax(const float *l, int n) {
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (l[j] > l[best]) best = j;
+    return best;
+}
+
 /* Greedy generation of n tokens after the prompt with an f16 cache, then
  * the same tokens through a q8_0 cache (teacher-forced, so every step is
  * comparable): the logits of each step. */
@@ -415,28 +365,17 @@ static void greedy_then_forced(bn_model *m, const int32_t *prompt, int n_prompt,
     assert_true(n_prompt + n <= 512);
     memcpy(toks, prompt, (size_t)n_prompt * sizeof *toks);
     bn_context *c = new_ctx(m, 2, 512, 1, BN_KV_F16, BN_KV_F16);
-    char err[256] = "";
-    if (bn_decode(c, prompt, n_prompt, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
+    fx_decode(c, prompt, n_prompt);
     for (int i = 0; i < n; i++) {
         const float *l = bn_get_logits(c, -1);
         memcpy(l_f16 + (size_t)i * V, l, (size_t)V * sizeof(float));
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (l[j] > l[best]) best = j;
-        toks[n_prompt + i] = best;
-        if (bn_decode(c, &toks[n_prompt + i], 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
+        toks[n_prompt + i] = argmax(l, V);
+        fx_decode(c, &toks[n_prompt + i], 1);
     }
     bn_context_free(c);
     float *all = run(m, 2, 512, BN_KV_Q8_0, BN_KV_Q8_0, toks, n_prompt + n - 1, 0);
     memcpy(l_q8, all + (size_t)(n_prompt - 1) * V, (size_t)n * V * sizeof(float));
     free(all);
-}
-
-static int argmax(const float *l, int n) {
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (l[j] > l[best]) best = j;
-    return best;
 }
 
 static void test_bundled_model(void **state) {
@@ -447,7 +386,7 @@ static void test_bundled_model(void **state) {
         print_message("  skipped: %s not found\n", path);
         skip();
     }
-    bn_model *m = load(path, NULL);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_F16);
     enum { N = 200 };
     int V = m->hp.n_vocab;
     const char *text = "ROMEO:\nWhat light through yonder window breaks? It is the east,";
@@ -497,14 +436,13 @@ static void test_bundled_model(void **state) {
 #define N_AFTER 8
 
 /* Decodes t[0..n), shifts (keep, n_discard), decodes N_AFTER more one by
- * one into out. With unrotate the moved K rows are put back as they were
+ * one and returns their logits (malloc'd). With unrotate the moved K rows are put back as they were
  * before the shift, only moved. */
-static void logits_after_shift(bn_model *m, int tk, int tv, const int32_t *t, int n, int keep,
-                               int n_discard, int unrotate, float *out) {
-    int V = m->hp.n_vocab, hd = m->hp.head_dim;
+static float *logits_after_shift(bn_model *m, int tk, int tv, const int32_t *t, int n, int keep,
+                                 int n_discard, int unrotate) {
+    int hd = m->hp.head_dim;
     bn_context *a = new_ctx(m, 2, 512, 1, tk, tv);
-    char err[256] = "";
-    assert_int_equal(bn_decode(a, t, n, 0, err, sizeof err), 0);
+    fx_decode(a, t, n);
     size_t n_series = (size_t)m->hp.n_layer * m->hp.n_head_kv, len = bn_kvq8_positions(a);
     size_t rows = n_series * len;
     int8_t *k0 = malloc(rows * hd), q[256];
@@ -514,6 +452,7 @@ static void logits_after_shift(bn_model *m, int tk, int tv, const int32_t *t, in
     assert_true(hd <= 256);
     memcpy(k0, a->k_q8, rows * hd);
     memcpy(d0, a->k_q8d, rows * (hd / 32) * sizeof *d0);
+    char err[256] = "";
     assert_int_equal(bn_context_shift(a, keep, n_discard, err, sizeof err), 0);
     if (unrotate)       /* each moved row as it was before the shift */
         for (size_t r = 0; r < n_series; r++)
@@ -523,40 +462,32 @@ static void logits_after_shift(bn_model *m, int tk, int tv, const int32_t *t, in
                 bn_q8_kv_row_write(BN_KVQ8_K, a->k_q8 + r * len * hd, a->k_q8d + r * len * (hd / 32), hd, p,
                                    q, d);
             }
-    for (int i = 0; i < N_AFTER; i++) {
-        assert_int_equal(bn_decode(a, t + n + i, 1, 0, err, sizeof err), 0);
-        memcpy(out + (size_t)i * V, bn_get_logits(a, -1), (size_t)V * sizeof(float));
-    }
+    float *out = fx_logits(a, t + n, N_AFTER, 1);
     free(k0);
     free(d0);
     bn_context_free(a);
+    return out;
 }
 
 static void test_context_shift(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_kv_q8-shift-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_kv_q8-shift");
     /* One layer: the shifted cache is then, in exact arithmetic, the fresh
      * cache of the kept tokens at their new positions. */
     write_model(path, 1, 256, 4, 4, 64, 91);
-    bn_model *m = load(path, NULL);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_F16);
     int V = m->hp.n_vocab, n = 50, keep = 4, n_discard = 23;
     int32_t t[50 + N_AFTER], fresh_t[50 + N_AFTER];
-    make_tokens(t, n + N_AFTER, V, 9);
+    fx_tokens(t, n + N_AFTER, V, 9);
     t[0] = bn_token_bos(bn_model_tokenizer(m));
-    int n_fresh = 0;
-    for (int i = 0; i < keep; i++) fresh_t[n_fresh++] = t[i];
-    for (int i = keep + n_discard; i < n + N_AFTER; i++) fresh_t[n_fresh++] = t[i];
-    float *got = malloc((size_t)N_AFTER * V * sizeof(float));
-    float *bad = malloc((size_t)N_AFTER * V * sizeof(float));
-    assert_non_null(got);
-    assert_non_null(bad);
+    int n_fresh = fx_tokens_after_shift(t, n + N_AFTER, keep, n_discard, fresh_t);
     const int types[2] = {BN_KV_F16, BN_KV_Q8_0};
     for (int tv = 0; tv < 2; tv++) {
         float *fresh = run(m, 2, 512, BN_KV_Q8_0, types[tv], fresh_t, n_fresh, 0);
         const float *want = fresh + (size_t)(n_fresh - N_AFTER) * V;
-        logits_after_shift(m, BN_KV_Q8_0, types[tv], t, n, keep, n_discard, 0, got);
-        logits_after_shift(m, BN_KV_Q8_0, types[tv], t, n, keep, n_discard, 1, bad);
+        float *got = logits_after_shift(m, BN_KV_Q8_0, types[tv], t, n, keep, n_discard, 0);
+        float *bad = logits_after_shift(m, BN_KV_Q8_0, types[tv], t, n, keep, n_discard, 1);
         double d = max_sigma(want, got, (size_t)N_AFTER * V);
         double u = max_sigma(want, bad, (size_t)N_AFTER * V);
         print_message("  K q8_0, V %s: logits after the shift vs fresh: max|d| %.3f sigma; "
@@ -570,9 +501,9 @@ static void test_context_shift(void **state) {
         assert_true(d <= 0.25);
         assert_true(u > 0.25);
         free(fresh);
+        free(got);
+        free(bad);
     }
-    free(got);
-    free(bad);
     bn_model_free(m);
     unlink(path);
 }
@@ -582,14 +513,14 @@ static void test_context_shift(void **state) {
 static void test_decode_multi(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_kv_q8-multi-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_kv_q8-multi");
     write_model(path, 2, 256, 4, 2, 128, 17);
-    bn_model *m = load(path, NULL);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_F16);
     int V = m->hp.n_vocab;
     enum { NS = 3, STEPS = 20 };
     const int prefill[NS] = {5, 40, 1};
     int32_t t[NS][64];
-    for (int s = 0; s < NS; s++) make_tokens(t[s], 64, V, 100 + (uint32_t)s);
+    for (int s = 0; s < NS; s++) fx_tokens(t[s], 64, V, 100 + (uint32_t)s);
     char err[256] = "";
     bn_context *together[NS], *alone[NS];
     for (int s = 0; s < NS; s++) {
@@ -631,9 +562,9 @@ static void test_decode_multi(void **state) {
 static void test_errors(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_kv_q8-hd40-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_kv_q8-hd40");
     write_model(path, 1, 160, 4, 2, 64, 3);         /* head_dim 40 */
-    bn_model *m = load(path, NULL);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_F16);
     assert_int_equal(m->hp.head_dim, 40);
     bn_context_params cp = bn_context_default_params();
     char err[256] = "";
@@ -664,9 +595,9 @@ static void test_errors(void **state) {
 static void test_bytes_per_pos(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_kv_q8-bytes-%d.gguf", BN_BINARY_DIR, (int)getpid());
+    fx_model_path(path, sizeof path, "test_kv_q8-bytes");
     write_model(path, 2, 256, 4, 2, 64, 3);         /* kv_dim 128 */
-    bn_model *m = load(path, NULL);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_F16);
     bn_context *c = new_ctx(m, 1, 64, 1, BN_KV_Q8_0, BN_KV_F16);
     /* per layer: K 128 int8 + 4 f16 scales, V 128 halves */
     assert_int_equal(bn_context_kv_bytes_per_pos(c), 2 * ((128 + 8) + 256));

@@ -16,8 +16,8 @@
 
 #include "i2s.h"
 #include "bitnet.h"
+#include "helper_fixtures.h"
 #include "model.h"
-#include "synth.h"
 
 #ifndef BN_BINARY_DIR
 #define BN_BINARY_DIR "."
@@ -29,9 +29,7 @@
 static char g_small[512];                  /* the small synthetic model */
 
 static void write_model(const bn_synth_config *c, const char *path) {
-    char err[256] = "";
-    if (bn_synth_write(c, path, err, sizeof err) != 0)
-        fail_msg("bn_synth_write %s: %s", path, err);
+    fx_synth_write(path, c);
 }
 
 static bn_synth_config small_config(void) {
@@ -80,6 +78,34 @@ static void expect_reject(const bn_synth_config *c, const char *tag, const char 
     }
     unlink(path);
     assert_string_equal(err, msg);
+}
+
+/* Writes c as BN_BINARY_DIR/test_model_<tag>.gguf (its path in path) and
+ * loads it with the default parameters. */
+static bn_model *write_load(const bn_synth_config *c, const char *tag, char *path, size_t n) {
+    snprintf(path, n, "%s/test_model_%s.gguf", BN_BINARY_DIR, tag);
+    write_model(c, path);
+    return load_ok(path, NULL);
+}
+
+/* The retype hook: tensor written as type [ne0, ne1] (ne1 0: a vector [ne0]). */
+static void retype(bn_synth_config *c, const char *tensor, uint32_t type, uint64_t ne0, uint64_t ne1) {
+    c->retype = tensor;
+    c->retype_type = type;
+    c->retype_n_dims = ne1 ? 2 : 1;
+    c->retype_ne[0] = ne0;
+    c->retype_ne[1] = ne1;
+}
+
+/* `bitnet info`'s report of m (caller frees). */
+static char *info_of(const bn_model *m) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_non_null(out);
+    bn_model_print_info(m, out);
+    fclose(out);
+    return buf;
 }
 
 /* Every ternary of every layer with its name, for loops below. */
@@ -253,9 +279,7 @@ static void test_bitnet25_with_output_weight(void **state) {
     c.arch = "bitnet-25";
     c.with_output_weight = 1;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_model_b25.gguf", BN_BINARY_DIR);
-    write_model(&c, path);
-    bn_model *m = load_ok(path, NULL);
+    bn_model *m = write_load(&c, "b25", path, sizeof path);
     assert_string_equal(bn_model_hparams(m)->arch, "bitnet-25");
     assert_int_equal(m->gguf.n_tensors, 2 + 2 * 11 + 1);
     assert_int_equal(bn_model_n_params(m),
@@ -277,9 +301,7 @@ static void test_other_shapes(void **state) {
     c.n_ctx = 512;
     c.rope_theta = 500000.0f;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_model_shapes.gguf", BN_BINARY_DIR);
-    write_model(&c, path);
-    bn_model *m = load_ok(path, NULL);
+    bn_model *m = write_load(&c, "shapes", path, sizeof path);
     const bn_hparams *hp = bn_model_hparams(m);
     assert_int_equal(hp->n_layer, 3);
     assert_int_equal(hp->head_dim, 64);
@@ -318,22 +340,13 @@ static void test_reject_missing_tensor(void **state) {
 static void test_reject_shape(void **state) {
     (void)state;
     bn_synth_config c = small_config();
-    c.retype = "blk.1.ffn_up.weight";
-    c.retype_type = GGML_I2_S;
-    c.retype_n_dims = 2;
-    c.retype_ne[0] = 256;
-    c.retype_ne[1] = 700;
+    retype(&c, "blk.1.ffn_up.weight", GGML_I2_S, 256, 700);
     expect_reject(&c, "shape", "tensor 'blk.1.ffn_up.weight': expected I2_S [256, 768], "
                                "found I2_S [256, 700]");
-    c.retype = "blk.0.attn_q.weight";           /* transposed */
-    c.retype_ne[0] = 256;
-    c.retype_ne[1] = 128;
+    retype(&c, "blk.0.attn_q.weight", GGML_I2_S, 256, 128);     /* transposed */
     expect_reject(&c, "shape2", "tensor 'blk.0.attn_q.weight': expected I2_S [256, 256], "
                                 "found I2_S [256, 128]");
-    c.retype = "output_norm.weight";
-    c.retype_type = GGML_F32;
-    c.retype_n_dims = 1;
-    c.retype_ne[0] = 255;
+    retype(&c, "output_norm.weight", GGML_F32, 255, 0);
     expect_reject(&c, "shape3", "tensor 'output_norm.weight': expected F32 [256], "
                                 "found F32 [255]");
 }
@@ -341,26 +354,16 @@ static void test_reject_shape(void **state) {
 static void test_reject_type(void **state) {
     (void)state;
     bn_synth_config c = small_config();
-    c.retype = "blk.0.attn_q.weight";
-    c.retype_type = GGML_F16;
-    c.retype_n_dims = 2;
-    c.retype_ne[0] = 256;
-    c.retype_ne[1] = 256;
+    retype(&c, "blk.0.attn_q.weight", GGML_F16, 256, 256);
     expect_reject(&c, "type", "tensor 'blk.0.attn_q.weight': expected I2_S [256, 256], "
                               "found F16 [256, 256]");
-    c.retype = "token_embd.weight";
-    c.retype_type = GGML_BF16;
-    c.retype_ne[1] = 275;
+    retype(&c, "token_embd.weight", GGML_BF16, 256, 275);
     expect_reject(&c, "type2", "tensor 'token_embd.weight': type BF16 is not supported "
                                "(expected F16, F32, Q8_0 or Q6_K)");
-    c.retype = "blk.1.attn_norm.weight";
-    c.retype_type = GGML_Q8_0;
-    c.retype_n_dims = 1;
+    retype(&c, "blk.1.attn_norm.weight", GGML_Q8_0, 256, 0);
     expect_reject(&c, "type3", "tensor 'blk.1.attn_norm.weight': type Q8_0 is not supported "
                                "(expected F32 or F16)");
-    c.retype = "blk.1.attn_norm.weight";
-    c.retype_type = GGML_F16;
-    c.retype_ne[0] = 255;
+    retype(&c, "blk.1.attn_norm.weight", GGML_F16, 255, 0);
     expect_reject(&c, "type4", "tensor 'blk.1.attn_norm.weight': expected F16 [256], "
                                "found F16 [255]");
 }
@@ -373,9 +376,7 @@ static void test_k_not_128(void **state) {
     c.n_embd = 192;                             /* 4 heads of 48 */
     c.n_ff = 800;
     char path[512];
-    snprintf(path, sizeof path, "%s/test_model_k.gguf", BN_BINARY_DIR);
-    write_model(&c, path);
-    bn_model *m = load_ok(path, NULL);
+    bn_model *m = write_load(&c, "k", path, sizeof path);
     const bn_ternary *q = &m->layers[0].proj[BN_PROJ_Q], *d = &m->layers[1].proj[BN_PROJ_DOWN];
     assert_int_equal(q->K, 192);
     assert_int_equal(q->Kp, 256);
@@ -550,12 +551,6 @@ static bn_synth_config preset_config(const char *name) {
     return c;
 }
 
-static bn_model *write_load(const bn_synth_config *c, const char *tag, char *path, size_t n) {
-    snprintf(path, n, "%s/test_model_%s.gguf", BN_BINARY_DIR, tag);
-    write_model(c, path);
-    return load_ok(path, NULL);
-}
-
 /* 1bitLLM's layout: sub-norms, no rope.dimension_count (n_rot = head_dim),
  * linear rope scaling x1, a Q8_0 token_embd (n_embd 384) that is the head,
  * ffn_down with K = 1056. */
@@ -711,36 +706,23 @@ static void test_family_rejects(void **state) {
     expect_reject(&c, "fam_sub", "missing tensor 'blk.0.attn_sub_norm.weight'");
     /* shapes from the hparams: head_dim 100 makes attn_q 256 x 400 */
     c = preset_config("small-llama-untied");
-    c.retype = "blk.0.attn_q.weight";
-    c.retype_type = GGML_I2_S;
-    c.retype_n_dims = 2;
-    c.retype_ne[0] = 256;
-    c.retype_ne[1] = 256;
+    retype(&c, "blk.0.attn_q.weight", GGML_I2_S, 256, 256);
     expect_reject(&c, "fam_q", "tensor 'blk.0.attn_q.weight': expected I2_S [256, 400], "
                                "found I2_S [256, 256]");
-    c.retype = "output.weight";
-    c.retype_type = GGML_F16;
-    c.retype_ne[1] = 274;
+    retype(&c, "output.weight", GGML_F16, 256, 274);
     expect_reject(&c, "fam_out", "tensor 'output.weight': expected F16 [256, 275], "
                                  "found F16 [256, 274]");
-    c.retype_type = GGML_BF16;
-    c.retype_ne[1] = 275;
+    retype(&c, "output.weight", GGML_BF16, 256, 275);
     expect_reject(&c, "fam_out2", "tensor 'output.weight': type BF16 is not supported "
                                   "(expected F16, F32, Q8_0 or Q6_K)");
     c = preset_config("small-llama-untied");
     c.with_biases = 1;
-    c.retype = "blk.0.ffn_up.bias";
-    c.retype_type = GGML_F32;
-    c.retype_n_dims = 1;
-    c.retype_ne[0] = 256;
+    retype(&c, "blk.0.ffn_up.bias", GGML_F32, 256, 0);
     expect_reject(&c, "fam_bias", "tensor 'blk.0.ffn_up.bias': expected F32 [800], "
                                   "found F32 [256]");
     c = preset_config("small-bitnet");
     c.with_scales = 1;
-    c.retype = "blk.1.attn_v.scale";
-    c.retype_type = GGML_I2_S;
-    c.retype_n_dims = 1;
-    c.retype_ne[0] = 4;
+    retype(&c, "blk.1.attn_v.scale", GGML_I2_S, 4, 0);
     expect_reject(&c, "fam_scale", "tensor 'blk.1.attn_v.scale': type I2_S is not supported "
                                    "(expected F32 or F16)");
     /* head dimensions */
@@ -774,26 +756,14 @@ static void test_family_rejects(void **state) {
 static void test_info_report(void **state) {
     (void)state;
     bn_model *m = load_ok(g_small, NULL);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&buf, &len);
-    assert_non_null(out);
-    bn_model_print_info(m, out);
-    fclose(out);
-    assert_non_null(strstr(buf, "architecture:  bitnet-b1.58"));
-    assert_non_null(strstr(buf, "n_embd       256"));
-    assert_non_null(strstr(buf, "metadata (25 keys)"));
-    assert_non_null(strstr(buf, "tokenizer.ggml.tokens"));
-    assert_non_null(strstr(buf, "arr[str,275]"));
-    assert_non_null(strstr(buf, "tensors (24)"));
-    assert_non_null(strstr(buf, "token_embd.weight"));
-    assert_non_null(strstr(buf, "[256, 275]"));
-    assert_non_null(strstr(buf, "blk.1.ffn_down.weight"));
-    assert_non_null(strstr(buf, "[768, 256]"));
-    assert_non_null(strstr(buf, "49184"));                   /* 768*256/4 + 32 */
-    assert_non_null(strstr(buf, "14 I2_S"));
-    assert_non_null(strstr(buf, "9 F32"));
-    assert_non_null(strstr(buf, "KV cache"));
+    char *buf = info_of(m);
+    static const char *const want[] = {
+        "architecture:  bitnet-b1.58", "n_embd       256", "metadata (25 keys)", "tokenizer.ggml.tokens",
+        "arr[str,275]", "tensors (24)", "token_embd.weight", "[256, 275]", "blk.1.ffn_down.weight",
+        "[768, 256]", "49184" /* 768*256/4 + 32 */, "14 I2_S", "9 F32", "KV cache",
+    };
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+        if (!strstr(buf, want[k])) fail_msg("no '%s' in:\n%s", want[k], buf);
     assert_non_null(strstr(buf, bn_model_kernel_name(m)));
     free(buf);
     bn_model_free(m);
@@ -809,9 +779,7 @@ static void test_info_report(void **state) {
         bn_synth_config c = preset_config(fam[i].preset);
         char path[512];
         bn_model *fm = write_load(&c, "fam_info", path, sizeof path);
-        out = open_memstream(&buf, &len);
-        bn_model_print_info(fm, out);
-        fclose(out);
+        buf = info_of(fm);
         for (int k = 0; k < 4; k++)
             if (!strstr(buf, fam[i].want[k])) fail_msg("%s: no '%s' in:\n%s", fam[i].preset, fam[i].want[k], buf);
         assert_null(strstr(buf, "unused"));
@@ -822,9 +790,7 @@ static void test_info_report(void **state) {
             bn_model_params p = bn_model_default_params();
             p.head = BN_HEAD_Q8;
             fm = load_ok(path, &p);
-            out = open_memstream(&buf, &len);
-            bn_model_print_info(fm, out);
-            fclose(out);
+            buf = info_of(fm);
             assert_non_null(strstr(buf, "lm head:       q8 (quantized copy of output.weight, F16)"));
             assert_non_null(strstr(buf, "lm head (q8 copy of output.weight)"));
             free(buf);

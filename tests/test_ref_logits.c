@@ -52,6 +52,7 @@
 #include <cmocka.h>
 
 #include "bitnet.h"
+#include "helper_fixtures.h"
 #include "model.h"
 
 #define REF_DIR BN_SHARED_DIR "/ref"
@@ -186,30 +187,14 @@ typedef struct ours {
 static void run_ours(bn_model *m, const refcase *rc, int batch, int numerics, int threads,
                      int greedy, ours *o) {
     int V = rc->n_vocab, n = rc->rows;
-    bn_context_params cp = bn_context_default_params();
-    cp.n_threads = threads;
-    cp.n_batch = n;
-    cp.n_outputs_max = n;
+    bn_context *c = fx_context(m, (bn_context_params){.n_threads = threads, .n_batch = n, .n_outputs_max = n});
     char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
     if (bn_context_set_numerics(c, numerics, err, sizeof err) != 0)
         fail_msg("bn_context_set_numerics: %s", err);
-    o->logits = malloc((size_t)n * V * sizeof(float));
-    assert_non_null(o->logits);
-    if (batch) {
-        if (bn_decode(c, rc->tokens, n, 1, err, sizeof err) != 0) fail_msg("decode: %s", err);
-        for (int i = 0; i < n; i++)
-            memcpy(o->logits + (size_t)i * V, bn_get_logits(c, i), (size_t)V * sizeof(float));
-    } else {
-        for (int i = 0; i < n; i++) {
-            if (bn_decode(c, rc->tokens + i, 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
-            memcpy(o->logits + (size_t)i * V, bn_get_logits(c, -1), (size_t)V * sizeof(float));
-        }
-    }
+    o->logits = fx_logits(c, rc->tokens, n, !batch);
     o->greedy[0] = argmax(o->logits + (size_t)(n - 1) * V, V);
     for (int k = 1; k < N_GREEDY && greedy; k++) {
-        if (bn_decode(c, &o->greedy[k - 1], 1, 0, err, sizeof err) != 0) fail_msg("decode: %s", err);
+        fx_decode(c, &o->greedy[k - 1], 1);
         o->greedy[k] = argmax(bn_get_logits(c, -1), V);
     }
     bn_context_free(c);
@@ -282,11 +267,7 @@ static int check(const char *name, const char *mode, const char *path, const ref
 static void run_model(const char *model_file, const char *const *cases, int n_cases) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", MODEL_DIR, model_file);
-    bn_model_params mp = bn_model_default_params();
-    mp.head = BN_HEAD_F16;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
+    bn_model *m = fx_load(path, NULL, BN_HEAD_F16);
     print_message("%s (kernel %s)\n", model_file, bn_model_kernel_name(m));
     int failed = 0;
 

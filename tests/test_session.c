@@ -30,9 +30,9 @@
 
 #include "bitnet.h"
 #include "context.h"
+#include "helper_fixtures.h"
 #include "kernels.h"
 #include "model.h"
-#include "synth.h"
 
 #define MODEL_CTX 320               /* rows past 256 cells take the long path */
 #define HEADER 120                  /* docs/FORMAT.md, Session file */
@@ -40,27 +40,17 @@
 static char g_model[512], g_twin[512], g_other[512];
 static char g_file[512];
 
+/* head_dim n_embd / 4: 64 or 32, q8_0 takes both */
 static void write_model(const char *path, int n_embd, uint64_t seed) {
-    bn_synth_config c;
-    assert_int_equal(bn_synth_preset("small", NULL, &c), 0);
-    c.n_layer = 2;
-    c.n_embd = n_embd;
-    c.n_head = 4;
-    c.n_head_kv = 2;                /* head_dim n_embd / 4: 64 or 32, q8_0 takes both */
-    c.n_ff = 256;
-    c.n_ctx = MODEL_CTX;
-    c.seed = seed;
-    char err[256] = "";
-    if (bn_synth_write(&c, path, err, sizeof err) != 0) fail_msg("bn_synth_write: %s", err);
+    fx_write_model(path, &(bn_synth_config){FX_DIMS(2, n_embd, 4, 2, 256, MODEL_CTX), .seed = seed});
 }
 
 static int setup(void **state) {
     (void)state;
-    int pid = (int)getpid();
-    snprintf(g_model, sizeof g_model, "%s/test_session-%d.gguf", BN_BINARY_DIR, pid);
-    snprintf(g_twin, sizeof g_twin, "%s/test_session-twin-%d.gguf", BN_BINARY_DIR, pid);
-    snprintf(g_other, sizeof g_other, "%s/test_session-other-%d.gguf", BN_BINARY_DIR, pid);
-    snprintf(g_file, sizeof g_file, "%s/test_session-%d.session", BN_BINARY_DIR, pid);
+    fx_model_path(g_model, sizeof g_model, "test_session");
+    fx_model_path(g_twin, sizeof g_twin, "test_session-twin");
+    fx_model_path(g_other, sizeof g_other, "test_session-other");
+    snprintf(g_file, sizeof g_file, "%s/test_session-%d.session", BN_BINARY_DIR, (int)getpid());
     write_model(g_model, 256, 1234);
     write_model(g_twin, 256, 99);   /* the same shape and size, other weights */
     write_model(g_other, 128, 1234);
@@ -77,38 +67,12 @@ static int teardown(void **state) {
 }
 
 static bn_model *load_model(const char *path) {
-    bn_model_params mp = bn_model_default_params();
-    mp.head = BN_HEAD_F16;
-    char err[256] = "";
-    bn_model *m = bn_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("bn_model_load(%s): %s", path, err);
-    return m;
+    return fx_load(path, NULL, BN_HEAD_F16);
 }
 
 static bn_context *new_ctx(bn_model *m, int n_ctx, int n_threads, int n_batch, int tk, int tv) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = n_ctx;
-    cp.n_threads = n_threads;
-    cp.n_batch = n_batch;
-    cp.type_k = tk;
-    cp.type_v = tv;
-    char err[256] = "";
-    bn_context *c = bn_context_new(m, &cp, err, sizeof err);
-    if (!c) fail_msg("bn_context_new: %s", err);
-    return c;
-}
-
-static void make_tokens(int32_t *t, int n, int n_vocab, uint32_t seed) {
-    uint32_t x = seed * 2654435761u + 1;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        t[i] = 1 + (int32_t)((x >> 8) % (uint32_t)(n_vocab - 1));
-    }
-}
-
-static void decode(bn_context *c, const int32_t *t, int n) {
-    char err[256] = "";
-    if (bn_decode(c, t, n, 0, err, sizeof err) != 0) fail_msg("bn_decode: %s", err);
+    return fx_context(m, (bn_context_params){.n_ctx = n_ctx, .n_threads = n_threads, .n_batch = n_batch,
+                                             .type_k = tk, .type_v = tv});
 }
 
 /* Every cell of the cache NaN (f16 0x7e00; q8_0 scales NaN, values 127):
@@ -143,25 +107,25 @@ typedef struct resume_case {
 static void run_case(bn_model *m, const resume_case *rc) {
     const int V = m->hp.n_vocab;
     int32_t prompt[400], saved[400], next = 7;
-    make_tokens(prompt, rc->n_prompt, V, 11);
+    fx_tokens(prompt, rc->n_prompt, V, 11);
     memcpy(saved, prompt, sizeof saved);
-    if (rc->part >= 0) make_tokens(saved + rc->part, rc->n_saved + rc->saved_extra - rc->part, V, 23);
-    else make_tokens(saved + rc->n_saved, rc->saved_extra, V, 29);
+    if (rc->part >= 0) fx_tokens(saved + rc->part, rc->n_saved + rc->saved_extra - rc->part, V, 23);
+    else fx_tokens(saved + rc->n_saved, rc->saved_extra, V, 29);
     char err[256] = "";
 
     /* afresh: the whole prompt in one batch, then one more token */
     bn_context *a = new_ctx(m, 0, rc->threads_load, 0, rc->tk, rc->tv);
-    decode(a, prompt, rc->n_prompt);
+    fx_decode(a, prompt, rc->n_prompt);
     float *want = malloc(2 * (size_t)V * sizeof(float));
     assert_non_null(want);
     memcpy(want, bn_get_logits(a, -1), (size_t)V * sizeof(float));
-    decode(a, &next, 1);
+    fx_decode(a, &next, 1);
     memcpy(want + V, bn_get_logits(a, -1), (size_t)V * sizeof(float));
     bn_context_free(a);
 
     /* the saving run: odd batches, perhaps more tokens than it saves */
     bn_context *b = new_ctx(m, 0, rc->threads_save, 7, rc->tk, rc->tv);
-    decode(b, saved, rc->n_saved + rc->saved_extra);
+    fx_decode(b, saved, rc->n_saved + rc->saved_extra);
     if (bn_session_save(b, g_file, saved, rc->n_saved, err, sizeof err) != 0)
         fail_msg("bn_session_save: %s", err);
     bn_context_free(b);
@@ -182,9 +146,9 @@ static void run_case(bn_model *m, const resume_case *rc) {
     /* a prompt that extends the file decodes straight on: the load itself
      * must leave the cache as evaluating the saved tokens would */
     if (match < n) assert_int_equal(bn_context_truncate(c, match, err, sizeof err), 0);
-    decode(c, prompt + match, rc->n_prompt - match);
+    fx_decode(c, prompt + match, rc->n_prompt - match);
     assert_memory_equal(bn_get_logits(c, -1), want, (size_t)V * sizeof(float));
-    decode(c, &next, 1);
+    fx_decode(c, &next, 1);
     assert_memory_equal(bn_get_logits(c, -1), want + V, (size_t)V * sizeof(float));
     bn_context_free(c);
     free(want);
@@ -268,11 +232,11 @@ static void test_layout(void **state) {
     bn_model *m = load_model(g_model);
     const int n = 13, V = m->hp.n_vocab;
     int32_t t[13];
-    make_tokens(t, n, V, 5);
+    fx_tokens(t, n, V, 5);
     for (int q8 = 0; q8 < 2; q8++) {
         int type = q8 ? BN_KV_Q8_0 : BN_KV_F16;
         bn_context *c = new_ctx(m, 0, 1, 0, type, type);
-        decode(c, t, n);
+        fx_decode(c, t, n);
         char err[256] = "";
         assert_int_equal(bn_session_save(c, g_file, t, n, err, sizeof err), 0);
         size_t len;
@@ -323,7 +287,7 @@ static void refused(bn_context *c, const char *path, int cap, const char *why) {
     int32_t got[64], one = 3;
     int n = 123;
     assert_true(cap <= 64);
-    decode(c, &one, 1);
+    fx_decode(c, &one, 1);
     assert_int_equal(bn_session_load(c, path, got, cap, &n, err, sizeof err), -1);
     assert_true(err[0] != '\0');
     if (why && !strstr(err, why)) fail_msg("expected '%s' in: %s", why, err);
@@ -333,7 +297,7 @@ static void refused(bn_context *c, const char *path, int cap, const char *why) {
 
 static void saved_file(bn_model *m, int type, const int32_t *t, int n) {
     bn_context *c = new_ctx(m, 0, 1, 0, type, type);
-    decode(c, t, n);
+    fx_decode(c, t, n);
     char err[256] = "";
     if (bn_session_save(c, g_file, t, n, err, sizeof err) != 0) fail_msg("bn_session_save: %s", err);
     bn_context_free(c);
@@ -356,7 +320,7 @@ static void test_refusals(void **state) {
     bn_model *m = load_model(g_model);
     const int F = BN_KV_F16, Q = BN_KV_Q8_0, N = 9;
     int32_t t[9];
-    make_tokens(t, N, m->hp.n_vocab, 3);
+    fx_tokens(t, N, m->hp.n_vocab, 3);
     char bad[600], err[256];
     snprintf(bad, sizeof bad, "%s.bad", g_file);
     bn_context *c = new_ctx(m, 0, 1, 0, F, F);
@@ -458,7 +422,7 @@ static void test_refusals(void **state) {
     assert_int_equal(n, 0);
 
     /* saving what the cache does not hold */
-    decode(c, t, 4);
+    fx_decode(c, t, 4);
     assert_int_equal(bn_session_save(c, g_file, t, 5, err, sizeof err), -1);
     assert_non_null(strstr(err, "the cache holds 4"));
     assert_int_equal(bn_session_save(c, g_file, t, -1, err, sizeof err), -1);

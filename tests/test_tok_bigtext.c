@@ -203,70 +203,6 @@ static void test_reference_big_text(void **state)
     bn_tokenizer_free(t);
 }
 
-/* Minimal JSON string reader for the "text" field of the reference runs:
- * handles the escapes json.dump writes (\n \" \\ \/ \t \r \b \f \uXXXX and
- * surrogate pairs). Returns a malloc'd UTF-8 string or NULL. */
-static char *json_string_field(const char *json, const char *key, size_t *len)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    if (!p) return NULL;
-    p = strchr(p + strlen(pat), '"');
-    if (!p) return NULL;
-    p++;
-    char *out = malloc(strlen(p) + 1);
-    size_t o = 0;
-    while (*p && *p != '"') {
-        if (*p != '\\') { out[o++] = *p++; continue; }
-        p++;
-        char c = *p++;
-        switch (c) {
-        case 'n': out[o++] = '\n'; break;
-        case 't': out[o++] = '\t'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'u': {
-            unsigned cp;
-            sscanf(p, "%4x", &cp);
-            p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u') {
-                unsigned lo;
-                sscanf(p + 2, "%4x", &lo);
-                p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            o += (size_t)bn_utf8_encode(cp, (unsigned char *)out + o);
-            break;
-        }
-        default: out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-    *len = o;
-    return out;
-}
-
-/* "tokens" array of a reference run into out; returns the count. */
-static int json_int_array(const char *json, const char *key, int32_t *out, int max)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    if (!p || !(p = strchr(p, '['))) return -1;
-    int n = 0;
-    p++;
-    while (*p && *p != ']' && n < max) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p) { p++; continue; }
-        out[n++] = (int32_t)v;
-        p = end;
-    }
-    return n;
-}
-
 /* The prompt tokens bitnet.cpp used for the reference logits: with BOS and
  * specials parsed, exactly as the engine will tokenize prompts. */
 static void check_reference_prompt(const char *model, const char *ref)
@@ -274,17 +210,18 @@ static void check_reference_prompt(const char *model, const char *ref)
     if (!exists(model) || !exists(ref)) skip();
     char *json = tt_read_file(ref, NULL);
     assert_non_null(json);
-    size_t len = 0;
-    char *text = json_string_field(json, "text", &len);
+    char *text = malloc(strlen(json) + 1);
     assert_non_null(text);
+    long len = tt_json_str(json, "text", text);
+    assert_true(len >= 0);
     int32_t want[4096];
-    int n_want = json_int_array(json, "tokens", want, 4096);
+    int n_want = tt_json_ids(json, "tokens", want, 4096);
     assert_true(n_want > 0);
     bn_tokenizer *t = tt_load(model, NULL);
     assert_non_null(t);
     assert_int_equal(bn_add_bos(t), 1);
     int n = 0;
-    int32_t *ids = tt_tokenize(t, text, len, bn_add_bos(t), 1, &n);
+    int32_t *ids = tt_tokenize(t, text, (size_t)len, bn_add_bos(t), 1, &n);
     assert_non_null(ids);
     assert_int_equal(n, n_want);
     for (int i = 0; i < n; i++)

@@ -18,16 +18,6 @@
 #define SHARED_VOCAB BN_SHARED_DIR "/tokenizer/llama3vocab-pre-falcon3.gguf"
 #define SHARED_CASES BN_SHARED_DIR "/tokenizer/falcon3-pretok-llama3vocab-cases.jsonl"
 
-static void expect_ids(const char *what, const int32_t *got, int n_got, const int32_t *want,
-                       int n_want)
-{
-    if (n_got == n_want && (n_got == 0 || !memcmp(got, want, (size_t)n_got * sizeof *got))) return;
-    char g[256] = "", w[256] = "";
-    for (int i = 0, o = 0; i < n_got && o < 200; i++) o += snprintf(g + o, sizeof g - (size_t)o, "%d ", got[i]);
-    for (int i = 0, o = 0; i < n_want && o < 200; i++) o += snprintf(w + o, sizeof w - (size_t)o, "%d ", want[i]);
-    fail_msg("%s: got [%s] (%d), want [%s] (%d)", what, g, n_got, w, n_want);
-}
-
 static void test_committed_cases(void **state)
 {
     (void)state;
@@ -51,14 +41,14 @@ static void test_committed_cases(void **state)
         snprintf(what, sizeof what, "'%.*s'", (int)(len[0] > 60 ? 60 : len[0]), f[0]);
         int nw = tt_parse_ids(f[1], len[1], want, 512);
         int ng = bn_tokenize(f3, text, tn, 0, 1, got, 512);
-        expect_ids(what, got, ng, want, nw);
+        tt_expect_ids(what, got, ng, want, nw);
         ng = bn_tokenize(fe, text, tn, 0, 1, got, 512);
-        expect_ids(what, got, ng, want, nw);
+        tt_expect_ids(what, got, ng, want, nw);
         int32_t want3[512];
         int n3 = tt_parse_ids(f[2], len[2], want3, 512);
         n_differ += n3 != nw || memcmp(want3, want, (size_t)nw * sizeof *want) != 0;
         ng = bn_tokenize(l3, text, tn, 0, 1, got, 512);
-        expect_ids(what, got, ng, want3, n3);
+        tt_expect_ids(what, got, ng, want3, n3);
         n_cases++;
     }
     assert_int_equal(n_cases, 62);
@@ -99,7 +89,7 @@ static void test_shared_cases(void **state)
             assert_true(tn >= 0 && nw >= 0);
             int ng = bn_tokenize(t, text, (size_t)tn, 0, 1, got, 16384);
             snprintf(what, sizeof what, "case %d (%s)", n_cases, runs[r].key);
-            expect_ids(what, got, ng, want, nw);
+            tt_expect_ids(what, got, ng, want, nw);
             n_cases++;
         }
         assert_int_equal(n_cases, 615);

@@ -246,16 +246,7 @@ static bn_tokenizer *tiny_vocab(const char *pre_key, const char *override, char 
     gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
     gguf_w_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, (uint64_t)n);
     gguf_w_arr_str(w, "tokenizer.ggml.merges", merges, 2);
-    uint8_t *buf;
-    uint64_t len;
-    assert_int_equal(gguf_writer_to_buffer(w, &buf, &len), 0);
-    gguf_writer_free(w);
-    gguf_file f;
-    assert_int_equal(gguf_parse(&f, buf, len, err, errlen), 0);
-    bn_tokenizer *t = bn_tokenizer_from_gguf(&f, override, err, errlen);
-    gguf_close(&f);
-    free(buf);
-    return t;
+    return tt_from_writer(w, override, err, errlen);
 }
 
 static void test_pre_selection(void **state)

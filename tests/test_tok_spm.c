@@ -106,34 +106,10 @@ static gguf_writer *tiny_writer(uint32_t scores_type)
     return w;
 }
 
-static bn_tokenizer *from_writer(gguf_writer *w, char *err, size_t errlen)
-{
-    uint8_t *buf;
-    uint64_t len;
-    assert_int_equal(gguf_writer_to_buffer(w, &buf, &len), 0);
-    gguf_writer_free(w);
-    gguf_file f;
-    assert_int_equal(gguf_parse(&f, buf, len, err, errlen), 0);
-    bn_tokenizer *t = bn_tokenizer_from_gguf(&f, NULL, err, errlen);
-    gguf_close(&f);
-    free(buf);
-    return t;
-}
-
 static int exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static void expect_ids(const char *what, const int32_t *got, int n_got, const int32_t *want,
-                       int n_want)
-{
-    if (n_got == n_want && (n_got == 0 || !memcmp(got, want, (size_t)n_got * sizeof *got))) return;
-    char g[256] = "", w[256] = "";
-    for (int i = 0, o = 0; i < n_got && o < 200; i++) o += snprintf(g + o, sizeof g - (size_t)o, "%d ", got[i]);
-    for (int i = 0, o = 0; i < n_want && o < 200; i++) o += snprintf(w + o, sizeof w - (size_t)o, "%d ", want[i]);
-    fail_msg("%s: got [%s] (%d), want [%s] (%d)", what, g, n_got, w, n_want);
 }
 
 /* ---- the committed fixture ---------------------------------------------------------- */
@@ -210,12 +186,12 @@ static void test_fixture_cases(void **state)
             int nw = tt_parse_ids(f[special ? 1 : 2], len[special ? 1 : 2], want, 256);
             int ng = bn_tokenize(t, text, tn, 0, special, got, 256);
             snprintf(what, sizeof what, "line '%.*s' (special %d)", (int)len[0], f[0], special);
-            expect_ids(what, got, ng, want, nw);
+            tt_expect_ids(what, got, ng, want, nw);
             if (!special) continue;
             ng = bn_tokenize(t, text, tn, 1, special, got, 256);
             assert_int_equal(ng, nw + 1);
             assert_int_equal(got[0], 1);
-            expect_ids(what, got + 1, ng - 1, want, nw);
+            tt_expect_ids(what, got + 1, ng - 1, want, nw);
         }
         n_cases++;
     }
@@ -308,12 +284,12 @@ static void test_scores_required(void **state)
 {
     (void)state;
     char err[256];
-    assert_null(from_writer(tiny_writer(0), err, sizeof err));
+    assert_null(tt_from_writer(tiny_writer(0), NULL, err, sizeof err));
     assert_non_null(strstr(err, "tokenizer.ggml.scores"));
     assert_null(strchr(err, '\n'));
-    assert_null(from_writer(tiny_writer(GGUF_I32), err, sizeof err));
+    assert_null(tt_from_writer(tiny_writer(GGUF_I32), NULL, err, sizeof err));
     assert_non_null(strstr(err, "float32"));
-    bn_tokenizer *t = from_writer(tiny_writer(GGUF_F32), err, sizeof err);
+    bn_tokenizer *t = tt_from_writer(tiny_writer(GGUF_F32), NULL, err, sizeof err);
     assert_non_null(t);
     bn_tokenizer_free(t);
 }
@@ -378,7 +354,7 @@ static void cached_equals_uncached(const bn_tokenizer *t)
         n += k + 4;
     }
     int ng = bn_tokenize(t, text, n, 0, 1, got, (int)cap);
-    expect_ids("long text", got, ng, want, nw);
+    tt_expect_ids("long text", got, ng, want, nw);
     free(text);
     free(want);
     free(got);
@@ -457,7 +433,7 @@ static void test_shared_tokenize(void **state)
             assert_true(nw >= 0);
             int ng = bn_tokenize(t, text, (size_t)tn, runs[r].bos, runs[r].special, got, 16384);
             snprintf(what, sizeof what, "case %d (%s)", n_cases, runs[r].key);
-            expect_ids(what, got, ng, want, nw);
+            tt_expect_ids(what, got, ng, want, nw);
         }
         n_cases++;
     }
@@ -468,23 +444,6 @@ static void test_shared_tokenize(void **state)
     free(text);
     free(data);
     bn_tokenizer_free(t);
-}
-
-/* Lossy UTF-8 of a byte string (U+FFFD per maximal subpart), as the
- * reference's text fields are made. */
-static size_t lossy(const unsigned char *s, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    while (i < n) {
-        uint32_t c;
-        int k = bn_utf8_decode(s + i, n - i, &c);
-        if (k) { memcpy(out + o, s + i, (size_t)k); o += (size_t)k; i += (size_t)k; continue; }
-        int p = bn_utf8_partial(s + i, n - i);
-        memcpy(out + o, "\xEF\xBF\xBD", 3);
-        o += 3;
-        i += p ? (size_t)p : 1;
-    }
-    return o;
 }
 
 static void expect_text(const char *what, const char *got, size_t ng, const char *want, long nw)
@@ -524,7 +483,7 @@ static void test_shared_decode(void **state)
         expect_text(what, got, (size_t)k, want, (long)nb);
         /* the same lossy text as the reference's */
         long nt = tt_json_str(line, "text", want);
-        expect_text(what, text, lossy((unsigned char *)got, (size_t)k, text), want, nt);
+        expect_text(what, text, tt_lossy((unsigned char *)got, (size_t)k, text), want, nt);
         /* remove_special=true; unparse_special=true */
         static const struct { const char *key; int flags; } v[] = {
             { "text_remove_special", BN_DETOK_REMOVE_SPECIAL },
@@ -534,7 +493,7 @@ static void test_shared_decode(void **state)
             nt = tt_json_str(line, v[i].key, want);
             k = bn_detokenize(t, ids, n, v[i].flags, got, sizeof got);
             snprintf(what, sizeof what, "decode case %d (%s)", n_cases, v[i].key);
-            expect_text(what, text, lossy((unsigned char *)got, (size_t)k, text), want, nt);
+            expect_text(what, text, tt_lossy((unsigned char *)got, (size_t)k, text), want, nt);
         }
         /* token_to_piece(special=true) of each id, concatenated */
         size_t o = 0;
@@ -542,12 +501,12 @@ static void test_shared_decode(void **state)
             o += (size_t)bn_token_to_bytes(t, ids[i], 1, got + o, (int)(sizeof got - o));
         nt = tt_json_str(line, "pieces_concat", want);
         snprintf(what, sizeof what, "decode case %d (pieces_concat)", n_cases);
-        expect_text(what, text, lossy((unsigned char *)got, o, text), want, nt);
+        expect_text(what, text, tt_lossy((unsigned char *)got, o, text), want, nt);
         /* streaming: the pieces without control text, split characters held */
         size_t raw = 0;
         for (int i = 0; i < n; i++)
             raw += (size_t)bn_token_to_bytes(t, ids[i], 0, got + raw, (int)(sizeof got - raw));
-        size_t nl = lossy((unsigned char *)got, raw, want);
+        size_t nl = tt_lossy((unsigned char *)got, raw, want);
         bn_detok d;
         bn_detok_init(&d, t);
         o = 0;

@@ -27,32 +27,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void expect_ids(const char *what, const int32_t *got, int n_got, const int32_t *want,
-                       int n_want)
-{
-    if (n_got == n_want && (n_got == 0 || !memcmp(got, want, (size_t)n_got * sizeof *got))) return;
-    char g[256] = "", w[256] = "";
-    for (int i = 0, o = 0; i < n_got && o < 200; i++) o += snprintf(g + o, sizeof g - (size_t)o, "%d ", got[i]);
-    for (int i = 0, o = 0; i < n_want && o < 200; i++) o += snprintf(w + o, sizeof w - (size_t)o, "%d ", want[i]);
-    fail_msg("%s: got [%s] (%d), want [%s] (%d)", what, g, n_got, w, n_want);
-}
-
-/* Splits a line into up to 4 tab-separated fields. */
-static int split_tabs(char *line, char **f, size_t *len, int max)
-{
-    int k = 0;
-    char *p = line;
-    while (k < max) {
-        char *tab = strchr(p, '\t');
-        f[k] = p;
-        len[k] = tab ? (size_t)(tab - p) : strlen(p);
-        k++;
-        if (!tab) break;
-        p = tab + 1;
-    }
-    return k;
-}
-
 static void test_reference_cases(void **state)
 {
     (void)state;
@@ -66,13 +40,13 @@ static void test_reference_cases(void **state)
         if (line[0] == '#') continue;
         char *f[3];
         size_t len[3];
-        int nf = split_tabs(line, f, len, 3);
+        int nf = tt_split_tabs(line, f, len, 3);
         size_t tn = tt_unhex(f[0], len[0], text);
         int nw = nf > 1 ? tt_parse_ids(f[1], len[1], want, 8192) : 0;
         int ng = bn_tokenize(tok, text, tn, 0, 1, got, 8192);
         char what[64];
         snprintf(what, sizeof what, "case %d (special)", n_cases);
-        expect_ids(what, got, ng, want, nw);
+        tt_expect_ids(what, got, ng, want, nw);
         /* Without special parsing: the third column where specials occur. */
         if (nf > 2) {
             nw = tt_parse_ids(f[2], len[2], want, 8192);
@@ -80,29 +54,13 @@ static void test_reference_cases(void **state)
         }
         ng = bn_tokenize(tok, text, tn, 0, 0, got, 8192);
         snprintf(what, sizeof what, "case %d (no special)", n_cases);
-        expect_ids(what, got, ng, want, nw);
+        tt_expect_ids(what, got, ng, want, nw);
         n_cases++;
     }
     assert_int_equal(n_cases, 585);
     assert_int_equal(n_no_special, 19);
     free(text);
     free(data);
-}
-
-/* Lossy UTF-8 decode of a whole buffer (one U+FFFD per maximal subpart). */
-static size_t lossy(const unsigned char *s, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    while (i < n) {
-        uint32_t c;
-        int k = bn_utf8_decode(s + i, n - i, &c);
-        if (k) { memcpy(out + o, s + i, (size_t)k); o += (size_t)k; i += (size_t)k; continue; }
-        int p = bn_utf8_partial(s + i, n - i);
-        memcpy(out + o, "\xEF\xBF\xBD", 3);
-        o += 3;
-        i += p ? (size_t)p : 1;
-    }
-    return o;
 }
 
 static void test_decode_cases(void **state)
@@ -116,7 +74,7 @@ static void test_decode_cases(void **state)
         if (line[0] == '#') continue;
         char *f[4];
         size_t len[4];
-        assert_int_equal(split_tabs(line, f, len, 4), 4);
+        assert_int_equal(tt_split_tabs(line, f, len, 4), 4);
         int32_t ids[256];
         int n = tt_parse_ids(f[0], len[0], ids, 256);
         char want_bytes[2048], want_text[4096], want_skip[4096];
@@ -134,7 +92,7 @@ static void test_decode_cases(void **state)
         }
         assert_int_equal(o, nb);
         assert_memory_equal(bytes, want_bytes, nb);
-        assert_int_equal(lossy((unsigned char *)bytes, o, text), nt);
+        assert_int_equal(tt_lossy((unsigned char *)bytes, o, text), nt);
         assert_memory_equal(text, want_text, nt);
 
         /* streaming decoder: control tokens hidden, partial UTF-8 held back */
@@ -246,7 +204,7 @@ static void test_invalid_utf8(void **state)
         int na = bn_tokenize(tok, cases[i].in, cases[i].n, 0, 1, a, 32);
         int nb = bn_tokenize(tok, cases[i].as, strlen(cases[i].as), 0, 1, b, 32);
         assert_true(na > 0);
-        expect_ids(cases[i].as, a, na, b, nb);
+        tt_expect_ids(cases[i].as, a, na, b, nb);
     }
     int32_t ids[4];
     assert_int_equal(bn_tokenize(tok, "\xff", 1, 0, 1, ids, 4), 1);
@@ -261,7 +219,7 @@ static void test_specials_in_text(void **state)
     const char *s = "<|<|eot_id|>|>";
     int n = bn_tokenize(tok, s, strlen(s), 0, 1, ids, 32);
     int32_t want[] = { 27, 91, 128009, 91, 29 };
-    expect_ids(s, ids, n, want, 5);
+    tt_expect_ids(s, ids, n, want, 5);
     s = "<|reserved_special_token_10|><|reserved_special_token_1|>";
     n = bn_tokenize(tok, s, strlen(s), 0, 1, ids, 32);
     assert_int_equal(n, 2);

@@ -1,5 +1,6 @@
 /* Shared helpers for the tokenizer tests (header-only: tests/helper_*.c
- * would be linked into every test of the project). */
+ * would be linked into every test of the project). Include after cmocka.h:
+ * the tt_expect_* checks and tt_from_writer fail the running test. */
 #ifndef BN_TOK_TEST_UTIL_H
 #define BN_TOK_TEST_UTIL_H
 
@@ -9,6 +10,7 @@
 
 #include "bitnet.h"
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
@@ -68,6 +70,52 @@ static inline int tt_parse_ids(const char *s, size_t n, int32_t *out, int max)
         while (i < n && s[i] != ' ') i++;
     }
     return k;
+}
+
+/* The tokenizer of the GGUF built in w (freed here), with this pre-tokenizer
+ * override (NULL: the file's); NULL with the reason in err when refused. */
+static inline bn_tokenizer *tt_from_writer(gguf_writer *w, const char *pre, char *err, size_t errlen)
+{
+    uint8_t *buf;
+    uint64_t len;
+    assert_int_equal(gguf_writer_to_buffer(w, &buf, &len), 0);
+    gguf_writer_free(w);
+    gguf_file f;
+    assert_int_equal(gguf_parse(&f, buf, len, err, errlen), 0);
+    bn_tokenizer *t = bn_tokenizer_from_gguf(&f, pre, err, errlen);
+    gguf_close(&f);
+    free(buf);
+    return t;
+}
+
+/* Fails the test unless got[0..n_got) equals want[0..n_want); the message
+ * shows both lists (their first ~50 ids). */
+static inline void tt_expect_ids(const char *what, const int32_t *got, int n_got, const int32_t *want,
+                                 int n_want)
+{
+    if (n_got == n_want && (n_got == 0 || !memcmp(got, want, (size_t)n_got * sizeof *got))) return;
+    char g[256] = "", w[256] = "";
+    for (int i = 0, o = 0; i < n_got && o < 200; i++) o += snprintf(g + o, sizeof g - (size_t)o, "%d ", got[i]);
+    for (int i = 0, o = 0; i < n_want && o < 200; i++) o += snprintf(w + o, sizeof w - (size_t)o, "%d ", want[i]);
+    fail_msg("%s: got [%s] (%d), want [%s] (%d)", what, g, n_got, w, n_want);
+}
+
+/* Lossy UTF-8 of a byte string into out (room for 3n bytes): one U+FFFD
+ * per maximal invalid subpart, as the reference's text fields are made.
+ * Returns the length. */
+static inline size_t tt_lossy(const unsigned char *s, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        uint32_t c;
+        int k = bn_utf8_decode(s + i, n - i, &c);
+        if (k) { memcpy(out + o, s + i, (size_t)k); o += (size_t)k; i += (size_t)k; continue; }
+        int p = bn_utf8_partial(s + i, n - i);
+        memcpy(out + o, "\xEF\xBF\xBD", 3);
+        o += 3;
+        i += p ? (size_t)p : 1;
+    }
+    return o;
 }
 
 /* Tokenizes into a malloc'd array (*n ids), or NULL on error. */
