@@ -90,7 +90,7 @@ expect_error "tok.kld: token $NV at 70 is outside the vocabulary" perplexity -m 
 # the second window's first record: its scale a NaN (0x7fc00000)
 cp "$B" "$TMP/nan.kld" && patch "$TMP/nan.kld" 2143289344 $((20 + 4 * 3 * 64 + 31 * (2 * ((NV + 1) / 2) + 4) * 2))
 run n perplexity -m "$M" --kl-divergence-base "$TMP/nan.kld" --kl-divergence -t 1
-[ "$rc" -ne 0 ] && grep -q "nan.kld: a record's scale or minimum is not a finite number" "$TMP/n.err" ||
+[ "$rc" -ne 0 ] && grep -q "nan.kld: a record's scale or minimum log-probability is out of range" "$TMP/n.err" ||
     fail "NaN scale: rc $rc, $(tail -n 1 "$TMP/n.err")"
 expect_error "written with windows of 64; -c 32" perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence -c 32
 expect_error "--chunks 0 scores nothing" perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence --chunks 0

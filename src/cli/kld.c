@@ -139,8 +139,10 @@ int bn_kld_read_window(bn_kld_base *b) {
     for (int r = 0; r < scored(b->n_ctx); r++) {
         float head[2];
         memcpy(head, b->recs + (size_t)r * bn_kld_record_len(b->n_vocab), sizeof head);
-        if (!isfinite(head[0]) || !isfinite(head[1]) || head[0] < 0.0f)
-            return bn_err("%s: a record's scale or minimum is not a finite number", b->path);
+        /* a writer's scale is at most 16/65535 and its minimum log p between
+         * -16 - log n_vocab and 0: far looser bounds keep every log p finite */
+        if (!(head[0] >= 0.0f && head[0] <= 1.0f && head[1] >= -1000.0f && head[1] <= 0.0f))
+            return bn_err("%s: a record's scale or minimum log-probability is out of range", b->path);
     }
     return 0;
 }
@@ -163,7 +165,7 @@ void bn_kld_token(bn_kld_stats *s, const float *logits, int n_vocab, const uint1
     const float top = mx + lse;         /* log p_i = logits[i] - top */
     const float nll = top - logits[tok];
     const float nll_base = -(head[0] * q[tok] + head[1]);
-    const double dn = nll, db = nll_base;
+    const double dn = (double)nll, db = (double)nll_base;
     s->sum_nll += dn;
     s->sum_nll2 += dn * dn;
     s->sum_nll_base += db;
@@ -183,7 +185,7 @@ void bn_kld_token(bn_kld_stats *s, const float *logits, int n_vocab, const uint1
         if (lp_base > -16.0f) kld += (double)(expf(lp_base) * (lp_base - logits[i] + top));
     }
     const float p_diff = expf(-nll) - expf(-nll_base);
-    const double dp = p_diff;
+    const double dp = (double)p_diff;
     s->kld[s->count] = (float)kld;
     s->p_diff[s->count] = p_diff;
     s->sum_kld += kld;
