@@ -80,17 +80,20 @@ int bn_native_parse(const bn_json_doc *d, const bn_json *root, int n_slots, bn_n
     /* llama-server's features we do not have: refused where ignoring them
      * would change the text; n_keep, n_discard (we never shift a
      * completion's context), the mirostat and dynatemp parameters without
-     * their switch, and unknown fields are ignored, as that server does. */
-    static const char *const features[] = {"grammar", "json_schema", "logit_bias", "image_data", "lora",
-                                           "input_prefix", "input_suffix"};
+     * their switch, and what that server's /completion does not read
+     * either (image_data, lora, input_prefix...) or does not know are
+     * ignored, as there. */
+    static const char *const features[] = {"grammar", "json_schema", "logit_bias"};
     for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
         if (asks_for(d, root, features[i])) return refuse(msg, msglen, features[i], "this server has no such sampler");
-    struct { const char *key; double off; } knobs[] = {
-        {"mirostat", 0}, {"tfs_z", 1}, {"typical_p", 1}, {"dynatemp_range", 0}, {"t_max_predict_ms", 0},
+    /* the values at which that server leaves the text to our chain */
+    static const struct { const char *key; double lo, hi; } knobs[] = {
+        {"mirostat", 0, 0}, {"tfs_z", 1, HUGE_VAL}, {"typical_p", 1, HUGE_VAL},
+        {"dynatemp_range", -HUGE_VAL, 0}, {"t_max_predict_ms", -HUGE_VAL, 0},
     };
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
-        double k = knobs[i].off;
-        if (num_field(d, root, knobs[i].key, &k) != 0 || (k != knobs[i].off && !(knobs[i].off == 0 && k < 0)))
+        double k = knobs[i].lo > -HUGE_VAL ? knobs[i].lo : knobs[i].hi;
+        if (num_field(d, root, knobs[i].key, &k) != 0 || k < knobs[i].lo || k > knobs[i].hi)
             return refuse(msg, msglen, knobs[i].key, "only its 'off' value is taken here");
     }
     double min_keep = 0;
