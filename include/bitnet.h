@@ -367,6 +367,12 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
  * sets *ids / *n_ids to the ids its penalties read (the window; n_ids 0
  * when no penalty is active). The pointer is valid until the next accept. */
 int bn_sampler_logits_needed(const bn_sampler *s, const int32_t **ids, int *n_ids);
+/* After bn_sampler_sample, llama-server's n_probs: up to max candidates,
+ * best first, into ids/probs: those the draw chose from with their
+ * probabilities (after penalties, top-k, top-p, min-p, temperature), then
+ * the next ones of top-k with 0; greedy: the max largest penalized logits
+ * and their softmax among themselves. Returns how many. */
+int bn_sampler_candidates(bn_sampler *s, int max, int32_t *ids, float *probs);
 
 /* ---- server ------------------------------------------------------------------ */
 /* `bitnet serve`: an OpenAI-shaped HTTP server over a loaded model

@@ -24,6 +24,8 @@ struct bn_sampler {
     int32_t *count;                 /* occurrences in the penalty window */
     int32_t *hist;                  /* ring of the last repeat_last_n accepted */
     int hist_cap, hist_len, hist_head;
+    int n_sorted;                   /* candidates sorted best first by the last sample */
+    int n_cand;                     /* of them, those the draw chose from (prob[] holds theirs) */
 };
 
 bn_sampler_params bn_sampler_default_params(void) {
@@ -223,6 +225,7 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
     memcpy(s->logit, logits, (size_t)nv * sizeof *s->logit);
     apply_penalties(s);
 
+    s->n_sorted = s->n_cand = 0;
     if (s->p.temp <= 0.0f) {        /* greedy: first strictly largest logit */
         int32_t best = 0;
         for (int i = 1; i < nv; i++)
@@ -250,6 +253,8 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
     }
 
     softmax(s, n, s->p.temp);       /* temperature after the filters */
+    s->n_sorted = k;
+    s->n_cand = n;
     double total = 0.0;
     for (int i = 0; i < n; i++) total += (double)s->prob[i];
     double r = rng_uniform(s) * total, cum = 0.0;
@@ -258,6 +263,26 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
         if (r < cum) return s->ids[i];
     }
     return s->ids[n - 1];
+}
+
+/* llama-server's n_probs: after a draw, the candidates it chose from with
+ * their probabilities, then the next best of top-k with 0; after a greedy
+ * pick, the max largest penalized logits softmaxed among themselves (that
+ * server's greedy chain: top-k n_probs, softmax). The greedy case sorts
+ * the sampler's scratch once; a second call gives the same. */
+int bn_sampler_candidates(bn_sampler *s, int max, int32_t *ids, float *probs) {
+    if (max <= 0) return 0;
+    if (s->p.temp <= 0.0f && s->n_sorted == 0) {
+        for (int i = 0; i < s->n_vocab; i++) s->ids[i] = i;     /* logit[] is by id here */
+        s->n_sorted = s->n_cand = select_top(s, s->n_vocab, max);
+        softmax(s, s->n_cand, 1.0f);
+    }
+    const int n = max < s->n_sorted ? max : s->n_sorted;
+    for (int i = 0; i < n; i++) {
+        ids[i] = s->ids[i];
+        probs[i] = i < s->n_cand ? s->prob[i] : 0.0f;
+    }
+    return n;
 }
 
 /* The history ring holds exactly the window's ids (in any order), which is

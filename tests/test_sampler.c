@@ -286,6 +286,57 @@ static void test_default_chain_large_vocab(void **state) {
     bn_sampler_free(s);
 }
 
+/* llama-server's n_probs (bn_sampler_candidates): after a draw, the
+ * candidates it chose from with their probabilities, then top-k's next
+ * ones with 0; after a greedy pick, the largest penalized logits and their
+ * softmax among themselves. */
+static void test_candidates(void **state) {
+    (void)state;
+    const float logits[6] = {1.0f, 3.0f, 2.0f, 0.5f, 2.0f, -1.0f};
+    int32_t ids[6];
+    float probs[6];
+    /* top-k 4, min-p cuts to ids 1, 2, 4 (logit >= 3 + ln 0.3), temperature 2 */
+    bn_sampler_params p = plain(2.0f);
+    p.top_k = 4;
+    p.min_p = 0.3f;
+    bn_sampler *s = bn_sampler_new(&p, 6);
+    assert_non_null(s);
+    int32_t id = bn_sampler_sample(s, logits);
+    assert_int_equal(bn_sampler_candidates(s, 6, ids, probs), 4);   /* no more than top-k */
+    const int32_t want[4] = {1, 2, 4, 0};
+    double z = exp(1.5) + 2 * exp(1.0), sum = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ids[i], want[i]);
+        sum += (double)probs[i];
+    }
+    assert_true(fabs((double)probs[0] - exp(1.5) / z) < 1e-6);
+    assert_true(fabs((double)probs[1] - exp(1.0) / z) < 1e-6);
+    assert_true(probs[3] == 0.0f);
+    assert_true(fabs(sum - 1.0) < 1e-6);
+    assert_true(id == 1 || id == 2 || id == 4);
+    assert_int_equal(bn_sampler_candidates(s, 2, ids, probs), 2);
+    bn_sampler_free(s);
+
+    /* greedy with a repeat penalty on id 1 (3 -> 1.5): the 3 largest are
+     * 2, 4 (ties by id) and 1, softmaxed among themselves at temperature 1 */
+    p = plain(0.0f);
+    p.repeat_penalty = 2.0f;
+    s = bn_sampler_new(&p, 6);
+    assert_non_null(s);
+    bn_sampler_accept(s, 1);
+    assert_int_equal(bn_sampler_sample(s, logits), 2);
+    for (int pass = 0; pass < 2; pass++) {  /* a second call gives the same */
+        assert_int_equal(bn_sampler_candidates(s, 3, ids, probs), 3);
+        assert_int_equal(ids[0], 2);
+        assert_int_equal(ids[1], 4);
+        assert_int_equal(ids[2], 1);
+        z = 2 * exp(2.0) + exp(1.5);
+        assert_true(fabs((double)probs[0] - exp(2.0) / z) < 1e-6);
+        assert_true(fabs((double)probs[2] - exp(1.5) / z) < 1e-6);
+    }
+    bn_sampler_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -301,6 +352,7 @@ int main(void) {
         cmocka_unit_test(test_repeat_penalty),
         cmocka_unit_test(test_frequency_presence),
         cmocka_unit_test(test_default_chain_large_vocab),
+        cmocka_unit_test(test_candidates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,7 @@ int bn_job_init(bn_sched *s, bn_job *j, int32_t *prompt, int n_prompt) {
     j->n_prompt = n_prompt;
     j->n_predict = -1;
     j->sp = bn_sampler_default_params();
+    j->id_slot = j->slot = j->stop_word = -1;
     /* As generate.c: at most n_ctx - n_prompt + 1 tokens (the last one is
      * sampled from the logits of a full context, never decoded); each
      * token gives at most max_piece bytes, plus U+FFFD for held bytes. */
@@ -225,13 +226,18 @@ static int append_piece(bn_job *j, const char *piece, int n, size_t longest) {
     memcpy(j->text + j->len, piece, (size_t)n);
     j->len += (size_t)n;
     size_t cut = j->len;
+    int word = -1;
     for (int i = 0; i < j->n_stop; i++) {
         size_t sl = strlen(j->stop[i]);
         const char *hit = find_bytes(j->text + from, j->len - from, j->stop[i], sl);
-        if (hit && (size_t)(hit - j->text) < cut) cut = (size_t)(hit - j->text);
+        if (hit && (size_t)(hit - j->text) < cut) {
+            cut = (size_t)(hit - j->text);
+            word = i;
+        }
     }
     if (cut < j->len) {
         j->len = cut;
+        j->stop_word = word;
         return 1;
     }
     size_t vis = j->len - stop_prefix_suffix(j, j->text, j->len);
@@ -275,6 +281,25 @@ static void record_lp(const bn_sched *s, bn_job *j, int i, const float *l, int32
     }
     for (int k = 0; k < n; k++) top[k] = (float)((double)l[top_id[k]] - norm);
     j->lp[i].logprob = (float)((double)l[id] - norm);
+}
+
+/* Record i of an n_probs job (llama-server's): the draw's candidates
+ * and their probabilities as the sampler saw them (bn_sampler_candidates);
+ * logprob holds the chosen token's probability among them, 0 when it is
+ * not listed. The caller publishes it. */
+static void record_probs(slot *sl, bn_job *j, int i, int32_t id) {
+    int32_t *top_id = j->lp_top_id + (size_t)i * (size_t)j->n_top;
+    float *top = j->lp_top + (size_t)i * (size_t)j->n_top;
+    const int n = bn_sampler_candidates(sl->smp, j->n_top, top_id, top);
+    for (int k = n; k < j->n_top; k++) {    /* fewer than asked: never with top-k off */
+        top_id[k] = -1;
+        top[k] = 0.0f;
+    }
+    j->lp[i].id = id;
+    j->lp[i].start = j->lp[i].end = 0;
+    j->lp[i].logprob = 0.0f;
+    for (int k = 0; k < n; k++)
+        if (top_id[k] == id) j->lp[i].logprob = top[k];
 }
 
 /* The logits a logprobs job's next bn_decode must get exact (the exact
@@ -368,11 +393,22 @@ static const char *slot_sample(bn_sched *s, slot *sl) {
         logits = sl->logits;
     }
     int32_t id = bn_sampler_sample(sl->smp, logits);
-    bn_sampler_accept(sl->smp, id);
-    if (bn_token_is_eog(s->tok, id)) return "stop";
-    /* its record: the model's own logits (the EOG ids not banned) */
     const int rec = j->logprobs ? (j->echo ? j->n_prompt : 0) + j->n_gen : -1;
-    if (rec >= 0 && rec < j->lp_cap) record_lp(s, j, rec, bn_get_logits(sl->ctx, -1), id);
+    if (j->probs && rec >= 0 && rec < j->lp_cap)   /* the draw's candidates, before accept */
+        record_probs(sl, j, rec, id);
+    bn_sampler_accept(sl->smp, id);
+    if (bn_token_is_eog(s->tok, id)) {
+        pthread_mutex_lock(&j->mu);
+        j->stopped_eos = 1;
+        if (j->probs && rec >= 0 && rec < j->lp_cap) {  /* llama-server lists the EOG token too */
+            j->lp[rec].start = j->lp[rec].end = j->len;
+            j->n_lp = rec + 1;
+        }
+        pthread_mutex_unlock(&j->mu);
+        return "stop";
+    }
+    /* its record: the model's own logits (the EOG ids not banned) */
+    if (!j->probs && rec >= 0 && rec < j->lp_cap) record_lp(s, j, rec, bn_get_logits(sl->ctx, -1), id);
     char piece[512];
     int np = bn_detok_push(&sl->dt, id, piece, (int)sizeof piece);
     pthread_mutex_lock(&j->mu);
@@ -391,7 +427,10 @@ static const char *slot_sample(bn_sched *s, slot *sl) {
         return "stop";
     }
     if (cancelled) return "length";
-    if (bn_context_n_past(sl->ctx) >= s->n_ctx) return "length";   /* context full */
+    if (bn_context_n_past(sl->ctx) >= s->n_ctx) {      /* context full */
+        j->ctx_full = 1;            /* read after done, which finish() publishes under mu */
+        return "length";
+    }
     sl->next = id;
     return NULL;
 }
@@ -416,6 +455,7 @@ static void slot_end(bn_sched *s, slot *sl, const char *reason) {
     sl->job = NULL;
     sl->state = SLOT_FREE;
     sl->pub_cached = sl->n_cached;
+    j->n_past = sl->n_cached;
     sl->last_used = ++s->clock;
     s->st.busy--;
     s->st.jobs_done++;
@@ -564,7 +604,7 @@ static int admit(bn_sched *s) {
         int best_keep = -1;
         for (int i = 0; i < s->n_slots; i++) {
             slot *sl = &s->slots[i];
-            if (sl->state != SLOT_FREE) continue;
+            if (sl->state != SLOT_FREE || (j->id_slot >= 0 && j->id_slot != i)) continue;
             int keep = reusable(sl, j);
             if (keep > best_keep || (keep == best_keep && sl->last_used < best->last_used)) {
                 best = sl;
@@ -578,6 +618,7 @@ static int admit(bn_sched *s) {
         s->st.busy++;
         best->state = SLOT_PREFILL;
         best->job = j;
+        j->slot = (int)(best - s->slots);
         taken[n] = j;
         where[n++] = best;
     }

@@ -71,6 +71,11 @@ struct bn_job {
     int logprobs;                   /* set by bn_job_logprobs: record log-probabilities */
     int n_top;                      /* alternatives per token, 0 .. BN_SCHED_MAX_TOP */
     int echo;                       /* the prompt's tokens too (its whole prompt decoded) */
+    int probs;                      /* set after bn_job_logprobs: the alternatives are
+                                       llama-server's n_probs, the sampler's candidates
+                                       and their probabilities (bn_sampler_candidates),
+                                       and the EOG token gets a record too */
+    int id_slot;                    /* the slot to run on, -1 (bn_job_init) any */
 
     /* ---- the result: guarded by mu, signalled on cv ---- */
     pthread_mutex_t mu;
@@ -82,6 +87,11 @@ struct bn_job {
     int n_gen;                      /* tokens generated (the EOG token not counted) */
     int done;
     const char *finish;             /* "stop" (EOG or a stop string) or "length" */
+    int stopped_eos;                /* the EOG token ended it */
+    int stop_word;                  /* the stop string that ended it, or -1 */
+    int ctx_full;                   /* the slot's context filled up ("length") */
+    int slot;                       /* the slot that ran it (-1 before) */
+    int n_past;                     /* tokens in the slot's cache when it ended */
     int cancelled;                  /* set by the connection: the client left */
     int failed;                     /* error holds the reason */
     char error[320];

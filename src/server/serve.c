@@ -23,6 +23,7 @@
 #include "chat_page.h"
 #include "http.h"
 #include "json.h"
+#include "native.h"
 #include "scheduler.h"
 #include "serve.h"
 
@@ -786,12 +787,23 @@ static void wait_news(conn *c, bn_job *j, size_t seen) {
     }
 }
 
-static void handle_completion(conn *c, req_ctx *r, int chat) {
+/* Both OpenAI endpoints, and with native llama-server's POST /completion
+ * (native.c shapes its request and response; the generation is the same). */
+static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
     server *s = c->srv;
     gen_opts g;
+    bn_native_req nat = {0, -1};
+    const bn_json *prompt_node = NULL;
     int32_t *ids = NULL;
     int n = 0;
-    if (parse_gen_opts(r, &g) != 0 || parse_logprobs(r, chat, &g) != 0) goto bad;
+    if (parse_gen_opts(r, &g) != 0) goto bad;
+    if (native ? bn_native_parse(&r->doc, r->root, s->p.n_slots, &nat, r->msg, sizeof r->msg) != 0
+               : parse_logprobs(r, chat, &g) != 0)
+        goto bad;
+    if (native) {                   /* n_probs: the records, shaped as llama-server's */
+        g.logprobs = g.echo = 0;
+        g.n_top = nat.n_probs;
+    }
     const int n_ctx = bn_sched_n_ctx(s->sched);
     int dropped = 0;
     if (chat) {
@@ -805,6 +817,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
             (bn_json_first(&r->doc, pr)->type == BN_JSON_STRING ||
              bn_json_first(&r->doc, pr)->type == BN_JSON_ARRAY))
             pr = bn_json_first(&r->doc, pr);    /* ["text"] or [[ids]]: one prompt */
+        prompt_node = pr;
         if (pr && pr->type == BN_JSON_ARRAY && pr->n > 1 && (bn_json_first(&r->doc, pr)->type == BN_JSON_STRING ||
                                                             bn_json_first(&r->doc, pr)->type == BN_JSON_ARRAY)) {
             snprintf(r->msg, sizeof r->msg, "'prompt' holds %d prompts: send one per request", pr->n);
@@ -845,11 +858,14 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
     job.stop = g.stop;
     job.n_stop = g.n_stop;
     job.no_cache = !g.cache_prompt;
-    if (g.logprobs && bn_job_logprobs(s->sched, &job, g.n_top, g.echo) != 0) {
+    job.id_slot = nat.id_slot;
+    if ((g.logprobs || nat.n_probs > 0) && bn_job_logprobs(s->sched, &job, g.n_top, g.echo) != 0) {
         bn_job_destroy(&job);
         respond_error(c, 500, "out of memory", NULL);
         return;
     }
+    job.probs = nat.n_probs > 0;
+    const bn_native_ctx nx = {s->tok, s->p.model_name, n_ctx, g.stream, &r->doc, prompt_node};
     pthread_mutex_lock(&s->mu);
     uint64_t id = ++s->id_seq;
     s->completions++;
@@ -873,13 +889,20 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
             int done = job.done;
             size_t vis = job.visible;
             int lp_to = lp_sent;
-            if (job.logprobs && done) lp_to = lp_final_count(&job) > lp_sent ? lp_final_count(&job) : lp_sent;
+            if (job.logprobs && done && !job.probs)
+                lp_to = lp_final_count(&job) > lp_sent ? lp_final_count(&job) : lp_sent;
             else if (job.logprobs)
                 while (lp_to < job.n_lp && job.lp[lp_to].end <= vis) lp_to++;
             if (ok && (vis > sent || lp_to > lp_sent)) {
                 b.len = 0;
-                chunk_json(&b, s, chat, id, job.text + sent, vis - sent, NULL, &job, first, lp_sent, lp_to,
-                           &pos);
+                if (native) {
+                    bn_jbuf_puts(&b, "data: ");
+                    bn_native_partial_json(&b, &nx, &job, job.text + sent, vis - sent, lp_sent, lp_to);
+                    bn_jbuf_puts(&b, "\n\n");
+                } else {
+                    chunk_json(&b, s, chat, id, job.text + sent, vis - sent, NULL, &job, first, lp_sent, lp_to,
+                               &pos);
+                }
                 first = 0;
                 sent = vis;
                 lp_sent = lp_to;
@@ -901,13 +924,17 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
         if (ok) {
             b.len = 0;
             if (job.failed) {
-                bn_jbuf_puts(&b, "data: ");
+                bn_jbuf_puts(&b, native ? "error: " : "data: ");    /* llama-server's error event */
                 error_json(&b, 500, job.error);
+                bn_jbuf_puts(&b, "\n\n");
+            } else if (native) {    /* the summary; the native stream has no [DONE] */
+                bn_jbuf_puts(&b, "data: ");
+                bn_native_final_json(&b, &nx, &job);
                 bn_jbuf_puts(&b, "\n\n");
             } else {
                 chunk_json(&b, s, chat, id, "", 0, job.finish, &job, first, 0, 0, &pos);
             }
-            bn_jbuf_puts(&b, "data: [DONE]\n\n");
+            if (!native) bn_jbuf_puts(&b, "data: [DONE]\n\n");
             if (!b.oom) send_all(c, b.data, b.len);
         }
     } else {
@@ -916,6 +943,9 @@ static void handle_completion(conn *c, req_ctx *r, int chat) {
         pthread_mutex_unlock(&job.mu);
         if (job.failed) {
             respond_error(c, 500, job.error, NULL);
+        } else if (native) {
+            bn_native_final_json(&b, &nx, &job);
+            respond_json(c, 200, &b);
         } else {
             bn_jbuf_printf(&b, "{\"id\":\"%s-%llu\",\"object\":\"%s\",\"created\":%lld,\"model\":",
                            chat ? "chatcmpl" : "cmpl", (unsigned long long)id,
@@ -1317,7 +1347,7 @@ static void handle_metrics(conn *c) {
 
 /* ---- routing ---------------------------------------------------------------------- */
 enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_PROPS, ROUTE_METRICS, ROUTE_SLOTS, ROUTE_COMPLETIONS,
-       ROUTE_CHAT, ROUTE_TOKENIZE, ROUTE_DETOKENIZE, ROUTE_SLOT_ACTION };
+       ROUTE_CHAT, ROUTE_NATIVE, ROUTE_TOKENIZE, ROUTE_DETOKENIZE, ROUTE_SLOT_ACTION };
 
 static const struct route {
     const char *path, *method;
@@ -1336,6 +1366,7 @@ static const struct route {
     {"/completions", "POST", ROUTE_COMPLETIONS},
     {"/v1/chat/completions", "POST", ROUTE_CHAT},
     {"/chat/completions", "POST", ROUTE_CHAT},
+    {"/completion", "POST", ROUTE_NATIVE},    /* llama-server's native API (native.c) */
     {"/tokenize", "POST", ROUTE_TOKENIZE},
     {"/detokenize", "POST", ROUTE_DETOKENIZE},
 };
@@ -1409,7 +1440,7 @@ static void handle(conn *c, const bn_http_request *req) {
     } else if (rt->id == ROUTE_DETOKENIZE) {
         handle_detokenize(c, &r);
     } else {
-        handle_completion(c, &r, rt->id == ROUTE_CHAT);
+        handle_completion(c, &r, rt->id == ROUTE_CHAT, rt->id == ROUTE_NATIVE);
     }
     bn_json_free(&r.doc);
 }

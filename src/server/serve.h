@@ -1,6 +1,7 @@
 /* `bitnet serve`: an OpenAI-shaped HTTP server over a loaded model.
  * Endpoints: POST /v1/completions, POST /v1/chat/completions (both with
- * "stream": true as server-sent events), GET /v1/models, GET /health,
+ * "stream": true as server-sent events), llama-server's native
+ * POST /completion (native.h), GET /v1/models, GET /health,
  * POST /tokenize, POST /detokenize, GET /metrics (Prometheus text), and
  * GET / a chat page (src/server/chat_page.html). */
 #ifndef BN_SERVE_H

@@ -5,13 +5,16 @@
  * crash or sanitizer report; a rejected text has a message; an accepted
  * one is walked completely (every string valid UTF-8 of its length, every
  * number finite, child counts right) and written back with the writer,
- * which must parse again to the same tree. */
+ * which must parse again to the same tree. An object also goes through
+ * the native /completion request reader (src/server/native.c), which must
+ * take it with its fields in range or refuse it with a reason. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+#include "native.h"
 
 static void write_value(const bn_json_doc *d, const bn_json *v, bn_jbuf *b) {
     switch (v->type) {
@@ -78,6 +81,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         if (strncmp(err, "bad JSON at byte ", 17) != 0 && strncmp(err, "out of memory", 13) != 0) abort();
         if (d.nodes || d.strings) abort();
         return 0;
+    }
+    if (bn_json_root(&d)->type == BN_JSON_OBJECT) {
+        bn_native_req nr;
+        char msg[320] = "";
+        const int n_slots = 1 + data[0] % 4;
+        if (bn_native_parse(&d, bn_json_root(&d), n_slots, &nr, msg, sizeof msg) == 0) {
+            if (nr.n_probs < 0 || nr.n_probs > BN_SCHED_MAX_TOP || nr.id_slot < -1 || nr.id_slot >= n_slots) abort();
+        } else if (msg[0] == '\0') {
+            abort();
+        }
     }
     bn_jbuf b = {0};
     write_value(&d, bn_json_root(&d), &b);
