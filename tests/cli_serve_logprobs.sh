@@ -233,6 +233,31 @@ B="{\"prompt\":\"$P\",\"max_tokens\":16,\"temperature\":0,\"logprobs\":2,\"stop\
 post "$URL_F16" /v1/completions "$B}" "$TMP/t_plain.json"
 post "$URL_F16" /v1/completions "$B,\"stream\":true}" "$TMP/t_stream.txt" -N
 check "completion stream with stop" "$TMP/stream.py" "$TMP" "$TMP/t_plain.json" "$TMP/t_stream.txt"
+# echo streamed: the prompt's pieces and records in the first event, then as above
+for B in "{\"prompt\":\"$P\",\"max_tokens\":12,\"seed\":7,\"temperature\":0.9,\"logprobs\":2,\"echo\":true" \
+         "{\"prompt\":\"$P\",\"max_tokens\":0,\"logprobs\":1,\"echo\":true"; do
+    post "$URL_F16" /v1/completions "$B}" "$TMP/e_plain.json"
+    post "$URL_F16" /v1/completions "$B,\"stream\":true}" "$TMP/e_stream.txt" -N
+    check "completion stream with echo ($B)" "$TMP/stream.py" "$TMP" "$TMP/e_plain.json" "$TMP/e_stream.txt"
+    python3 -c '
+import json, sys
+first = json.loads(open(sys.argv[1]).readline()[6:])["choices"][0]
+if not first["text"].startswith(sys.argv[2]) or first["logprobs"]["top_logprobs"][0] is not None:
+    sys.exit("the first event is not the echoed prompt with its records: %r" % first)' "$TMP/e_stream.txt" "$P" ||
+        fail "completion stream with echo: the prompt does not come first"
+done
+# without logprobs: the text alone, the prompt first
+B="{\"prompt\":\"$P\",\"max_tokens\":6,\"temperature\":0,\"echo\":true"
+post "$URL_F16" /v1/completions "$B}" "$TMP/e_plain.json"
+post "$URL_F16" /v1/completions "$B,\"stream\":true}" "$TMP/e_stream.txt" -N
+python3 -c '
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from lib import *
+plain = load(sys.argv[2])["choices"][0]["text"]
+texts = [c["choices"][0]["text"] for c in sse(sys.argv[3])]
+if "".join(texts) != plain or texts[0] != sys.argv[4]: fail("echo stream %r vs %r" % (texts, plain))' \
+    "$TMP" "$TMP/e_plain.json" "$TMP/e_stream.txt" "$P" || fail "completion stream with echo, no logprobs"
 cat >"$TMP/stop.py" <<'EOF'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -339,7 +364,6 @@ bad "$URL_F16" /v1/completions '{"prompt":"a","logprobs":21}'
 bad "$URL_F16" /v1/completions '{"prompt":"a","logprobs":-1}'
 bad "$URL_F16" /v1/completions '{"prompt":"a","logprobs":"5"}'
 bad "$URL_F16" /v1/completions '{"prompt":"a","echo":1}'
-bad "$URL_F16" /v1/completions '{"prompt":"a","echo":true,"stream":true}'
 bad "$URL_F16" /v1/completions '{"prompt":["a","b"]}'
 bad "$URL_CHAT" /v1/chat/completions "{$M,\"top_logprobs\":2}"
 grep -q "'top_logprobs' needs 'logprobs' set to true" "$TMP/bad.json" ||

@@ -335,7 +335,6 @@ static int parse_logprobs(req_ctx *r, int chat, gen_opts *g) {
         g->n_top = n >= 0 ? n : 0;
     }
     if (get_bool(r, "echo", &g->echo) != 0) return -1;
-    if (g->echo && g->stream) return bad_field(r, "echo", "is not supported with 'stream'");
     return 0;
 }
 
@@ -883,11 +882,32 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
         int ok = send_all(c, head, sizeof head - 1) == 0, first = 1;
         size_t sent = 0;
         int lp_sent = 0;            /* records sent: those whose text is all sent */
+        /* echo: the prompt's pieces go first, in an event of their own with
+         * the prompt's records, once the prompt is decoded (any text, or the
+         * end, says so); the generated text's offsets count after them */
+        bn_jbuf echo = {0};
+        for (int i = 0; g.echo && i < job.n_prompt; i++) {
+            char p[1024];
+            bn_jbuf_raw(&echo, p, (size_t)echo_piece(s->tok, job.prompt[i], p, (int)sizeof p));
+        }
+        pos.base_chars = echo.len ? count_chars(echo.data, echo.len) : 0;
+        int echo_pending = g.echo;
         pthread_mutex_lock(&job.mu);
         for (;;) {
             wait_news(c, &job, sent);
             int done = job.done;
             size_t vis = job.visible;
+            if (echo_pending && ok && (vis > sent || done) && !job.failed) {
+                const int to = job.logprobs ? (job.n_lp < job.n_prompt ? job.n_lp : job.n_prompt) : 0;
+                b.len = 0;
+                chunk_json(&b, s, chat, id, echo.data ? echo.data : "", echo.len, NULL, &job, first, 0, to, &pos);
+                first = echo_pending = 0;
+                lp_sent = to;
+                pthread_mutex_unlock(&job.mu);
+                ok = !b.oom && !echo.oom && send_all(c, b.data, b.len) == 0;
+                pthread_mutex_lock(&job.mu);
+                if (!ok) job.cancelled = 1;
+            }
             int lp_to = lp_sent;
             if (job.logprobs && done && !job.probs)
                 lp_to = lp_final_count(&job) > lp_sent ? lp_final_count(&job) : lp_sent;
@@ -921,6 +941,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
             if (done) break;
         }
         pthread_mutex_unlock(&job.mu);
+        bn_jbuf_free(&echo);
         if (ok) {
             b.len = 0;
             if (job.failed) {
