@@ -34,12 +34,6 @@ post() {
     code=$(curl -s -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
         -H "Authorization: Bearer $KEY" "$@" -d "$body" "$url$path")
 }
-# check NAME PYTHON_FILE ARGS...: runs a python check, failing with its message
-check() {
-    local name=$1
-    shift
-    python3 "$@" >"$TMP/check.out" 2>&1 || fail "$name: $(tail -n 5 "$TMP/check.out")"
-}
 
 cat >"$TMP/lib.py" <<'EOF'
 import json, math, struct, sys

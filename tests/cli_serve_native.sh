@@ -33,12 +33,6 @@ post() {
 ok() {  # ok NAME: the request answered 200
     [ "$code" = 200 ] || fail "$1: status $code: $(head -c 300 "$TMP/$1.json")"
 }
-# check NAME PYTHON_FILE ARGS...: runs a python check, failing with its message
-check() {
-    local name=$1
-    shift
-    python3 "$@" >"$TMP/check.out" 2>&1 || fail "$name: $(tail -n 5 "$TMP/check.out")"
-}
 
 cat >"$TMP/lib.py" <<'EOF'
 import json, math, struct, sys

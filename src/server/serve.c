@@ -23,6 +23,7 @@
 #include "chat_page.h"
 #include "http.h"
 #include "json.h"
+#include "logprobs.h"
 #include "native.h"
 #include "scheduler.h"
 #include "serve.h"
@@ -551,171 +552,10 @@ static void usage_json(bn_jbuf *b, const bn_job *j) {
         bn_jbuf_printf(b, ",\"truncated\":true,\"messages_dropped\":%d", j->n_dropped);
 }
 
-/* ---- log-probabilities ---------------------------------------------------------- */
-/* The records' JSON (docs/ARCHITECTURE.md, Log-probabilities). A token is
- * shown with its bytes, control tokens by their text. */
-static int token_piece(const bn_tokenizer *t, int32_t id, char *buf, int cap) {
-    const int n = bn_token_to_bytes(t, id, 1, buf, cap);
-    return n < 0 ? 0 : n > cap ? cap : n;
-}
-
-/* A prompt token's bytes as the echoed text holds them (control tokens ""). */
-static int echo_piece(const bn_tokenizer *t, int32_t id, char *buf, int cap) {
-    const int n = bn_token_to_bytes(t, id, 0, buf, cap);
-    return n < 0 ? 0 : n > cap ? cap : n;
-}
-
-static int utf8_valid(const char *p, int n) {
-    for (int i = 0; i < n;) {
-        const int k = bn_utf8_seq_len((const unsigned char *)p + i, (size_t)(n - i));
-        if (k == 0) return 0;
-        i += k;
-    }
-    return 1;
-}
-
-/* Code points in p[0..n) (the text is UTF-8: its non-continuation bytes). */
-static size_t count_chars(const char *p, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += ((unsigned char)p[i] & 0xC0) != 0x80;
-    return k;
-}
-
-/* Chat: {"token","logprob","bytes"}; the token's text with U+FFFD for bytes
- * that are not UTF-8 on their own (the bytes are all there). */
-static void chat_token_json(bn_jbuf *b, const bn_tokenizer *t, int32_t id, float logprob) {
-    char p[1024];
-    const int n = token_piece(t, id, p, (int)sizeof p);
-    bn_jbuf_puts(b, "{\"token\":");
-    bn_jbuf_str(b, p, (size_t)n);
-    bn_jbuf_puts(b, ",\"logprob\":");
-    bn_jbuf_num(b, (double)logprob);
-    bn_jbuf_puts(b, ",\"bytes\":[");
-    for (int i = 0; i < n; i++) bn_jbuf_printf(b, "%s%u", i ? "," : "", (unsigned)(unsigned char)p[i]);
-    bn_jbuf_puts(b, "]");
-}
-
-/* Chat: "logprobs":{"content":[...]} of records [from, to). */
-static void chat_logprobs_json(bn_jbuf *b, const bn_tokenizer *t, const bn_job *j, int from, int to) {
-    bn_jbuf_puts(b, "\"logprobs\":{\"content\":[");
-    for (int i = from; i < to; i++) {
-        if (i > from) bn_jbuf_puts(b, ",");
-        chat_token_json(b, t, j->lp[i].id, j->lp[i].logprob);
-        bn_jbuf_puts(b, ",\"top_logprobs\":[");
-        for (int k = 0; k < j->n_top; k++) {
-            const size_t at = (size_t)i * (size_t)j->n_top + (size_t)k;
-            if (k) bn_jbuf_puts(b, ",");
-            chat_token_json(b, t, j->lp_top_id[at], j->lp_top[at]);
-            bn_jbuf_puts(b, "}");
-        }
-        bn_jbuf_puts(b, "]}");
-    }
-    bn_jbuf_puts(b, "]}");
-}
-
-/* Completions: a token as a JSON string, its text, or when that is not
- * UTF-8 on its own OpenAI's "bytes:\xNN..." (distinct keys in top_logprobs). */
-static void completion_token_str(bn_jbuf *b, const bn_tokenizer *t, int32_t id) {
-    char p[1024];
-    const int n = token_piece(t, id, p, (int)sizeof p);
-    if (utf8_valid(p, n)) {
-        bn_jbuf_str(b, p, (size_t)n);
-        return;
-    }
-    bn_jbuf_puts(b, "\"bytes:");
-    for (int i = 0; i < n; i++) bn_jbuf_printf(b, "\\\\x%02x", (unsigned)(unsigned char)p[i]);
-    bn_jbuf_puts(b, "\"");
-}
-
-/* Where text_offset stands: code points before the generated text (the
- * echoed prompt's), and a cursor over the generated text (records come in
- * text order). */
-typedef struct text_pos {
-    size_t base_chars;
-    size_t byte, chars;
-} text_pos;
-
-/* Completions: "logprobs":{"tokens","token_logprobs","top_logprobs",
- * "text_offset"} of records [from, to). top_logprobs holds the n_top most
- * likely and, as OpenAI's, the chosen token when it is not among them;
- * the prompt's first token has null for both (nothing comes before it). */
-static void completion_logprobs_json(bn_jbuf *b, const bn_tokenizer *t, const bn_job *j, int from, int to,
-                                     text_pos *pos) {
-    const int n_prompt_lp = j->echo ? j->n_prompt : 0;
-    bn_jbuf_puts(b, "\"logprobs\":{\"tokens\":[");
-    for (int i = from; i < to; i++) {
-        if (i > from) bn_jbuf_puts(b, ",");
-        completion_token_str(b, t, j->lp[i].id);
-    }
-    bn_jbuf_puts(b, "],\"token_logprobs\":[");
-    for (int i = from; i < to; i++) {
-        if (i > from) bn_jbuf_puts(b, ",");
-        bn_jbuf_num(b, (double)j->lp[i].logprob);
-    }
-    bn_jbuf_puts(b, "],\"top_logprobs\":[");
-    for (int i = from; i < to; i++) {
-        if (i > from) bn_jbuf_puts(b, ",");
-        if (isnan(j->lp[i].logprob)) {
-            bn_jbuf_puts(b, "null");
-            continue;
-        }
-        bn_jbuf_puts(b, "{");
-        int has_own = 0;
-        for (int k = 0; k < j->n_top; k++) {
-            const size_t at = (size_t)i * (size_t)j->n_top + (size_t)k;
-            if (k) bn_jbuf_puts(b, ",");
-            completion_token_str(b, t, j->lp_top_id[at]);
-            bn_jbuf_puts(b, ":");
-            bn_jbuf_num(b, (double)j->lp_top[at]);
-            has_own |= j->lp_top_id[at] == j->lp[i].id;
-        }
-        if (!has_own) {
-            if (j->n_top) bn_jbuf_puts(b, ",");
-            completion_token_str(b, t, j->lp[i].id);
-            bn_jbuf_puts(b, ":");
-            bn_jbuf_num(b, (double)j->lp[i].logprob);
-        }
-        bn_jbuf_puts(b, "}");
-    }
-    bn_jbuf_puts(b, "],\"text_offset\":[");
-    size_t prompt_chars = 0;        /* the echoed prompt: the pieces as the echo writes them */
-    for (int i = 0; i < from && i < n_prompt_lp; i++) {
-        char p[1024];
-        prompt_chars += count_chars(p, (size_t)echo_piece(t, j->lp[i].id, p, (int)sizeof p));
-    }
-    for (int i = from; i < to; i++) {
-        if (i > from) bn_jbuf_puts(b, ",");
-        if (i < n_prompt_lp) {      /* a piece that starts inside a character: that character's */
-            char p[1024];
-            const int n = echo_piece(t, j->lp[i].id, p, (int)sizeof p);
-            const int inside = n > 0 && ((unsigned char)p[0] & 0xC0) == 0x80 && prompt_chars > 0;
-            bn_jbuf_printf(b, "%zu", prompt_chars - (size_t)inside);
-            prompt_chars += count_chars(p, (size_t)n);
-            continue;
-        }
-        const size_t start = j->lp[i].start < j->len ? j->lp[i].start : j->len;
-        if (start > pos->byte) {
-            pos->chars += count_chars(j->text + pos->byte, start - pos->byte);
-            pos->byte = start;
-        }
-        bn_jbuf_printf(b, "%zu", pos->base_chars + pos->chars);
-    }
-    bn_jbuf_puts(b, "]}");
-}
-
-/* Records of generated tokens that belong to the final text: those that
- * gave it a byte, or none but end inside it (a stop string cut the rest). */
-static int lp_final_count(const bn_job *j) {
-    const int first_gen = j->echo ? j->n_prompt : 0;
-    int n = j->n_lp;
-    while (n > first_gen && !(j->lp[n - 1].start < j->len || j->lp[n - 1].end <= j->len)) n--;
-    return n;
-}
-
 /* One SSE event with the text piece (or the final one with finish), and
  * the log-probabilities of records [lp_from, lp_to) when the job has them. */
 static void chunk_json(bn_jbuf *b, server *s, int chat, uint64_t id, const char *text, size_t n,
-                       const char *finish, const bn_job *j, int first, int lp_from, int lp_to, text_pos *pos) {
+                       const char *finish, const bn_job *j, int first, int lp_from, int lp_to, bn_text_pos *pos) {
     bn_jbuf_puts(b, "data: ");
     bn_jbuf_printf(b, "{\"id\":\"%s-%llu\",\"object\":\"%s\",\"created\":%lld,\"model\":",
                    chat ? "chatcmpl" : "cmpl", (unsigned long long)id,
@@ -732,14 +572,14 @@ static void chunk_json(bn_jbuf *b, server *s, int chat, uint64_t id, const char 
             b->len--;               /* drop the comma after role */
         }
         bn_jbuf_puts(b, "},");
-        if (j->logprobs && !finish) chat_logprobs_json(b, s->tok, j, lp_from, lp_to);
+        if (j->logprobs && !finish) bn_lp_chat_json(b, s->tok, j, lp_from, lp_to);
         else bn_jbuf_puts(b, "\"logprobs\":null");
         bn_jbuf_puts(b, ",");
     } else {
         bn_jbuf_puts(b, "\"text\":");
         bn_jbuf_str(b, text, n);
         bn_jbuf_puts(b, ",");
-        if (j->logprobs && !finish) completion_logprobs_json(b, s->tok, j, lp_from, lp_to, pos);
+        if (j->logprobs && !finish) bn_lp_completion_json(b, s->tok, j, lp_from, lp_to, pos);
         else bn_jbuf_puts(b, "\"logprobs\":null");
         bn_jbuf_puts(b, ",");
     }
@@ -871,7 +711,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
     pthread_mutex_unlock(&s->mu);
     job.id = id;
     bn_sched_submit(s->sched, &job);
-    text_pos pos = {0, 0, 0};
+    bn_text_pos pos = {0, 0, 0};
 
     bn_jbuf b = {0};
     if (g.stream) {
@@ -886,11 +726,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
          * the prompt's records, once the prompt is decoded (any text, or the
          * end, says so); the generated text's offsets count after them */
         bn_jbuf echo = {0};
-        for (int i = 0; g.echo && i < job.n_prompt; i++) {
-            char p[1024];
-            bn_jbuf_raw(&echo, p, (size_t)echo_piece(s->tok, job.prompt[i], p, (int)sizeof p));
-        }
-        pos.base_chars = echo.len ? count_chars(echo.data, echo.len) : 0;
+        pos.base_chars = bn_lp_echo_text(&echo, s->tok, job.prompt, g.echo ? job.n_prompt : 0);
         int echo_pending = g.echo;
         pthread_mutex_lock(&job.mu);
         for (;;) {
@@ -910,7 +746,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
             }
             int lp_to = lp_sent;
             if (job.logprobs && done && !job.probs)
-                lp_to = lp_final_count(&job) > lp_sent ? lp_final_count(&job) : lp_sent;
+                lp_to = bn_lp_final_count(&job) > lp_sent ? bn_lp_final_count(&job) : lp_sent;
             else if (job.logprobs)
                 while (lp_to < job.n_lp && job.lp[lp_to].end <= vis) lp_to++;
             if (ok && (vis > sent || lp_to > lp_sent)) {
@@ -972,23 +808,19 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
                            chat ? "chatcmpl" : "cmpl", (unsigned long long)id,
                            chat ? "chat.completion" : "text_completion", (long long)s->created);
             bn_jbuf_str(&b, s->p.model_name, strlen(s->p.model_name));
-            const int n_lp = job.logprobs ? lp_final_count(&job) : 0;
+            const int n_lp = job.logprobs ? bn_lp_final_count(&job) : 0;
             if (chat) {
                 bn_jbuf_puts(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
                 bn_jbuf_str(&b, job.text, job.len);
                 bn_jbuf_puts(&b, "},");
-                if (job.logprobs) chat_logprobs_json(&b, s->tok, &job, 0, n_lp);
+                if (job.logprobs) bn_lp_chat_json(&b, s->tok, &job, 0, n_lp);
                 else bn_jbuf_puts(&b, "\"logprobs\":null");
                 bn_jbuf_printf(&b, ",\"finish_reason\":\"%s\"}],", job.finish);
             } else {
                 bn_jbuf_puts(&b, ",\"choices\":[{\"index\":0,\"text\":");
                 if (g.echo) {       /* the prompt's pieces, then the text */
                     bn_jbuf e = {0};
-                    for (int i = 0; i < job.n_prompt; i++) {
-                        char p[1024];
-                        bn_jbuf_raw(&e, p, (size_t)echo_piece(s->tok, job.prompt[i], p, (int)sizeof p));
-                    }
-                    pos.base_chars = count_chars(e.data, e.len);
+                    pos.base_chars = bn_lp_echo_text(&e, s->tok, job.prompt, job.n_prompt);
                     bn_jbuf_raw(&e, job.text, job.len);
                     bn_jbuf_str(&b, e.data ? e.data : "", e.len);
                     b.oom |= e.oom;
@@ -997,7 +829,7 @@ static void handle_completion(conn *c, req_ctx *r, int chat, int native) {
                     bn_jbuf_str(&b, job.text, job.len);
                 }
                 bn_jbuf_puts(&b, ",");
-                if (job.logprobs) completion_logprobs_json(&b, s->tok, &job, 0, n_lp, &pos);
+                if (job.logprobs) bn_lp_completion_json(&b, s->tok, &job, 0, n_lp, &pos);
                 else bn_jbuf_puts(&b, "\"logprobs\":null");
                 bn_jbuf_printf(&b, ",\"finish_reason\":\"%s\"}],", job.finish);
             }

@@ -5,6 +5,7 @@
 #   node_package SPEC          installs an npm package (once per build dir)
 #                              into $BUILD/node-NAME: sets NODE_DIR, or exits
 #                              77 (skipped) when npm or the network is missing
+#   check NAME PY ARGS...      runs python3 PY ARGS..., a failure with its message
 # Every server started is stopped on exit.
 SERVE_PIDS=
 trap 'for p in $SERVE_PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$TMP"' EXIT
@@ -40,4 +41,11 @@ node_package() {
     timeout 300 npm install --prefix "$NODE_DIR" --no-audit --no-fund --no-save --loglevel=error \
         --fetch-retries=1 "$spec" >"$TMP/npm.log" 2>&1 ||
         { echo "skipped: npm install $spec failed (no network?): $(tail -n 3 "$TMP/npm.log")"; exit 77; }
+}
+
+# check NAME PYTHON_FILE ARGS...: runs a python check, failing with its message
+check() {
+    local name=$1
+    shift
+    python3 "$@" >"$TMP/check.out" 2>&1 || fail "$name: $(tail -n 5 "$TMP/check.out")"
 }
