@@ -95,6 +95,24 @@ run b2 bench -m "$M" -p 16 -n 8 -t 1 -r 2 -o json
 grep -q '"test": "pp16"' "$TMP/b2.out" && grep -q '"test": "tg8"' "$TMP/b2.out" &&
     grep -q '"bytes_per_token": ' "$TMP/b2.out" && head -c 1 "$TMP/b2.out" | grep -q '\[' ||
     fail "bench -o json: unexpected output: $(head -c 300 "$TMP/b2.out")"
+# jsonl: the same objects, one per line; csv: a header and a row each, the same numbers
+run b3 bench -m "$M" -p 16 -n 8 -t 1 -r 2 -o jsonl
+[ "$(wc -l <"$TMP/b3.out")" -eq 2 ] && head -1 "$TMP/b3.out" | grep -q '^{"model": .*"test": "pp16".*}$' &&
+    tail -1 "$TMP/b3.out" | grep -q '"test": "tg8".*"bytes_per_token": ' ||
+    fail "bench -o jsonl: unexpected output: $(head -c 300 "$TMP/b3.out")"
+run b4 bench -m "$M" -p 16 -n 8 -t 1 -r 2 -o csv
+if command -v python3 >/dev/null; then
+    python3 - "$TMP/b4.out" <<'PY' || fail "bench -o csv: unexpected output: $(head -c 400 "$TMP/b4.out")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["test"] for r in rows] == ["pp16", "tg8"], rows
+for r in rows:
+    s = [float(x) for x in r["samples_ts"].split()]
+    assert len(s) == 2 and abs(sum(s) / 2 - float(r["avg_ts"])) < 1e-3 * float(r["avg_ts"]), r
+    assert r["threads"] == "1" and r["type_k"] == "f16" and int(r["size"]) > 0, r
+assert rows[0]["bytes_per_token"] == "" and float(rows[1]["bytes_per_token"]) > 0, rows
+PY
+fi
 
 if [ "$failures" -ne 0 ]; then
     echo "cli_tools: $failures failure(s)" >&2

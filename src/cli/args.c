@@ -354,9 +354,11 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_TOKENS: o->tokens = v; return 0;
     case F_OUT:
         if (!bench) { o->out = v; return 0; }
-        if (strcmp(v, "md") == 0) o->json = 0;
-        else if (strcmp(v, "json") == 0) o->json = 1;
-        else return bn_err("%s: unknown output format '%s' (expected md or json)", flag, v);
+        if (strcmp(v, "md") == 0) o->bench_format = BN_BENCH_MD;
+        else if (strcmp(v, "json") == 0) o->bench_format = BN_BENCH_JSON;
+        else if (strcmp(v, "jsonl") == 0) o->bench_format = BN_BENCH_JSONL;
+        else if (strcmp(v, "csv") == 0) o->bench_format = BN_BENCH_CSV;
+        else return bn_err("%s: unknown output format '%s' (expected md, json, jsonl or csv)", flag, v);
         return 0;
     case F_ALL: o->all = 1; return 0;
     case F_BATCHED: o->seq = 0; return 0;
@@ -476,7 +478,7 @@ void bn_print_usage(FILE *f) {
 "                                          the continuation, until an end-of-generation\n"
 "                                          token or -n tokens; a full context shifts)\n"
 "  bitnet [-m MODEL] -cnv [-sys TEXT]      chat; /exit or end of input quits\n"
-"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-np 1] [-r 5] [-o md|json]\n"
+"  bitnet bench [-m MODEL] [-p 512] [-n 128] [-d 0] [-t 1,2] [-np 1] [-r 5] [-o md|json|jsonl|csv]\n"
 "  bitnet bench --kernels [-t 1,2] [-r 5] [--variants LIST]\n"
 "  bitnet tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-special]\n"
 "  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
@@ -580,7 +582,7 @@ void bn_print_usage(FILE *f) {
 "  -o FILE                   logits: output file (float32 little-endian, n_vocab per row)\n"
 "  --all                     logits: every position (default: the last one)\n"
 "  --batch | --seq           logits: whole prompt in one batch (default) or one by one\n"
-"  -o md|json                bench: output format\n"
+"  -o md|json|jsonl|csv      bench: output format (llama-bench's)\n"
 "  -r N                      bench: repetitions (default 5)\n"
 "  -d, --n-depth LIST        bench: tokens already in the cache when pp/tg are timed\n"
 "                            (default 0; e.g. -d 0,4096); every threads x depth x\n"

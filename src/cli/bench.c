@@ -210,11 +210,19 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
+/* The test's name as llama-bench writes it: pp512, tg128. */
+static void test_name(const bench_result *r, char *out, size_t cap) {
+    snprintf(out, cap, "%s%d", r->n_gen > 0 ? "tg" : "pp", r->n_gen > 0 ? r->n_gen : r->n_prompt);
+}
+
+/* One JSON object per result: in an array (json), or one per line (jsonl). */
 static void print_json(const char *model, const bn_model_desc *d, const bn_cli_opts *o,
-                       const bench_result *r, int n) {
-    printf("[\n");
+                       const bench_result *r, int n, int lines) {
+    if (!lines) printf("[\n");
     for (int i = 0; i < n; i++) {
-        printf("  {\"model\": ");
+        char test[32];
+        test_name(&r[i], test, sizeof test);
+        printf("%s{\"model\": ", lines ? "" : "  ");
         print_json_string(model);
         printf(", \"arch\": ");
         print_json_string(d->arch);
@@ -222,24 +230,59 @@ static void print_json(const char *model, const bn_model_desc *d, const bn_cli_o
                (unsigned long long)d->file_bytes, (unsigned long long)d->n_params);
         print_json_string(d->kernel);
         printf(", \"type_k\": \"%s\", \"type_v\": \"%s\"", type_name(o->type_k), type_name(o->type_v));
-        printf(", \"threads\": %d, \"test\": \"%s%d\", \"n_prompt\": %d, \"n_gen\": %d, "
+        printf(", \"threads\": %d, \"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
                "\"n_depth\": %d, \"n_seq\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
-               r[i].threads, r[i].n_gen > 0 ? "tg" : "pp", r[i].n_gen > 0 ? r[i].n_gen : r[i].n_prompt,
-               r[i].n_prompt, r[i].n_gen, r[i].depth, r[i].n_seq, r[i].mean, r[i].std);
+               r[i].threads, test, r[i].n_prompt, r[i].n_gen, r[i].depth, r[i].n_seq, r[i].mean, r[i].std);
         for (int k = 0; k < r[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", r[i].samples[k]);
         printf("]");
         if (r[i].n_gen > 0 && r[i].n_seq == 1)
             printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f, \"rescored_rows_per_token\": %.2f",
                    r[i].bytes_per_token, r[i].bytes_per_token * r[i].mean / 1e9,
                    r[i].rescored_per_token);
-        printf("}%s\n", i + 1 < n ? "," : "");
+        printf("}%s\n", !lines && i + 1 < n ? "," : "");
     }
-    printf("]\n");
+    if (!lines) printf("]\n");
+}
+
+/* A CSV field: quoted, inner quotes doubled. */
+static void print_csv_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"') putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The JSON fields as columns (samples space-separated in one field; the
+ * byte columns empty where a row has none), a header line first. */
+static void print_csv(const char *model, const bn_model_desc *d, const bn_cli_opts *o,
+                      const bench_result *r, int n) {
+    printf("model,arch,size,params,kernel,type_k,type_v,threads,test,n_prompt,n_gen,n_depth,n_seq,"
+           "avg_ts,stddev_ts,samples_ts,bytes_per_token,gbps,rescored_rows_per_token\n");
+    for (int i = 0; i < n; i++) {
+        char test[32];
+        test_name(&r[i], test, sizeof test);
+        print_csv_string(model);
+        putchar(',');
+        print_csv_string(d->arch);
+        printf(",%llu,%llu,", (unsigned long long)d->file_bytes, (unsigned long long)d->n_params);
+        print_csv_string(d->kernel);
+        printf(",%s,%s,%d,%s,%d,%d,%d,%d,%.4f,%.4f,\"", type_name(o->type_k), type_name(o->type_v),
+               r[i].threads, test, r[i].n_prompt, r[i].n_gen, r[i].depth, r[i].n_seq, r[i].mean, r[i].std);
+        for (int k = 0; k < r[i].n_samples; k++) printf("%s%.4f", k ? " " : "", r[i].samples[k]);
+        printf("\",");
+        if (r[i].n_gen > 0 && r[i].n_seq == 1)
+            printf("%.0f,%.4f,%.2f\n", r[i].bytes_per_token, r[i].bytes_per_token * r[i].mean / 1e9,
+                   r[i].rescored_per_token);
+        else
+            printf(",,\n");
+    }
 }
 
 /* `bench --kernels`: the ternary kernels alone (src/bench_kernels.c). */
 static int bench_kernels(const bn_cli_opts *o) {
-    if (o->model || o->bench_p.n || o->bench_n.n || o->bench_d.n || o->json)
+    if (o->model || o->bench_p.n || o->bench_n.n || o->bench_d.n || o->bench_format != BN_BENCH_MD)
         return bn_err("bench --kernels takes only -t, -r and --variants");
     bn_cli_log_notes(o);
     if (o->bench_t.n > BN_BENCH_MAX_THREADS)
@@ -349,8 +392,9 @@ int bn_cmd_bench(const bn_cli_opts *o) {
         }
     }
     const char *name = base_name(bn_cli_model_path(o));
-    if (o->json) print_json(name, &desc, o, res, n_res);
-    else print_markdown(name, &desc, o, res, n_res);
+    if (o->bench_format == BN_BENCH_MD) print_markdown(name, &desc, o, res, n_res);
+    else if (o->bench_format == BN_BENCH_CSV) print_csv(name, &desc, o, res, n_res);
+    else print_json(name, &desc, o, res, n_res, o->bench_format == BN_BENCH_JSONL);
     rc = 0;
 free_seqs:
     for (int s = max_seq - 1; s >= 0; s--) bn_context_free(seqs[s]);

@@ -33,6 +33,10 @@ typedef struct bn_cli_list {
     int n;                          /* 0: not given */
 } bn_cli_list;
 
+/* bench -o, llama-bench's formats: a table, a JSON array, one JSON object
+ * per line, comma-separated values with a header line. */
+enum bn_bench_format { BN_BENCH_MD, BN_BENCH_JSON, BN_BENCH_JSONL, BN_BENCH_CSV };
+
 typedef struct bn_cli_opts {
     int cmd;
     const char *model;              /* NULL: the bundled model */
@@ -67,7 +71,7 @@ typedef struct bn_cli_opts {
     int all, seq;                   /* logits --all, --seq */
     bn_cli_list bench_p, bench_n, bench_t, bench_d, bench_np;
     int reps;                       /* bench -r */
-    int json;                       /* bench -o json */
+    int bench_format;               /* bench -o: enum bn_bench_format */
     int kernels;                    /* bench --kernels */
     const char *variants;           /* bench --kernels --variants */
     const char *host, *api_key, *alias;     /* serve --host, --api-key, --alias */
