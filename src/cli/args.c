@@ -121,7 +121,7 @@ enum flag_id {
     F_HOST, F_PORT, F_PARALLEL, F_API_KEY, F_ALIAS, F_TIMEOUT, F_MAX_CONNS, F_CACHE_K, F_CACHE_V,
     F_UBATCH, F_NO_DISPLAY_PROMPT, F_VERBOSE_PROMPT, F_NO_PERF, F_LOG_DISABLE, F_MLOCK,
     F_CHAT_TEMPLATE, F_CHAT_TEMPLATE_FILE, F_PROMPT_CACHE, F_PROMPT_CACHE_ALL, F_PROMPT_CACHE_RO,
-    F_KLD_BASE, F_KLD, F_CHUNKS
+    F_KLD_BASE, F_KLD, F_CHUNKS, F_HELLASWAG, F_HELLASWAG_TASKS
 };
 
 #define EVAL (BN_CMD_GENERATE | BN_CMD_BENCH | BN_CMD_LOGITS | BN_CMD_PERPLEXITY | BN_CMD_SERVE)
@@ -204,6 +204,8 @@ static const struct flag {
     {"--kl-divergence-base", NULL, 1, BN_CMD_PERPLEXITY, F_KLD_BASE},
     {"--kl-divergence", NULL, 0, BN_CMD_PERPLEXITY, F_KLD},
     {"--chunks", NULL, 1, BN_CMD_PERPLEXITY, F_CHUNKS},
+    {"--hellaswag", NULL, 0, BN_CMD_PERPLEXITY, F_HELLASWAG},
+    {"--hellaswag-tasks", NULL, 1, BN_CMD_PERPLEXITY, F_HELLASWAG_TASKS},
     {"-h", "--help", 0, ANY, F_HELP},
 };
 
@@ -230,6 +232,7 @@ static void set_defaults(int cmd, bn_cli_opts *o) {
     o->escape = 1;
     o->n_keep = BN_CLI_KEEP_DEFAULT;
     o->n_chunks = -1;
+    o->n_tasks = -1;
 }
 
 /* One flag with its value (NULL for switches). */
@@ -250,6 +253,8 @@ static int apply(bn_cli_opts *o, const struct flag *fl, const char *flag, const 
     case F_KLD_BASE: o->kld_base = v; return 0;
     case F_KLD: o->kld = 1; return 0;
     case F_CHUNKS: return bn_parse_int(flag, v, -1, INT_MAX, &o->n_chunks);
+    case F_HELLASWAG: o->hellaswag = 1; return 0;
+    case F_HELLASWAG_TASKS: return bn_parse_int(flag, v, 0, INT_MAX, &o->n_tasks);
     case F_SYSTEM: o->system = v; return 0;
     case F_CHAT_TEMPLATE: o->chat_template = v; return 0;
     case F_CHAT_TEMPLATE_FILE: o->chat_template_file = v; return 0;
@@ -484,6 +489,7 @@ void bn_print_usage(FILE *f) {
 "  bitnet logits [-m MODEL] (--tokens 1,2,3 | -p TEXT) -o OUT [--all] [--batch | --seq]\n"
 "  bitnet perplexity [-m MODEL] -f FILE [-c 512] [-b N] [--chunks N]\n"
 "                    [--kl-divergence-base BASE [--kl-divergence]]\n"
+"  bitnet perplexity [-m MODEL] --hellaswag -f TASKS [--hellaswag-tasks N]\n"
 "  bitnet info [MODEL | -m MODEL]\n"
 "  bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [-np 1] [-c N] [-t N]\n"
 "               [--api-key KEY] [--alias NAME] [--timeout 30] [--max-conns 64]\n"
@@ -599,6 +605,10 @@ void bn_print_usage(FILE *f) {
 "  --kl-divergence           perplexity: compare with the base F instead (its tokens,\n"
 "                            its window size; no -f): KL divergence, PPL ratio, Δp,\n"
 "                            same top token, per window and in total\n"
+"  --hellaswag               perplexity: -f holds HellaSwag tasks (llama.cpp's\n"
+"                            hellaswag_val_full.txt: context, right ending 0-3, four\n"
+"                            endings); prints the running acc_norm per task\n"
+"  --hellaswag-tasks N       perplexity --hellaswag: the first N tasks (default all)\n"
 "\n"
 "serve options (an OpenAI-shaped HTTP server; see README, Server):\n"
 "  --host ADDR               IPv4 address to listen on (default 127.0.0.1)\n"

@@ -90,6 +90,8 @@ typedef struct bn_cli_opts {
     const char *kld_base;           /* perplexity --kl-divergence-base FILE */
     int kld;                        /* perplexity --kl-divergence: compare with kld_base */
     int n_chunks;                   /* perplexity --chunks: windows scored (-1 = all) */
+    int hellaswag;                  /* perplexity --hellaswag: -f holds HellaSwag tasks */
+    int n_tasks;                    /* perplexity --hellaswag-tasks (-1 = all) */
     struct {
         const char *flag, *value, *why;
     } notes[BN_CLI_MAX_NOTES];      /* llama-cli flags accepted and ignored (llama_flags.c) */
@@ -269,6 +271,9 @@ void bn_kld_token(bn_kld_stats *s, const float *logits, int n_vocab, const uint1
 void bn_kld_print_window(const bn_kld_stats *s, int window);
 /* The totals and percentiles (sorts s->kld and s->p_diff). */
 void bn_kld_print_summary(bn_kld_stats *s);
+
+/* ---- hellaswag.c: perplexity --hellaswag (text: the -f file, split in place) ---- */
+int bn_cli_hellaswag(const bn_cli_opts *o, bn_model *m, double load_ms, char *text, size_t len);
 
 /* ---- the modes ---------------------------------------------------------------------- */
 int bn_cmd_generate(const bn_cli_opts *o);

@@ -109,6 +109,8 @@ int bn_cmd_perplexity(const bn_cli_opts *o) {
     if (o->kld && o->file)
         return bn_err("perplexity: -f is not used with --kl-divergence: the tokens come from %s", o->kld_base);
     if (!o->kld && !o->file) return bn_err("perplexity: -f FILE is required (see bitnet --help)");
+    if (o->hellaswag && (o->kld || o->kld_base))
+        return bn_err("perplexity: --hellaswag and --kl-divergence-base are separate runs");
     if (o->kld) {
         double load_ms = 0;
         bn_model *km = bn_cli_load_model(o, 0, &load_ms);
@@ -126,6 +128,12 @@ int bn_cmd_perplexity(const bn_cli_opts *o) {
     }
     double load_ms = 0;
     bn_model *m = bn_cli_load_model(o, 0, &load_ms);
+    if (m && o->hellaswag) {
+        int hrc = bn_cli_hellaswag(o, m, load_ms, text, len);
+        bn_model_free(m);
+        free(text);
+        return hrc;
+    }
     bn_context *c = NULL;
     int32_t *toks = NULL;
     uint16_t *recs = NULL;
