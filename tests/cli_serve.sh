@@ -190,6 +190,20 @@ expect dt 200
 req dtb POST /detokenize -d '{"tokens":[1,-5]}'
 expect dtb 400 'token ids'
 
+# ---- apply-template: the chat prompt as text; tokenized back (specials parsed) it is
+# the prompt a chat request with these messages decodes (usage.prompt_tokens)
+MSGS='"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi \"there\""}]'
+req at POST /apply-template -d "{$MSGS}"
+expect at 200 '"prompt":"'
+grep -q 'Be brief.' "$TMP/at.out" && grep -q 'Hi \\"there\\"' "$TMP/at.out" || fail "apply-template: $(cat "$TMP/at.out")"
+req atk POST /tokenize -d "{\"content\":$(sed -n 's/^{"prompt":\(.*\)}$/\1/p' "$TMP/at.out"),\"add_special\":false}"
+n_at=$(grep -o '[0-9]\+' "$TMP/atk.out" | wc -l)
+req atc POST /v1/chat/completions -d "{$MSGS,\"max_tokens\":1}"
+grep -q "\"prompt_tokens\":$n_at," "$TMP/atc.out" ||
+    fail "apply-template: $n_at tokens, the chat's usage says $(grep -o '"prompt_tokens":[0-9]*' "$TMP/atc.out")"
+req atb POST /apply-template -d '{"messages":[]}'
+expect atb 400 'messages'
+
 # ---- errors: JSON objects with the right status ---------------------------------------------
 req bj POST /v1/completions -d '{"prompt": "x",'
 expect bj 400 '"type":"invalid_request_error","code":400'

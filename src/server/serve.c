@@ -874,6 +874,31 @@ static void handle_tokenize(conn *c, req_ctx *r) {
     free(ids);
 }
 
+/* Answers {"KEY": the text of ids} (bn_detokenize with flags), or a 500. */
+static void respond_text_of(conn *c, const int32_t *ids, int n, int flags, const char *key) {
+    int cap = 4096;
+    char *out = NULL;
+    int k = -1;
+    for (int tries = 0; tries < 2; tries++) {
+        free(out);
+        out = malloc((size_t)cap + 1);
+        if (!out) break;
+        k = bn_detokenize(c->srv->tok, ids, n, flags, out, cap);
+        if (k <= cap) break;
+        cap = k;
+    }
+    if (!out || k < 0 || k > cap) respond_error(c, 500, "cannot detokenize the tokens", NULL);
+    else {
+        bn_jbuf b = {0};
+        bn_jbuf_printf(&b, "{\"%s\":", key);
+        bn_jbuf_str(&b, out, (size_t)k);
+        bn_jbuf_puts(&b, "}");
+        respond_json(c, 200, &b);
+        bn_jbuf_free(&b);
+    }
+    free(out);
+}
+
 static void handle_detokenize(conn *c, req_ctx *r) {
     const bn_json *arr = bn_json_get(&r->doc, r->root, "tokens");
     int n = 0;
@@ -887,28 +912,22 @@ static void handle_detokenize(conn *c, req_ctx *r) {
         respond_error(c, 400, r->msg, NULL);
         return;
     }
-    const bn_tokenizer *t = c->srv->tok;
-    int cap = 4096;
-    char *out = NULL;
-    int k = -1;
-    for (int tries = 0; tries < 2; tries++) {
-        free(out);
-        out = malloc((size_t)cap + 1);
-        if (!out) break;
-        k = bn_detokenize(t, ids, n, 0, out, cap);
-        if (k <= cap) break;
-        cap = k;
+    respond_text_of(c, ids, n, 0, "content");
+    free(ids);
+}
+
+/* llama-server's POST /apply-template: the chat completion's prompt as
+ * text (control tokens as their text, the assistant's turn opened), so
+ * that tokenizing it with specials parsed gives the ids a chat request
+ * with these messages decodes. */
+static void handle_apply_template(conn *c, req_ctx *r) {
+    int n = 0;
+    int32_t *ids = chat_prompt(r, 0, &n, NULL);
+    if (!ids) {
+        respond_error(c, 400, r->msg, NULL);
+        return;
     }
-    if (!out || k < 0 || k > cap) respond_error(c, 500, "cannot detokenize the tokens", NULL);
-    else {
-        bn_jbuf b = {0};
-        bn_jbuf_puts(&b, "{\"content\":");
-        bn_jbuf_str(&b, out, (size_t)k);
-        bn_jbuf_puts(&b, "}");
-        respond_json(c, 200, &b);
-        bn_jbuf_free(&b);
-    }
-    free(out);
+    respond_text_of(c, ids, n, BN_DETOK_UNPARSE_SPECIAL, "prompt");
     free(ids);
 }
 
@@ -1200,7 +1219,7 @@ static void handle_metrics(conn *c) {
 
 /* ---- routing ---------------------------------------------------------------------- */
 enum { ROUTE_PAGE, ROUTE_HEALTH, ROUTE_MODELS, ROUTE_PROPS, ROUTE_METRICS, ROUTE_SLOTS, ROUTE_COMPLETIONS,
-       ROUTE_CHAT, ROUTE_NATIVE, ROUTE_TOKENIZE, ROUTE_DETOKENIZE, ROUTE_SLOT_ACTION };
+       ROUTE_CHAT, ROUTE_NATIVE, ROUTE_TOKENIZE, ROUTE_DETOKENIZE, ROUTE_APPLY_TEMPLATE, ROUTE_SLOT_ACTION };
 
 static const struct route {
     const char *path, *method;
@@ -1222,6 +1241,7 @@ static const struct route {
     {"/completion", "POST", ROUTE_NATIVE},    /* llama-server's native API (native.c) */
     {"/tokenize", "POST", ROUTE_TOKENIZE},
     {"/detokenize", "POST", ROUTE_DETOKENIZE},
+    {"/apply-template", "POST", ROUTE_APPLY_TEMPLATE},
 };
 /* POST /slots/ID?action=...: every path under /slots/ */
 static const struct route slot_action_route = {"/slots/", "POST", ROUTE_SLOT_ACTION};
@@ -1292,6 +1312,8 @@ static void handle(conn *c, const bn_http_request *req) {
         handle_tokenize(c, &r);
     } else if (rt->id == ROUTE_DETOKENIZE) {
         handle_detokenize(c, &r);
+    } else if (rt->id == ROUTE_APPLY_TEMPLATE) {
+        handle_apply_template(c, &r);
     } else {
         handle_completion(c, &r, rt->id == ROUTE_CHAT, rt->id == ROUTE_NATIVE);
     }
