@@ -7,13 +7,58 @@
  * int16 ΣL + 31·ΣH (<= 3096 per chunk, 8 chunks <= 24768), then int32.
  * gemm: the tile stays in cache while every token of the batch runs the
  * same lookups (the tables are in each token's prepared input); with sdot,
- * ternary_neon_tl_dotprod.c expands tiles instead. Pack and the prepared
- * input are ternary_tl.c's (act_prep in plain C for now). */
+ * ternary_neon_tl_dotprod.c expands tiles instead. Pack is ternary_tl.c's;
+ * the prepared input (bn_t3_act_prep_ref's bytes) is built here for both. */
 #include "neon_common.h"
 #include "ternary_tl.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+
+/* ---- the prepared input (bn_t3_act_prep_ref's bytes) ------------------------------ */
+
+void bn_t3_neon_act_prep_batch(const int8_t *q, int K, void *act) {
+    uint8_t *a = act;
+    const size_t qb = bn_t3_q_bytes(K);     /* a multiple of 64 */
+    memcpy(a, q, (size_t)K);
+    memset(a + K, 0, bn_t3_table_offset(K) - (size_t)K);
+    int32x4_t acc = vdupq_n_s32(0);
+    for (size_t i = 0; i < qb; i += 16)
+        acc = vpadalq_s16(acc, vpaddlq_s8(vld1q_s8((const int8_t *)a + i)));
+    const int32_t sum = vaddvq_s32(acc);
+    memcpy(a + qb, &sum, sizeof sum);
+}
+
+/* A group's 16 entries in two int16x8: T = w0·q0 + w1·q1 + w2·q2 with the
+ * weights of index i (bn_t3_decode, sign +; entries 14, 15 zero) in W.
+ * H = round(T / 31) by vqrdmulh with 1057: (2·T·1057 + 2^15) >> 16 =
+ * (T·1057 + 2^14) >> 15, the vpmulhrsw of ternary_avx2_tl.c, whose comment
+ * shows it is round(T / 31) for |T| <= 384; L = T − 31·H. */
+void bn_t3_neon_act_prep(const int8_t *q, int K, void *act) {
+    uint8_t *a = act;
+    bn_t3_neon_act_prep_batch(q, K, a);
+    int16_t wv[3][16];
+    for (int i = 0; i < 16; i++) {
+        int w[3] = {0, 0, 0};
+        if (i < 14) bn_t3_decode(i, 0, w);
+        for (int j = 0; j < 3; j++) wv[j][i] = (int16_t)w[j];
+    }
+    const int16x8_t w0l = vld1q_s16(wv[0]), w0h = vld1q_s16(wv[0] + 8);
+    const int16x8_t w1l = vld1q_s16(wv[1]), w1h = vld1q_s16(wv[1] + 8);
+    const int16x8_t w2l = vld1q_s16(wv[2]), w2h = vld1q_s16(wv[2] + 8);
+    const int8_t *qp = (const int8_t *)a;   /* zero-padded to whole chunks */
+    int8_t *tab = (int8_t *)(a + bn_t3_table_offset(K));
+    const int groups = bn_t3_chunks(K) * BN_T3_CHUNK_GROUPS;
+    for (int g = 0; g < groups; g++, tab += BN_T3_TABLE_BYTES) {
+        const int16_t q0 = qp[3 * g], q1 = qp[3 * g + 1], q2 = qp[3 * g + 2];
+        const int16x8_t tl = vmlaq_n_s16(vmlaq_n_s16(vmulq_n_s16(w0l, q0), w1l, q1), w2l, q2);
+        const int16x8_t th = vmlaq_n_s16(vmlaq_n_s16(vmulq_n_s16(w0h, q0), w1h, q1), w2h, q2);
+        const int16x8_t hl = vqrdmulhq_n_s16(tl, 1057), hh = vqrdmulhq_n_s16(th, 1057);
+        const int16x8_t ll = vmlsq_n_s16(tl, hl, BN_T3_BASE), lh = vmlsq_n_s16(th, hh, BN_T3_BASE);
+        vst1q_s8(tab, vcombine_s8(vmovn_s16(ll), vmovn_s16(lh)));
+        vst1q_s8(tab + 16, vcombine_s8(vmovn_s16(hl), vmovn_s16(hh)));
+    }
+}
 
 /* Rows [0, 32) of one tile against one prepared input: out[r] = dot. */
 static void tile_dots(const uint8_t *wt, int nc, const int8_t *tabs, int32_t out[BN_T3_ROWS]) {
@@ -86,8 +131,9 @@ static size_t tl_act_size(int K) {
     return bn_t3_act_size(K);
 }
 
+/* No act_prep_batch: this gemm runs the tables' lookups for every token. */
 BN_DEFINE_TERNARY_FORMAT(neon_tl, "t3-neon", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
-                         tl_act_size, bn_t3_act_prep_ref, bn_t3_neon_gemv, tl_gemm);
+                         tl_act_size, bn_t3_neon_act_prep, bn_t3_neon_gemv, tl_gemm);
 BN_NEON_TABLE(neon_tl, neon_tl_kernels, "neon-tl");
 
 const bn_kernels *bn_kernels_neon_tl(void) {
