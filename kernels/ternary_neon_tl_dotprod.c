@@ -123,7 +123,7 @@ static size_t tl_act_size(int K) {
 }
 
 BN_DEFINE_TERNARY_FORMAT_BATCH(neon_tl_dp, "t3-neon-sdot", BN_T3_ROWS, bn_t3_packed_size,
-                               bn_t3_pack, tl_act_size, bn_t3_neon_act_prep,
+                               bn_t3_neon_pack, tl_act_size, bn_t3_neon_act_prep,
                                bn_t3_neon_act_prep_batch,
                                bn_t3_neon_gemv, tl_gemm_sdot);
 BN_NEON_TABLE(neon_tl_dp, neon_tl_dp_kernels, "neon-tl-sdot");

@@ -114,8 +114,9 @@ extern const bn_format_traits bn_t3_ref_fmt_ternary;
 /* The vqtbl1q gemv (ternary_neon_tl.c), shared by both NEON t3 tables. */
 void bn_t3_neon_gemv(const void *packed, int K, int M, const void *act, int m0, int m1,
                      int32_t *dot);
-/* Their prepared inputs (ternary_neon_tl.c): bn_t3_act_prep_ref's bytes,
- * and bn_t3_act_prep_batch's. */
+/* Their pack and prepared inputs (ternary_neon_tl.c): bn_t3_pack's,
+ * bn_t3_act_prep_ref's and bn_t3_act_prep_batch's bytes. */
+void bn_t3_neon_pack(const uint8_t *i2s, int K, int M, void *packed);
 void bn_t3_neon_act_prep(const int8_t *q, int K, void *act);
 void bn_t3_neon_act_prep_batch(const int8_t *q, int K, void *act);
 #endif
