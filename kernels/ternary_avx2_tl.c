@@ -419,7 +419,8 @@ static const int8_t code_weight[32] = {
  * 16 + 4j..16 + 4j + 3 (j = 0..3): its output d holds their bytes 4d..4d+3,
  * which transpose4x4 turns into dwords e = p − 4d of 4 rows each; the last
  * unpacks gather a p's 8 dwords in row order. */
-static __attribute__((noinline)) void block_weights(const uint8_t *const blk[BN_T3_ROWS], __m256i *w) {
+static __attribute__((noinline)) void block_weights(const uint8_t *const blk[BN_T3_ROWS],
+                                                     __m256i *w) {
     const __m256i t44 = ld(transpose4x4), cw = ld(code_weight), three = _mm256_set1_epi8(3);
     __m256i y[4][8];
 #pragma GCC unroll 4
@@ -432,16 +433,20 @@ static __attribute__((noinline)) void block_weights(const uint8_t *const blk[BN_
         for (int d = 0; d < 8; d++) y[j][d] = _mm256_shuffle_epi8(y[j][d], t44);
     }
     for (int d = 0; d < 8; d++) {
-        const __m256i a = _mm256_unpacklo_epi32(y[0][d], y[1][d]), b = _mm256_unpacklo_epi32(y[2][d], y[3][d]);
-        const __m256i c = _mm256_unpackhi_epi32(y[0][d], y[1][d]), e = _mm256_unpackhi_epi32(y[2][d], y[3][d]);
+        const __m256i a = _mm256_unpacklo_epi32(y[0][d], y[1][d]);
+        const __m256i b = _mm256_unpacklo_epi32(y[2][d], y[3][d]);
+        const __m256i c = _mm256_unpackhi_epi32(y[0][d], y[1][d]);
+        const __m256i e = _mm256_unpackhi_epi32(y[2][d], y[3][d]);
         const __m256i t[4] = {_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b),
                               _mm256_unpacklo_epi64(c, e), _mm256_unpackhi_epi64(c, e)};
+        /* p = 4d + i: its 4 codes (16-bit shifts: & 3 drops what crosses) */
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)     /* p = 4d + i: its 4 codes (16-bit shifts: & 3 drops what crosses) */
+        for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
-            for (int f = 0; f < 4; f++)
-                w[32 * f + 4 * d + i] =
-                    _mm256_shuffle_epi8(cw, _mm256_and_si256(_mm256_srli_epi16(t[i], 6 - 2 * f), three));
+            for (int f = 0; f < 4; f++) {
+                const __m256i code = _mm256_and_si256(_mm256_srli_epi16(t[i], 6 - 2 * f), three);
+                w[32 * f + 4 * d + i] = _mm256_shuffle_epi8(cw, code);
+            }
     }
 }
 
@@ -454,7 +459,8 @@ static void segment_chunks(const __m256i *w, int n, uint8_t *out) {
         for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
             const __m256i t = _mm256_add_epi8(_mm256_add_epi8(w[3 * j], w[3 * j]),
                                               _mm256_add_epi8(w[3 * j], w[3 * j + 1]));
-            const __m256i v = _mm256_add_epi8(_mm256_add_epi8(t, t), _mm256_add_epi8(t, w[3 * j + 2]));
+            const __m256i v =
+                _mm256_add_epi8(_mm256_add_epi8(t, t), _mm256_add_epi8(t, w[3 * j + 2]));
             idx[j] = _mm256_abs_epi8(v);
             signs = _mm256_or_si256(signs, _mm256_and_si256(_mm256_cmpgt_epi8(zero, v),
                                                             _mm256_set1_epi8((char)(1 << j))));
@@ -476,10 +482,8 @@ static void tl_pack(const uint8_t *i2s, int K, int M, void *packed) {
         bn_t3_pack(i2s, K, M, packed);
         return;
     }
-    static const uint8_t zero_block[32] = {
-        0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55,
-        0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55,
-    };
+    uint8_t zero_block[32];
+    memset(zero_block, 0x55, sizeof zero_block);
     const int nc = bn_t3_chunks(K);
     const size_t tile_bytes = bn_t3_tile_bytes(K), row_bytes = (size_t)K / 4;
     __m256i w[PACK_SEG_K];      /* 12 KB: a segment's weights, k by k */
@@ -493,14 +497,15 @@ static void tl_pack(const uint8_t *i2s, int K, int M, void *packed) {
                     continue;
                 }
                 const uint8_t *blk[BN_T3_ROWS];
+                const size_t off = (size_t)(k0 + 128 * b) / 4;
                 for (int r = 0; r < BN_T3_ROWS; r++)
-                    blk[r] = m + r < M ? i2s + (size_t)(m + r) * row_bytes + (size_t)(k0 + 128 * b) / 4
-                                       : zero_block;
+                    blk[r] = m + r < M ? i2s + (size_t)(m + r) * row_bytes + off : zero_block;
                 block_weights(blk, wb);
             }
             const int c0 = k0 / BN_T3_CHUNK_K;
-            const int n = nc - c0 < PACK_SEG_K / BN_T3_CHUNK_K ? nc - c0 : PACK_SEG_K / BN_T3_CHUNK_K;
-            segment_chunks(w, n, tile + (size_t)c0 * BN_T3_CHUNK_BYTES);
+            const int seg_chunks = PACK_SEG_K / BN_T3_CHUNK_K;
+            segment_chunks(w, nc - c0 < seg_chunks ? nc - c0 : seg_chunks,
+                           tile + (size_t)c0 * BN_T3_CHUNK_BYTES);
         }
     }
 }

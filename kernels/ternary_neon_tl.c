@@ -125,7 +125,8 @@ static void segment_chunks(const int8x16_t *w, int n, int h, uint8_t *out) {
     for (int c = 0; c < n; c++, w += BN_T3_CHUNK_K, out += BN_T3_CHUNK_BYTES) {
         uint8x16_t idx[BN_T3_CHUNK_GROUPS], signs = vdupq_n_u8(0);
         for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
-            const int8x16_t t = vaddq_s8(vaddq_s8(w[3 * j], w[3 * j]), vaddq_s8(w[3 * j], w[3 * j + 1]));
+            const int8x16_t t =
+                vaddq_s8(vaddq_s8(w[3 * j], w[3 * j]), vaddq_s8(w[3 * j], w[3 * j + 1]));
             const int8x16_t v = vaddq_s8(vaddq_s8(t, t), vaddq_s8(t, w[3 * j + 2]));
             idx[j] = vreinterpretq_u8_s8(vabsq_s8(v));
             signs = vorrq_u8(signs, vandq_u8(vcltzq_s8(v), vdupq_n_u8((uint8_t)(1u << j))));
@@ -161,16 +162,17 @@ void bn_t3_neon_pack(const uint8_t *i2s, int K, int M, void *packed) {
                         continue;
                     }
                     const uint8_t *blk[16];
+                    const size_t off = (size_t)(k0 + 128 * b) / 4;
                     for (int r = 0; r < 16; r++) {
                         const int row = m + 16 * h + r;
-                        blk[r] = row < M ? i2s + (size_t)row * row_bytes + (size_t)(k0 + 128 * b) / 4
-                                         : zero_block;
+                        blk[r] = row < M ? i2s + (size_t)row * row_bytes + off : zero_block;
                     }
                     block_weights(blk, wb);
                 }
                 const int c0 = k0 / BN_T3_CHUNK_K;
-                const int n = nc - c0 < PACK_SEG_K / BN_T3_CHUNK_K ? nc - c0 : PACK_SEG_K / BN_T3_CHUNK_K;
-                segment_chunks(w, n, h, tile + (size_t)c0 * BN_T3_CHUNK_BYTES);
+                const int seg_chunks = PACK_SEG_K / BN_T3_CHUNK_K;
+                segment_chunks(w, nc - c0 < seg_chunks ? nc - c0 : seg_chunks, h,
+                               tile + (size_t)c0 * BN_T3_CHUNK_BYTES);
             }
     }
 }

@@ -142,7 +142,8 @@ void bn_t3_gemm_ref(const void *packed, int K, int M, const void *act, int N, in
     const size_t as = bn_t3_act_size(K);
     const int nc = bn_t3_chunks(K);
     for (int m = m0; m < m1; m++) {
-        const uint8_t *tile = (const uint8_t *)packed + (size_t)(m / BN_T3_ROWS) * bn_t3_tile_bytes(K);
+        const uint8_t *tile =
+            (const uint8_t *)packed + (size_t)(m / BN_T3_ROWS) * bn_t3_tile_bytes(K);
         const int r = m % BN_T3_ROWS;
         for (int n = 0; n < N; n++) dot[(size_t)n * (size_t)ldd + (m - m0)] = 0;
         for (int c = 0; c < nc; c++) {

@@ -183,7 +183,8 @@ static void test_act_prep(void **state) {
             }
             /* a batch's preparation: q and Σ q as above, the tables untouched */
             for (int v = 0; v < n_t3; v++) {
-                void (*prep)(const void *, int, void *) = t3[v]->fmt[BN_FMT_TERNARY]->act_prep_batch;
+                void (*prep)(const void *, int, void *) =
+                    t3[v]->fmt[BN_FMT_TERNARY]->act_prep_batch;
                 if (!prep) continue;
                 memset(got, 0xa5, as);
                 prep(q, K, got);
@@ -256,8 +257,9 @@ static void check_dots(int K, int M, int N, enum wkind wk, enum akind ak) {
             f->gemm(packed, K, M, act, N, 0, M, got, M);
             for (size_t i = 0; i < (size_t)M * N; i++)
                 if (got[i] != want[i])
-                    fail_msg("%s gemm (act_prep_batch) K=%d M=%d N=%d w%d a%d: token %zu row %zu: "
-                             "%d != %d", t3[v]->name, K, M, N, wk, ak, i / M, i % M, got[i], want[i]);
+                    fail_msg("%s gemm (act_prep_batch) K=%d M=%d N=%d w%d a%d: token %zu row "
+                             "%zu: %d != %d", t3[v]->name, K, M, N, wk, ak, i / M, i % M, got[i],
+                             want[i]);
             for (int n = 0; n < N; n++) f->act_prep(q + (size_t)n * K, K, act + as * n);
         }
         for (int n = 0; n < N && n < 2; n++) {
