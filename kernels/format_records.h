@@ -40,12 +40,26 @@ static inline size_t bn_round64(size_t n) {
  * prep_size(K), act_prep(q, K, prep), gemv(..., int32_t *dot),
  * gemm(..., int32_t *dot, int ldd), with tile height ROWS. DEFINE makes a
  * record of this file (static); EXPORT one with external linkage, for a
- * table in another file (declared in the variant's header). */
+ * table in another file (declared in the variant's header). The _BATCH
+ * forms add act_prep_batch(q, K, prep), the preparation for gemm alone
+ * (kernels.h); without it a batch gets act_prep's. */
 #define BN_DEFINE_TERNARY_FORMAT(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)    \
-    BN_TERNARY_FORMAT_(static, P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)
+    BN_TERNARY_WRAPPERS_(P, REPACK, PREP, GEMV, GEMM)                                          \
+    BN_TERNARY_RECORD_(static, P, NAME, ROWS, SIZE, PREP_SIZE, NULL)
 #define BN_EXPORT_TERNARY_FORMAT(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)    \
-    BN_TERNARY_FORMAT_(, P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM)
-#define BN_TERNARY_FORMAT_(LINKAGE, P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, GEMV, GEMM) \
+    BN_TERNARY_WRAPPERS_(P, REPACK, PREP, GEMV, GEMM)                                          \
+    BN_TERNARY_RECORD_(, P, NAME, ROWS, SIZE, PREP_SIZE, NULL)
+#define BN_DEFINE_TERNARY_FORMAT_BATCH(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, PREP_BATCH, \
+                                       GEMV, GEMM)                                              \
+    BN_TERNARY_WRAPPERS_(P, REPACK, PREP, GEMV, GEMM)                                          \
+    BN_TERNARY_BATCH_PREP_(P, PREP_BATCH)                                                      \
+    BN_TERNARY_RECORD_(static, P, NAME, ROWS, SIZE, PREP_SIZE, P##_ternary_prep_batch)
+#define BN_EXPORT_TERNARY_FORMAT_BATCH(P, NAME, ROWS, SIZE, REPACK, PREP_SIZE, PREP, PREP_BATCH, \
+                                       GEMV, GEMM)                                              \
+    BN_TERNARY_WRAPPERS_(P, REPACK, PREP, GEMV, GEMM)                                          \
+    BN_TERNARY_BATCH_PREP_(P, PREP_BATCH)                                                      \
+    BN_TERNARY_RECORD_(, P, NAME, ROWS, SIZE, PREP_SIZE, P##_ternary_prep_batch)
+#define BN_TERNARY_WRAPPERS_(P, REPACK, PREP, GEMV, GEMM)                                      \
     static void P##_ternary_pack(const void *src, int K, int M, int m0, int m1, void *dst) {  \
         (void)m0;                                                                               \
         (void)m1; /* whole tensors only (kernels.h) */                                          \
@@ -61,11 +75,17 @@ static inline size_t bn_round64(size_t n) {
     static void P##_ternary_gemm(const void *W, int K, int M, const void *act, int N, int m0,  \
                                  int m1, void *y, int ldy) {                                    \
         GEMM(W, K, M, act, N, m0, m1, (int32_t *)y, ldy);                                       \
-    }                                                                                           \
+    }
+#define BN_TERNARY_BATCH_PREP_(P, PREP_BATCH)                                                  \
+    static void P##_ternary_prep_batch(const void *x, int K, void *act) {                     \
+        PREP_BATCH((const int8_t *)x, K, act);                                                  \
+    }
+#define BN_TERNARY_RECORD_(LINKAGE, P, NAME, ROWS, SIZE, PREP_SIZE, PREP_BATCH_FN)             \
     LINKAGE const bn_format_traits P##_fmt_ternary = {                                         \
         .name = NAME, .out_int32 = 1, .tile_rows = ROWS,                                        \
         .packed_size = SIZE, .pack = P##_ternary_pack,                                          \
         .act_size = PREP_SIZE, .act_prep = P##_ternary_prep,                                    \
+        .act_prep_batch = PREP_BATCH_FN,                                                        \
         .gemv = P##_ternary_gemv, .gemm = P##_ternary_gemm,                                     \
     }
 

@@ -75,9 +75,17 @@ typedef struct bn_format_traits {
      * aligned), and the preparation. */
     size_t (*act_size)(int K);
     void (*act_prep)(const void *x, int K, void *act);
+    /* Optional (NULL: act_prep serves batches too): a token's preparation
+     * for gemm alone, where gemm reads less of it than gemv does (t3's
+     * gemm reads q and Σ q, not the per-token lookup tables that only its
+     * gemv needs). It writes a prefix of the act_size bytes and gemm never
+     * reads past it, so a batch's untouched bytes cost neither time nor
+     * resident memory; its output is never given to gemv. */
+    void (*act_prep_batch)(const void *x, int K, void *act);
     /* One token: y[m - m0] for m in [m0, m1). */
     void (*gemv)(const void *W, int K, int M, const void *act, int m0, int m1, void *y);
-    /* N tokens (inputs at act + n * act_size(K)):
+    /* N tokens (inputs at act + n * act_size(K), from act_prep or
+     * act_prep_batch: the same dots from either):
      * y[n * ldy + (m - m0)] for n in [0, N), m in [m0, m1). Same numbers as
      * N calls of gemv. */
     void (*gemm)(const void *W, int K, int M, const void *act, int N, int m0, int m1, void *y,

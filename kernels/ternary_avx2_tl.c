@@ -1,8 +1,10 @@
 /* The "avx2-tl" ternary kernels (record bn_avx2_tl_fmt_ternary): the
  * 1.67-bit t3 layout (ternary_tl.h; docs/FORMAT.md, T3 lookup layout),
  * vpshufb table lookups for one token, and for a batch the tile expanded
- * once to int8 codes for vpmaddubsw. Pack is the shared plain-C one; the
- * prepared input has exactly the bytes of bn_t3_act_prep_ref. */
+ * once to int8 codes for vpmaddubsw, which reads only q and Σ q of its
+ * inputs (a batch is prepared without the tables). Pack transposes a
+ * tile's I2_S blocks; it and the prepared input give exactly the bytes of
+ * bn_t3_pack and bn_t3_act_prep_ref. */
 #include "ternary_tl.h"
 #include "x86_common.h"
 
@@ -22,13 +24,8 @@ static inline __m256i ld(const void *p) {
 
 /* ---- the prepared input: q, Σ q, and a table per group ---------------------- */
 
-/* A group's 16 table entries in int16 lanes: T = w0·q0 + w1·q1 + w2·q2 with
- * the weights of index i (bn_t3_decode, sign +) as ±1/0 in W0, W1, W2
- * (vpsignw multiplies by them). H = round(T / 31) by vpmulhrsw with 1057:
- * (T·1057 + 2^14) >> 15 = floor(T·1057/32768 + 1/2), and T·1057/32768
- * differs from T/31 by |T|/1015808 <= 0.0004, while T/31 + 1/2 is never
- * closer than 1/62 to an integer (2T + 31 is odd): the same integer. */
-static void tl_act_prep(const int8_t *q, int K, void *act) {
+/* q and Σ q: all that tl_gemm reads, and so a batch's whole preparation. */
+static void tl_act_prep_batch(const int8_t *q, int K, void *act) {
     uint8_t *a = act;
     const size_t qb = bn_t3_q_bytes(K);
     memcpy(a, q, (size_t)K);
@@ -40,7 +37,17 @@ static void tl_act_prep(const int8_t *q, int K, void *act) {
     }
     const int32_t sum = bn_hsum_epi32(acc);
     memcpy(a + qb, &sum, sizeof sum);
+}
 
+/* A group's 16 table entries in int16 lanes: T = w0·q0 + w1·q1 + w2·q2 with
+ * the weights of index i (bn_t3_decode, sign +) as ±1/0 in W0, W1, W2
+ * (vpsignw multiplies by them). H = round(T / 31) by vpmulhrsw with 1057:
+ * (T·1057 + 2^14) >> 15 = floor(T·1057/32768 + 1/2), and T·1057/32768
+ * differs from T/31 by |T|/1015808 <= 0.0004, while T/31 + 1/2 is never
+ * closer than 1/62 to an integer (2T + 31 is odd): the same integer. */
+static void tl_act_prep(const int8_t *q, int K, void *act) {
+    uint8_t *a = act;
+    tl_act_prep_batch(q, K, a);
     int16_t wv[3][16];
     for (int i = 0; i < 16; i++) {
         int w[3] = {0, 0, 0};
@@ -385,11 +392,129 @@ static void tl_gemm(const void *packed, int K, int M, const void *act, int N, in
     }
 }
 
+/* ---- pack: I2_S to the t3 layout, a tile of 32 rows at a time ---------------------- */
+
+/* Where K % 128 == 0 (the forward pass's rows), every row is whole I2_S
+ * blocks, and byte p of a block holds the codes of its k = p, 32 + p,
+ * 64 + p, 96 + p in bits 7-6, 5-4, 3-2, 1-0 (src/i2s.h). The 32 rows'
+ * blocks are transposed so that a vector holds one k of the tile's 32 rows,
+ * the layout's lanes; a group's v = 9·w0 + 3·w1 + w2 then gives index |v|
+ * and sign v < 0, as bn_t3_pack's table does: the same bytes
+ * (test_kernels_tl.c). Other K take bn_t3_pack. */
+
+/* Per 128-bit lane, 4 rows x 4 bytes to 4 bytes x 4 rows: byte 4s + e to 4e + s. */
+static const int8_t transpose4x4[32] = {
+    0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+    0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+};
+
+/* An I2_S code's weight: 0 -> -1, 1 -> 0, 2 -> +1, 3 -> 0. */
+static const int8_t code_weight[32] = {
+    -1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    -1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* One block (128 k) of a tile: blk[r] = row r's 32 bytes. Out: w[k] byte r
+ * = the weight of row r at k. Each transpose8x32 takes rows 4j..4j+3 and
+ * 16 + 4j..16 + 4j + 3 (j = 0..3): its output d holds their bytes 4d..4d+3,
+ * which transpose4x4 turns into dwords e = p − 4d of 4 rows each; the last
+ * unpacks gather a p's 8 dwords in row order. */
+static __attribute__((noinline)) void block_weights(const uint8_t *const blk[BN_T3_ROWS],
+                                                     __m256i *w) {
+    const __m256i t44 = ld(transpose4x4), cw = ld(code_weight), three = _mm256_set1_epi8(3);
+    __m256i y[4][8];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m256i x[8];
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) x[s] = ld(blk[(s < 4 ? 0 : 16) + 4 * j + s % 4]);
+        transpose8x32(x, y[j]);
+#pragma GCC unroll 8
+        for (int d = 0; d < 8; d++) y[j][d] = _mm256_shuffle_epi8(y[j][d], t44);
+    }
+    for (int d = 0; d < 8; d++) {
+        const __m256i a = _mm256_unpacklo_epi32(y[0][d], y[1][d]);
+        const __m256i b = _mm256_unpacklo_epi32(y[2][d], y[3][d]);
+        const __m256i c = _mm256_unpackhi_epi32(y[0][d], y[1][d]);
+        const __m256i e = _mm256_unpackhi_epi32(y[2][d], y[3][d]);
+        const __m256i t[4] = {_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b),
+                              _mm256_unpacklo_epi64(c, e), _mm256_unpackhi_epi64(c, e)};
+        /* p = 4d + i: its 4 codes (16-bit shifts: & 3 drops what crosses) */
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+            for (int f = 0; f < 4; f++) {
+                const __m256i code = _mm256_and_si256(_mm256_srli_epi16(t[i], 6 - 2 * f), three);
+                w[32 * f + 4 * d + i] = _mm256_shuffle_epi8(cw, code);
+            }
+    }
+}
+
+/* Chunks [0, n) of a segment's weights w (24 k each) into the layout at out. */
+static void segment_chunks(const __m256i *w, int n, uint8_t *out) {
+    const __m256i zero = _mm256_setzero_si256();
+    for (int c = 0; c < n; c++, w += BN_T3_CHUNK_K, out += BN_T3_CHUNK_BYTES) {
+        __m256i idx[BN_T3_CHUNK_GROUPS], signs = zero;
+#pragma GCC unroll 8
+        for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++) {
+            const __m256i t = _mm256_add_epi8(_mm256_add_epi8(w[3 * j], w[3 * j]),
+                                              _mm256_add_epi8(w[3 * j], w[3 * j + 1]));
+            const __m256i v =
+                _mm256_add_epi8(_mm256_add_epi8(t, t), _mm256_add_epi8(t, w[3 * j + 2]));
+            idx[j] = _mm256_abs_epi8(v);
+            signs = _mm256_or_si256(signs, _mm256_and_si256(_mm256_cmpgt_epi8(zero, v),
+                                                            _mm256_set1_epi8((char)(1 << j))));
+        }
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++)     /* index <= 13: << 4 stays in its byte */
+            _mm256_storeu_si256((__m256i *)(out + 32 * p),
+                                _mm256_or_si256(idx[2 * p], _mm256_slli_epi16(idx[2 * p + 1], 4)));
+        _mm256_storeu_si256((__m256i *)(out + 128), signs);
+    }
+}
+
+/* Segments of 3 blocks: 384 k = 16 whole chunks. Rows past M read a block
+ * of code 1 (weight 0): the padding rows come out as bn_t3_pack's zeros. */
+enum { PACK_SEG_BLOCKS = 3, PACK_SEG_K = PACK_SEG_BLOCKS * 128 };
+
+static void tl_pack(const uint8_t *i2s, int K, int M, void *packed) {
+    if (K % 128 != 0) {
+        bn_t3_pack(i2s, K, M, packed);
+        return;
+    }
+    uint8_t zero_block[32];
+    memset(zero_block, 0x55, sizeof zero_block);
+    const int nc = bn_t3_chunks(K);
+    const size_t tile_bytes = bn_t3_tile_bytes(K), row_bytes = (size_t)K / 4;
+    __m256i w[PACK_SEG_K];      /* 12 KB: a segment's weights, k by k */
+    for (int m = 0; m < M; m += BN_T3_ROWS) {
+        uint8_t *tile = (uint8_t *)packed + (size_t)(m / BN_T3_ROWS) * tile_bytes;
+        for (int k0 = 0; k0 < K; k0 += PACK_SEG_K) {
+            for (int b = 0; b < PACK_SEG_BLOCKS; b++) {
+                __m256i *wb = w + 128 * b;
+                if (k0 + 128 * b >= K) {
+                    for (int k = 0; k < 128; k++) wb[k] = _mm256_setzero_si256();
+                    continue;
+                }
+                const uint8_t *blk[BN_T3_ROWS];
+                const size_t off = (size_t)(k0 + 128 * b) / 4;
+                for (int r = 0; r < BN_T3_ROWS; r++)
+                    blk[r] = m + r < M ? i2s + (size_t)(m + r) * row_bytes + off : zero_block;
+                block_weights(blk, wb);
+            }
+            const int c0 = k0 / BN_T3_CHUNK_K;
+            const int seg_chunks = PACK_SEG_K / BN_T3_CHUNK_K;
+            segment_chunks(w, nc - c0 < seg_chunks ? nc - c0 : seg_chunks,
+                           tile + (size_t)c0 * BN_T3_CHUNK_BYTES);
+        }
+    }
+}
+
 static size_t tl_act_size(int K) {
     return bn_t3_act_size(K);
 }
 
-BN_EXPORT_TERNARY_FORMAT(bn_avx2_tl, "t3-avx2", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
-                         tl_act_size, tl_act_prep, tl_gemv, tl_gemm);
+BN_EXPORT_TERNARY_FORMAT_BATCH(bn_avx2_tl, "t3-avx2", BN_T3_ROWS, bn_t3_packed_size, tl_pack,
+                               tl_act_size, tl_act_prep, tl_act_prep_batch, tl_gemv, tl_gemm);
 
 #endif

@@ -1,7 +1,8 @@
 /* The "neon-tl-sdot" table (ARMv8.2 dot product): the t3 layout's
  * vqtbl1q gemv of ternary_neon_tl.c, and for a batch each tile expanded
  * once to int8 weights that sdot multiplies with every token's inputs (no
- * second copy of the weights: an expansion is 12 KB on the stack).
+ * second copy of the weights: an expansion is 12 KB on the stack), which
+ * reads only the tokens' q: a batch is prepared without the tables.
  * dispatch.c offers it only where the CPU has ASIMDDP. */
 #include "neon_common.h"
 #include "ternary_tl.h"
@@ -121,8 +122,10 @@ static size_t tl_act_size(int K) {
     return bn_t3_act_size(K);
 }
 
-BN_DEFINE_TERNARY_FORMAT(neon_tl_dp, "t3-neon-sdot", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
-                         tl_act_size, bn_t3_act_prep_ref, bn_t3_neon_gemv, tl_gemm_sdot);
+BN_DEFINE_TERNARY_FORMAT_BATCH(neon_tl_dp, "t3-neon-sdot", BN_T3_ROWS, bn_t3_packed_size,
+                               bn_t3_neon_pack, tl_act_size, bn_t3_neon_act_prep,
+                               bn_t3_neon_act_prep_batch,
+                               bn_t3_neon_gemv, tl_gemm_sdot);
 BN_NEON_TABLE(neon_tl_dp, neon_tl_dp_kernels, "neon-tl-sdot");
 
 const bn_kernels *bn_kernels_neon_tl_sdot(void) {

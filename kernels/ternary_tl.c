@@ -1,8 +1,9 @@
 /* The t3 layout in plain C (ternary_tl.h; docs/FORMAT.md, T3 lookup layout):
  * the load-time pack from I2_S that every t3 record uses, the prepared input
- * whose bytes every variant's act_prep reproduces, and lookup-table
- * products written for clarity: the "ref-tl" record, which the SIMD t3
- * kernels are tested against (and ternary_ref.c against them all). */
+ * whose bytes every variant's act_prep reproduces (and its table-less
+ * prefix for batches), and products written for clarity: the "ref-tl"
+ * record, which the SIMD t3 kernels are tested against (and ternary_ref.c
+ * against them all). */
 #include "ternary_tl.h"
 
 #include <string.h>
@@ -78,14 +79,18 @@ static void split_sum(int T, int8_t *L, int8_t *H) {
     *L = (int8_t)(T - BN_T3_BASE * h);
 }
 
-void bn_t3_act_prep_ref(const int8_t *q, int K, void *act) {
+void bn_t3_act_prep_batch(const int8_t *q, int K, void *act) {
     uint8_t *a = act;
-    const size_t qb = bn_t3_q_bytes(K);
     memcpy(a, q, (size_t)K);
     memset(a + K, 0, bn_t3_table_offset(K) - (size_t)K);
     int32_t sum = 0;
     for (int k = 0; k < K; k++) sum += q[k];
-    memcpy(a + qb, &sum, sizeof sum);
+    memcpy(a + bn_t3_q_bytes(K), &sum, sizeof sum);
+}
+
+void bn_t3_act_prep_ref(const int8_t *q, int K, void *act) {
+    uint8_t *a = act;
+    bn_t3_act_prep_batch(q, K, a);
     const int8_t *qp = (const int8_t *)a;   /* zero-padded to whole chunks */
     int8_t *tab = (int8_t *)(a + bn_t3_table_offset(K));
     const int groups = bn_t3_chunks(K) * BN_T3_CHUNK_GROUPS;
@@ -126,17 +131,41 @@ void bn_t3_gemv_ref(const void *packed, int K, int M, const void *act, int m0, i
     }
 }
 
+/* A batch reads no tables (its inputs may come from bn_t3_act_prep_batch):
+ * each chunk of a row is decoded to its 24 weights once, then multiplied
+ * with every token's q, as the SIMD gemms expand tiles. So ref-tl's gemm
+ * and gemv reach the same dots by different routes. */
 void bn_t3_gemm_ref(const void *packed, int K, int M, const void *act, int N, int m0, int m1,
                     int32_t *dot, int ldd) {
+    (void)M;
+    const uint8_t *a = act;
     const size_t as = bn_t3_act_size(K);
-    for (int n = 0; n < N; n++)
-        bn_t3_gemv_ref(packed, K, M, (const uint8_t *)act + (size_t)n * as, m0, m1,
-                       dot + (size_t)n * (size_t)ldd);
+    const int nc = bn_t3_chunks(K);
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *tile =
+            (const uint8_t *)packed + (size_t)(m / BN_T3_ROWS) * bn_t3_tile_bytes(K);
+        const int r = m % BN_T3_ROWS;
+        for (int n = 0; n < N; n++) dot[(size_t)n * (size_t)ldd + (m - m0)] = 0;
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *chunk = tile + (size_t)c * BN_T3_CHUNK_BYTES;
+            int w[BN_T3_CHUNK_K];
+            for (int j = 0; j < BN_T3_CHUNK_GROUPS; j++)
+                bn_t3_decode(chunk[32 * (j / 2) + r] >> (4 * (j % 2)) & 15, chunk[128 + r] >> j & 1,
+                             w + 3 * j);
+            for (int n = 0; n < N; n++) {
+                const int8_t *q = (const int8_t *)(a + (size_t)n * as) + (size_t)c * BN_T3_CHUNK_K;
+                int32_t acc = 0;
+                for (int k = 0; k < BN_T3_CHUNK_K; k++) acc += w[k] * q[k];  /* q is 0 past K */
+                dot[(size_t)n * (size_t)ldd + (m - m0)] += acc;
+            }
+        }
+    }
 }
 
 static size_t t3_act_size(int K) {
     return bn_t3_act_size(K);
 }
 
-BN_EXPORT_TERNARY_FORMAT(bn_t3_ref, "t3-ref", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
-                         t3_act_size, bn_t3_act_prep_ref, bn_t3_gemv_ref, bn_t3_gemm_ref);
+BN_EXPORT_TERNARY_FORMAT_BATCH(bn_t3_ref, "t3-ref", BN_T3_ROWS, bn_t3_packed_size, bn_t3_pack,
+                               t3_act_size, bn_t3_act_prep_ref, bn_t3_act_prep_batch,
+                               bn_t3_gemv_ref, bn_t3_gemm_ref);

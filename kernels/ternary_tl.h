@@ -26,7 +26,8 @@
  * 15 zero), |T| <= 384, split so that it fits bytes: H = round(T / 31)
  * (|H| <= 12) and L = T − 31·H (|L| <= 15): 16 bytes of L then 16 of H,
  * 32 bytes per group. T = 31·H + L exactly; a negative group contributes
- * −L and −H. */
+ * −L and −H. Only the one-token gemv reads the tables: a batch's inputs
+ * (act_prep_batch) end with the Σ q slot and leave the table bytes alone. */
 #ifndef BN_TERNARY_TL_H
 #define BN_TERNARY_TL_H
 
@@ -92,11 +93,15 @@ static inline void bn_t3_decode(int i, int neg, int w[3]) {
 }
 
 /* ternary_tl.c: the layout in plain C, shared by the t3 records. pack
- * reads I2_S rows (whole tensor); act_prep writes the prepared input. */
+ * reads I2_S rows (whole tensor); act_prep writes the prepared input;
+ * act_prep_batch only its first bn_t3_table_offset(K) bytes, q and Σ q,
+ * all that a t3 gemm reads (kernels.h, act_prep_batch), never the tables. */
 void bn_t3_pack(const uint8_t *i2s, int K, int M, void *packed);
 void bn_t3_act_prep_ref(const int8_t *q, int K, void *act);
+void bn_t3_act_prep_batch(const int8_t *q, int K, void *act);
 /* Rows [m0, m1) of the packed matrix against one prepared input, by
- * table lookups in plain C (the reference of the t3 kernels). */
+ * table lookups in plain C (the reference of the t3 kernels); a batch by
+ * weights decoded from the layout, without the tables. */
 void bn_t3_gemv_ref(const void *packed, int K, int M, const void *act, int m0, int m1,
                     int32_t *dot);
 void bn_t3_gemm_ref(const void *packed, int K, int M, const void *act, int N, int m0, int m1,
@@ -109,6 +114,11 @@ extern const bn_format_traits bn_t3_ref_fmt_ternary;
 /* The vqtbl1q gemv (ternary_neon_tl.c), shared by both NEON t3 tables. */
 void bn_t3_neon_gemv(const void *packed, int K, int M, const void *act, int m0, int m1,
                      int32_t *dot);
+/* Their pack and prepared inputs (ternary_neon_tl.c): bn_t3_pack's,
+ * bn_t3_act_prep_ref's and bn_t3_act_prep_batch's bytes. */
+void bn_t3_neon_pack(const uint8_t *i2s, int K, int M, void *packed);
+void bn_t3_neon_act_prep(const int8_t *q, int K, void *act);
+void bn_t3_neon_act_prep_batch(const int8_t *q, int K, void *act);
 #endif
 
 #endif

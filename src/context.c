@@ -120,7 +120,7 @@ void bn_context_free(bn_context *c) {
     }
     bn_threadpool_free(c->pool);
 #define BN_SCRATCH_FREE(name, type, count) free(c->name);
-    BN_SCRATCH_BUFFERS(BN_SCRATCH_FREE)
+    BN_SCRATCH_BUFFERS(BN_SCRATCH_FREE, BN_SCRATCH_FREE)
 #undef BN_SCRATCH_FREE
     free(c);
 }
@@ -130,7 +130,10 @@ static int alloc_scratch(bn_context *c, bn_scratch_dims d) {
     int ok = 1;
 #define BN_SCRATCH_ALLOC(name, type, count) \
     ok = ok && (c->name = alloc_zero((size_t)(count), sizeof(type))) != NULL;
-    BN_SCRATCH_BUFFERS(BN_SCRATCH_ALLOC)
+#define BN_SCRATCH_ALLOC_UNTOUCHED(name, type, count) \
+    ok = ok && (c->name = alloc_cache((size_t)(count), sizeof(type))) != NULL;
+    BN_SCRATCH_BUFFERS(BN_SCRATCH_ALLOC, BN_SCRATCH_ALLOC_UNTOUCHED)
+#undef BN_SCRATCH_ALLOC_UNTOUCHED
 #undef BN_SCRATCH_ALLOC
     return ok ? 0 : -1;
 }

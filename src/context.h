@@ -35,8 +35,11 @@ typedef struct bn_scratch_dims {
 /* Every scratch buffer, declared once: name, element type, element count
  * (an expression of bn_scratch_dims d). The context struct, the sizing,
  * the allocation and the freeing are all generated from this list. All are
- * 64-byte aligned and zeroed, so no stale value can leak into a result. */
-#define BN_SCRATCH_BUFFERS(X)                                                       \
+ * 64-byte aligned; the X ones are zeroed, so no stale value can leak into a
+ * result. U marks one left untouched: each step writes every byte it reads
+ * before reading it, and pages it never writes never become resident (a
+ * batch's t3 inputs skip their lookup tables: kernels.h, act_prep_batch). */
+#define BN_SCRATCH_BUFFERS(X, U)                                                    \
     X(x, float, d.B * d.E)                    /* residual stream */                 \
     X(xn, float, (d.B > d.T ? d.B : d.T) * d.wide) /* normed BitLinear input; a    \
                                                  row per part for the final norm */ \
@@ -48,7 +51,7 @@ typedef struct bn_scratch_dims {
     X(act_q, int8_t, d.B * d.wide)            /* int8 activations */                \
     X(act_scale, float, d.B)                                                        \
     X(act_sum, int32_t, d.B)                                                        \
-    X(act_prep, uint8_t, d.B * d.prep)        /* the ternary format's inputs */     \
+    U(act_prep, uint8_t, d.B * d.prep)        /* the ternary format's inputs */     \
     X(dot, int32_t, d.T * d.dot_part)         /* exact dots, one part per thread */ \
     X(scores, float, d.T * d.ctx)             /* attention scores, then probabilities */ \
     X(probs16, uint16_t, d.T * d.ctx)                                               \
@@ -108,7 +111,7 @@ struct bn_context {
     uint16_t *k_q8d, *v_q8d;        /* [n_layer][n_head_kv][series of head_dim / 32 scales] */
 
 #define BN_SCRATCH_FIELD(name, type, count) type *name;
-    BN_SCRATCH_BUFFERS(BN_SCRATCH_FIELD)
+    BN_SCRATCH_BUFFERS(BN_SCRATCH_FIELD, BN_SCRATCH_FIELD)
 #undef BN_SCRATCH_FIELD
 
     int dot_tile;                   /* rows per tile for batches (before rounding up

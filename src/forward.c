@@ -125,6 +125,10 @@ static void task_norm_quant(void *arg, int ith, int nth) {
     const bn_glue_kernels *g = glue(c);
     int K = s->K, Kp = bn_ternary_kpad(K);
     size_t prep_size = ternary(c)->act_size(Kp);
+    /* A batch goes to gemm, which may need less of each token's input
+     * (kernels.h, act_prep_batch: t3 skips its lookup tables). */
+    void (*prep)(const void *, int, void *) =
+        s->n > 1 && ternary(c)->act_prep_batch ? ternary(c)->act_prep_batch : ternary(c)->act_prep;
     for (int i0 = ith; i0 < s->n; i0 += NORM_ROWS * nth) {
         int rows = imin(NORM_ROWS, (s->n - 1 - i0) / nth + 1);
         double sums[NORM_ROWS];
@@ -135,7 +139,7 @@ static void task_norm_quant(void *arg, int ith, int nth) {
             int8_t *aq = c->act_q + (size_t)i * Kp;
             c->act_scale[i] = g->norm_quantize_act(s->in + (size_t)i * K, s->norm_w, scale, K,
                                                    Kp, aq, &c->act_sum[i]);
-            ternary(c)->act_prep(aq, Kp, c->act_prep + (size_t)i * prep_size);
+            prep(aq, Kp, c->act_prep + (size_t)i * prep_size);
         }
     }
 }

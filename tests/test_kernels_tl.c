@@ -1,7 +1,9 @@
 /* The 1.67-bit t3 layout (kernels/ternary_tl.h; docs/FORMAT.md, T3 lookup
- * layout): the packed bytes decode back to the I2_S weights as documented,
- * every t3 variant's prepared input has the reference's bytes (tables with
- * T = 31·H + L in range), and every t3 variant's integer dots equal
+ * layout): the packed bytes decode back to the I2_S weights as documented
+ * and every t3 variant packs the same bytes, every t3 variant's prepared
+ * input has the reference's bytes (tables with T = 31·H + L in range),
+ * a batch's preparation writes q and Σ q alone
+ * and no gemm reads the rest, and every t3 variant's integer dots equal
  * kernels/ternary_ref.c on inputs that drive the int8 and int16 sums to
  * their bounds (test_kernels.c also runs them on its general cases). */
 #include <setjmp.h>
@@ -95,6 +97,35 @@ static void test_layout_roundtrip(void **state) {
     }
 }
 
+/* Every t3 variant's pack gives bn_t3_pack's bytes, over a buffer of
+ * random bytes (so that a byte it failed to write shows): K off 128 and
+ * off 384, M off the 32-row tile, codes 3 (read as 0) mixed in. */
+static void test_pack_variants(void **state) {
+    (void)state;
+    const int shapes[][2] = {{128, 1},  {256, 31},  {384, 33}, {2560, 64}, {2560, 70},
+                             {6912, 40}, {640, 97}, {200, 5},  {24, 40},   {7, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int K = shapes[s][0], M = shapes[s][1];
+        const size_t nb = ((size_t)K * M + 127) / 128 * 32, size = bn_t3_packed_size(K, M);
+        uint8_t *i2s = aalloc(nb), *want = aalloc(size), *got = aalloc(size);
+        for (size_t i = 0; i < nb; i++) i2s[i] = (uint8_t)rnd();
+        bn_t3_pack(i2s, K, M, want);
+        for (int v = 0; v < n_t3; v++) {
+            const bn_format_traits *f = t3[v]->fmt[BN_FMT_TERNARY];
+            assert_int_equal(f->packed_size(K, M), size);
+            for (size_t i = 0; i < size; i++) got[i] = (uint8_t)rnd();
+            f->pack(i2s, K, M, 0, M, got);
+            for (size_t i = 0; i < size; i++)
+                if (got[i] != want[i])
+                    fail_msg("%s pack K=%d M=%d: byte %zu is %d, not %d", t3[v]->name, K, M, i,
+                             got[i], want[i]);
+        }
+        free(i2s);
+        free(want);
+        free(got);
+    }
+}
+
 enum akind { A_RANDOM, A_MAX, A_MIN, A_ALT, A_FIFTEEN, A_EXTREMES };
 
 static void fill_acts(int8_t *q, int K, enum akind kind) {
@@ -150,6 +181,20 @@ static void test_act_prep(void **state) {
                         fail_msg("%s act_prep K=%d kind %d: byte %zu is %d, not %d", t3[v]->name,
                                  K, kind, b, got[b], want[b]);
             }
+            /* a batch's preparation: q and Σ q as above, the tables untouched */
+            for (int v = 0; v < n_t3; v++) {
+                void (*prep)(const void *, int, void *) =
+                    t3[v]->fmt[BN_FMT_TERNARY]->act_prep_batch;
+                if (!prep) continue;
+                memset(got, 0xa5, as);
+                prep(q, K, got);
+                for (size_t b = 0; b < as; b++) {
+                    const int expect = b < bn_t3_table_offset(K) ? want[b] : 0xa5;
+                    if (got[b] != expect)
+                        fail_msg("%s act_prep_batch K=%d kind %d: byte %zu is %d, not %d",
+                                 t3[v]->name, K, kind, b, got[b], expect);
+                }
+            }
         }
         free(q);
         free(want);
@@ -202,6 +247,21 @@ static void check_dots(int K, int M, int N, enum wkind wk, enum akind ak) {
             if (got[i] != want[i])
                 fail_msg("%s gemm K=%d M=%d N=%d w%d a%d: token %zu row %zu: %d != %d",
                          t3[v]->name, K, M, N, wk, ak, i / M, i % M, got[i], want[i]);
+        if (f->act_prep_batch) {
+            /* The same batch prepared as the forward pass prepares one, over
+             * random bytes: a gemm that read any byte the preparation left
+             * (the tables) would give other dots. */
+            for (size_t b = 0; b < as * N; b++) act[b] = (uint8_t)rnd();
+            for (int n = 0; n < N; n++) f->act_prep_batch(q + (size_t)n * K, K, act + as * n);
+            memset(got, 0x5a, sizeof(int32_t) * (size_t)M * N);
+            f->gemm(packed, K, M, act, N, 0, M, got, M);
+            for (size_t i = 0; i < (size_t)M * N; i++)
+                if (got[i] != want[i])
+                    fail_msg("%s gemm (act_prep_batch) K=%d M=%d N=%d w%d a%d: token %zu row "
+                             "%zu: %d != %d", t3[v]->name, K, M, N, wk, ak, i / M, i % M, got[i],
+                             want[i]);
+            for (int n = 0; n < N; n++) f->act_prep(q + (size_t)n * K, K, act + as * n);
+        }
         for (int n = 0; n < N && n < 2; n++) {
             f->gemv(packed, K, M, act + as * n, 0, M, got);
             for (int m = 0; m < M; m++)
@@ -248,6 +308,7 @@ static void test_shapes(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_roundtrip),
+        cmocka_unit_test(test_pack_variants),
         cmocka_unit_test(test_act_prep),
         cmocka_unit_test(test_adversarial),
         cmocka_unit_test(test_shapes),
