@@ -9,21 +9,6 @@
 . "$(dirname "$0")/lib_cli.sh" "$@"
 
 M="$SRC/models/tiny-shakespeare.gguf"
-run() {
-    local name=$1
-    shift
-    $BN_EMULATOR "$BIN" "$@" </dev/null >"$TMP/$name.out" 2>"$TMP/$name.err"
-    rc=$?
-}
-expect_error() {
-    local pattern=$1
-    shift
-    run e "$@"
-    [ "$rc" -ne 0 ] || fail "bitnet $*: exit status 0, expected an error"
-    [ -s "$TMP/e.out" ] && fail "bitnet $*: stdout not empty"
-    [ "$(wc -l <"$TMP/e.err")" -eq 1 ] || fail "bitnet $*: stderr is not one line: $(cat "$TMP/e.err")"
-    grep -qE "^bitnet: error: .*($pattern)" "$TMP/e.err" || fail "bitnet $*: expected /$pattern/, got: $(cat "$TMP/e.err")"
-}
 
 # 10 tasks: line i of the long lines, the right ending (i % 4) its next line,
 # the others lines further on
@@ -37,7 +22,7 @@ awk '{ l[NR] = $0 } END {
 }' "$TMP/pool.txt" >"$TMP/tasks.txt"
 [ "$(wc -l <"$TMP/tasks.txt")" -eq 60 ] || fail "the task file has $(wc -l <"$TMP/tasks.txt") lines"
 
-run h perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" -t 1
+cli_run h perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" -t 1
 [ "$rc" -eq 0 ] || fail "hellaswag: exit status $rc: $(tail -n 2 "$TMP/h.err")"
 [ "$(head -1 "$TMP/h.out")" = "$(printf 'task\tacc_norm')" ] || fail "hellaswag: no task/acc_norm header"
 [ "$(grep -cE '^[0-9]+	[0-9]+\.[0-9]{8}$' "$TMP/h.out")" -eq 10 ] || fail "hellaswag: not 10 task lines: $(cat "$TMP/h.out")"
@@ -45,7 +30,7 @@ final=$(sed -n 's/^HellaSwag acc_norm: \([0-9.]*\) % .* over 10 tasks$/\1/p' "$T
 [ -n "$final" ] || fail "hellaswag: no final line"
 last=$(awk -F'\t' '$1 == 10 { print $2 }' "$TMP/h.out")
 awk -v a="$final" -v b="$last" 'BEGIN { exit !(a - b < 1e-4 && b - a < 1e-4) }' || fail "hellaswag: final $final vs task 10's $last"
-run h3 perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" --hellaswag-tasks 3 -t 1
+cli_run h3 perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" --hellaswag-tasks 3 -t 1
 [ "$(grep -cE '^[0-9]+	' "$TMP/h3.out")" -eq 3 ] && grep -q "over 3 tasks" "$TMP/h3.out" ||
     fail "--hellaswag-tasks 3: $(cat "$TMP/h3.out")"
 [ "$(sed -n 2,4p "$TMP/h.out")" = "$(sed -n 2,4p "$TMP/h3.out")" ] || fail "--hellaswag-tasks 3: not the first 3 tasks' lines"
@@ -98,12 +83,12 @@ fi
 
 # ---- bad files and flags ----------------------------------------------------------------
 head -7 "$TMP/tasks.txt" >"$TMP/seven.txt"
-expect_error "seven.txt: 7 lines, not tasks of 6" perplexity -m "$M" --hellaswag -f "$TMP/seven.txt"
+cli_expect_error "seven.txt: 7 lines, not tasks of 6" perplexity -m "$M" --hellaswag -f "$TMP/seven.txt"
 sed '2s/.*/4/' "$TMP/tasks.txt" >"$TMP/label.txt"
-expect_error "label.txt: line 2: the right ending must be 0, 1, 2 or 3, got '4'" perplexity -m "$M" --hellaswag -f "$TMP/label.txt"
-expect_error "--hellaswag-tasks 0 scores nothing" perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" --hellaswag-tasks 0
-expect_error "separate runs" perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" --kl-divergence-base "$TMP/b.kld"
-run c perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" -c 8 -t 1
+cli_expect_error "label.txt: line 2: the right ending must be 0, 1, 2 or 3, got '4'" perplexity -m "$M" --hellaswag -f "$TMP/label.txt"
+cli_expect_error "--hellaswag-tasks 0 scores nothing" perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" --hellaswag-tasks 0
+cli_expect_error "separate runs" perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" --kl-divergence-base "$TMP/b.kld"
+cli_run c perplexity -m "$M" --hellaswag -f "$TMP/tasks.txt" -c 8 -t 1
 [ "$rc" -ne 0 ] && grep -q "task 1: ending 0 is [0-9]* tokens, more than the context (-c 8)" "$TMP/c.err" ||
     fail "-c 8: rc $rc, $(tail -n 1 "$TMP/c.err")"
 

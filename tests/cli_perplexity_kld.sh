@@ -10,26 +10,9 @@ M="$SRC/models/tiny-shakespeare.gguf"
 TEXT="$SRC/tests/data/tiny-shakespeare-val.txt"
 B="$TMP/base.kld"
 
-# run NAME ARGS...: stdout/stderr to $TMP/NAME.{out,err}, status in $rc
-run() {
-    local name=$1
-    shift
-    $BN_EMULATOR "$BIN" "$@" </dev/null >"$TMP/$name.out" 2>"$TMP/$name.err"
-    rc=$?
-}
 ok() {
-    run "$@"
+    cli_run "$@"
     [ "$rc" -eq 0 ] || fail "bitnet ${*:2}: exit status $rc: $(tail -n 3 "$TMP/$1.err")"
-}
-# expect_error PATTERN ARGS...: a non-zero exit, nothing on stdout, one error line
-expect_error() {
-    local pattern=$1
-    shift
-    run e "$@"
-    [ "$rc" -ne 0 ] || fail "bitnet $*: exit status 0, expected an error"
-    [ -s "$TMP/e.out" ] && fail "bitnet $*: stdout not empty"
-    [ "$(wc -l <"$TMP/e.err")" -eq 1 ] || fail "bitnet $*: stderr is not one line: $(cat "$TMP/e.err")"
-    grep -qE "^bitnet: error: .*($pattern)" "$TMP/e.err" || fail "bitnet $*: expected /$pattern/, got: $(cat "$TMP/e.err")"
 }
 # value LABEL FILE: the first number after LABEL at the start of a line
 value() { awk -v l="$1" 'index($0, l) == 1 { sub(l, ""); print $1; exit }' "$2"; }
@@ -67,35 +50,35 @@ ok c perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence --chunks 2 -t 
 grep -q "2 of its 3 windows" "$TMP/c.err" || fail "--chunks 2: no '2 of its 3 windows' on stderr"
 
 # ---- bad bases and flags ---------------------------------------------------------------
-expect_error "needs --kl-divergence-base" perplexity -m "$M" --kl-divergence
-expect_error "-f is not used with --kl-divergence" perplexity -m "$M" -f "$TEXT" --kl-divergence-base "$B" --kl-divergence
-expect_error "missing.kld: cannot open" perplexity -m "$M" --kl-divergence-base "$TMP/missing.kld" --kl-divergence
+cli_expect_error "needs --kl-divergence-base" perplexity -m "$M" --kl-divergence
+cli_expect_error "-f is not used with --kl-divergence" perplexity -m "$M" -f "$TEXT" --kl-divergence-base "$B" --kl-divergence
+cli_expect_error "missing.kld: cannot open" perplexity -m "$M" --kl-divergence-base "$TMP/missing.kld" --kl-divergence
 printf 'hello, not a base at all' >"$TMP/text.kld"
-expect_error "text.kld: not a log-probability file" perplexity -m "$M" --kl-divergence-base "$TMP/text.kld" --kl-divergence
+cli_expect_error "text.kld: not a log-probability file" perplexity -m "$M" --kl-divergence-base "$TMP/text.kld" --kl-divergence
 head -c $((want - 1)) "$B" >"$TMP/short.kld"
-expect_error "short.kld: $((want - 1)) bytes, but its header" perplexity -m "$M" --kl-divergence-base "$TMP/short.kld" --kl-divergence
+cli_expect_error "short.kld: $((want - 1)) bytes, but its header" perplexity -m "$M" --kl-divergence-base "$TMP/short.kld" --kl-divergence
 cp "$B" "$TMP/long.kld" && printf 'x' >>"$TMP/long.kld"
-expect_error "long.kld: $((want + 1)) bytes" perplexity -m "$M" --kl-divergence-base "$TMP/long.kld" --kl-divergence
+cli_expect_error "long.kld: $((want + 1)) bytes" perplexity -m "$M" --kl-divergence-base "$TMP/long.kld" --kl-divergence
 # patch LE u32 value V at byte offset OFF of FILE
 patch() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($2 & 255)) $(($2 >> 8 & 255)) $(($2 >> 16 & 255)) $(($2 >> 24 & 255)))" |
           dd of="$1" bs=1 seek="$3" conv=notrunc status=none; }
 cp "$B" "$TMP/vocab.kld" && patch "$TMP/vocab.kld" $((NV + 1)) 12
-expect_error "vocab.kld: written for a vocabulary of $((NV + 1)) tokens" perplexity -m "$M" --kl-divergence-base "$TMP/vocab.kld" --kl-divergence
+cli_expect_error "vocab.kld: written for a vocabulary of $((NV + 1)) tokens" perplexity -m "$M" --kl-divergence-base "$TMP/vocab.kld" --kl-divergence
 cp "$B" "$TMP/chunks.kld" && patch "$TMP/chunks.kld" 2000000000 16
-expect_error "chunks.kld: .* bytes, but its header" perplexity -m "$M" --kl-divergence-base "$TMP/chunks.kld" --kl-divergence
+cli_expect_error "chunks.kld: .* bytes, but its header" perplexity -m "$M" --kl-divergence-base "$TMP/chunks.kld" --kl-divergence
 cp "$B" "$TMP/ctx.kld" && patch "$TMP/ctx.kld" 4294967295 8
-expect_error "ctx.kld: bad header" perplexity -m "$M" --kl-divergence-base "$TMP/ctx.kld" --kl-divergence
+cli_expect_error "ctx.kld: bad header" perplexity -m "$M" --kl-divergence-base "$TMP/ctx.kld" --kl-divergence
 cp "$B" "$TMP/tok.kld" && patch "$TMP/tok.kld" "$NV" $((20 + 4 * 70))
-expect_error "tok.kld: token $NV at 70 is outside the vocabulary" perplexity -m "$M" --kl-divergence-base "$TMP/tok.kld" --kl-divergence
+cli_expect_error "tok.kld: token $NV at 70 is outside the vocabulary" perplexity -m "$M" --kl-divergence-base "$TMP/tok.kld" --kl-divergence
 # the second window's first record: its scale a NaN (0x7fc00000)
 cp "$B" "$TMP/nan.kld" && patch "$TMP/nan.kld" 2143289344 $((20 + 4 * 3 * 64 + 31 * (2 * ((NV + 1) / 2) + 4) * 2))
-run n perplexity -m "$M" --kl-divergence-base "$TMP/nan.kld" --kl-divergence -t 1
+cli_run n perplexity -m "$M" --kl-divergence-base "$TMP/nan.kld" --kl-divergence -t 1
 [ "$rc" -ne 0 ] && grep -q "nan.kld: a record's scale or minimum log-probability is out of range" "$TMP/n.err" ||
     fail "NaN scale: rc $rc, $(tail -n 1 "$TMP/n.err")"
-expect_error "written with windows of 64; -c 32" perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence -c 32
-expect_error "--chunks 0 scores nothing" perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence --chunks 0
-expect_error "cannot write" perplexity -m "$M" -f "$TEXT" -c 64 --kl-divergence-base "$TMP/no-such-dir/b.kld"
-expect_error "-p is not an option" perplexity -m "$M" -p hi --kl-divergence
+cli_expect_error "written with windows of 64; -c 32" perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence -c 32
+cli_expect_error "--chunks 0 scores nothing" perplexity -m "$M" --kl-divergence-base "$B" --kl-divergence --chunks 0
+cli_expect_error "cannot write" perplexity -m "$M" -f "$TEXT" -c 64 --kl-divergence-base "$TMP/no-such-dir/b.kld"
+cli_expect_error "-p is not an option" perplexity -m "$M" -p hi --kl-divergence
 
 if [ "$failures" -ne 0 ]; then
     echo "cli_perplexity_kld: $failures failure(s)" >&2

@@ -238,6 +238,9 @@ int bn_cli_cache_load(const bn_cli_opts *o, bn_context *c, const int32_t *prompt
 int bn_cli_cache_save(const bn_cli_opts *o, const bn_context *c, const int32_t *kv_tokens, int n);
 
 /* ---- kld.c: llama-perplexity's log-probability file, KL-divergence statistics ---- */
+/* log softmax(logits)[target] as llama-perplexity takes it (float exp,
+ * double sum): perplexity, --hellaswag. */
+double bn_cli_log_prob(const float *logits, int n_vocab, int32_t target);
 /* u16 per record of a vocabulary of n_vocab tokens (two floats, then one each). */
 size_t bn_kld_record_len(int n_vocab);
 /* One scored position's record from its logits. */

@@ -16,16 +16,6 @@
 
 enum { ENDINGS = 4 };
 
-/* log softmax(logits)[target]: float exp, double sum. */
-static double log_prob(const float *logits, int n_vocab, int32_t target) {
-    float mx = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += (double)expf(logits[i] - mx);
-    return (double)(logits[target] - mx) - log(sum);
-}
-
 /* Splits text (NUL-terminated at len, as bn_cli_read_file leaves it) into
  * lines at '\n' in place; a '\r' stays, as llama.cpp reads them. Returns
  * the count and the starts in *lines (the caller frees), or -1. */
@@ -82,7 +72,8 @@ static int score_task(bn_context *c, const bn_tokenizer *tok, int n_vocab, int n
         goto done;
     }
     double first[ENDINGS];          /* the shared part's last logits, before the endings overwrite them */
-    for (int s = 0; s < ENDINGS; s++) first[s] = log_prob(bn_get_logits(c, 0), n_vocab, seq[s][cp]);
+    for (int s = 0; s < ENDINGS; s++)
+        first[s] = bn_cli_log_prob(bn_get_logits(c, 0), n_vocab, seq[s][cp]);
     for (int s = 0; s < ENDINGS; s++) {
         double sum = first[s];
         const int rest = n[s] - 1 - cp;     /* tokens decoded to predict the ending's next ones */
@@ -92,7 +83,8 @@ static int score_task(bn_context *c, const bn_tokenizer *tok, int n_vocab, int n
                 bn_err("decoding task %d: %s", task, err);
                 goto done;
             }
-            for (int i = 0; i < rest; i++) sum += log_prob(bn_get_logits(c, i), n_vocab, seq[s][cp + i + 1]);
+            for (int i = 0; i < rest; i++)
+                sum += bn_cli_log_prob(bn_get_logits(c, i), n_vocab, seq[s][cp + i + 1]);
         }
         score[s] = sum / (double)(rest + 1);
     }

@@ -26,6 +26,15 @@ size_t bn_kld_record_len(int n_vocab) {
     return 2 * (((size_t)n_vocab + 1) / 2) + 4;
 }
 
+double bn_cli_log_prob(const float *logits, int n_vocab, int32_t target) {
+    float mx = logits[0];
+    for (int i = 1; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < n_vocab; i++) sum += (double)expf(logits[i] - mx);
+    return (double)(logits[target] - mx) - log(sum);
+}
+
 /* Scored positions per window. */
 static int scored(int n_ctx) {
     return n_ctx - 1 - n_ctx / 2;

@@ -14,16 +14,6 @@
 
 #include "cli.h"
 
-/* log softmax(logits)[target], as llama-perplexity (float exp, double sum). */
-static double log_prob(const float *logits, int n_vocab, int32_t target) {
-    float mx = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += (double)expf(logits[i] - mx);
-    return (double)(logits[target] - mx) - log(sum);
-}
-
 /* Decodes one window from an empty cache, BOS in place of its first token.
  * 0, or 1 after printing the error. */
 static int eval_window(bn_context *c, int32_t *w, int n_ctx, const bn_tokenizer *tok, int add_bos) {
@@ -191,7 +181,7 @@ int bn_cmd_perplexity(const bn_cli_opts *o) {
         if (eval_window(c, w, n_ctx, tok, add_bos) != 0) goto done;
         for (int i = first; i < n_ctx - 1; i++) {
             const float *logits = bn_get_logits(c, i);
-            double lp = log_prob(logits, n_vocab, w[i + 1]);
+            double lp = bn_cli_log_prob(logits, n_vocab, w[i + 1]);
             nll -= lp;
             nll2 += lp * lp;
             count++;
