@@ -26,23 +26,14 @@ size_t bn_kld_record_len(int n_vocab) {
     return 2 * (((size_t)n_vocab + 1) / 2) + 4;
 }
 
-double bn_cli_log_prob(const float *logits, int n_vocab, int32_t target) {
-    float mx = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += (double)expf(logits[i] - mx);
-    return (double)(logits[target] - mx) - log(sum);
-}
-
 /* Scored positions per window. */
 static int scored(int n_ctx) {
     return n_ctx - 1 - n_ctx / 2;
 }
 
 /* The largest logit, its first index, and log Σ exp(l - max) (float exp,
- * double sum, as llama-perplexity). */
-static float log_sum_exp(const float *l, int n, float *max_out, int *imax_out) {
+ * double sum, as llama-perplexity; the file's records take it as float). */
+static double log_sum_exp(const float *l, int n, float *max_out, int *imax_out) {
     float mx = l[0];
     int imax = 0;
     for (int i = 1; i < n; i++)
@@ -54,14 +45,20 @@ static float log_sum_exp(const float *l, int n, float *max_out, int *imax_out) {
     for (int i = 0; i < n; i++) sum += (double)expf(l[i] - mx);
     *max_out = mx;
     if (imax_out) *imax_out = imax;
-    return (float)log(sum);
+    return log(sum);
+}
+
+double bn_cli_log_prob(const float *logits, int n_vocab, int32_t target) {
+    float mx;
+    const double lse = log_sum_exp(logits, n_vocab, &mx, NULL);
+    return (double)(logits[target] - mx) - lse;
 }
 
 void bn_kld_record(const float *logits, int n_vocab, uint16_t *rec) {
     float mx, lo = logits[0];
     for (int i = 1; i < n_vocab; i++)
         if (logits[i] < lo) lo = logits[i];
-    const float lse = log_sum_exp(logits, n_vocab, &mx, NULL);
+    const float lse = (float)log_sum_exp(logits, n_vocab, &mx, NULL);
     if (lo < mx - 16.0f) lo = mx - 16.0f;       /* below e^-16 of the top: 0 */
     const float head[2] = {(mx - lo) / 65535.0f, lo - mx - lse};   /* scale, min log p */
     memcpy(rec, head, sizeof head);
@@ -168,7 +165,7 @@ void bn_kld_close(bn_kld_base *b) {
 void bn_kld_token(bn_kld_stats *s, const float *logits, int n_vocab, const uint16_t *rec, int32_t tok) {
     float mx, head[2];
     int imax;
-    const float lse = log_sum_exp(logits, n_vocab, &mx, &imax);
+    const float lse = (float)log_sum_exp(logits, n_vocab, &mx, &imax);
     memcpy(head, rec, sizeof head);
     const uint16_t *q = rec + 4;
     const float top = mx + lse;         /* log p_i = logits[i] - top */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "logprobs.h"
 #include "native.h"
 
 /* ---- the request ----------------------------------------------------------------- */
@@ -192,17 +193,19 @@ static void settings_json(bn_jbuf *b, const bn_native_ctx *x, const bn_job *j) {
                    j->probs ? j->n_top : 0, j->no_cache ? "false" : "true");
 }
 
-/* Records that belong to the final text: as serve.c's OpenAI responses,
- * those that gave it a byte or end inside it (a stop string cut the rest). */
-static int final_records(const bn_job *j) {
-    int n = j->n_lp;
-    while (n > 0 && !(j->lp[n - 1].start < j->len || j->lp[n - 1].end <= j->len)) n--;
-    return n;
+static double per_second(int n, double ms) {
+    return ms > 0.0 ? 1e3 * n / ms : 0.0;
+}
+
+void bn_timings_json(bn_jbuf *b, const bn_job *j) {
+    const int n_decoded = j->n_prompt - j->n_cached;
+    bn_jbuf_printf(b, "\"timings\":{\"cache_n\":%d,\"prompt_n\":%d,\"prompt_ms\":%.3f,\"prompt_per_second\":%.3f,"
+                      "\"predicted_n\":%d,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f}",
+                   j->n_cached, n_decoded, j->t_prompt_ms, per_second(n_decoded, j->t_prompt_ms), j->n_gen,
+                   j->t_gen_ms, per_second(j->n_gen, j->t_gen_ms));
 }
 
 void bn_native_final_json(bn_jbuf *b, const bn_native_ctx *x, const bn_job *j) {
-    const int n_decoded = j->n_prompt - j->n_cached;
-    const double pms = j->t_prompt_ms, gms = j->t_gen_ms;
     const int stopped_word = j->stop_word >= 0;
     const int stopped_limit = !j->stopped_eos && !stopped_word && strcmp(j->finish, "length") == 0;
     bn_jbuf_puts(b, "{\"content\":");
@@ -228,13 +231,11 @@ void bn_native_final_json(bn_jbuf *b, const bn_native_ctx *x, const bn_job *j) {
                    stopped_limit ? "true" : "false");
     const char *word = stopped_word ? j->stop[j->stop_word] : "";
     bn_jbuf_str(b, word, strlen(word));
-    /* the same timings object as the OpenAI responses (serve.c, usage_json) */
-    bn_jbuf_printf(b, ",\"tokens_cached\":%d,\"timings\":{\"cache_n\":%d,\"prompt_n\":%d,\"prompt_ms\":%.3f,"
-                      "\"prompt_per_second\":%.3f,\"predicted_n\":%d,\"predicted_ms\":%.3f,"
-                      "\"predicted_per_second\":%.3f},\"index\":0",
-                   j->n_past, j->n_cached, n_decoded, pms, pms > 0 ? 1e3 * n_decoded / pms : 0.0, j->n_gen, gms,
-                   gms > 0 ? 1e3 * j->n_gen / gms : 0.0);
+    /* the same timings object as the OpenAI responses */
+    bn_jbuf_printf(b, ",\"tokens_cached\":%d,", j->n_past);
+    bn_timings_json(b, j);
+    bn_jbuf_puts(b, ",\"index\":0");
     /* streamed, the last event repeats every record, as llama-server's */
-    if (j->probs) probs_json(b, x, j, 0, x->stream ? j->n_lp : final_records(j));
+    if (j->probs) probs_json(b, x, j, 0, x->stream ? j->n_lp : bn_lp_final_count(j));
     bn_jbuf_puts(b, "}");
 }

@@ -42,6 +42,13 @@ typedef struct bn_native_ctx {
 void bn_native_partial_json(bn_jbuf *b, const bn_native_ctx *x, const bn_job *j, const char *text,
                             size_t n, int lp_from, int lp_to);
 
+/* llama-server's "timings" of a finished job, which the OpenAI responses
+ * carry too (clients show its rates): the tokens the slot's cache held
+ * (cache_n) and those decoded (prompt_n), the prompt's time from the slot
+ * taking the request to its logits (the time to the first token, less one
+ * sampling step), and the generation's from there to the end. */
+void bn_timings_json(bn_jbuf *b, const bn_job *j);
+
 /* The response of a finished job (non-streamed), or the last event of a
  * stream (its "content" empty: the text went in the events before). */
 void bn_native_final_json(bn_jbuf *b, const bn_native_ctx *x, const bn_job *j);

@@ -528,26 +528,13 @@ static int32_t *fit_chat(req_ctx *r, int32_t *ids, int *n, int limit, int *dropp
 }
 
 /* ---- completions ------------------------------------------------------------------- */
-/* OpenAI's usage counts, then llama-server's "timings" (clients show its
- * rates): the prompt's time from the slot taking the request to its logits
- * (the time to the first token, less one sampling step), and the
- * generation's from there to the end. */
-static double per_second(int n, double ms) {
-    return ms > 0.0 ? 1e3 * n / ms : 0.0;
-}
-
+/* OpenAI's usage counts, then llama-server's "timings" (native.c). */
 static void usage_json(bn_jbuf *b, const bn_job *j) {
-    /* usage counts the whole prompt, with OpenAI's cached_tokens; timings
-     * count, as llama-server's, the tokens decoded (prompt_n) and those the
-     * slot's cache held (cache_n) */
-    const int n_decoded = j->n_prompt - j->n_cached;
+    /* usage counts the whole prompt, with OpenAI's cached_tokens */
     bn_jbuf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
-                      "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+                      "\"prompt_tokens_details\":{\"cached_tokens\":%d}},",
                    j->n_prompt, j->n_gen, j->n_prompt + j->n_gen, j->n_cached);
-    bn_jbuf_printf(b, ",\"timings\":{\"cache_n\":%d,\"prompt_n\":%d,\"prompt_ms\":%.3f,\"prompt_per_second\":%.3f,"
-                      "\"predicted_n\":%d,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f}",
-                   j->n_cached, n_decoded, j->t_prompt_ms, per_second(n_decoded, j->t_prompt_ms), j->n_gen,
-                   j->t_gen_ms, per_second(j->n_gen, j->t_gen_ms));
+    bn_timings_json(b, j);
     if (j->n_dropped > 0)           /* llama-server's flag, and how many messages went */
         bn_jbuf_printf(b, ",\"truncated\":true,\"messages_dropped\":%d", j->n_dropped);
 }
